@@ -1,0 +1,67 @@
+/*
+ * First instructions of the hypervisor: the arm64 Image header, then the
+ * primary CPU's entry. Runs with the MMU and caches off, x0 = the device tree
+ * (Linux's arm64 boot protocol, which QEMU and U-Boot follow).
+ */
+
+.section .text.head, "ax"
+.global _start
+_start:
+    /* arm64 Image header (Linux Documentation/arch/arm64/booting.rst). */
+    b       primary_entry           /* code0 */
+    .long   0                       /* code1 */
+    .quad   0                       /* text_offset */
+    .quad   __image_size            /* image_size: the whole image, BSS included */
+    .quad   0x2                     /* flags: little endian, 4 KiB pages, low placement */
+    .quad   0                       /* res2 */
+    .quad   0                       /* res3 */
+    .quad   0                       /* res4 */
+    .ascii  "ARM\x64"               /* magic */
+    .long   0                       /* res5: no PE/COFF header */
+
+.section .text, "ax"
+primary_entry:
+    mov     x19, x0                 /* keep the device tree pointer */
+
+    /* Not where we were linked? We cannot run Rust code there: park. */
+    adr     x1, _start
+    ldr     x2, =_start
+    cmp     x1, x2
+    b.ne    park
+
+    /* Stack of CPU 0, then zero BSS (the stacks live there too, unused yet). */
+    ldr     x1, =__bss_start
+    ldr     x2, =__bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    stp     xzr, xzr, [x1], #16
+    b       1b
+2:
+    ldr     x1, =BOOT_STACKS
+    ldr     x2, =BOOT_STACK_SIZE
+    ldr     x2, [x2]
+    add     x1, x1, x2
+    mov     sp, x1
+
+    mrs     x1, CurrentEL
+    lsr     x1, x1, #2
+    cmp     x1, #2
+    b.ne    wrong_el
+
+    ldr     x1, =el2_vectors
+    msr     vbar_el2, x1
+    isb
+
+    mov     x0, x19
+    bl      primary_main            /* never returns */
+    b       park
+
+wrong_el:
+    /* x0 = device tree, x1 = the exception level we were entered at. */
+    mov     x0, x19
+    bl      wrong_exception_level   /* prints why, never returns */
+
+.global park
+park:
+    wfe
+    b       park

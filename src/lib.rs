@@ -1,0 +1,10 @@
+//! An AArch64 type-1 hypervisor that boots a Linux Dom0 with Xen's ABI.
+//!
+//! The crate builds for two targets. On the board
+//! (`aarch64-unknown-none-softfloat`) it is the whole hypervisor; on the host
+//! only its pure parts (device tree, command line, memory bookkeeping, ...)
+//! build, so `cargo test` exercises them with the standard test harness.
+
+#![cfg_attr(not(test), no_std)]
+
+pub mod mm;

@@ -1,0 +1,5 @@
+//! Memory management: physical ranges, the frame allocator, the boot-time
+//! memory plan and (on the board) the hypervisor heap.
+
+pub mod frames;
+pub mod range;
