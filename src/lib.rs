@@ -7,4 +7,6 @@
 
 #![cfg_attr(not(test), no_std)]
 
+pub mod cmdline;
+pub mod dt;
 pub mod mm;

@@ -1,0 +1,561 @@
+//! What the hypervisor needs from the host device tree: RAM, reservations,
+//! CPUs, the interrupt controller, its console, the boot modules and the
+//! command lines (Xen's boot protocol, `docs/misc/arm/device-tree/booting.txt`).
+
+use super::DtError;
+use super::props::{str_of, strings, u32_of};
+use super::walk::{Bus, Descend, Path, RegProblem, Visit, walk};
+use crate::mm::range::{PhysRange, RangeSet};
+use arrayvec::ArrayVec;
+use core::fmt;
+use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::{Node, Property};
+
+pub const MAX_BANKS: usize = 32;
+pub const MAX_RESERVED: usize = 64;
+pub const MAX_CPUS: usize = 16;
+pub const MAX_MODULES: usize = 8;
+pub const MAX_WARNINGS: usize = 16;
+pub const MAX_REDIST_REGIONS: usize = 8;
+
+/// Why a range of RAM is not the hypervisor's to hand out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationKind<'a> {
+    /// A `/memreserve/` entry of the blob header.
+    MemReserve,
+    /// A `/reserved-memory` child with a static `reg`.
+    ReservedMemory { name: &'a str, no_map: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation<'a> {
+    pub range: PhysRange,
+    pub kind: ReservationKind<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleKind {
+    Kernel,
+    Ramdisk,
+    XsmPolicy,
+    DeviceTree,
+    /// A `multiboot,module` with nothing more specific, past the first two.
+    Other,
+}
+
+impl ModuleKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Kernel => "kernel",
+            Self::Ramdisk => "ramdisk",
+            Self::XsmPolicy => "XSM policy",
+            Self::DeviceTree => "device tree",
+            Self::Other => "module",
+        }
+    }
+}
+
+/// A boot module from `/chosen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Module<'a> {
+    pub kind: ModuleKind,
+    pub range: PhysRange,
+    pub bootargs: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpu<'a> {
+    /// The `reg` of the CPU node: its MPIDR affinity bits.
+    pub mpidr: u64,
+    pub enable_method: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GicVersion {
+    V2,
+    V3,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gic {
+    pub version: GicVersion,
+    pub path: Path,
+    pub distributor: PhysRange,
+    /// GICv3 redistributor regions (empty for GICv2).
+    pub redistributors: ArrayVec<PhysRange, MAX_REDIST_REGIONS>,
+    /// GICv2 CPU interface, or GICv3's optional legacy one.
+    pub cpu_interface: Option<PhysRange>,
+    /// The maintenance interrupt's INTID.
+    pub maintenance_intid: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Console {
+    pub path: Path,
+    pub mmio: PhysRange,
+    /// The UART's interrupt as an INTID, when it has a GIC `interrupts` entry.
+    pub intid: Option<u32>,
+}
+
+/// Which property a command line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmdlineSource {
+    XenBootargs,
+    Dom0Bootargs,
+    ChosenBootargs,
+    KernelModule,
+}
+
+impl CmdlineSource {
+    pub fn property(self) -> &'static str {
+        match self {
+            Self::XenBootargs => "/chosen/xen,xen-bootargs",
+            Self::Dom0Bootargs => "/chosen/xen,dom0-bootargs",
+            Self::ChosenBootargs => "/chosen/bootargs",
+            Self::KernelModule => "bootargs of the kernel module",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cmdline<'a> {
+    pub text: &'a str,
+    pub source: CmdlineSource,
+}
+
+/// Something odd in the tree that we worked around; logged after boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub node: Path,
+    pub what: &'static str,
+    pub range: Option<PhysRange>,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.node, self.what)?;
+        if let Some(r) = self.range {
+            write!(f, " ({r})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The host device tree, read.
+#[derive(Debug, Clone)]
+pub struct HostTree<'a> {
+    pub model: Option<&'a str>,
+    pub root_address_cells: u32,
+    pub root_size_cells: u32,
+    /// RAM as listed in the `/memory` nodes (non-empty entries).
+    pub banks: ArrayVec<PhysRange, MAX_BANKS>,
+    /// RAM as a set: banks merged where they touch or overlap.
+    pub ram: RangeSet<MAX_BANKS>,
+    pub reserved: ArrayVec<Reservation<'a>, MAX_RESERVED>,
+    pub cpus: ArrayVec<Cpu<'a>, MAX_CPUS>,
+    pub gic: Option<Gic>,
+    pub console: Option<Console>,
+    pub modules: ArrayVec<Module<'a>, MAX_MODULES>,
+    pub xen_cmdline: Option<Cmdline<'a>>,
+    pub dom0_cmdline: Option<Cmdline<'a>>,
+    pub warnings: ArrayVec<Warning, MAX_WARNINGS>,
+    /// Warnings beyond `MAX_WARNINGS`.
+    pub dropped_warnings: usize,
+}
+
+impl<'a> HostTree<'a> {
+    /// Reads the tree. Structural problems are errors; odd but usable
+    /// content (an empty bank, an unusable reservation) becomes a warning.
+    pub fn parse(blob: &'a [u8]) -> Result<Self, DtError> {
+        let fdt = Fdt::new(blob).map_err(DtError::Blob)?;
+        Self::from_fdt(&fdt)
+    }
+
+    pub fn from_fdt(fdt: &Fdt<'a>) -> Result<Self, DtError> {
+        let root = fdt.root();
+        let mut tree = HostTree {
+            model: root.property("model").as_ref().and_then(str_of),
+            root_address_cells: 2,
+            root_size_cells: 1,
+            banks: ArrayVec::new(),
+            ram: RangeSet::new(),
+            reserved: ArrayVec::new(),
+            cpus: ArrayVec::new(),
+            gic: None,
+            console: None,
+            modules: ArrayVec::new(),
+            xen_cmdline: None,
+            dom0_cmdline: None,
+            warnings: ArrayVec::new(),
+            dropped_warnings: 0,
+        };
+        for cells in ["#address-cells", "#size-cells"] {
+            let value = root.property(cells).as_ref().map(u32_of);
+            let n = match value {
+                None => continue,
+                Some(Some(n @ 1..=2)) => n,
+                Some(_) => return Err(DtError::BadCells { node: path("/"), property: cells_static(cells) }),
+            };
+            if cells == "#address-cells" {
+                tree.root_address_cells = n;
+            } else {
+                tree.root_size_cells = n;
+            }
+        }
+
+        for entry in fdt.memory_reservations() {
+            let range = PhysRange::from_start_size(entry.address(), entry.size())
+                .ok_or(DtError::BadReg { node: path("/memreserve/"), problem: RegProblem::Wraps })?;
+            if !range.is_empty() {
+                tree.push_reservation(Reservation { range, kind: ReservationKind::MemReserve })?;
+            }
+        }
+
+        let console_path = stdout_path(fdt);
+        let mut chosen_bus = None;
+        walk(fdt, &mut |visit| tree.visit(visit, console_path, &mut chosen_bus))?;
+
+        if tree.banks.is_empty() {
+            return Err(DtError::NoMemory);
+        }
+        if let Some(path) = console_path {
+            if tree.console.is_none() {
+                tree.warn(path, "stdout-path names no usable PL011 UART", None);
+            }
+        }
+        tree.assign_cmdlines(fdt);
+        Ok(tree)
+    }
+
+    fn visit(
+        &mut self,
+        visit: &Visit<'a, '_>,
+        console_path: Option<&str>,
+        chosen_bus: &mut Option<Bus>,
+    ) -> Result<Descend, DtError> {
+        let node = &visit.node;
+        if is_disabled(node) {
+            return Ok(Descend::No);
+        }
+        match visit.depth {
+            1 if has_device_type(node, "memory") => self.read_memory(visit)?,
+            2 if visit.path.starts_with("/reserved-memory/") => self.read_reserved(visit)?,
+            2 if visit.path.starts_with("/cpus/") && has_device_type(node, "cpu") => self.read_cpu(visit)?,
+            2 if visit.path.starts_with("/chosen/") => self.read_module(visit, chosen_bus)?,
+            1 if visit.path == "/chosen" => {
+                *chosen_bus = Some(chosen_child_bus(node));
+            }
+            _ => {}
+        }
+        if self.gic.is_none() {
+            if let Some(version) = gic_version(node) {
+                self.read_gic(visit, version)?;
+            }
+        }
+        if console_path.is_some_and(|p| resolves_to(p, visit.path)) {
+            self.read_console(visit);
+        }
+        Ok(Descend::Yes)
+    }
+
+    fn warn(&mut self, node: &str, what: &'static str, range: Option<PhysRange>) {
+        let warning = Warning { node: path(node), what, range };
+        if self.warnings.try_push(warning).is_err() {
+            self.dropped_warnings += 1;
+        }
+    }
+
+    fn push_reservation(&mut self, r: Reservation<'a>) -> Result<(), DtError> {
+        self.reserved.try_push(r).map_err(|_| DtError::TooMany { what: "reserved ranges", limit: MAX_RESERVED })
+    }
+
+    /// Every `reg` entry of the node, with unusable ones reported.
+    fn regs(&mut self, visit: &Visit<'a, '_>) -> ArrayVec<PhysRange, MAX_BANKS> {
+        let mut out = ArrayVec::new();
+        let Some(reg) = visit.node.property("reg") else { return out };
+        for result in visit.bus.regs(reg.value()) {
+            match result {
+                Ok(range) if out.try_push(range).is_ok() => {}
+                Ok(range) => self.warn(visit.path, "too many reg entries; rest ignored", Some(range)),
+                Err(problem) => self.warn(visit.path, problem.describe(), None),
+            }
+        }
+        out
+    }
+
+    fn read_memory(&mut self, visit: &Visit<'a, '_>) -> Result<(), DtError> {
+        let Some(reg) = visit.node.property("reg") else {
+            self.warn(visit.path, "memory node without reg", None);
+            return Ok(());
+        };
+        for result in visit.bus.regs(reg.value()) {
+            let range = result.map_err(|problem| DtError::BadReg { node: path(visit.path), problem })?;
+            if range.is_empty() {
+                self.warn(visit.path, "zero-sized RAM bank ignored", Some(range));
+                continue;
+            }
+            if self.ram.overlaps(&range) {
+                self.warn(visit.path, "RAM bank overlaps another; merged", Some(range));
+            }
+            self.banks.try_push(range).map_err(|_| DtError::TooMany { what: "RAM banks", limit: MAX_BANKS })?;
+            self.ram.insert(range).map_err(|_| DtError::TooMany { what: "RAM banks", limit: MAX_BANKS })?;
+        }
+        Ok(())
+    }
+
+    fn read_reserved(&mut self, visit: &Visit<'a, '_>) -> Result<(), DtError> {
+        let node = &visit.node;
+        let no_map = node.property("no-map").is_some();
+        let name = node.name();
+        let regs = self.regs(visit);
+        if regs.is_empty() && node.property("size").is_some() {
+            // Dynamically placed: the OS that owns the memory allocates it.
+            self.warn(visit.path, "dynamic reserved-memory region left to Dom0", None);
+        }
+        for range in regs.into_iter().filter(|r| !r.is_empty()) {
+            self.push_reservation(Reservation { range, kind: ReservationKind::ReservedMemory { name, no_map } })?;
+        }
+        Ok(())
+    }
+
+    fn read_cpu(&mut self, visit: &Visit<'a, '_>) -> Result<(), DtError> {
+        let node = &visit.node;
+        let Some(reg) = node.property("reg") else {
+            self.warn(visit.path, "cpu node without reg ignored", None);
+            return Ok(());
+        };
+        let width = visit.bus.address_cells as usize * 4;
+        let value = reg.value();
+        let mpidr = if (width == 4 || width == 8) && value.len() >= width {
+            let cells: ArrayVec<u32, 2> = super::props::cells(&value[..width]).collect();
+            super::props::number(&cells)
+        } else {
+            None
+        };
+        let Some(mpidr) = mpidr else {
+            self.warn(visit.path, "cpu reg is not an MPIDR; CPU ignored", None);
+            return Ok(());
+        };
+        let enable_method = node.property("enable-method").as_ref().and_then(str_of);
+        self.cpus
+            .try_push(Cpu { mpidr, enable_method })
+            .map_err(|_| DtError::TooMany { what: "CPUs", limit: MAX_CPUS })
+    }
+
+    fn read_module(&mut self, visit: &Visit<'a, '_>, chosen_bus: &Option<Bus>) -> Result<(), DtError> {
+        let node = &visit.node;
+        let Some(compatible) = node.property("compatible") else { return Ok(()) };
+        let compat = || strings(&compatible);
+        if !compat().any(|c| c == "multiboot,module" || c == "xen,multiboot-module") {
+            return Ok(());
+        }
+        let specific = compat().find_map(|c| match c {
+            "multiboot,kernel" | "xen,linux-zimage" => Some(ModuleKind::Kernel),
+            "multiboot,ramdisk" | "xen,linux-initrd" => Some(ModuleKind::Ramdisk),
+            "xen,xsm-policy" => Some(ModuleKind::XsmPolicy),
+            "multiboot,device-tree" => Some(ModuleKind::DeviceTree),
+            _ => None,
+        });
+        // Xen: the first module without a specific kind is the kernel, the
+        // second the ramdisk (we do not sniff for XSM policies).
+        let kind = specific.unwrap_or_else(|| {
+            let unspecific = self.modules.iter().filter(|m| m.kind == ModuleKind::Other).count();
+            match (self.module(ModuleKind::Kernel), self.module(ModuleKind::Ramdisk), unspecific) {
+                (None, _, _) => ModuleKind::Kernel,
+                (Some(_), None, _) => ModuleKind::Ramdisk,
+                _ => ModuleKind::Other,
+            }
+        });
+        if self.module(kind).is_some() && kind != ModuleKind::Other {
+            return Err(DtError::DuplicateModule { node: path(visit.path), kind: kind.name() });
+        }
+        let Some(reg) = node.property("reg") else {
+            return Err(DtError::BadModule { node: path(visit.path), why: "no reg property" });
+        };
+        let bus = chosen_bus.clone().unwrap_or_else(|| Bus::root(2, 1));
+        let mut regs = bus.regs(reg.value());
+        let range = match (regs.next(), regs.next()) {
+            (Some(Ok(range)), None) => range,
+            (Some(Err(problem)), _) => return Err(DtError::BadReg { node: path(visit.path), problem }),
+            _ => return Err(DtError::BadModule { node: path(visit.path), why: "reg must hold exactly one range" }),
+        };
+        if range.is_empty() {
+            return Err(DtError::BadModule { node: path(visit.path), why: "module is empty" });
+        }
+        let bootargs = node.property("bootargs").as_ref().and_then(str_of);
+        self.modules
+            .try_push(Module { kind, range, bootargs })
+            .map_err(|_| DtError::TooMany { what: "boot modules", limit: MAX_MODULES })
+    }
+
+    fn read_gic(&mut self, visit: &Visit<'a, '_>, version: GicVersion) -> Result<(), DtError> {
+        let regs = self.regs(visit);
+        let redist_count = match version {
+            GicVersion::V2 => 0,
+            GicVersion::V3 => visit
+                .node
+                .property("#redistributor-regions")
+                .as_ref()
+                .and_then(u32_of)
+                .unwrap_or(1) as usize,
+        };
+        let Some(&distributor) = regs.first() else {
+            return Err(DtError::BadGic { node: path(visit.path), why: "no distributor in reg" });
+        };
+        if redist_count == 0 && version == GicVersion::V3 || redist_count > MAX_REDIST_REGIONS {
+            return Err(DtError::BadGic { node: path(visit.path), why: "bad #redistributor-regions" });
+        }
+        let redistributors: ArrayVec<PhysRange, MAX_REDIST_REGIONS> =
+            regs.iter().skip(1).take(redist_count).copied().collect();
+        if redistributors.len() != redist_count {
+            return Err(DtError::BadGic { node: path(visit.path), why: "fewer redistributor regions than announced" });
+        }
+        let cpu_interface = regs.get(1 + redist_count).copied();
+        if version == GicVersion::V2 && cpu_interface.is_none() {
+            return Err(DtError::BadGic { node: path(visit.path), why: "no CPU interface in reg" });
+        }
+        let maintenance_intid = visit.node.property("interrupts").and_then(|p| first_intid(p.value()));
+        self.gic = Some(Gic {
+            version,
+            path: path(visit.path),
+            distributor,
+            redistributors,
+            cpu_interface,
+            maintenance_intid,
+        });
+        Ok(())
+    }
+
+    fn read_console(&mut self, visit: &Visit<'a, '_>) {
+        let node = &visit.node;
+        let is_pl011 = node
+            .property("compatible")
+            .is_some_and(|c| strings(&c).any(|s| s == "arm,pl011" || s == "arm,sbsa-uart"));
+        if !is_pl011 {
+            self.warn(visit.path, "console is not a PL011; not used", None);
+            return;
+        }
+        let Some(&mmio) = self.regs(visit).first() else {
+            self.warn(visit.path, "console has no usable reg", None);
+            return;
+        };
+        let intid = node.property("interrupts").and_then(|p| first_intid(p.value()));
+        self.console = Some(Console { path: path(visit.path), mmio, intid });
+    }
+
+    /// The module of a kind, if any.
+    pub fn module(&self, kind: ModuleKind) -> Option<&Module<'a>> {
+        self.modules.iter().find(|m| m.kind == kind)
+    }
+
+    /// Xen's precedence: the hypervisor takes `xen,xen-bootargs`, or else
+    /// `bootargs` when something else (`xen,dom0-bootargs` or the kernel
+    /// module's `bootargs`) provides Dom0's. Dom0 takes `xen,dom0-bootargs`,
+    /// else the kernel module's `bootargs`, else `bootargs` unless the
+    /// hypervisor took it.
+    fn assign_cmdlines(&mut self, fdt: &Fdt<'a>) {
+        let chosen = fdt.root().child("chosen");
+        let chosen_prop = |name: &str| chosen.as_ref().and_then(|c| c.property(name)).as_ref().and_then(str_of);
+        let xen_bootargs = chosen_prop("xen,xen-bootargs");
+        let dom0_bootargs = chosen_prop("xen,dom0-bootargs");
+        let bootargs = chosen_prop("bootargs");
+        let module_bootargs = self.module(ModuleKind::Kernel).and_then(|m| m.bootargs).filter(|s| !s.is_empty());
+
+        let cmdline = |text: Option<&'a str>, source| text.map(|text| Cmdline { text, source });
+        self.xen_cmdline = match xen_bootargs {
+            Some(text) => cmdline(Some(text), CmdlineSource::XenBootargs),
+            None if dom0_bootargs.is_some() || module_bootargs.is_some() => {
+                cmdline(bootargs, CmdlineSource::ChosenBootargs)
+            }
+            None => None,
+        };
+        let bootargs_for_dom0 = match self.xen_cmdline {
+            Some(Cmdline { source: CmdlineSource::ChosenBootargs, .. }) => None,
+            _ => bootargs,
+        };
+        self.dom0_cmdline = cmdline(dom0_bootargs, CmdlineSource::Dom0Bootargs)
+            .or(cmdline(module_bootargs, CmdlineSource::KernelModule))
+            .or(cmdline(bootargs_for_dom0, CmdlineSource::ChosenBootargs));
+    }
+}
+
+fn path(s: &str) -> Path {
+    let mut p = Path::new();
+    let cut = s.len().min(p.capacity());
+    // Cut at a character boundary; node names are ASCII in valid trees.
+    let cut = (0..=cut).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    p.push_str(&s[..cut]);
+    p
+}
+
+fn cells_static(name: &str) -> &'static str {
+    if name == "#address-cells" { "#address-cells" } else { "#size-cells" }
+}
+
+fn is_disabled(node: &FdtNode<'_>) -> bool {
+    node.property("status")
+        .as_ref()
+        .and_then(str_of)
+        .is_some_and(|s| s != "okay" && s != "ok")
+}
+
+fn has_device_type(node: &FdtNode<'_>, kind: &str) -> bool {
+    node.property("device_type").as_ref().and_then(str_of) == Some(kind)
+}
+
+fn gic_version(node: &FdtNode<'_>) -> Option<GicVersion> {
+    node.property("interrupt-controller")?;
+    let compatible = node.property("compatible")?;
+    strings(&compatible).find_map(|c| match c {
+        "arm,gic-v3" => Some(GicVersion::V3),
+        "arm,gic-400" | "arm,cortex-a15-gic" | "arm,cortex-a9-gic" | "arm,cortex-a7-gic" => Some(GicVersion::V2),
+        _ => None,
+    })
+}
+
+/// The INTID of the first GIC `interrupts` entry (type, number, flags).
+fn first_intid(value: &[u8]) -> Option<u32> {
+    let mut cells = super::props::cells(value);
+    let (kind, number) = (cells.next()?, cells.next()?);
+    match kind {
+        0 if number < 988 => Some(number + 32), // SPI
+        1 if number < 16 => Some(number + 16),  // PPI
+        _ => None,
+    }
+}
+
+/// `/chosen/stdout-path` without its `:options`, with an alias resolved.
+fn stdout_path<'a>(fdt: &Fdt<'a>) -> Option<&'a str> {
+    let chosen = fdt.root().child("chosen")?;
+    let prop = chosen.property("stdout-path").or_else(|| chosen.property("linux,stdout-path"))?;
+    let value = str_of(&prop)?;
+    let name = value.split(':').next()?;
+    if name.starts_with('/') {
+        return Some(name);
+    }
+    let aliases = fdt.root().child("aliases")?;
+    let alias = aliases.property(name)?;
+    str_of(&alias).filter(|p| p.starts_with('/'))
+}
+
+/// Whether a path from the tree (`/pl011@9000000`) is the one a property
+/// names; a name without a unit address matches any unit address.
+fn resolves_to(wanted: &str, actual: &str) -> bool {
+    let wanted = wanted.trim_end_matches('/');
+    let mut w = wanted.split('/');
+    let mut a = actual.split('/');
+    loop {
+        match (w.next(), a.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) if x == y || (!x.contains('@') && y.split('@').next() == Some(x)) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The bus of `/chosen`'s children: Xen reads module `reg` with /chosen's
+/// own cells, defaulting to 2 and 1; translation is the root's (identity).
+fn chosen_child_bus(chosen: &FdtNode<'_>) -> Bus {
+    let cells = |name, default| chosen.property(name).as_ref().and_then(u32_of).filter(|&n| n <= 2).unwrap_or(default);
+    Bus::root(cells("#address-cells", 2), cells("#size-cells", 1))
+}

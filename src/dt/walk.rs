@@ -1,0 +1,229 @@
+//! A depth-first walk of a device tree that gives each node its full path
+//! and turns its `reg` entries into CPU physical addresses through the
+//! `ranges` of its ancestors.
+
+use super::DtError;
+use super::props::{cells, number, u32_of};
+use crate::mm::range::PhysRange;
+use arrayvec::{ArrayString, ArrayVec};
+use core::fmt::Write;
+use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::{Node, Property};
+
+/// Deepest nesting we follow; real trees stay under 10.
+pub const MAX_DEPTH: usize = 16;
+/// Longest node path we keep.
+pub const MAX_PATH: usize = 256;
+/// Most `ranges` windows a bus may have.
+pub const MAX_WINDOWS: usize = 16;
+/// Most cells an address or size may have (PCI uses 3).
+pub const MAX_CELLS: u32 = 4;
+
+pub type Path = ArrayString<MAX_PATH>;
+
+/// One `ranges` window resolved to CPU addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    child: u64,
+    cpu: u64,
+    size: u64,
+}
+
+/// How the `reg` addresses of a node's children map to CPU addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AddressMap {
+    /// The root's address space, or one reached through empty `ranges`.
+    Identity,
+    Windows(ArrayVec<Window, MAX_WINDOWS>),
+    /// No `ranges`: child addresses are not CPU addresses (CPUs, I2C, ...).
+    None,
+}
+
+/// The address space a node's `reg` lives in: its parent's cells and map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bus {
+    pub address_cells: u32,
+    pub size_cells: u32,
+    map: AddressMap,
+}
+
+/// Why a `reg` entry has no CPU address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegProblem {
+    /// The value is not a whole number of (address, size) entries.
+    BadLength,
+    /// An address or size does not fit in 64 bits.
+    TooWide,
+    /// The bus has no `ranges`, or no window covers the entry.
+    NotTranslatable,
+    /// address + size wraps past 2^64.
+    Wraps,
+}
+
+impl RegProblem {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::BadLength => "length is not a whole number of entries",
+            Self::TooWide => "address or size wider than 64 bits",
+            Self::NotTranslatable => "address is not translatable to a CPU address",
+            Self::Wraps => "range wraps past the end of the address space",
+        }
+    }
+}
+
+impl Bus {
+    pub fn root(address_cells: u32, size_cells: u32) -> Self {
+        Self { address_cells, size_cells, map: AddressMap::Identity }
+    }
+
+    fn translate(&self, addr: u64, size: u64) -> Result<PhysRange, RegProblem> {
+        let cpu = match &self.map {
+            AddressMap::Identity => addr,
+            AddressMap::None => return Err(RegProblem::NotTranslatable),
+            AddressMap::Windows(windows) => windows
+                .iter()
+                .find(|w| addr >= w.child && addr.wrapping_sub(w.child) < w.size)
+                .filter(|w| size <= w.size - (addr - w.child))
+                .map(|w| w.cpu + (addr - w.child))
+                .ok_or(RegProblem::NotTranslatable)?,
+        };
+        PhysRange::from_start_size(cpu, size).ok_or(RegProblem::Wraps)
+    }
+
+    /// Decodes a `reg` value into CPU ranges, one result per entry.
+    pub fn regs<'v>(&'v self, value: &'v [u8]) -> impl Iterator<Item = Result<PhysRange, RegProblem>> + 'v {
+        let entry = (self.address_cells + self.size_cells) as usize * 4;
+        let bad_length = entry == 0 || value.len() % entry != 0;
+        let chunks = if bad_length { [].chunks(1) } else { value.chunks(entry) };
+        let first_error = bad_length.then_some(Err(RegProblem::BadLength));
+        first_error.into_iter().chain(chunks.map(move |chunk| {
+            let mut words = [0u32; 2 * MAX_CELLS as usize];
+            let n = chunk.len() / 4;
+            for (slot, cell) in words.iter_mut().zip(cells(chunk)) {
+                *slot = cell;
+            }
+            let (addr, size) = words[..n].split_at(self.address_cells as usize);
+            let addr = number(addr).ok_or(RegProblem::TooWide)?;
+            let size = number(size).ok_or(RegProblem::TooWide)?;
+            self.translate(addr, size)
+        }))
+    }
+
+    /// The bus a node creates for its children, from its `#address-cells`,
+    /// `#size-cells` and `ranges`.
+    fn child_bus(&self, node: &FdtNode<'_>, path: &str) -> Result<Bus, DtError> {
+        let cell_count = |name: &str, default: u32| -> Result<u32, DtError> {
+            match node.property(name) {
+                None => Ok(default),
+                Some(p) => match u32_of(&p) {
+                    Some(n) if n <= MAX_CELLS => Ok(n),
+                    _ => Err(DtError::BadCells { node: Path::from(path).unwrap_or_default(), property: cells_name(name) }),
+                },
+            }
+        };
+        // Defaults from the Devicetree Specification.
+        let address_cells = cell_count("#address-cells", 2)?;
+        let size_cells = cell_count("#size-cells", 1)?;
+        let map = match node.property("ranges") {
+            None => AddressMap::None,
+            Some(p) if p.value().is_empty() => self.map.clone(),
+            Some(p) => self.windows(p.value(), address_cells, size_cells),
+        };
+        Ok(Bus { address_cells, size_cells, map })
+    }
+
+    /// Resolves a non-empty `ranges` value. Entries we cannot use (PCI's
+    /// three-cell child addresses, untranslatable parents) are left out, so
+    /// addresses behind them report `NotTranslatable`.
+    fn windows(&self, value: &[u8], child_cells: u32, size_cells: u32) -> AddressMap {
+        if self.map == AddressMap::None {
+            return AddressMap::None;
+        }
+        let entry = (child_cells + self.address_cells + size_cells) as usize * 4;
+        if entry == 0 || value.len() % entry != 0 {
+            return AddressMap::Windows(ArrayVec::new());
+        }
+        let mut windows = ArrayVec::new();
+        for chunk in value.chunks(entry) {
+            let mut words = [0u32; 3 * MAX_CELLS as usize];
+            for (slot, cell) in words.iter_mut().zip(cells(chunk)) {
+                *slot = cell;
+            }
+            let (child, rest) = words[..chunk.len() / 4].split_at(child_cells as usize);
+            let (parent, size) = rest.split_at(self.address_cells as usize);
+            let (Some(child), Some(parent), Some(size)) = (number(child), number(parent), number(size)) else {
+                continue;
+            };
+            if let Ok(cpu) = self.translate(parent, size) {
+                let _ = windows.try_push(Window { child, cpu: cpu.start, size });
+            }
+        }
+        AddressMap::Windows(windows)
+    }
+}
+
+fn cells_name(name: &str) -> &'static str {
+    if name == "#address-cells" { "#address-cells" } else { "#size-cells" }
+}
+
+/// What the walk hands to its visitor for each node.
+pub struct Visit<'a, 'w> {
+    pub node: FdtNode<'a>,
+    pub path: &'w str,
+    pub depth: usize,
+    /// The address space of this node's `reg`.
+    pub bus: &'w Bus,
+}
+
+/// Whether the walk should enter a node's children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Descend {
+    Yes,
+    No,
+}
+
+/// Visits every node depth-first, parents before children.
+pub fn walk<'a>(
+    fdt: &Fdt<'a>,
+    visit: &mut dyn FnMut(&Visit<'a, '_>) -> Result<Descend, DtError>,
+) -> Result<(), DtError> {
+    let root = fdt.root();
+    // The root's own `reg` (rare) is in a one-cell space by convention.
+    let root_parent = Bus::root(1, 1);
+    let mut path = Path::new();
+    walk_node(root, &root_parent, &mut path, 0, visit)
+}
+
+fn walk_node<'a>(
+    node: FdtNode<'a>,
+    bus: &Bus,
+    path: &mut Path,
+    depth: usize,
+    visit: &mut dyn FnMut(&Visit<'a, '_>) -> Result<Descend, DtError>,
+) -> Result<(), DtError> {
+    if depth > MAX_DEPTH {
+        return Err(DtError::TooDeep { node: *path });
+    }
+    let parent_len = path.len();
+    let pushed = if depth == 0 {
+        path.try_push('/').is_ok()
+    } else {
+        (parent_len == 1 || path.try_push('/').is_ok()) && write!(path, "{}", node.name()).is_ok()
+    };
+    if !pushed {
+        return Err(DtError::PathTooLong { node: *path });
+    }
+    let descend = visit(&Visit { node, path, depth, bus })?;
+    if descend == Descend::Yes {
+        let mut child_bus = bus.child_bus(&node, path)?;
+        if depth == 0 {
+            // The root's children are in the CPU's address space.
+            child_bus.map = AddressMap::Identity;
+        }
+        for child in node.children() {
+            walk_node(child, &child_bus, path, depth + 1, visit)?;
+        }
+    }
+    path.truncate(parent_len);
+    Ok(())
+}
