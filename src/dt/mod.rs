@@ -4,6 +4,11 @@ pub mod host;
 pub mod props;
 pub mod walk;
 
+#[cfg(test)]
+mod host_tests;
+#[cfg(test)]
+pub mod testing;
+
 use core::fmt;
 use dtoolkit::error::FdtParseError;
 use walk::{Path, RegProblem};
