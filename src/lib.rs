@@ -7,6 +7,18 @@
 
 #![cfg_attr(not(test), no_std)]
 
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+pub mod arch;
 pub mod cmdline;
 pub mod dt;
+pub mod fatal;
 pub mod mm;
+
+#[cfg(target_os = "none")]
+pub mod boot;
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+pub mod shutdown;

@@ -243,7 +243,7 @@ impl<'a> HostTree<'a> {
             2 if visit.path.starts_with("/cpus/") && has_device_type(node, "cpu") => self.read_cpu(visit)?,
             2 if visit.path.starts_with("/chosen/") => self.read_module(visit, chosen_bus)?,
             1 if visit.path == "/chosen" => {
-                *chosen_bus = Some(chosen_child_bus(node));
+                *chosen_bus = Some(chosen_child_bus(node, self.root_address_cells, self.root_size_cells));
             }
             _ => {}
         }
@@ -372,7 +372,7 @@ impl<'a> HostTree<'a> {
         let Some(reg) = node.property("reg") else {
             return Err(DtError::BadModule { node: path(visit.path), why: "no reg property" });
         };
-        let bus = chosen_bus.clone().unwrap_or_else(|| Bus::root(2, 1));
+        let bus = chosen_bus.clone().unwrap_or_else(|| Bus::root(self.root_address_cells, self.root_size_cells));
         let mut regs = bus.regs(reg.value());
         let range = match (regs.next(), regs.next()) {
             (Some(Ok(range)), None) => range,
@@ -553,9 +553,11 @@ fn resolves_to(wanted: &str, actual: &str) -> bool {
     }
 }
 
-/// The bus of `/chosen`'s children: Xen reads module `reg` with /chosen's
-/// own cells, defaulting to 2 and 1; translation is the root's (identity).
-fn chosen_child_bus(chosen: &FdtNode<'_>) -> Bus {
-    let cells = |name, default| chosen.property(name).as_ref().and_then(u32_of).filter(|&n| n <= 2).unwrap_or(default);
-    Bus::root(cells("#address-cells", 2), cells("#size-cells", 1))
+/// The bus of `/chosen`'s children. Like Xen, a missing `#address-cells` or
+/// `#size-cells` is inherited from the root rather than taking the
+/// specification's defaults: QEMU's `guest-loader` writes module `reg` in
+/// the root's cells without setting them on `/chosen`.
+fn chosen_child_bus(chosen: &FdtNode<'_>, root_address_cells: u32, root_size_cells: u32) -> Bus {
+    let cells = |name, inherited| chosen.property(name).as_ref().and_then(u32_of).filter(|&n| n <= 2).unwrap_or(inherited);
+    Bus::root(cells("#address-cells", root_address_cells), cells("#size-cells", root_size_cells))
 }

@@ -167,12 +167,13 @@ fn modules_and_xen_cmdline_precedence() {
 #[test]
 fn unspecific_modules_follow_xen_order_and_legacy_names() {
     let tree = virt(&[(0x4000_0000, GIB)]).edit_child("chosen", |c| {
-        c.child(node("m1").strs("compatible", &["multiboot,module"]).cells("reg", &[0, 0x4200_0000, 0x1000]))
-            .child(node("m2").strs("compatible", &["xen,multiboot-module"]).cells("reg", &[0, 0x4300_0000, 0x1000]))
-            .child(node("m3").strs("compatible", &["multiboot,module"]).cells("reg", &[0, 0x4400_0000, 0x1000]))
+        c.child(node("m1").strs("compatible", &["multiboot,module"]).reg64(&[(0x4200_0000, 0x1000)]))
+            .child(node("m2").strs("compatible", &["xen,multiboot-module"]).reg64(&[(0x4300_0000, 0x1000)]))
+            .child(node("m3").strs("compatible", &["multiboot,module"]).reg64(&[(0x4400_0000, 0x1000)]))
             .child(node("not-a-module").str("compatible", "vendor,thing").cells("reg", &[0, 0, 0]))
     });
-    // /chosen without #address-cells: Xen's defaults, 2 and 1.
+    // /chosen without #address-cells: inherited from the root, as Xen does
+    // and as QEMU's guest-loader assumes.
     let b = blob(&tree, &[]);
     let t = parse(&b).unwrap();
     let kinds: Vec<_> = t.modules.iter().map(|m| m.kind).collect();
@@ -182,7 +183,10 @@ fn unspecific_modules_follow_xen_order_and_legacy_names() {
 
 #[test]
 fn bad_modules_are_errors() {
-    let with = |m: N| blob(&virt(&[(0x4000_0000, GIB)]).edit_child("chosen", |c| c.child(m)), &[]);
+    let with = |m: N| {
+        let chosen = |c: N| c.cells("#address-cells", &[2]).cells("#size-cells", &[1]).child(m);
+        blob(&virt(&[(0x4000_0000, GIB)]).edit_child("chosen", chosen), &[])
+    };
     let kernel = || node("k").strs("compatible", &["multiboot,kernel", "multiboot,module"]);
     assert!(matches!(parse(&with(kernel())), Err(DtError::BadModule { .. })));
     assert!(matches!(parse(&with(kernel().cells("reg", &[0, 0x4200_0000, 0]))), Err(DtError::BadModule { .. })));
@@ -193,8 +197,8 @@ fn bad_modules_are_errors() {
     ));
     let two = blob(
         &virt(&[(0x4000_0000, GIB)]).edit_child("chosen", |c| {
-            c.child(kernel().cells("reg", &[0, 0x4200_0000, 0x10]))
-                .child(node("k2").strs("compatible", &["multiboot,kernel", "multiboot,module"]).cells("reg", &[0, 0x4300_0000, 0x10]))
+            c.child(kernel().reg64(&[(0x4200_0000, 0x10)]))
+                .child(node("k2").strs("compatible", &["multiboot,kernel", "multiboot,module"]).reg64(&[(0x4300_0000, 0x10)]))
         }),
         &[],
     );

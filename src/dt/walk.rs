@@ -13,7 +13,7 @@ use dtoolkit::{Node, Property};
 /// Deepest nesting we follow; real trees stay under 10.
 pub const MAX_DEPTH: usize = 16;
 /// Longest node path we keep.
-pub const MAX_PATH: usize = 256;
+pub const MAX_PATH: usize = 128;
 /// Most `ranges` windows a bus may have.
 pub const MAX_WINDOWS: usize = 16;
 /// Most cells an address or size may have (PCI uses 3).

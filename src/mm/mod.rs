@@ -2,4 +2,8 @@
 //! memory plan and (on the board) the hypervisor heap.
 
 pub mod frames;
+pub mod plan;
 pub mod range;
+
+#[cfg(target_os = "none")]
+pub mod heap;

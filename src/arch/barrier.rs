@@ -1,0 +1,31 @@
+//! TLB and cache maintenance: the few instructions `aarch64-cpu` does not wrap.
+
+use aarch64_cpu::asm::barrier;
+use core::arch::asm;
+
+/// Cache line size to step by: the architectural minimum, always safe.
+const MIN_LINE: usize = 16;
+
+/// Invalidates the EL2 TLB of this CPU.
+pub fn tlb_invalidate_el2() {
+    // SAFETY: TLB invalidation changes no memory and no register state.
+    unsafe { asm!("dsb ishst", "tlbi alle2", "dsb ish", "isb", options(nostack, preserves_flags)) };
+}
+
+/// Invalidates the data cache lines of `[start, start + len)` to the point
+/// of coherency, discarding whatever a boot loader left dirty there, so that
+/// lines evicted later cannot overwrite what we write with the MMU off.
+pub fn dcache_invalidate(start: u64, len: u64) {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
+    let line = (4usize << ((ctr >> 16) & 0xf)).max(MIN_LINE) as u64;
+    let mut addr = start & !(line - 1);
+    while addr < start + len {
+        // SAFETY: invalidation only drops cached copies of memory the
+        // caller owns and has not written through the cache yet.
+        unsafe { asm!("dc ivac, {}", in(reg) addr, options(nostack, preserves_flags)) };
+        addr += line;
+    }
+    barrier::dsb(barrier::SY);
+}

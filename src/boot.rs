@@ -1,0 +1,259 @@
+//! The boot CPU's path from `boot/head.S` to a running system: read the
+//! device tree, bring up the console, plan and seed memory, start the heap,
+//! turn the MMU on, report.
+
+use crate::arch::mmu::{El2Map, Kind};
+use crate::arch::{cpu, semihosting};
+use crate::cmdline::Options;
+use crate::console;
+use crate::dt::DtError;
+use crate::dt::host::{HostTree, ReservationKind};
+use crate::fatal;
+use crate::fatal::Stop;
+use crate::mm::frames::{FrameAllocator, ORDERS, order_for, order_size};
+use crate::mm::heap;
+use crate::mm::plan::{MemoryPlan, PlanError};
+use crate::mm::range::PhysRange;
+use spin::Mutex;
+
+/// The largest device tree we accept, as Xen.
+const MAX_DTB_SIZE: u64 = 2 << 20;
+/// The hypervisor heap: page tables and bookkeeping.
+const HEAP_SIZE: u64 = 16 << 20;
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __text_end: u8;
+    static __image_end: u8;
+}
+
+fn symbol_address(symbol: &u8) -> u64 {
+    symbol as *const u8 as u64
+}
+
+/// The image as loaded: `[__image_start, __image_end)`, BSS included.
+fn image_range() -> PhysRange {
+    // SAFETY: linker-defined symbols; only their addresses are taken.
+    unsafe { PhysRange::new(symbol_address(&__image_start), symbol_address(&__image_end)) }
+}
+
+fn text_range() -> PhysRange {
+    // SAFETY: as above.
+    unsafe { PhysRange::new(symbol_address(&__image_start), symbol_address(&__text_end)) }
+}
+
+/// The frame allocator, once memory is set up.
+pub static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+
+/// Borrows the device tree blob at `addr` after checking its header.
+fn device_tree_blob(addr: u64) -> Result<&'static [u8], DtError> {
+    if addr == 0 || addr % 8 != 0 {
+        return Err(DtError::NoBlob { addr });
+    }
+    // SAFETY: x0 points at the blob per the boot protocol; we read its
+    // 8-byte header (magic, totalsize) first, and the rest only when the
+    // magic matches and the size is sane. The blob is kept back from the
+    // allocator, so the borrow stays valid.
+    let header = unsafe { core::ptr::read_volatile(addr as *const [u8; 8]) };
+    if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
+        return Err(DtError::NoBlob { addr });
+    }
+    let size = u64::from(u32::from_be_bytes([header[4], header[5], header[6], header[7]]));
+    if size > MAX_DTB_SIZE {
+        return Err(DtError::TooLarge { size, limit: MAX_DTB_SIZE });
+    }
+    // SAFETY: as above; size checked.
+    Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, size as usize) })
+}
+
+fn stop_for(error: &DtError) -> Stop {
+    match error {
+        DtError::NoBlob { .. } | DtError::TooLarge { .. } | DtError::Blob(_) => Stop::BadDeviceTree,
+        DtError::NoMemory => Stop::NoRam,
+        _ => Stop::BadDeviceTreeContent,
+    }
+}
+
+/// Entered from `boot/head.S` on the boot CPU at EL2, MMU off, on its stack.
+#[unsafe(no_mangle)]
+extern "C" fn primary_main(dtb_addr: u64) -> ! {
+    cpu::init_this_cpu(0);
+    semihosting::probe();
+    console::init_logging();
+
+    let blob = device_tree_blob(dtb_addr).unwrap_or_else(|e| fatal!(stop_for(&e), "{e}"));
+    let tree = HostTree::parse(blob).unwrap_or_else(|e| fatal!(stop_for(&e), "{e}"));
+    if let Some(uart) = &tree.console {
+        // SAFETY: the device tree names this PL011 as the console; nothing
+        // else drives it (Dom0 will not get it).
+        unsafe { console::use_uart(uart.mmio.start) };
+    }
+    log::info!("AArch64 hypervisor {} (Xen 4.17 ABI), booting", env!("CARGO_PKG_VERSION"));
+
+    let cmdline = tree.xen_cmdline.map_or("", |c| c.text);
+    let parsed = Options::parse(cmdline);
+    console::set_level(parsed.options.loglvl);
+    report_tree(&tree, blob, dtb_addr);
+    for d in &parsed.diagnostics {
+        log::warn!("command line: {d}");
+    }
+    if parsed.dropped > 0 {
+        log::warn!("command line: {} more problems not shown", parsed.dropped);
+    }
+
+    let dtb = PhysRange::new(dtb_addr, dtb_addr + blob.len() as u64);
+    let plan = MemoryPlan::new(&tree, image_range(), dtb).unwrap_or_else(|e| {
+        let stop = match e {
+            PlanError::NoFreeRam { .. } => Stop::NoFreeRam,
+            PlanError::TooManyRanges => Stop::BadDeviceTreeContent,
+            _ => Stop::BadBootModule,
+        };
+        fatal!(stop, "{e}")
+    });
+    report_plan(&plan);
+    start_memory(&plan, &tree);
+
+    log::info!("Boot CPU {:#x} ready; {} CPUs in the device tree", cpu::this_cpu().mpidr, tree.cpus.len());
+    if tree.module(crate::dt::host::ModuleKind::Kernel).is_none() {
+        fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
+    }
+    log::warn!("Dom0 construction is not implemented yet; stopping");
+    crate::shutdown::stop(Stop::PowerOff)
+}
+
+/// The frame allocator, the heap and the MMU, in that order: the heap comes
+/// from the allocator, and the page tables from the heap.
+fn start_memory(plan: &MemoryPlan<'_>, tree: &HostTree<'_>) {
+    crate::arch::barrier::dcache_invalidate(plan.metadata.start, plan.metadata.size());
+    // SAFETY: the plan keeps the metadata range back from everything else,
+    // and it lies in RAM; it is used only as the allocator's storage.
+    let storage = unsafe {
+        core::slice::from_raw_parts_mut(plan.metadata.start as *mut u64, plan.metadata_words)
+    };
+    let mut frames = FrameAllocator::new(&plan.ram, storage)
+        .unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "frame allocator: {e}"));
+    for range in plan.free.iter() {
+        if let Err(e) = frames.free_range(range) {
+            fatal!(Stop::BadDeviceTreeContent, "frame allocator: {e}");
+        }
+    }
+
+    let heap_order = order_for(HEAP_SIZE).expect("heap size fits one block");
+    let heap_start = frames
+        .alloc(heap_order)
+        .unwrap_or_else(|| fatal!(Stop::OutOfMemory, "no {} MiB block for the hypervisor heap", HEAP_SIZE >> 20));
+    let heap_range = PhysRange::new(heap_start, heap_start + order_size(heap_order));
+    crate::arch::barrier::dcache_invalidate(heap_range.start, heap_range.size());
+    // SAFETY: the block was just taken from the allocator for this alone.
+    unsafe { heap::init(heap_range) };
+    log::info!("Heap: {heap_range} ({} MiB)", heap_range.size() >> 20);
+
+    let mut map = El2Map::new();
+    let mut mapped = |range: PhysRange, kind: Kind| {
+        map.map(range, kind).unwrap_or_else(|e| fatal!(Stop::OutOfMemory, "EL2 page tables: cannot map {}", e.0));
+    };
+    for bank in plan.ram.iter() {
+        mapped(bank, Kind::Ram);
+    }
+    mapped(text_range(), Kind::Text);
+    if let Some(uart) = &tree.console {
+        mapped(uart.mmio, Kind::Device);
+    }
+    if let Some(gic) = &tree.gic {
+        mapped(gic.distributor, Kind::Device);
+        for &r in &gic.redistributors {
+            mapped(r, Kind::Device);
+        }
+    }
+    map.activate();
+    log::info!("EL2 MMU on: RAM and the hypervisor's devices identity mapped");
+
+    report_free_lists(&frames);
+    *FRAMES.lock() = Some(frames);
+}
+
+fn report_tree(tree: &HostTree<'_>, blob: &[u8], dtb_addr: u64) {
+    log::info!("Device tree at {dtb_addr:#x} ({} bytes)", blob.len());
+    if let Some(model) = tree.model {
+        log::info!("Machine: {model}");
+    }
+    match tree.xen_cmdline {
+        Some(c) => log::info!("Command line: \"{}\" (from {})", c.text, c.source.property()),
+        None => log::info!("Command line: none"),
+    }
+    match tree.dom0_cmdline {
+        Some(c) => log::info!("Dom0 command line: \"{}\" (from {})", c.text, c.source.property()),
+        None => log::info!("Dom0 command line: none"),
+    }
+    for (i, bank) in tree.banks.iter().enumerate() {
+        log::info!("RAM bank {i}: {bank} ({} MiB)", bank.size() >> 20);
+    }
+    for r in &tree.reserved {
+        match r.kind {
+            ReservationKind::MemReserve => log::info!("Reserved: {} (/memreserve/)", r.range),
+            ReservationKind::ReservedMemory { name, no_map } => log::info!(
+                "Reserved: {} (/reserved-memory/{name}{})",
+                r.range,
+                if no_map { ", no-map" } else { "" }
+            ),
+        }
+    }
+    for m in &tree.modules {
+        log::info!("Module: {} {} ({} bytes)", m.kind.name(), m.range, m.range.size());
+    }
+    if let Some(gic) = &tree.gic {
+        log::info!("GIC {:?} at {}: distributor {}", gic.version, gic.path, gic.distributor);
+    }
+    if let Some(uart) = &tree.console {
+        log::info!("Console: PL011 {} at {}", uart.path, uart.mmio);
+    }
+    for w in &tree.warnings {
+        log::warn!("device tree: {w}");
+    }
+    if tree.dropped_warnings > 0 {
+        log::warn!("device tree: {} more warnings not shown", tree.dropped_warnings);
+    }
+}
+
+fn report_plan(plan: &MemoryPlan<'_>) {
+    for (range, why) in &plan.kept {
+        log::info!("Kept back: {range} ({why})");
+    }
+    log::info!(
+        "Memory: {} MiB RAM, {} MiB to the frame allocator",
+        plan.ram.total() >> 20,
+        plan.free.total() >> 20
+    );
+}
+
+fn report_free_lists(frames: &FrameAllocator<'_>) {
+    let counts = frames.free_block_counts();
+    log::info!("Free memory: {} MiB in {} blocks", frames.free_bytes() >> 20, counts.iter().sum::<u64>());
+    for (order, &count) in counts.iter().enumerate().take(ORDERS) {
+        if count > 0 {
+            log::info!("  order {order:2}: {count:5} x {:>9} KiB = {} KiB", order_size(order) >> 10, (count * order_size(order)) >> 10);
+        }
+    }
+    for (order, start) in frames.free_blocks() {
+        log::debug!("  free block: order {order:2} {}", PhysRange::new(start, start + order_size(order)));
+    }
+}
+
+/// Entered from `boot/head.S` when the boot loader started us at EL1 or
+/// EL3: say so on the console if the tree names one, then park.
+#[unsafe(no_mangle)]
+extern "C" fn wrong_exception_level(dtb_addr: u64, el: u64) -> ! {
+    if let Ok(tree) = device_tree_blob(dtb_addr).and_then(HostTree::parse) {
+        if let Some(uart) = &tree.console {
+            // SAFETY: as in primary_main.
+            unsafe { console::use_uart(uart.mmio.start) };
+            crate::println!(
+                "(HV) FATAL: entered at EL{el}, but the hypervisor needs EL2 \
+                 (QEMU: -machine virt,virtualization=on). Halted."
+            );
+        }
+    }
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}

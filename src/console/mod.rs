@@ -1,0 +1,121 @@
+//! The hypervisor's console: the PL011 named by `/chosen/stdout-path`, or
+//! semihosting before (or without) one. Logging goes through the `log`
+//! crate, one line per record, prefixed `(HV)` like Xen's `(XEN)`.
+
+pub mod pl011;
+
+use crate::arch::semihosting;
+use crate::cmdline::LogLevel;
+use core::fmt::{self, Write};
+use pl011::Pl011;
+use spin::Mutex;
+
+static UART: Mutex<Option<Pl011>> = Mutex::new(None);
+
+/// Starts logging to the UART at `base` from now on.
+///
+/// # Safety
+/// `base` must be a PL011 register block, identity mapped, driven by nothing else.
+pub unsafe fn use_uart(base: u64) {
+    // SAFETY: forwarded from the caller.
+    let uart = unsafe { Pl011::new(base as usize) };
+    uart.enable();
+    *UART.lock() = Some(uart);
+}
+
+/// Where output goes when there is no UART.
+struct Fallback;
+
+impl Write for Fallback {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        semihosting::write(s);
+        Ok(())
+    }
+}
+
+fn print_to(out: &mut Option<Pl011>, args: fmt::Arguments<'_>) {
+    let _ = match out {
+        Some(uart) => uart.write_fmt(args),
+        None => Fallback.write_fmt(args),
+    };
+}
+
+pub fn print(args: fmt::Arguments<'_>) {
+    print_to(&mut UART.lock(), args);
+}
+
+/// Prints even if the console lock is held, as when a crash interrupted a
+/// print: a garbled line beats a silent hang.
+pub fn print_emergency(args: fmt::Arguments<'_>) {
+    for _ in 0..1_000_000 {
+        if let Some(mut guard) = UART.try_lock() {
+            print_to(&mut guard, args);
+            return;
+        }
+        core::hint::spin_loop();
+    }
+    // SAFETY: the holder is this CPU, interrupted, or one that will not
+    // finish; either way we only write bytes to the UART.
+    unsafe { UART.force_unlock() };
+    print_to(&mut UART.lock(), args);
+}
+
+/// Waits until the UART has sent everything (before powering off).
+pub fn flush() {
+    if let Some(uart) = UART.lock().as_ref() {
+        uart.flush();
+    }
+}
+
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+struct Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let tag = match record.level() {
+            log::Level::Error => "ERROR: ",
+            log::Level::Warn => "WARNING: ",
+            _ => "",
+        };
+        print(format_args!("(HV) {tag}{}\n", record.args()));
+    }
+
+    fn flush(&self) {
+        flush();
+    }
+}
+
+static LOGGER: Logger = Logger;
+
+/// Installs the logger at the default level.
+pub fn init_logging() {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Info);
+}
+
+pub fn set_level(level: LogLevel) {
+    log::set_max_level(match level {
+        LogLevel::None => log::LevelFilter::Off,
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warning => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::All => log::LevelFilter::Trace,
+    });
+}
+
+#[macro_export]
+macro_rules! println_emergency {
+    ($($arg:tt)*) => { $crate::console::print_emergency(format_args!("{}\n", format_args!($($arg)*))) };
+}
