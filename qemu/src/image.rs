@@ -1,0 +1,49 @@
+//! Building the hypervisor's raw arm64 Image.
+
+use crate::{work_dir, workspace_root};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub const TARGET: &str = "aarch64-unknown-none-softfloat";
+
+/// Builds a package of the workspace for the board and returns its ELF.
+/// A separate target directory keeps this clear of the outer `cargo test`.
+pub fn build_elf(package: &str, bin: &str) -> PathBuf {
+    let target_dir = work_dir().join("build");
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--target", TARGET, "-p", package, "--bin", bin, "--target-dir"])
+        .arg(&target_dir)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building {package} for {TARGET} failed");
+    target_dir.join(TARGET).join("release").join(bin)
+}
+
+/// `rust-objcopy` from the toolchain's `llvm-tools` component.
+fn objcopy() -> PathBuf {
+    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).current_dir(workspace_root()).output().expect("run rustc");
+    let sysroot = String::from_utf8(sysroot.stdout).expect("utf-8 sysroot");
+    let host = Command::new("rustc").arg("-vV").output().expect("run rustc");
+    let host = String::from_utf8(host.stdout).expect("utf-8");
+    let host = host.lines().find_map(|l| l.strip_prefix("host: ")).expect("rustc -vV names the host");
+    PathBuf::from(sysroot.trim()).join("lib/rustlib").join(host).join("bin/rust-objcopy")
+}
+
+/// Turns an ELF into the raw image QEMU's `-kernel` and boot loaders load.
+pub fn raw_image(elf: &Path, out: &Path) {
+    let status = Command::new(objcopy()).args(["-O", "binary"]).arg(elf).arg(out).status().expect("run rust-objcopy");
+    assert!(status.success(), "objcopy of {} failed", elf.display());
+}
+
+/// The hypervisor image, built once per process.
+pub fn hypervisor() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let elf = build_elf("hypervisor", "hypervisor");
+        let out = work_dir().join("hypervisor.bin");
+        raw_image(&elf, &out);
+        out
+    })
+}

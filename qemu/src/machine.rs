@@ -1,0 +1,235 @@
+//! One QEMU `virt` machine with the hypervisor loaded, booted with a time
+//! limit, its console and semihosting output captured.
+
+use crate::image;
+use crate::shim;
+use crate::work_dir;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where QEMU loads the image with `-kernel` (RAM base + 2 MiB) and where the
+/// shim enters it.
+pub const IMAGE_ADDR: u64 = 0x4020_0000;
+/// Where QEMU puts its device tree for 1 GiB or more, and where the shim
+/// loads ours.
+pub const DTB_ADDR: u64 = 0x4800_0000;
+/// Clear of RAM's first MiB, where QEMU puts its tree when it loads no kernel.
+pub const SHIM_ADDR: u64 = 0x4010_0000;
+
+/// A boot module placed with QEMU's guest-loader, which also writes the
+/// `/chosen/module@...` node Xen's boot protocol expects.
+#[derive(Clone, Debug)]
+pub struct Module {
+    pub addr: u64,
+    pub file: PathBuf,
+    pub kernel: bool,
+    pub bootargs: Option<String>,
+}
+
+/// How the device tree reaches the hypervisor.
+#[derive(Clone, Debug, Default)]
+pub enum Tree {
+    /// QEMU's generated tree.
+    #[default]
+    Generated,
+    /// A tree of ours given with `-dtb`: QEMU still edits `/memory` and
+    /// `/chosen` in place (leaving FDT_NOP tokens).
+    Dtb(PathBuf),
+    /// A tree of ours, untouched by QEMU, handed over by the boot shim.
+    Raw(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub cpu: String,
+    pub smp: u32,
+    pub memory: String,
+    pub gic_version: u32,
+    pub virtualization: bool,
+    /// The hypervisor's command line, through `-append` (`/chosen/bootargs`).
+    pub append: Option<String>,
+    pub modules: Vec<Module>,
+    pub tree: Tree,
+    pub timeout: Duration,
+    pub extra: Vec<String>,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Self {
+            cpu: "cortex-a57".into(),
+            smp: 2,
+            memory: "1G".into(),
+            gic_version: 3,
+            virtualization: true,
+            append: None,
+            modules: Vec::new(),
+            tree: Tree::Generated,
+            timeout: Duration::from_secs(60),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// What a boot produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// QEMU's exit status; `None` if it was killed at the time limit.
+    pub status: Option<i32>,
+    /// The serial console followed by semihosting output (QEMU's stderr).
+    pub output: String,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn timed_out(&self) -> bool {
+        self.status.is_none()
+    }
+
+    /// Panics with the whole output unless a line contains `needle`.
+    pub fn expect_line(&self, needle: &str) -> &str {
+        match self.output.lines().find(|l| l.contains(needle)) {
+            Some(line) => line,
+            None => panic!("no line contains {needle:?}; output:\n{}", self.output),
+        }
+    }
+
+    pub fn expect_no_line(&self, needle: &str) {
+        if let Some(line) = self.output.lines().find(|l| l.contains(needle)) {
+            panic!("unexpected line {line:?}; output:\n{}", self.output);
+        }
+    }
+
+    pub fn expect_exit(&self, code: i32) {
+        assert_eq!(self.status, Some(code), "exit status; output:\n{}", self.output);
+    }
+}
+
+/// QEMU's `-device` option syntax doubles commas inside values.
+fn escape(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+fn unique_path(stem: &str, ext: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    work_dir().join(format!("{stem}-{}-{n}.{ext}", std::process::id()))
+}
+
+impl Machine {
+    fn machine_option(&self) -> String {
+        format!(
+            "virt,virtualization={},gic-version={}",
+            if self.virtualization { "on" } else { "off" },
+            self.gic_version
+        )
+    }
+
+    /// QEMU's arguments for booting `image`.
+    pub fn args(&self, image: &Path) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "-machine".into(),
+            self.machine_option(),
+            "-cpu".into(),
+            self.cpu.clone(),
+            "-smp".into(),
+            self.smp.to_string(),
+            "-m".into(),
+            self.memory.clone(),
+            "-display".into(),
+            "none".into(),
+            "-monitor".into(),
+            "none".into(),
+            "-serial".into(),
+            "stdio".into(),
+            "-semihosting-config".into(),
+            "enable=on,target=native".into(),
+            "-no-reboot".into(),
+        ];
+        match &self.tree {
+            Tree::Raw(dtb) => {
+                let shim = unique_path("shim", "bin");
+                std::fs::write(&shim, shim::code(IMAGE_ADDR, DTB_ADDR)).expect("write shim");
+                for (file, addr, cpu) in [(&shim, SHIM_ADDR, true), (&image.to_path_buf(), IMAGE_ADDR, false), (dtb, DTB_ADDR, false)] {
+                    let mut device = format!("loader,file={},addr={addr:#x},force-raw=on", escape(&file.display().to_string()));
+                    if cpu {
+                        device.push_str(",cpu-num=0");
+                    }
+                    args.extend(["-device".into(), device]);
+                }
+            }
+            tree => {
+                args.extend(["-kernel".into(), image.display().to_string()]);
+                if let Tree::Dtb(dtb) = tree {
+                    args.extend(["-dtb".into(), dtb.display().to_string()]);
+                }
+                if let Some(append) = &self.append {
+                    args.extend(["-append".into(), append.clone()]);
+                }
+                for m in &self.modules {
+                    let mut device = format!("guest-loader,addr={:#x}", m.addr);
+                    let what = if m.kernel { "kernel" } else { "initrd" };
+                    let _ = write!(device, ",{what}={}", escape(&m.file.display().to_string()));
+                    if let Some(bootargs) = &m.bootargs {
+                        let _ = write!(device, ",bootargs={}", escape(bootargs));
+                    }
+                    args.extend(["-device".into(), device]);
+                }
+            }
+        }
+        args.extend(self.extra.iter().cloned());
+        args
+    }
+
+    /// Boots the hypervisor and waits for QEMU to exit, or kills it at the
+    /// time limit.
+    pub fn run(&self) -> Outcome {
+        self.run_image(image::hypervisor())
+    }
+
+    pub fn run_image(&self, image: &Path) -> Outcome {
+        let stdout_path = unique_path("console", "log");
+        let stderr_path = unique_path("stderr", "log");
+        let start = Instant::now();
+        let mut child = Command::new("qemu-system-aarch64")
+            .args(self.args(image))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).expect("console log"))
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr log"))
+            .spawn()
+            .expect("start qemu-system-aarch64 (run qemu/setup first)");
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for qemu") {
+                break status.code();
+            }
+            if start.elapsed() > self.timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let elapsed = start.elapsed();
+        let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).replace('\r', "");
+        let output = read(&stdout_path) + &read(&stderr_path);
+        let _ = std::fs::remove_file(stdout_path);
+        let _ = std::fs::remove_file(stderr_path);
+        Outcome { status, output, elapsed }
+    }
+
+    /// The device tree QEMU would generate for this machine.
+    pub fn generated_dtb(&self) -> Vec<u8> {
+        let path = unique_path("dump", "dtb");
+        let mut args = self.args(image::hypervisor());
+        let at = args.iter().position(|a| a == "-machine").expect("machine option") + 1;
+        args[at] = format!("{},dumpdtb={}", args[at], path.display());
+        let out = Command::new("qemu-system-aarch64").args(&args).output().expect("run qemu for dumpdtb");
+        assert!(path.exists(), "dumpdtb failed: {}", String::from_utf8_lossy(&out.stderr));
+        let blob = std::fs::read(&path).expect("read dumped tree");
+        let _ = std::fs::remove_file(path);
+        blob
+    }
+}

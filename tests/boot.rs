@@ -1,0 +1,192 @@
+//! The hypervisor booted under QEMU: what it reports about the machine, how
+//! it treats the device tree and its command line, and how it stops on bad
+//! boot input. Each boot has a time limit; a hang fails the test.
+
+use qemu_harness::dtb::Dts;
+use qemu_harness::machine::{Module, Tree};
+use qemu_harness::{Machine, Outcome, work_dir};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn placeholder_kernel() -> PathBuf {
+    let path = work_dir().join("test-kernel.bin");
+    std::fs::write(&path, vec![0x5au8; 64 * 1024]).unwrap();
+    path
+}
+
+fn machine(cpu: &str, memory: &str, append: &str) -> Machine {
+    Machine {
+        cpu: cpu.into(),
+        memory: memory.into(),
+        append: Some(append.into()),
+        modules: vec![Module { addr: 0x4200_0000, file: placeholder_kernel(), kernel: true, bootargs: Some("console=hvc0".into()) }],
+        ..Machine::default()
+    }
+}
+
+/// What every good boot shows, whatever the machine.
+fn assert_boot_report(out: &Outcome) {
+    out.expect_line("(HV) AArch64 hypervisor");
+    out.expect_line("Console: PL011 /pl011@9000000");
+    out.expect_line("GIC V3 at /intc@8000000: distributor 0x08000000->0x08010000");
+    out.expect_line("Module: kernel 0x42000000->0x42010000 (65536 bytes)");
+    out.expect_line("Dom0 command line: \"console=hvc0\" (from bootargs of the kernel module)");
+    out.expect_line("Kept back: 0x40200000->");
+    out.expect_line("(hypervisor image)");
+    out.expect_line("Kept back: 0x42000000->0x42010000 (boot module (kernel))");
+    out.expect_line("EL2 MMU on");
+    out.expect_line("Free memory: ");
+    out.expect_line("Boot CPU 0x0 ready; ");
+    out.expect_no_line("PANIC");
+    out.expect_no_line("unexpected exception");
+}
+
+#[test]
+fn boots_on_cortex_a57_with_1_gib() {
+    let out = machine("cortex-a57", "1G", "loglvl=info").run();
+    assert_boot_report(&out);
+    out.expect_line("RAM bank 0: 0x40000000->0x80000000 (1024 MiB)");
+    out.expect_line("Command line: \"loglvl=info\" (from /chosen/bootargs)");
+    out.expect_line("Boot CPU 0x0 ready; 2 CPUs in the device tree");
+    out.expect_exit(0);
+}
+
+#[test]
+fn boots_on_max_cpu_with_4_gib() {
+    let out = machine("max", "4G", "").run();
+    assert_boot_report(&out);
+    out.expect_line("RAM bank 0: 0x40000000->0x140000000 (4096 MiB)");
+    // The free-list summary accounts for all RAM but what was kept back.
+    let free: u64 = out
+        .expect_line("Free memory: ")
+        .split("Free memory: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!((4000..4096).contains(&free), "{free} MiB free of 4096");
+    out.expect_exit(0);
+}
+
+#[test]
+fn debug_level_dumps_the_free_lists_and_unknown_options_are_reported() {
+    let out = machine("cortex-a57", "1G", "loglvl=debug no-such-option=1 dom0_mem=oops").run();
+    out.expect_line("free block: order 17 0x60000000->0x80000000");
+    out.expect_line("WARNING: command line: unknown option 'no-such-option=1' ignored");
+    out.expect_line("WARNING: command line: 'dom0_mem=oops': bad size; default kept");
+    out.expect_exit(0);
+}
+
+#[test]
+fn quiet_level_logs_nothing_but_the_end() {
+    let out = machine("cortex-a57", "1G", "loglvl=error").run();
+    out.expect_no_line("RAM bank");
+    out.expect_line("(HV) Powering off");
+    out.expect_exit(0);
+}
+
+/// QEMU's own tree with edits, given with `-dtb`: QEMU rewrites /memory in
+/// it, leaving FDT_NOP tokens behind.
+fn edited_tree(edit: impl FnOnce(Dts) -> Dts, name: &str) -> PathBuf {
+    let base = Machine { modules: vec![], ..machine("cortex-a57", "1G", "") };
+    edit(Dts::from_blob(&base.generated_dtb())).write(name)
+}
+
+#[test]
+fn reserved_memory_and_xen_bootargs_from_an_edited_tree() {
+    let dtb = edited_tree(
+        |dts| {
+            dts.add_root_child(
+                "reserved-memory {\n#address-cells = <2>;\n#size-cells = <2>;\nranges;\n\
+                 carveout@50000000 { reg = <0x0 0x50000000 0x0 0x2000000>; no-map; };\n};",
+            )
+            .add_to_node("chosen", "xen,xen-bootargs = \"loglvl=debug\";\nxen,dom0-bootargs = \"console=hvc0 earlycon\";")
+            .add_subnode(
+                "chosen",
+                "module@42000000 { compatible = \"multiboot,kernel\", \"multiboot,module\"; \
+                 reg = <0x0 0x42000000 0x0 0x10000>; };",
+            )
+        },
+        "reserved",
+    );
+    // QEMU's guest-loader edits only its own tree: place the kernel by hand.
+    let loader = format!("loader,file={},addr=0x42000000,force-raw=on", placeholder_kernel().display());
+    let out = Machine {
+        tree: Tree::Dtb(dtb),
+        append: None,
+        modules: vec![],
+        extra: vec!["-device".into(), loader],
+        ..machine("cortex-a57", "1G", "")
+    }
+    .run();
+    out.expect_line("Command line: \"loglvl=debug\" (from /chosen/xen,xen-bootargs)");
+    out.expect_line("Dom0 command line: \"console=hvc0 earlycon\" (from /chosen/xen,dom0-bootargs)");
+    out.expect_line("Reserved: 0x50000000->0x52000000 (/reserved-memory/carveout@50000000, no-map)");
+    out.expect_line("Kept back: 0x50000000->0x52000000 (/reserved-memory/carveout@50000000)");
+    // The carve-out is not free memory.
+    for line in out.output.lines().filter(|l| l.contains("free block:")) {
+        let range = line.rsplit(' ').next().unwrap();
+        let (start, end) = range.split_once("->").unwrap();
+        let parse = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+        assert!(parse(end) <= 0x5000_0000 || parse(start) >= 0x5200_0000, "free block {range} in the carve-out");
+    }
+    out.expect_exit(0);
+}
+
+/// A tree QEMU never touches, entered through the boot shim.
+fn raw_tree_boot(blob: Vec<u8>, name: &str) -> Outcome {
+    let path = work_dir().join(format!("{name}-{}.dtb", std::process::id()));
+    std::fs::write(&path, blob).unwrap();
+    Machine { tree: Tree::Raw(path), smp: 1, timeout: Duration::from_secs(30), ..Machine::default() }.run()
+}
+
+#[test]
+fn a_tree_without_memory_stops_with_a_clear_error() {
+    let dts = Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb()).remove_nodes("memory");
+    let out = raw_tree_boot(dts.to_blob(), "no-memory");
+    out.expect_line("FATAL: no RAM: the device tree has no usable /memory node");
+    out.expect_exit(12);
+}
+
+#[test]
+fn a_truncated_tree_stops_with_a_clear_error() {
+    // Compacted by dtc, so that half the blob is half the structure.
+    let mut blob = Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb()).to_blob();
+    let size = blob.len();
+    blob.truncate(size / 2);
+    // Keep the header's size claim: the blob ends early inside the structure.
+    blob.resize(size, 0);
+    let out = raw_tree_boot(blob, "truncated");
+    out.expect_line("FATAL: malformed device tree");
+    out.expect_exit(10);
+}
+
+#[test]
+fn no_tree_at_all_stops_with_a_clear_error() {
+    let out = raw_tree_boot(vec![0u8; 4096], "zeros");
+    out.expect_line("FATAL: no device tree at x0 = 0x48000000");
+    out.expect_exit(10);
+}
+
+#[test]
+fn absurd_address_cells_stop_with_a_clear_error() {
+    let dts = Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb());
+    let text = dts.text.replacen("#address-cells = <0x02>;", "#address-cells = <0x63>;", 1);
+    let out = raw_tree_boot(Dts { text }.to_blob(), "cells");
+    out.expect_line("FATAL: /: unsupported #address-cells");
+    out.expect_exit(11);
+}
+
+#[test]
+fn no_dom0_kernel_stops_with_a_clear_error() {
+    let out = Machine { modules: vec![], ..machine("cortex-a57", "1G", "") }.run();
+    out.expect_line("FATAL: no Dom0 kernel: /chosen has no multiboot,kernel module");
+    out.expect_exit(15);
+}
+
+#[test]
+fn booted_at_el1_says_why_and_parks() {
+    let out = Machine { virtualization: false, timeout: Duration::from_secs(10), ..machine("cortex-a57", "1G", "") }.run();
+    out.expect_line("FATAL: entered at EL1, but the hypervisor needs EL2");
+    assert!(out.timed_out(), "parked CPUs keep QEMU running until the time limit");
+}
