@@ -190,3 +190,19 @@ fn booted_at_el1_says_why_and_parks() {
     out.expect_line("FATAL: entered at EL1, but the hypervisor needs EL2");
     assert!(out.timed_out(), "parked CPUs keep QEMU running until the time limit");
 }
+
+#[test]
+fn a_faulting_console_gives_a_crash_report_through_semihosting() {
+    // The tree names a PL011 where nothing answers: the first write to it
+    // takes an external abort at EL2.
+    let dts = Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb());
+    let text = dts.text.replace("reg = <0x00 0x9000000 0x00 0x1000>;", "reg = <0x00 0xdead0000 0x00 0x1000>;");
+    assert_ne!(text, dts.text, "the UART's reg is where we expect it");
+    let out = raw_tree_boot(Dts { text }.to_blob(), "bad-uart");
+    out.expect_line("----[ unexpected exception: data abort at EL2 ]----");
+    out.expect_line("synchronous external abort on write");
+    out.expect_line("FAR_EL2  0x00000000dead00");
+    out.expect_line("ELR_EL2  0x0000000040");
+    out.expect_line("x30 ");
+    out.expect_exit(2);
+}

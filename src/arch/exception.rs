@@ -6,6 +6,11 @@ use super::esr::{self, ec};
 use super::semihosting;
 use crate::fatal::Stop;
 use crate::println_emergency;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Set while a crash report is being printed: a fault inside the report
+/// (a console that faults) must not recurse.
+static REPORTING: AtomicBool = AtomicBool::new(false);
 
 /// The interrupted context, as `boot/vectors.S` lays it out.
 #[repr(C)]
@@ -44,6 +49,12 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
             frame.elr += 4;
             return;
         }
+    }
+    if REPORTING.swap(true, Ordering::SeqCst) {
+        // The report itself faulted, most likely on the console: drop it
+        // and say what we can through semihosting.
+        crate::console::abandon_uart();
+        println_emergency!("(HV) fault while reporting a fault (console at ELR {:#x}, FAR {:#x})", frame.elr, frame.far);
     }
     report(frame, source, KIND_NAMES[kind as usize & 3]);
     crate::shutdown::stop(Stop::Exception);

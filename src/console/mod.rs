@@ -60,6 +60,14 @@ pub fn print_emergency(args: fmt::Arguments<'_>) {
     print_to(&mut UART.lock(), args);
 }
 
+/// Stops using the UART (it faulted): later output goes to semihosting.
+pub fn abandon_uart() {
+    // SAFETY: only called on the crash path, where the lock holder (if any)
+    // was interrupted by the fault and will not resume.
+    unsafe { UART.force_unlock() };
+    *UART.lock() = None;
+}
+
 /// Waits until the UART has sent everything (before powering off).
 pub fn flush() {
     if let Some(uart) = UART.lock().as_ref() {
