@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where QEMU loads the image with `-kernel` (RAM base + 2 MiB) and where the
@@ -108,6 +109,32 @@ impl Outcome {
     }
 }
 
+/// At most as many QEMUs at once as there are cores, however many test
+/// threads ask: time limits then measure the guest, not the contention.
+struct QemuSlot;
+
+static SLOTS: Mutex<usize> = Mutex::new(0);
+static SLOT_FREED: Condvar = Condvar::new();
+
+impl QemuSlot {
+    fn take() -> Self {
+        let limit = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut used = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        while *used >= limit {
+            used = SLOT_FREED.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += 1;
+        QemuSlot
+    }
+}
+
+impl Drop for QemuSlot {
+    fn drop(&mut self) {
+        *SLOTS.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        SLOT_FREED.notify_one();
+    }
+}
+
 /// QEMU's `-device` option syntax doubles commas inside values.
 fn escape(value: &str) -> String {
     value.replace(',', ",,")
@@ -187,10 +214,18 @@ impl Machine {
     /// Boots the hypervisor and waits for QEMU to exit, or kills it at the
     /// time limit.
     pub fn run(&self) -> Outcome {
-        self.run_image(image::hypervisor())
+        self.run_image(image::hypervisor(), None)
     }
 
-    pub fn run_image(&self, image: &Path) -> Outcome {
+    /// Boots the hypervisor and stops QEMU as soon as a line containing
+    /// `needle` has been printed (or at the time limit): for machines that
+    /// never exit by themselves.
+    pub fn run_until(&self, needle: &str) -> Outcome {
+        self.run_image(image::hypervisor(), Some(needle))
+    }
+
+    pub fn run_image(&self, image: &Path, until: Option<&str>) -> Outcome {
+        let _slot = QemuSlot::take();
         let stdout_path = unique_path("console", "log");
         let stderr_path = unique_path("stderr", "log");
         let start = Instant::now();
@@ -205,7 +240,10 @@ impl Machine {
             if let Some(status) = child.try_wait().expect("wait for qemu") {
                 break status.code();
             }
-            if start.elapsed() > self.timeout {
+            let seen = until.is_some_and(|needle| {
+                std::fs::read(&stdout_path).is_ok_and(|out| String::from_utf8_lossy(&out).contains(needle))
+            });
+            if seen || start.elapsed() > self.timeout {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
