@@ -7,11 +7,11 @@
 
 #![cfg_attr(not(test), no_std)]
 
-#[cfg(target_os = "none")]
 extern crate alloc;
 
 pub mod arch;
 pub mod cmdline;
+pub mod dom0;
 pub mod dt;
 pub mod fatal;
 pub mod mm;

@@ -1,0 +1,4 @@
+//! Dom0: its memory, its device tree, and the extended regions it is told
+//! about.
+
+pub mod ext_regions;
