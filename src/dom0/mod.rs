@@ -2,3 +2,4 @@
 //! about.
 
 pub mod ext_regions;
+pub mod memory;

@@ -1,5 +1,6 @@
 //! Device trees: reading the host's (and, later, writing Dom0's).
 
+pub mod devices;
 pub mod host;
 pub mod props;
 pub mod walk;

@@ -273,6 +273,33 @@ impl<'m> FrameAllocator<'m> {
         Some(pfn << FRAME_SHIFT)
     }
 
+    /// Allocates one block of `order` lying wholly below `limit`: the
+    /// lowest-addressed fit, taken from the smallest free block that holds
+    /// one. For memory that must sit low (Dom0's first bank below 4 GiB).
+    pub fn alloc_below(&mut self, order: usize, limit: u64) -> Option<u64> {
+        if order > MAX_ORDER || limit < order_size(order) {
+            return None;
+        }
+        let last_pfn = (limit >> FRAME_SHIFT) - (1 << order); // highest start that fits
+        let (zone, from, pfn) = (order..ORDERS).find_map(|k| {
+            self.zones.iter().enumerate().find_map(|(z, zone)| {
+                let i = zone.next_free(k, zone.hint[k] * 64)?;
+                let pfn = zone.pfn_at(i, k);
+                (pfn <= last_pfn).then_some((z, k, pfn))
+            })
+        })?;
+        self.take_block(zone, pfn, from);
+        for k in (order..from).rev() {
+            self.put_block(zone, pfn + (1 << k), k);
+        }
+        Some(pfn << FRAME_SHIFT)
+    }
+
+    /// The order of the largest free block, if any memory is free.
+    pub fn largest_free_order(&self) -> Option<usize> {
+        (0..ORDERS).rev().find(|&k| self.free_blocks[k] > 0)
+    }
+
     /// Returns a block from [`alloc`](Self::alloc), merging it with its free
     /// buddies.
     pub fn free(&mut self, addr: u64, order: usize) -> Result<(), FrameError> {
@@ -635,6 +662,21 @@ mod tests {
             assert_eq!(a.free_blocks().collect::<Vec<_>>(), before);
             a.free_range(hole).unwrap();
             assert_eq!(a.free_blocks().collect::<Vec<_>>(), vec![(MAX_ORDER, 0x4000_0000)]);
+        });
+    }
+
+    #[test]
+    fn alloc_below_respects_the_limit() {
+        with_allocator(&[(0xc000_0000, 0x1_8000_0000)], |a| {
+            a.free_range(PhysRange::new(0xc000_0000, 0x1_8000_0000)).unwrap();
+            // 1 GiB below 4 GiB: the one at 3 GiB.
+            assert_eq!(a.alloc_below(MAX_ORDER, 1 << 32), Some(0xc000_0000));
+            assert_eq!(a.alloc_below(MAX_ORDER, 1 << 32), None);
+            assert_eq!(a.alloc_below(0, 1 << 32), None);
+            assert_eq!(a.alloc_below(0, 0), None);
+            assert_eq!(a.largest_free_order(), Some(MAX_ORDER));
+            assert_eq!(a.alloc_below(0, u64::MAX), Some(0x1_0000_0000));
+            check_invariants(a);
         });
     }
 

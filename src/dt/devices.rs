@@ -1,0 +1,97 @@
+//! Every MMIO range of the host tree: the `reg` of each enabled device node
+//! and the CPU-side windows of PCI host bridges (`ranges` of nodes with
+//! `device_type = "pci"`). What Dom0 gets passed through, and what an
+//! extended region must never cover.
+
+use super::DtError;
+use super::props::{bytes, cells, number, str_of, u32_of};
+use super::walk::{Descend, walk};
+use crate::mm::range::PhysRange;
+use alloc::vec::Vec;
+use dtoolkit::fdt::Fdt;
+use dtoolkit::{Node, Property};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRangeKind {
+    /// A node's `reg` entry.
+    Reg,
+    /// A PCI host bridge aperture.
+    PciWindow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceRange {
+    pub range: PhysRange,
+    pub kind: DeviceRangeKind,
+}
+
+/// Collects the MMIO ranges of every enabled node outside `/memory`,
+/// `/reserved-memory`, `/cpus` and `/chosen` (whose `reg`s are not devices).
+pub fn device_ranges(fdt: &Fdt<'_>) -> Result<Vec<DeviceRange>, DtError> {
+    let mut out = Vec::new();
+    walk(fdt, &mut |visit| {
+        let node = &visit.node;
+        let disabled = node.property("status").as_ref().and_then(str_of).is_some_and(|s| s != "okay" && s != "ok");
+        let not_devices = ["/memory", "/reserved-memory", "/cpus", "/chosen"]
+            .iter()
+            .any(|p| visit.path == *p || visit.path.starts_with(&alloc::format!("{p}@")) || visit.path.starts_with(&alloc::format!("{p}/")));
+        if disabled || (visit.depth == 1 && not_devices) {
+            return Ok(Descend::No);
+        }
+        if let Some(reg) = node.property("reg") {
+            out.extend(visit.bus.regs(reg.value()).filter_map(Result::ok).filter(|r| !r.is_empty()).map(|range| DeviceRange { range, kind: DeviceRangeKind::Reg }));
+        }
+        let is_pci = node.property("device_type").as_ref().and_then(str_of) == Some("pci");
+        if let (true, Some(ranges)) = (is_pci, node.property("ranges")) {
+            let child_cells = node.property("#address-cells").as_ref().and_then(u32_of).unwrap_or(3) as usize;
+            let size_cells = node.property("#size-cells").as_ref().and_then(u32_of).unwrap_or(2) as usize;
+            let parent_cells = visit.bus.address_cells as usize;
+            let entry = (child_cells + parent_cells + size_cells) * 4;
+            if entry > 0 && entry <= 4 * 12 {
+                for chunk in bytes(&ranges).chunks_exact(entry) {
+                    let words: Vec<u32> = cells(chunk).collect();
+                    let parent = number(&words[child_cells..child_cells + parent_cells]);
+                    let size = number(&words[child_cells + parent_cells..]);
+                    if let Some(range) = parent.zip(size).and_then(|(p, s)| PhysRange::from_start_size(p, s)) {
+                        out.push(DeviceRange { range, kind: DeviceRangeKind::PciWindow });
+                    }
+                }
+            }
+        }
+        Ok(Descend::Yes)
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dt::testing::*;
+
+    #[test]
+    fn regs_and_pci_windows_but_not_memory_or_cpus() {
+        let tree = virt(&[(0x4000_0000, 1 << 30)])
+            .child(
+                node("pcie@10000000")
+                    .str("device_type", "pci")
+                    .cells("#address-cells", &[3])
+                    .cells("#size-cells", &[2])
+                    .reg64(&[(0x40_1000_0000, 0x1000_0000)])
+                    .cells(
+                        "ranges",
+                        &[
+                            0x0100_0000, 0, 0, 0, 0x3eff_0000, 0, 0x1_0000, // I/O
+                            0x0200_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0x2eff_0000, // 32-bit MMIO
+                        ],
+                    ),
+            )
+            .child(node("disabled@a000000").str("status", "disabled").reg64(&[(0xa00_0000, 0x200)]));
+        let b = blob(&tree, &[]);
+        let fdt = Fdt::new(&b).unwrap();
+        let ranges = device_ranges(&fdt).unwrap();
+        let regs: Vec<_> = ranges.iter().filter(|d| d.kind == DeviceRangeKind::Reg).map(|d| d.range.start).collect();
+        assert_eq!(regs, vec![0x900_0000, 0x800_0000, 0x80a_0000, 0x808_0000, 0x40_1000_0000]);
+        let windows: Vec<_> = ranges.iter().filter(|d| d.kind == DeviceRangeKind::PciWindow).map(|d| d.range).collect();
+        assert_eq!(windows, vec![PhysRange::new(0x3eff_0000, 0x3f00_0000), PhysRange::new(0x1000_0000, 0x3eff_0000)]);
+    }
+}
