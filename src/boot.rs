@@ -12,7 +12,7 @@ use crate::fatal;
 use crate::fatal::Stop;
 use crate::mm::frames::{FrameAllocator, ORDERS, order_for, order_size};
 use crate::mm::heap;
-use crate::mm::plan::{MemoryPlan, PlanError};
+use crate::mm::plan::{Keep, MemoryPlan, PlanError};
 use crate::mm::range::PhysRange;
 use spin::Mutex;
 
@@ -113,12 +113,84 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     report_plan(&plan);
     start_memory(&plan, &tree);
 
+    // The tree moves to the heap, like Xen's relocate_fdt, so that its frames
+    // (and the extended regions around them) are free for use.
+    let blob: &'static [u8] = alloc::boxed::Box::leak(blob.into());
+    let tree = HostTree::parse(blob).unwrap_or_else(|e| fatal!(stop_for(&e), "{e}"));
+    release(&plan, "host device tree", |k| *k == Keep::DeviceTree);
+
     log::info!("Boot CPU {:#x} ready; {} CPUs in the device tree", cpu::this_cpu().mpidr, tree.cpus.len());
     if tree.module(crate::dt::host::ModuleKind::Kernel).is_none() {
         fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
     }
+    plan_dom0(&tree, blob, &parsed.options);
     log::warn!("Dom0 construction is not implemented yet; stopping");
     crate::shutdown::stop(Stop::PowerOff)
+}
+
+/// Gives back to the allocator the frames of what `plan` kept as `what`.
+fn release(plan: &MemoryPlan<'_>, name: &str, what: impl Fn(&Keep<'_>) -> bool) {
+    let mut guard = FRAMES.lock();
+    let frames = guard.as_mut().expect("memory is up");
+    for range in plan.releasable(what).iter() {
+        match frames.free_range(range) {
+            Ok(()) => log::info!("Freed {range} ({name})"),
+            Err(e) => log::error!("could not free {range} ({name}): {e}"),
+        }
+    }
+}
+
+/// The grant-table region (extended region 0): like Xen, the IPA range of
+/// the hypervisor's own image, which can never be Dom0 RAM; 64 frames
+/// (what GNTTABOP_query_size reports) or the whole image if smaller.
+pub fn grant_region() -> PhysRange {
+    const GRANT_FRAMES: u64 = 64;
+    let image = image_range();
+    PhysRange::new(image.start, (image.start + GRANT_FRAMES * 4096).min(image.end))
+}
+
+/// Dom0's memory and the regions it will be told about.
+fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options) {
+    use crate::dom0::{memory, regions};
+    let mut guard = FRAMES.lock();
+    let frames = guard.as_mut().expect("memory is up");
+    let banks = memory::allocate(frames, options.dom0_mem)
+        .unwrap_or_else(|e| fatal!(Stop::Dom0MemoryUnavailable, "{e}"));
+    for (i, bank) in banks.iter().enumerate() {
+        log::info!("d0: BANK[{i}] {bank} ({} MiB)", bank.size() >> 20);
+    }
+
+    let fdt = dtoolkit::fdt::Fdt::new(blob).unwrap_or_else(|e| fatal!(Stop::BadDeviceTree, "{e}"));
+    let devices = crate::dt::devices::device_ranges(&fdt)
+        .unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
+    let grant = grant_region();
+    let mut taken = regions::Taken { ranges: alloc::vec![("the grant-table region", grant)] };
+    taken.ranges.extend(banks.iter().map(|&b| ("Dom0 RAM", b)));
+    taken.ranges.extend(tree.reserved.iter().map(|r| ("reserved memory", r.range)));
+    taken.ranges.extend(devices.iter().map(|d| match d.kind {
+        crate::dt::devices::DeviceRangeKind::Reg => ("a host device", d.range),
+        crate::dt::devices::DeviceRangeKind::PciWindow => ("a PCI aperture", d.range),
+    }));
+    let ipa_bits = cpu::pa_bits();
+    log::info!("P2M: {ipa_bits}-bit IPA");
+    let (found, refused) = regions::choose(options.ext_regions, frames.free_ranges(), &taken, 1 << ipa_bits);
+    if let Some(why) = refused {
+        log::error!("ext-regions: the given range is refused: {why}; no extended regions advertised");
+    }
+    log::info!("d0: grant table region {grant}");
+    for (i, region) in found.regions.iter().enumerate() {
+        log::info!("d0: extended region {i}: {region}");
+    }
+    if found.dropped > 0 {
+        log::warn!("d0: {} smaller extended regions left out (limit {})", found.dropped, crate::dom0::ext_regions::MAX_REGIONS);
+    }
+    let usable: u64 = found.regions.iter().map(|r| r.shrink_to_alignment(128 << 20).size()).sum();
+    log::info!(
+        "d0: {} extended regions, {} MiB ({} MiB in 128 MiB-aligned sections Linux can use)",
+        found.regions.len(),
+        found.total() >> 20,
+        usable >> 20
+    );
 }
 
 /// The frame allocator, the heap and the MMU, in that order: the heap comes

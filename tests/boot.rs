@@ -207,3 +207,46 @@ fn a_faulting_console_gives_a_crash_report_through_semihosting() {
     out.expect_line("x30 ");
     out.expect_exit(2);
 }
+
+/// On the reference machine (`-m 2G`, cortex-a57, dom0_mem=512M) Xen 4.17
+/// gives Dom0 0x6000_0000+512M and advertises 0x4040_0000->0x6000_0000 and
+/// 0x8000_0000->0xc000_0000: 1408 MiB in 128 MiB-aligned sections.
+#[test]
+fn extended_regions_follow_the_command_line() {
+    let run = |append: &str| machine("cortex-a57", "2G", append).run();
+
+    let out = run("dom0_mem=512M");
+    out.expect_line("d0: BANK[0] 0x60000000->0x80000000 (512 MiB)");
+    out.expect_line("d0: grant table region 0x40200000->0x40240000");
+    out.expect_line("d0: extended region 1: 0x80000000->0xc0000000");
+    out.expect_line("(1408 MiB in 128 MiB-aligned sections Linux can use)");
+    out.expect_line("Freed 0x48000000->0x48100000 (host device tree)");
+    out.expect_exit(0);
+
+    for off in ["ext-regions=no", "ext_regions=no", "no-ext-regions", "ext_regions=off"] {
+        let out = run(off);
+        out.expect_line("d0: 0 extended regions, 0 MiB");
+        out.expect_no_line("d0: extended region 0");
+    }
+
+    let out = run("ext-regions=0x100000000,1G");
+    out.expect_line("d0: extended region 0: 0x100000000->0x140000000");
+    out.expect_line("d0: 1 extended regions, 1024 MiB");
+
+    for (bad, why) in [
+        ("ext-regions=0x70000000,256M", "overlaps Dom0 RAM 0x60000000->0x80000000"),
+        ("ext-regions=0x100100000,1G", "start and size must be multiples of 2 MiB"),
+        ("ext-regions=0x100000000000,1G", "ends beyond the 0x100000000000 IPA space"),
+        ("ext-regions=0x8000000,2M", "overlaps a host device 0x08000000->0x08010000"),
+        ("ext-regions=0x40200000,2M", "overlaps the grant-table region"),
+    ] {
+        let out = run(bad);
+        out.expect_line(&format!("ext-regions: the given range is refused: {why}"));
+        out.expect_line("d0: 0 extended regions");
+        out.expect_exit(0);
+    }
+
+    let out = run("dom0_mem=3G");
+    out.expect_line("FATAL: dom0_mem=3072M cannot be satisfied");
+    out.expect_exit(17);
+}

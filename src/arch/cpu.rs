@@ -62,3 +62,12 @@ pub fn current_index() -> usize {
     // SAFETY: as in `this_cpu`.
     unsafe { (*ptr).index }
 }
+
+/// The physical (and so intermediate physical) address width this CPU
+/// supports, capped at 48 bits: four levels of 4 KiB tables, no LPA2.
+pub fn pa_bits() -> u32 {
+    use aarch64_cpu::registers::ID_AA64MMFR0_EL1;
+    const BITS: [u32; 7] = [32, 36, 40, 42, 44, 48, 52];
+    let encoded = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange) as usize;
+    BITS.get(encoded).copied().unwrap_or(48).min(48)
+}

@@ -3,3 +3,4 @@
 
 pub mod ext_regions;
 pub mod memory;
+pub mod regions;

@@ -146,6 +146,25 @@ impl<'a> MemoryPlan<'a> {
     }
 }
 
+impl MemoryPlan<'_> {
+    /// The whole frames of everything kept back as `what` that nothing else
+    /// kept back touches: what can go to the allocator once `what` is no
+    /// longer needed (the host tree once copied, modules once loaded).
+    pub fn releasable(&self, what: impl Fn(&Keep<'_>) -> bool) -> RangeSet<MAX_KEPT> {
+        let mut out = RangeSet::new();
+        for (range, _) in self.kept.iter().filter(|(_, k)| what(k)) {
+            if let Some(frames) = range.expand_to_alignment(FRAME_SIZE) {
+                let _ = out.insert(frames);
+            }
+        }
+        for (range, _) in self.kept.iter().filter(|(_, k)| !what(k)) {
+            let whole = range.expand_to_alignment(FRAME_SIZE).unwrap_or(PhysRange::new(range.start, u64::MAX));
+            let _ = out.remove(whole);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +243,18 @@ mod tests {
         let err = MemoryPlan::new(&tree, IMAGE, DTB).unwrap_err();
         assert!(matches!(err, PlanError::NoFreeRam { .. }), "{err}");
         assert!(err.to_string().starts_with("no RAM left to manage: 1024 MiB of RAM"));
+    }
+
+    #[test]
+    fn releasing_the_tree_spares_what_shares_its_frames() {
+        // A /memreserve/ entry over the tree's last frame, as U-Boot makes.
+        let t = virt(&[(0x4000_0000, GIB)]);
+        let b = blob(&t, &[(0x480f_f800, 0x100)]);
+        let tree = HostTree::parse(&b).unwrap();
+        let plan = MemoryPlan::new(&tree, IMAGE, DTB).unwrap();
+        let free = plan.releasable(|k| *k == Keep::DeviceTree);
+        assert_eq!(free.iter().collect::<Vec<_>>(), vec![PhysRange::new(0x4800_0000, 0x480f_f000)]);
+        assert!(!free.overlaps(&plan.metadata));
     }
 
     #[test]
