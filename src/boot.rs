@@ -172,7 +172,8 @@ fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options) {
         crate::dt::devices::DeviceRangeKind::PciWindow => ("a PCI aperture", d.range),
     }));
     let ipa_bits = cpu::pa_bits();
-    log::info!("P2M: {ipa_bits}-bit IPA");
+    let stage2 = build_stage2(tree, &banks, &devices, ipa_bits);
+    *DOM0_STAGE2.lock() = Some(stage2);
     let (found, refused) = regions::choose(options.ext_regions, frames.free_ranges(), &taken, 1 << ipa_bits);
     if let Some(why) = refused {
         log::error!("ext-regions: the given range is refused: {why}; no extended regions advertised");
@@ -191,6 +192,52 @@ fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options) {
         found.total() >> 20,
         usable >> 20
     );
+}
+
+/// Dom0's stage-2 tables, once built.
+pub static DOM0_STAGE2: Mutex<Option<crate::mm::stage2::Stage2Map>> = Mutex::new(None);
+
+/// Dom0's stage 2: its RAM, and every host device but what the hypervisor
+/// keeps (its console; the GIC distributor and redistributors, which it
+/// will emulate).
+fn build_stage2(
+    tree: &HostTree<'_>,
+    banks: &[PhysRange],
+    devices: &[crate::dt::devices::DeviceRange],
+    ipa_bits: u32,
+) -> crate::mm::stage2::Stage2Map {
+    use crate::mm::stage2::{Geometry, Kind, Stage2Map};
+    let mut kept: alloc::vec::Vec<PhysRange> = alloc::vec::Vec::new();
+    kept.extend(tree.console.as_ref().map(|c| c.mmio));
+    if let Some(gic) = &tree.gic {
+        kept.push(gic.distributor);
+        kept.extend(gic.redistributors.iter().copied());
+    }
+    let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(ipa_bits));
+    let mut map = |range: PhysRange, kind: Kind| {
+        if let Err(e) = s2.map(range, kind) {
+            log::warn!("d0: stage 2: cannot map {} ({kind:?}); Dom0 will not see it", e.0);
+        }
+    };
+    for &bank in banks {
+        map(bank, Kind::Ram);
+    }
+    let mut passed = 0;
+    for d in devices {
+        if kept.iter().any(|k| k.overlaps(&d.range)) {
+            log::info!("d0: {} kept by the hypervisor", d.range);
+            continue;
+        }
+        map(d.range, Kind::Device);
+        passed += 1;
+    }
+    let geometry = s2.geometry();
+    log::info!(
+        "P2M: {}-bit IPA, root at level {}, {passed} device ranges passed through",
+        geometry.ipa_bits,
+        geometry.root_level
+    );
+    s2
 }
 
 /// The frame allocator, the heap and the MMU, in that order: the heap comes

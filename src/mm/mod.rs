@@ -4,6 +4,7 @@
 pub mod frames;
 pub mod plan;
 pub mod range;
+pub mod stage2;
 
 #[cfg(target_os = "none")]
 pub mod heap;
