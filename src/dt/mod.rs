@@ -1,6 +1,7 @@
 //! Device trees: reading the host's (and, later, writing Dom0's).
 
 pub mod devices;
+pub mod dom0;
 pub mod host;
 pub mod props;
 pub mod walk;

@@ -92,6 +92,7 @@ pub fn virt(ram: &[(u64, u64)]) -> N {
         .cells("#size-cells", &[2])
         .str("compatible", "linux,dummy-virt")
         .str("model", "linux,dummy-virt")
+        .cells("interrupt-parent", &[0x8001])
         .child(node("chosen").str("stdout-path", "/pl011@9000000").str("bootargs", ""))
         .child(
             node("pl011@9000000")
@@ -102,6 +103,7 @@ pub fn virt(ram: &[(u64, u64)]) -> N {
         .child(
             node("intc@8000000")
                 .str("compatible", "arm,gic-v3")
+                .cells("phandle", &[0x8001])
                 .flag("interrupt-controller")
                 .cells("#interrupt-cells", &[3])
                 .cells("#redistributor-regions", &[1])
