@@ -2,5 +2,6 @@
 //! about.
 
 pub mod ext_regions;
+pub mod layout;
 pub mod memory;
 pub mod regions;
