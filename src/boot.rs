@@ -123,7 +123,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     if tree.module(crate::dt::host::ModuleKind::Kernel).is_none() {
         fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
     }
-    plan_dom0(&tree, blob, &parsed.options);
+    plan_dom0(&tree, blob, &parsed.options, &plan);
     log::warn!("Dom0 construction is not implemented yet; stopping");
     crate::shutdown::stop(Stop::PowerOff)
 }
@@ -149,16 +149,56 @@ pub fn grant_region() -> PhysRange {
     PhysRange::new(image.start, (image.start + GRANT_FRAMES * 4096).min(image.end))
 }
 
-/// Dom0's memory and the regions it will be told about.
-fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options) {
-    use crate::dom0::{memory, regions};
-    let mut guard = FRAMES.lock();
-    let frames = guard.as_mut().expect("memory is up");
-    let banks = memory::allocate(frames, options.dom0_mem)
-        .unwrap_or_else(|e| fatal!(Stop::Dom0MemoryUnavailable, "{e}"));
+/// Reads `range` of RAM as bytes.
+///
+/// # Safety
+/// `range` must be RAM mapped at EL2 that nothing writes while the slice lives.
+unsafe fn ram_bytes(range: PhysRange) -> &'static [u8] {
+    // SAFETY: forwarded from the caller.
+    unsafe { core::slice::from_raw_parts(range.start as *const u8, range.size() as usize) }
+}
+
+/// Copies `bytes` into Dom0 RAM at `at` and cleans them to memory, which
+/// Dom0 reads with its caches off.
+fn copy_into_dom0(at: u64, bytes: &[u8]) {
+    // SAFETY: `at` lies in a Dom0 bank the caller checked holds `bytes`;
+    // Dom0 does not run yet, and nothing of the hypervisor's lives there.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
+    crate::arch::barrier::dcache_clean(at, bytes.len() as u64);
+}
+
+/// Builds Dom0: RAM, kernel and initrd in place, the boot modules freed,
+/// the extended regions, its device tree, its stage 2.
+fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options, plan: &MemoryPlan<'_>) {
+    use crate::dom0::{layout, memory, regions};
+    use crate::dt::host::ModuleKind;
+    let banks = {
+        let mut guard = FRAMES.lock();
+        let frames = guard.as_mut().expect("memory is up");
+        memory::allocate(frames, options.dom0_mem).unwrap_or_else(|e| fatal!(Stop::Dom0MemoryUnavailable, "{e}"))
+    };
     for (i, bank) in banks.iter().enumerate() {
         log::info!("d0: BANK[{i}] {bank} ({} MiB)", bank.size() >> 20);
     }
+
+    let kernel_module = tree.module(ModuleKind::Kernel).expect("checked at boot");
+    // SAFETY: the plan checked that modules lie in RAM; they are kept back
+    // from the allocator until released below, after the copies.
+    let kernel = unsafe { ram_bytes(kernel_module.range) };
+    let initrd = tree.module(ModuleKind::Ramdisk).map(|m| {
+        // SAFETY: as for the kernel.
+        unsafe { ram_bytes(m.range) }
+    });
+    let header = layout::ImageHeader::parse(kernel).unwrap_or_else(|e| fatal!(Stop::BadDom0Kernel, "{e}"));
+    let place = layout::place(banks[0], &header, kernel.len() as u64, initrd.map(|i| i.len() as u64))
+        .unwrap_or_else(|e| fatal!(Stop::Dom0MemoryUnavailable, "{e}"));
+    copy_into_dom0(place.entry, kernel);
+    log::info!("d0: kernel {} (entry {:#x}, text_offset {:#x})", place.kernel, place.entry, header.text_offset);
+    if let (Some(bytes), Some(range)) = (initrd, place.initrd) {
+        copy_into_dom0(range.start, bytes);
+        log::info!("d0: initrd {range}");
+    }
+    release(plan, "boot modules, copied into Dom0", |k| matches!(k, Keep::Module(_)));
 
     let fdt = dtoolkit::fdt::Fdt::new(blob).unwrap_or_else(|e| fatal!(Stop::BadDeviceTree, "{e}"));
     let devices = crate::dt::devices::device_ranges(&fdt)
@@ -174,7 +214,11 @@ fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options) {
     let ipa_bits = cpu::pa_bits();
     let stage2 = build_stage2(tree, &banks, &devices, ipa_bits);
     *DOM0_STAGE2.lock() = Some(stage2);
-    let (found, refused) = regions::choose(options.ext_regions, frames.free_ranges(), &taken, 1 << ipa_bits);
+    let (found, refused) = {
+        let guard = FRAMES.lock();
+        let frames = guard.as_ref().expect("memory is up");
+        regions::choose(options.ext_regions, frames.free_ranges(), &taken, 1 << ipa_bits)
+    };
     if let Some(why) = refused {
         log::error!("ext-regions: the given range is refused: {why}; no extended regions advertised");
     }
@@ -192,6 +236,23 @@ fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options) {
         found.total() >> 20,
         usable >> 20
     );
+
+    let hidden: alloc::vec::Vec<&str> = tree.console.iter().map(|c| c.path.as_str()).collect();
+    let spec = crate::dt::dom0::Dom0Tree {
+        banks: &banks,
+        bootargs: tree.dom0_cmdline.map(|c| c.text),
+        initrd: place.initrd,
+        grant_region: grant,
+        extended_regions: &found.regions,
+        event_ppi: 0,
+        hidden: &hidden,
+    };
+    let dom0_dtb = crate::dt::dom0::build(&fdt, &spec).unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
+    if dom0_dtb.len() as u64 > place.dtb.size() {
+        fatal!(Stop::BadDeviceTreeContent, "Dom0's device tree is {} bytes, over the 2 MiB the boot protocol allows", dom0_dtb.len());
+    }
+    copy_into_dom0(place.dtb.start, &dom0_dtb);
+    log::info!("d0: device tree at {:#x} ({} bytes)", place.dtb.start, dom0_dtb.len());
 }
 
 /// Dom0's stage-2 tables, once built.

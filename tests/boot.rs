@@ -8,9 +8,11 @@ use qemu_harness::{Machine, Outcome, work_dir};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// 64 KiB that pass for an arm64 Image: the header's magic, text_offset 0,
+/// image_size 64 KiB.
 fn placeholder_kernel() -> PathBuf {
     let path = work_dir().join("test-kernel.bin");
-    std::fs::write(&path, vec![0x5au8; 64 * 1024]).unwrap();
+    std::fs::write(&path, qemu_harness::image::placeholder_kernel(64 * 1024)).unwrap();
     path
 }
 
@@ -221,6 +223,10 @@ fn extended_regions_follow_the_command_line() {
     out.expect_line("d0: extended region 1: 0x80000000->0xc0000000");
     out.expect_line("(1408 MiB in 128 MiB-aligned sections Linux can use)");
     out.expect_line("Freed 0x48000000->0x48100000 (host device tree)");
+    out.expect_line("Freed 0x42000000->0x42010000 (boot modules, copied into Dom0)");
+    out.expect_line("d0: extended region 0: 0x42000000->0x60000000");
+    out.expect_line("d0: kernel 0x60000000->0x60010000 (entry 0x60000000, text_offset 0x0)");
+    out.expect_line("d0: device tree at 0x60200000");
     out.expect_exit(0);
 
     for off in ["ext-regions=no", "ext_regions=no", "no-ext-regions", "ext_regions=off"] {
@@ -249,4 +255,15 @@ fn extended_regions_follow_the_command_line() {
     let out = run("dom0_mem=3G");
     out.expect_line("FATAL: dom0_mem=3072M cannot be satisfied");
     out.expect_exit(17);
+}
+
+#[test]
+fn a_kernel_that_is_not_an_arm64_image_is_refused() {
+    let path = work_dir().join("not-a-kernel.bin");
+    std::fs::write(&path, vec![0x5au8; 4096]).unwrap();
+    let mut m = machine("cortex-a57", "1G", "");
+    m.modules[0].file = path;
+    let out = m.run();
+    out.expect_line("FATAL: the kernel module is not an arm64 Image (no ARM\\x64 magic at offset 0x38)");
+    out.expect_exit(16);
 }

@@ -12,14 +12,32 @@ pub fn tlb_invalidate_el2() {
     unsafe { asm!("dsb ishst", "tlbi alle2", "dsb ish", "isb", options(nostack, preserves_flags)) };
 }
 
+fn dcache_line() -> u64 {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
+    (4usize << ((ctr >> 16) & 0xf)).max(MIN_LINE) as u64
+}
+
+/// Cleans the data cache lines of `[start, start + len)` to the point of
+/// coherency, so that a guest running with its MMU and caches off reads
+/// what we wrote through the cache.
+pub fn dcache_clean(start: u64, len: u64) {
+    let line = dcache_line();
+    let mut addr = start & !(line - 1);
+    while addr < start + len {
+        // SAFETY: cleaning writes back dirty lines; memory contents stay.
+        unsafe { asm!("dc cvac, {}", in(reg) addr, options(nostack, preserves_flags)) };
+        addr += line;
+    }
+    barrier::dsb(barrier::SY);
+}
+
 /// Invalidates the data cache lines of `[start, start + len)` to the point
 /// of coherency, discarding whatever a boot loader left dirty there, so that
 /// lines evicted later cannot overwrite what we write with the MMU off.
 pub fn dcache_invalidate(start: u64, len: u64) {
-    let ctr: u64;
-    // SAFETY: reading CTR_EL0 has no side effects.
-    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
-    let line = (4usize << ((ctr >> 16) & 0xf)).max(MIN_LINE) as u64;
+    let line = dcache_line();
     let mut addr = start & !(line - 1);
     while addr < start + len {
         // SAFETY: invalidation only drops cached copies of memory the

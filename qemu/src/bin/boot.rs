@@ -11,7 +11,7 @@ fn main() {
     // Until Dom0 can be built, a placeholder kernel module keeps the boot
     // going as far as the hypervisor gets.
     let kernel = work_dir().join("placeholder-kernel");
-    std::fs::write(&kernel, vec![0u8; 4096]).expect("write placeholder kernel");
+    std::fs::write(&kernel, image::placeholder_kernel(64 * 1024)).expect("write placeholder kernel");
     let machine = Machine {
         memory: "2G".into(),
         append: Some(if options.is_empty() { "loglvl=info".into() } else { options.join(" ") }),
