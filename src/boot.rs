@@ -124,7 +124,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
     }
     plan_dom0(&tree, blob, &parsed.options, &plan);
-    log::warn!("Dom0 construction is not implemented yet; stopping");
+    log::warn!("Dom0 is ready in memory; entering it is not implemented yet, stopping");
     crate::shutdown::stop(Stop::PowerOff)
 }
 
