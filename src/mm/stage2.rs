@@ -60,6 +60,25 @@ impl Geometry {
     pub fn limit(&self) -> u64 {
         1 << self.ipa_bits
     }
+
+    /// VTCR_EL2 for this geometry, with `pa_bits` of output address: 4 KiB
+    /// granule, inner-shareable write-back table walks.
+    pub fn vtcr(&self, pa_bits: u32) -> u64 {
+        const RES1: u64 = 1 << 31;
+        let ps: u64 = match pa_bits {
+            0..=32 => 0,
+            33..=36 => 1,
+            37..=40 => 2,
+            41..=42 => 3,
+            43..=44 => 4,
+            _ => 5,
+        };
+        let t0sz = 64 - u64::from(self.ipa_bits);
+        // SL0 with 4 KiB pages: 2 starts at level 0, 1 at level 1.
+        let sl0: u64 = if self.root_level == 0 { 2 } else { 1 };
+        let (irgn0, orgn0, sh0, tg0) = (1u64, 1u64, 3u64, 0u64);
+        RES1 | (ps << 16) | (tg0 << 14) | (sh0 << 12) | (orgn0 << 10) | (irgn0 << 8) | (sl0 << 6) | t0sz
+    }
 }
 
 pub struct Stage2Map {
@@ -127,6 +146,14 @@ mod tests {
         assert_eq!(Geometry::for_ipa_bits(44), Geometry { ipa_bits: 44, root_level: 0 });
         assert_eq!(Geometry::for_ipa_bits(36), Geometry { ipa_bits: 36, root_level: 1 });
         assert_eq!(Geometry::for_ipa_bits(52).ipa_bits, 48);
+    }
+
+    #[test]
+    fn vtcr_matches_xen_on_cortex_a57() {
+        // Xen 4.17 logs "VTCR 0x0000000080043594" for a 44-bit IPA there.
+        assert_eq!(Geometry::for_ipa_bits(44).vtcr(44), 0x8004_3594);
+        // 36 bits (some Cortex-A53 boards): level-1 root, T0SZ 28.
+        assert_eq!(Geometry::for_ipa_bits(36).vtcr(36), 0x8001_355c);
     }
 
     #[test]
