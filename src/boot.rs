@@ -123,9 +123,16 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     if tree.module(crate::dt::host::ModuleKind::Kernel).is_none() {
         fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
     }
-    plan_dom0(&tree, blob, &parsed.options, &plan);
-    log::warn!("Dom0 is ready in memory; entering it is not implemented yet, stopping");
-    crate::shutdown::stop(Stop::PowerOff)
+    let (pc, dtb) = plan_dom0(&tree, blob, &parsed.options, &plan);
+    let (stage2_root, vtcr) = {
+        let guard = DOM0_STAGE2.lock();
+        let s2 = guard.as_ref().expect("built with Dom0");
+        (s2.root_address(), s2.geometry().vtcr(cpu::pa_bits()))
+    };
+    let free = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
+    log::info!("Free frames at Dom0 entry: {free}");
+    log::info!("d0: entering at {pc:#x} (EL1h, MMU off) with its device tree at {dtb:#x}");
+    crate::arch::guest::enter_el1(&crate::arch::guest::Entry { pc, x0: dtb, stage2_root, vtcr, vmid: 1 })
 }
 
 /// Gives back to the allocator the frames of what `plan` kept as `what`.
@@ -169,7 +176,8 @@ fn copy_into_dom0(at: u64, bytes: &[u8]) {
 
 /// Builds Dom0: RAM, kernel and initrd in place, the boot modules freed,
 /// the extended regions, its device tree, its stage 2.
-fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options, plan: &MemoryPlan<'_>) {
+/// Returns Dom0's entry point and the address of its device tree.
+fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options, plan: &MemoryPlan<'_>) -> (u64, u64) {
     use crate::dom0::{layout, memory, regions};
     use crate::dt::host::ModuleKind;
     let banks = {
@@ -253,6 +261,7 @@ fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options, plan: 
     }
     copy_into_dom0(place.dtb.start, &dom0_dtb);
     log::info!("d0: device tree at {:#x} ({} bytes)", place.dtb.start, dom0_dtb.len());
+    (place.entry, place.dtb.start)
 }
 
 /// Dom0's stage-2 tables, once built.

@@ -8,11 +8,10 @@ use qemu_harness::{Machine, Outcome, work_dir};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// 64 KiB that pass for an arm64 Image: the header's magic, text_offset 0,
-/// image_size 64 KiB.
+/// A stand-in Dom0 that checks x0 points at a device tree and exits 0.
 fn placeholder_kernel() -> PathBuf {
     let path = work_dir().join("test-kernel.bin");
-    std::fs::write(&path, qemu_harness::image::placeholder_kernel(64 * 1024)).unwrap();
+    std::fs::write(&path, qemu_harness::guest::reach_and_exit()).unwrap();
     path
 }
 
@@ -31,11 +30,11 @@ fn assert_boot_report(out: &Outcome) {
     out.expect_line("(HV) AArch64 hypervisor");
     out.expect_line("Console: PL011 /pl011@9000000");
     out.expect_line("GIC V3 at /intc@8000000: distributor 0x08000000->0x08010000");
-    out.expect_line("Module: kernel 0x42000000->0x42010000 (65536 bytes)");
+    out.expect_line("Module: kernel 0x42000000->0x42001000 (4096 bytes)");
     out.expect_line("Dom0 command line: \"console=hvc0\" (from bootargs of the kernel module)");
     out.expect_line("Kept back: 0x40200000->");
     out.expect_line("(hypervisor image)");
-    out.expect_line("Kept back: 0x42000000->0x42010000 (boot module (kernel))");
+    out.expect_line("Kept back: 0x42000000->0x42001000 (boot module (kernel))");
     out.expect_line("EL2 MMU on");
     out.expect_line("Free memory: ");
     out.expect_line("Boot CPU 0x0 ready; ");
@@ -83,7 +82,6 @@ fn debug_level_dumps_the_free_lists_and_unknown_options_are_reported() {
 fn quiet_level_logs_nothing_but_the_end() {
     let out = machine("cortex-a57", "1G", "loglvl=error").run();
     out.expect_no_line("RAM bank");
-    out.expect_line("(HV) Powering off");
     out.expect_exit(0);
 }
 
@@ -223,9 +221,9 @@ fn extended_regions_follow_the_command_line() {
     out.expect_line("d0: extended region 1: 0x80000000->0xc0000000");
     out.expect_line("(1408 MiB in 128 MiB-aligned sections Linux can use)");
     out.expect_line("Freed 0x48000000->0x48100000 (host device tree)");
-    out.expect_line("Freed 0x42000000->0x42010000 (boot modules, copied into Dom0)");
+    out.expect_line("Freed 0x42000000->0x42001000 (boot modules, copied into Dom0)");
     out.expect_line("d0: extended region 0: 0x42000000->0x60000000");
-    out.expect_line("d0: kernel 0x60000000->0x60010000 (entry 0x60000000, text_offset 0x0)");
+    out.expect_line("d0: kernel 0x60000000->0x60001000 (entry 0x60000000, text_offset 0x0)");
     out.expect_line("d0: device tree at 0x60200000");
     out.expect_exit(0);
 
@@ -266,4 +264,39 @@ fn a_kernel_that_is_not_an_arm64_image_is_refused() {
     let out = m.run();
     out.expect_line("FATAL: the kernel module is not an arm64 Image (no ARM\\x64 magic at offset 0x38)");
     out.expect_exit(16);
+}
+
+#[test]
+fn dom0_is_entered_at_el1_with_its_device_tree() {
+    let out = machine("cortex-a57", "2G", "").run();
+    out.expect_line("d0: entering at 0x60000000 (EL1h, MMU off) with its device tree at 0x60200000");
+    out.expect_line("Free frames at Dom0 entry: ");
+    // The stand-in read the tree's magic through x0 and exited 0.
+    out.expect_exit(qemu_harness::guest::REACHED as i32);
+}
+
+#[test]
+fn dom0_reading_hypervisor_memory_gets_an_abort() {
+    for target in [0x4020_0000u64, 0x4100_0000] {
+        let path = work_dir().join(format!("abort-{target:x}.bin"));
+        std::fs::write(&path, qemu_harness::guest::read_and_expect_abort(target)).unwrap();
+        let mut m = machine("cortex-a57", "2G", "");
+        m.modules[0].file = path;
+        let out = m.run();
+        out.expect_line(&format!("d0: read at IPA {target:#x}"));
+        out.expect_line("abort injected");
+        out.expect_exit(qemu_harness::guest::ABORTED as i32);
+    }
+}
+
+#[test]
+fn dom0_psci_system_off_ends_the_machine() {
+    let path = work_dir().join("system-off.bin");
+    std::fs::write(&path, qemu_harness::guest::smc_and_hang(0x8400_0008)).unwrap();
+    let mut m = machine("cortex-a57", "1G", "");
+    m.modules[0].file = path;
+    let out = m.run();
+    out.expect_line("d0: PSCI SYSTEM_OFF");
+    out.expect_line("(HV) Powering off");
+    out.expect_exit(0);
 }

@@ -3,6 +3,7 @@
 //! the console. Used by the integration tests and by `cargo boot`.
 
 pub mod dtb;
+pub mod guest;
 pub mod image;
 pub mod machine;
 pub mod shim;

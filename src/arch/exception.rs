@@ -50,6 +50,17 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
             return;
         }
     }
+    if source == Source::LowerA64 {
+        if synchronous {
+            super::traps::handle_guest_sync(frame);
+            return;
+        }
+        if kind & 3 != 3 {
+            // A physical IRQ or FIQ while the guest ran: none is enabled
+            // yet, so there is nothing to acknowledge.
+            return;
+        }
+    }
     if REPORTING.swap(true, Ordering::SeqCst) {
         // The report itself faulted, most likely on the console: drop it
         // and say what we can through semihosting.

@@ -10,6 +10,10 @@ pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod exception;
 #[cfg(target_os = "none")]
+pub mod guest;
+#[cfg(target_os = "none")]
 pub mod mmu;
 #[cfg(target_os = "none")]
 pub mod semihosting;
+#[cfg(target_os = "none")]
+pub mod traps;

@@ -8,10 +8,10 @@ use std::process::Command;
 fn main() {
     let options: Vec<String> = std::env::args().skip(1).collect();
     let image = image::hypervisor();
-    // Until Dom0 can be built, a placeholder kernel module keeps the boot
-    // going as far as the hypervisor gets.
-    let kernel = work_dir().join("placeholder-kernel");
-    std::fs::write(&kernel, image::placeholder_kernel(64 * 1024)).expect("write placeholder kernel");
+    // Until a Linux Dom0 runs, a stand-in Dom0 checks it was entered with a
+    // device tree and powers off.
+    let kernel = work_dir().join("stand-in-dom0");
+    std::fs::write(&kernel, qemu_harness::guest::reach_and_exit()).expect("write the stand-in Dom0");
     let machine = Machine {
         memory: "2G".into(),
         append: Some(if options.is_empty() { "loglvl=info".into() } else { options.join(" ") }),

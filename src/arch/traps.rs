@@ -1,0 +1,108 @@
+//! Synchronous exceptions from the guest: hypercalls, SMCCC/PSCI calls,
+//! stage-2 faults. Nothing a guest does here stops the hypervisor: unknown
+//! calls get an error code, bad accesses an abort injected back.
+
+use super::esr::{self, ec};
+use super::exception::TrapFrame;
+use super::guest::SPSR_EL1H_MASKED;
+use crate::fatal::Stop;
+use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, HPFAR_EL2, SPSR_EL1, VBAR_EL1};
+use tock_registers::interfaces::{Readable, Writeable};
+
+/// The HVC immediate of a Xen hypercall.
+const XEN_HYPERCALL_IMM: u32 = 0xea1;
+const ENOSYS: i64 = 38;
+
+const SMCCC_VERSION: u32 = 0x8000_0000;
+const PSCI_VERSION: u32 = 0x8400_0000;
+const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
+const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
+const PSCI_FEATURES: u32 = 0x8400_000a;
+const NOT_SUPPORTED: i64 = -1;
+
+pub fn handle_guest_sync(frame: &mut TrapFrame) {
+    let class = esr::exception_class(frame.esr);
+    let iss = esr::iss(frame.esr);
+    match class {
+        ec::HVC64 if iss & 0xffff == XEN_HYPERCALL_IMM => {
+            log::debug!("d0: hypercall {} not implemented", frame.regs[16]);
+            frame.regs[0] = (-ENOSYS) as u64;
+        }
+        ec::HVC64 => smccc(frame),
+        ec::SMC64 => {
+            // SMC traps with ELR at the SMC itself.
+            frame.elr += 4;
+            smccc(frame);
+        }
+        ec::DABT_LOWER | ec::IABT_LOWER => inject_abort(frame, class == ec::IABT_LOWER),
+        _ => {
+            log::warn!("d0: unexpected trap ({}, ESR {:#x}) at PC {:#x}; undefined instruction injected", esr::class_name(class), frame.esr, frame.elr);
+            inject(frame, (u64::from(ec::UNKNOWN) << 26) | (1 << 25), 0);
+        }
+    }
+}
+
+/// SMC Calling Convention calls: PSCI and the SMCCC version.
+fn smccc(frame: &mut TrapFrame) {
+    let function = frame.regs[0] as u32;
+    let result: i64 = match function {
+        SMCCC_VERSION => 0x1_0001,
+        PSCI_VERSION => 0x1_0001,
+        PSCI_FEATURES => match frame.regs[1] as u32 {
+            PSCI_VERSION | PSCI_SYSTEM_OFF | PSCI_SYSTEM_RESET | PSCI_FEATURES | SMCCC_VERSION => 0,
+            _ => NOT_SUPPORTED,
+        },
+        PSCI_SYSTEM_OFF => {
+            log::info!("d0: PSCI SYSTEM_OFF");
+            crate::shutdown::stop(Stop::PowerOff)
+        }
+        PSCI_SYSTEM_RESET => {
+            log::info!("d0: PSCI SYSTEM_RESET; reboot is not supported, powering off");
+            crate::shutdown::stop(Stop::PowerOff)
+        }
+        other => {
+            log::debug!("d0: SMCCC function {other:#x} not supported");
+            NOT_SUPPORTED
+        }
+    };
+    frame.regs[0] = result as u64;
+}
+
+/// A guest access to an IPA with no stage-2 mapping: log it and give the
+/// guest a synchronous external abort, as real hardware would for an
+/// address with nothing behind it.
+fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
+    let iss = esr::iss(frame.esr);
+    let ipa = ((HPFAR_EL2.get() >> 4) << 12) | (frame.far & 0xfff);
+    let what = if instruction { "instruction fetch" } else if esr::is_write(iss) { "write" } else { "read" };
+    log::warn!(
+        "d0: {what} at IPA {ipa:#x} (VA {:#x}, PC {:#x}) outside Dom0's memory and devices; abort injected",
+        frame.far,
+        frame.elr
+    );
+    let from_el0 = frame.spsr & 0xf == 0;
+    let class = match (instruction, from_el0) {
+        (true, true) => ec::IABT_LOWER,
+        (true, false) => ec::IABT_CURRENT,
+        (false, true) => ec::DABT_LOWER,
+        (false, false) => ec::DABT_CURRENT,
+    };
+    const EXTERNAL_ABORT: u64 = 0x10;
+    let wnr = if instruction { 0 } else { u64::from(iss) & (1 << 6) };
+    inject(frame, (u64::from(class) << 26) | (1 << 25) | wnr | EXTERNAL_ABORT, frame.far);
+}
+
+/// Delivers a synchronous exception to the guest's EL1 vector table.
+fn inject(frame: &mut TrapFrame, esr: u64, far: u64) {
+    ESR_EL1.set(esr);
+    FAR_EL1.set(far);
+    aarch64_cpu::registers::ELR_EL1.set(frame.elr);
+    SPSR_EL1.set(frame.spsr);
+    let offset = match frame.spsr & 0xf {
+        0b0101 => 0x200, // EL1h: current EL with SP_ELx
+        0b0100 => 0x000, // EL1t: current EL with SP_EL0
+        _ => 0x400,      // EL0: lower EL, AArch64
+    };
+    frame.elr = VBAR_EL1.get() + offset;
+    frame.spsr = SPSR_EL1H_MASKED;
+}
