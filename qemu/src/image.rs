@@ -56,3 +56,14 @@ pub fn placeholder_kernel(size: usize) -> Vec<u8> {
     image[0x38..0x3c].copy_from_slice(b"ARM\x64");
     image
 }
+
+/// The bare-metal test guest `tests/guests/dom0-probe`, built once per process.
+pub fn dom0_probe() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let elf = build_elf("dom0-probe", "dom0-probe");
+        let out = work_dir().join("dom0-probe.bin");
+        raw_image(&elf, &out);
+        out
+    })
+}

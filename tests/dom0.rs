@@ -1,0 +1,82 @@
+//! Dom0 as the bare-metal probe sees it (`tests/guests/dom0-probe`): its
+//! device tree, its RAM, the extended regions and what aborts, across
+//! command lines and machines. The probe prints `probe: ok/FAIL` lines
+//! through semihosting and exits 0 only if every check passed.
+
+use qemu_harness::machine::Module;
+use qemu_harness::{Machine, Outcome, image};
+
+fn boot(cpu: &str, memory: &str, append: &str) -> Outcome {
+    let machine = Machine {
+        cpu: cpu.into(),
+        memory: memory.into(),
+        append: Some(append.into()),
+        modules: vec![Module {
+            addr: 0x4200_0000,
+            file: image::dom0_probe().to_path_buf(),
+            kernel: true,
+            bootargs: Some("console=hvc0".into()),
+        }],
+        ..Machine::default()
+    };
+    machine.run()
+}
+
+/// The `(start, end)` ranges in lines that contain `marker` and end in
+/// `0x...->0x...`.
+fn ranges(out: &Outcome, marker: &str) -> Vec<(u64, u64)> {
+    let parse = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap();
+    out.output
+        .lines()
+        .filter(|l| l.contains(marker))
+        .filter_map(|l| l.rsplit(' ').next()?.split_once("->"))
+        .map(|(a, b)| (parse(a), parse(b)))
+        .collect()
+}
+
+/// The probe passed, and the regions it read from its tree are exactly the
+/// ones the hypervisor logged.
+fn assert_probe_passed(out: &Outcome) -> Vec<(u64, u64)> {
+    out.expect_line("probe: 0 failures");
+    out.expect_no_line("probe: FAIL");
+    out.expect_exit(0);
+    let logged = ranges(out, "d0: extended region ");
+    let seen: Vec<_> = ranges(out, "probe: hypervisor reg[").into_iter().skip(1).collect();
+    assert_eq!(seen, logged, "regions in Dom0's tree vs the hypervisor's log:\n{}", out.output);
+    logged
+}
+
+#[test]
+fn default_command_line_on_2g() {
+    let out = boot("cortex-a57", "2G", "dom0_mem=512M");
+    let regions = assert_probe_passed(&out);
+    assert_eq!(regions, vec![(0x4200_0000, 0x6000_0000), (0x8000_0000, 0xc000_0000)]);
+    out.expect_line("probe: ok: wrote and read back");
+    out.expect_line("probe: ok: a read of extended region 0x42000000 aborts");
+    out.expect_line("probe: ok: a read of the grant region 0x40200000 (the hypervisor's image) aborts");
+}
+
+#[test]
+fn ext_regions_off_and_fixed_and_refused() {
+    for off in ["ext-regions=no", "ext_regions=no"] {
+        let out = boot("cortex-a57", "2G", off);
+        assert!(assert_probe_passed(&out).is_empty());
+        out.expect_line("probe: ok: 0 extended regions");
+    }
+    let out = boot("cortex-a57", "2G", "ext-regions=0x100000000,1G");
+    assert_eq!(assert_probe_passed(&out), vec![(0x1_0000_0000, 0x1_4000_0000)]);
+    for bad in ["ext-regions=0x60000000,256M", "ext-regions=0x80100000,1G", "ext-regions=0x100000000000,1G"] {
+        let out = boot("cortex-a57", "2G", bad);
+        out.expect_line("ext-regions: the given range is refused");
+        assert!(assert_probe_passed(&out).is_empty(), "{bad}");
+    }
+}
+
+#[test]
+fn memory_sizes_and_cpus() {
+    for (cpu, memory) in [("cortex-a57", "1G"), ("cortex-a57", "4G"), ("max", "2G"), ("max", "4G")] {
+        let out = boot(cpu, memory, "");
+        let regions = assert_probe_passed(&out);
+        assert!(!regions.is_empty() || memory == "1G", "{cpu} {memory}: {regions:x?}");
+    }
+}

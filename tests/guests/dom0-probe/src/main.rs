@@ -1,0 +1,363 @@
+//! A bare-metal Dom0 that checks what the hypervisor handed it: its device
+//! tree (the `/hypervisor` node, the extended regions, `/chosen`, PSCI),
+//! that every page of its RAM is really its own, and that the extended
+//! regions and the hypervisor's memory answer with an abort. Each check
+//! prints `probe: ok: ...` or `probe: FAIL: ...` through semihosting; the
+//! exit code is 0 only if all passed.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("dom0-probe is a bare-metal guest; the QEMU tests build it for the board.");
+}
+
+#[cfg(target_os = "none")]
+mod probe {
+    use core::arch::{asm, global_asm};
+    use core::fmt::{self, Write};
+    use core::ptr::{read_volatile, write_volatile};
+    use dtoolkit::fdt::Fdt;
+    use dtoolkit::{Node, Property};
+
+    global_asm!(
+        r#"
+.section .text.head, "ax"
+.global _start
+_start:
+    b       entry
+    .long   0
+    .quad   0                   /* text_offset */
+    .quad   __image_size
+    .quad   0x2                 /* little endian, 4 KiB pages */
+    .quad   0, 0, 0
+    .ascii  "ARM\x64"
+    .long   0
+
+.section .text
+entry:
+    mov     x19, x0
+    adr     x1, _start
+    ldr     x2, =_start
+    cmp     x1, x2
+    b.ne    wrong_place
+    ldr     x1, =__bss_start
+    ldr     x2, =__bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    str     xzr, [x1], #8
+    b       1b
+2:  ldr     x1, =__stack_top
+    mov     sp, x1
+    ldr     x1, =vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x0, x19
+    bl      probe_main
+3:  b       3b
+
+/* Loaded somewhere else: no Rust can run; exit 5 through semihosting. */
+wrong_place:
+    mov     x0, #0x18
+    adr     x1, wrong_place_block
+    hlt     #0xf000
+    b       wrong_place
+.balign 8
+wrong_place_block:
+    .quad   0x20026, 5
+
+/* Synchronous exceptions at EL1 record ESR and FAR and skip the
+   instruction; anything else ends the run with exit code 7. */
+.balign 0x800
+vectors:
+    .rept 4
+    .balign 0x80
+    b       unexpected
+    .endr
+    .balign 0x80
+    b       sync_handler
+    .rept 11
+    .balign 0x80
+    b       unexpected
+    .endr
+
+sync_handler:
+    stp     x9, x10, [sp, #-16]!
+    mrs     x9, esr_el1
+    ldr     x10, =LAST_ESR
+    str     x9, [x10]
+    mrs     x9, far_el1
+    ldr     x10, =LAST_FAR
+    str     x9, [x10]
+    mrs     x9, elr_el1
+    add     x9, x9, #4
+    msr     elr_el1, x9
+    ldp     x9, x10, [sp], #16
+    eret
+
+unexpected:
+    mov     x0, #0x18
+    adr     x1, unexpected_block
+    hlt     #0xf000
+    b       unexpected
+.balign 8
+unexpected_block:
+    .quad   0x20026, 7
+"#
+    );
+
+    #[unsafe(no_mangle)]
+    static mut LAST_ESR: u64 = 0;
+    #[unsafe(no_mangle)]
+    static mut LAST_FAR: u64 = 0;
+
+    unsafe extern "C" {
+        static __image_start: u8;
+        static __stack_top: u8;
+    }
+
+    fn semihosting(op: u64, arg: u64) {
+        // SAFETY: QEMU's semihosting reads only what `arg` points at.
+        unsafe { asm!("hlt #0xf000", inout("x0") op => _, in("x1") arg, options(nostack)) };
+    }
+
+    fn exit(code: u64) -> ! {
+        let block = [0x20026u64, code];
+        semihosting(0x18, block.as_ptr() as u64);
+        loop {}
+    }
+
+    /// Semihosting text output, a line at a time.
+    struct Console {
+        buf: [u8; 256],
+        len: usize,
+    }
+
+    impl Console {
+        fn flush(&mut self) {
+            self.buf[self.len] = 0;
+            semihosting(0x04, self.buf.as_ptr() as u64);
+            self.len = 0;
+        }
+    }
+
+    impl Write for Console {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for &b in s.as_bytes() {
+                if self.len == self.buf.len() - 1 {
+                    self.flush();
+                }
+                self.buf[self.len] = b;
+                self.len += 1;
+                if b == b'\n' {
+                    self.flush();
+                }
+            }
+            Ok(())
+        }
+    }
+
+    struct Report {
+        out: Console,
+        failures: u32,
+    }
+
+    impl Report {
+        fn check(&mut self, ok: bool, what: fmt::Arguments<'_>) {
+            let verdict = if ok { "ok" } else { "FAIL" };
+            let _ = writeln!(self.out, "probe: {verdict}: {what}");
+            if !ok {
+                self.failures += 1;
+            }
+        }
+        fn say(&mut self, what: fmt::Arguments<'_>) {
+            let _ = writeln!(self.out, "probe: {what}");
+        }
+    }
+
+    /// Reads `addr`; `Some(esr)` if that took an exception.
+    fn read_faults(addr: u64) -> Option<u64> {
+        // SAFETY: the handler records ESR/FAR and skips the load; x9/x10
+        // are saved by it. A value read is discarded.
+        unsafe {
+            write_volatile(&raw mut LAST_ESR, 0);
+            asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack));
+            let esr = read_volatile(&raw const LAST_ESR);
+            (esr != 0).then_some(esr)
+        }
+    }
+
+    /// A property's value, borrowed from the blob.
+    fn value<'a>(p: dtoolkit::fdt::FdtProperty<'a>) -> &'a [u8] {
+        p.value_as::<&'a [u8]>().unwrap_or(&[])
+    }
+
+    fn be(value: &[u8], cells: usize) -> Option<u64> {
+        let bytes = value.get(..cells * 4)?;
+        Some(bytes.chunks(4).fold(0u64, |acc, c| (acc << 32) | u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))))
+    }
+
+    /// `(start, end)` pairs of a `reg` with the root's cells.
+    fn regs(value: &[u8], ac: usize, sc: usize) -> impl Iterator<Item = (u64, u64)> + '_ {
+        value.chunks_exact((ac + sc) * 4).filter_map(move |e| {
+            let start = be(e, ac)?;
+            let size = be(&e[ac * 4..], sc)?;
+            Some((start, start.checked_add(size)?))
+        })
+    }
+
+    const MAX_BANKS: usize = 16;
+    const MAX_REGIONS: usize = 129;
+
+    #[unsafe(no_mangle)]
+    extern "C" fn probe_main(dtb: u64) -> ! {
+        let mut r = Report { out: Console { buf: [0; 256], len: 0 }, failures: 0 };
+        r.say(format_args!("entered at EL1 with x0 = {dtb:#x}"));
+        // SAFETY: x0 points at the tree per the boot protocol; the header's
+        // size is read first and bounded.
+        let size = unsafe { u32::from_be(read_volatile((dtb + 4) as *const u32)) } as usize;
+        if size > 2 << 20 {
+            r.check(false, format_args!("device tree size {size} is sane"));
+            exit(1);
+        }
+        // SAFETY: as above.
+        let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
+        let fdt = match Fdt::new(blob) {
+            Ok(f) => f,
+            Err(e) => {
+                r.check(false, format_args!("device tree is valid: {e}"));
+                exit(1);
+            }
+        };
+        let root = fdt.root();
+        let cells = |n: &str, d: usize| root.property(n).and_then(|p| be(p.value(), 1)).map_or(d, |v| v as usize);
+        let (ac, sc) = (cells("#address-cells", 2), cells("#size-cells", 1));
+
+        // RAM banks.
+        let mut banks = [(0u64, 0u64); MAX_BANKS];
+        let mut nbanks = 0;
+        for node in root.children().filter(|n| n.name().starts_with("memory")) {
+            if let Some(reg) = node.property("reg") {
+                for bank in regs(reg.value(), ac, sc) {
+                    if nbanks < MAX_BANKS {
+                        banks[nbanks] = bank;
+                        nbanks += 1;
+                    }
+                }
+            }
+        }
+        let banks = &banks[..nbanks];
+        for &(s, e) in banks {
+            r.say(format_args!("memory {s:#x}->{e:#x}"));
+        }
+        let in_ram = |a: u64, b: u64| banks.iter().any(|&(s, e)| s <= a && b <= e);
+        r.check(!banks.is_empty(), format_args!("{} RAM banks", banks.len()));
+        r.check(in_ram(dtb, dtb + size as u64), format_args!("the device tree lies in Dom0 RAM (1:1)"));
+
+        // /hypervisor.
+        let mut reg_entries = [(0u64, 0u64); MAX_REGIONS];
+        let mut nreg = 0;
+        match root.child("hypervisor") {
+            None => r.check(false, format_args!("/hypervisor exists")),
+            Some(hyp) => {
+                let compat = hyp.property("compatible").map(value).unwrap_or(&[]);
+                let mut strings = compat.split(|&b| b == 0).filter(|s| !s.is_empty());
+                let first_ok = strings.clone().next().is_some_and(|s| s.starts_with(b"xen,xen-"));
+                let has_xen = strings.any(|s| s == b"xen,xen");
+                r.check(first_ok && has_xen, format_args!("/hypervisor compatible is \"xen,xen-*\", \"xen,xen\""));
+                let irq = hyp.property("interrupts").map(value).unwrap_or(&[]);
+                r.check(irq.len() == 12 && be(irq, 1) == Some(1), format_args!("/hypervisor has one PPI in interrupts"));
+                r.check(hyp.property("interrupt-parent").is_some(), format_args!("/hypervisor has an interrupt-parent"));
+                if let Some(reg) = hyp.property("reg") {
+                    for entry in regs(reg.value(), ac, sc) {
+                        if nreg < MAX_REGIONS {
+                            reg_entries[nreg] = entry;
+                            nreg += 1;
+                        }
+                    }
+                }
+                r.check(nreg >= 1, format_args!("/hypervisor reg has the grant-table region"));
+            }
+        }
+        let reg_entries = &reg_entries[..nreg];
+        for (i, &(s, e)) in reg_entries.iter().enumerate() {
+            r.say(format_args!("hypervisor reg[{i}] {s:#x}->{e:#x}"));
+        }
+        let regions = reg_entries.get(1..).unwrap_or(&[]);
+        let overlaps = |a: (u64, u64), b: (u64, u64)| a.0 < b.1 && b.0 < a.1;
+        r.check(
+            regions.iter().all(|&reg| !banks.iter().any(|&b| overlaps(reg, b))),
+            format_args!("{} extended regions, none overlapping Dom0 RAM", regions.len()),
+        );
+        r.check(
+            regions.windows(2).all(|w| w[0].1 <= w[1].0)
+                && regions.iter().all(|&(s, e)| s % (2 << 20) == 0 && e % (2 << 20) == 0 && e - s >= 64 << 20),
+            format_args!("extended regions ascending, 2 MiB aligned, at least 64 MiB"),
+        );
+        if let Some(&(grant, _)) = reg_entries.first() {
+            r.check(!in_ram(grant, grant + 1), format_args!("the grant-table region is not Dom0 RAM"));
+        }
+
+        // /chosen and /psci.
+        if let Some(chosen) = root.child("chosen") {
+            r.check(chosen.children().next().is_none(), format_args!("/chosen has no module nodes"));
+            r.check(
+                chosen.properties().all(|p| !p.name().starts_with("xen,")),
+                format_args!("/chosen has no xen,* properties"),
+            );
+        }
+        let psci = root.children().find(|n| n.name() == "psci").and_then(|n| n.property("method")).map(value);
+        r.check(psci == Some(b"hvc\0"), format_args!("PSCI is called through HVC"));
+
+        // Every page of RAM is Dom0's: write, then read back, skipping the
+        // probe itself and the tree.
+        let (image_start, image_end) = (&raw const __image_start as u64, &raw const __stack_top as u64);
+        let skip = |page: u64| (image_start..image_end).contains(&page) || (dtb & !0xfff..dtb + size as u64).contains(&page);
+        let mut pages = 0u64;
+        for &(s, e) in banks {
+            let mut page = s;
+            while page < e {
+                if !skip(page) {
+                    // SAFETY: the page is Dom0 RAM per its own tree, not the
+                    // probe's image, stack or tree.
+                    unsafe { write_volatile(page as *mut u64, page ^ 0x5a5a_5a5a_5a5a_5a5a) };
+                    pages += 1;
+                }
+                page += 4096;
+            }
+        }
+        let mut bad = 0u64;
+        for &(s, e) in banks {
+            let mut page = s;
+            while page < e {
+                // SAFETY: as above.
+                if !skip(page) && unsafe { read_volatile(page as *const u64) } != page ^ 0x5a5a_5a5a_5a5a_5a5a {
+                    bad += 1;
+                }
+                page += 4096;
+            }
+        }
+        r.check(bad == 0, format_args!("wrote and read back {pages} pages of RAM ({bad} wrong)"));
+
+        // What is not Dom0's aborts.
+        if let Some(&(grant, _)) = reg_entries.first() {
+            let esr = read_faults(grant);
+            r.check(esr.is_some(), format_args!("a read of the grant region {grant:#x} (the hypervisor's image) aborts"));
+        }
+        if let Some(&(region, _)) = regions.first() {
+            let esr = read_faults(region);
+            r.check(esr.is_some(), format_args!("a read of extended region {region:#x} aborts"));
+        }
+
+        let failures = r.failures;
+        r.say(format_args!("{failures} failures"));
+        exit(if r.failures == 0 { 0 } else { 1 })
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        let mut out = Console { buf: [0; 256], len: 0 };
+        let _ = writeln!(out, "probe: PANIC: {}", info.message());
+        exit(9)
+    }
+}
