@@ -80,3 +80,26 @@ fn memory_sizes_and_cpus() {
         assert!(!regions.is_empty() || memory == "1G", "{cpu} {memory}: {regions:x?}");
     }
 }
+
+#[test]
+fn a_reserved_memory_carve_out_is_never_a_region() {
+    use qemu_harness::dtb::Dts;
+    use qemu_harness::machine::Tree;
+    let base = Machine { memory: "2G".into(), ..Machine::default() };
+    let dtb = Dts::from_blob(&base.generated_dtb())
+        .add_root_child(
+            "reserved-memory {\n#address-cells = <2>;\n#size-cells = <2>;\nranges;\n\
+             carveout@50000000 { reg = <0x0 0x50000000 0x0 0x2000000>; no-map; };\n};",
+        )
+        .add_to_node("chosen", "xen,dom0-bootargs = \"console=hvc0\";")
+        .add_subnode(
+            "chosen",
+            "module@42000000 { compatible = \"multiboot,kernel\", \"multiboot,module\"; \
+             reg = <0x0 0x42000000 0x0 0x10000>; };",
+        )
+        .write("carve-out");
+    let loader = format!("loader,file={},addr=0x42000000,force-raw=on", image::dom0_probe().display());
+    let out = Machine { tree: Tree::Dtb(dtb), extra: vec!["-device".into(), loader], ..base }.run();
+    let regions = assert_probe_passed(&out);
+    assert_eq!(regions, vec![(0x4200_0000, 0x5000_0000), (0x5200_0000, 0x6000_0000), (0x8000_0000, 0xc000_0000)]);
+}
