@@ -9,10 +9,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// A stand-in Dom0 that checks x0 points at a device tree and exits 0.
+/// Written once: tests run in parallel and must never see it half written.
 fn placeholder_kernel() -> PathBuf {
-    let path = work_dir().join("test-kernel.bin");
-    std::fs::write(&path, qemu_harness::guest::reach_and_exit()).unwrap();
-    path
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = work_dir().join(format!("test-kernel-{}.bin", std::process::id()));
+        std::fs::write(&path, qemu_harness::guest::reach_and_exit()).unwrap();
+        path
+    })
+    .clone()
 }
 
 fn machine(cpu: &str, memory: &str, append: &str) -> Machine {
@@ -96,16 +101,9 @@ fn edited_tree(edit: impl FnOnce(Dts) -> Dts, name: &str) -> PathBuf {
 fn reserved_memory_and_xen_bootargs_from_an_edited_tree() {
     let dtb = edited_tree(
         |dts| {
-            dts.add_root_child(
-                "reserved-memory {\n#address-cells = <2>;\n#size-cells = <2>;\nranges;\n\
-                 carveout@50000000 { reg = <0x0 0x50000000 0x0 0x2000000>; no-map; };\n};",
-            )
-            .add_to_node("chosen", "xen,xen-bootargs = \"loglvl=debug\";\nxen,dom0-bootargs = \"console=hvc0 earlycon\";")
-            .add_subnode(
-                "chosen",
-                "module@42000000 { compatible = \"multiboot,kernel\", \"multiboot,module\"; \
-                 reg = <0x0 0x42000000 0x0 0x10000>; };",
-            )
+            dts.with_carve_out(0x5000_0000, 0x200_0000)
+                .add_to_node("chosen", "xen,xen-bootargs = \"loglvl=debug\";\nxen,dom0-bootargs = \"console=hvc0 earlycon\";")
+                .with_kernel_module(0x4200_0000, 0x1000)
         },
         "reserved",
     );
@@ -257,7 +255,7 @@ fn extended_regions_follow_the_command_line() {
 
 #[test]
 fn a_kernel_that_is_not_an_arm64_image_is_refused() {
-    let path = work_dir().join("not-a-kernel.bin");
+    let path = work_dir().join(format!("not-a-kernel-{}.bin", std::process::id()));
     std::fs::write(&path, vec![0x5au8; 4096]).unwrap();
     let mut m = machine("cortex-a57", "1G", "");
     m.modules[0].file = path;
@@ -278,7 +276,7 @@ fn dom0_is_entered_at_el1_with_its_device_tree() {
 #[test]
 fn dom0_reading_hypervisor_memory_gets_an_abort() {
     for target in [0x4020_0000u64, 0x4100_0000] {
-        let path = work_dir().join(format!("abort-{target:x}.bin"));
+        let path = work_dir().join(format!("abort-{target:x}-{}.bin", std::process::id()));
         std::fs::write(&path, qemu_harness::guest::read_and_expect_abort(target)).unwrap();
         let mut m = machine("cortex-a57", "2G", "");
         m.modules[0].file = path;
@@ -291,7 +289,7 @@ fn dom0_reading_hypervisor_memory_gets_an_abort() {
 
 #[test]
 fn dom0_psci_system_off_ends_the_machine() {
-    let path = work_dir().join("system-off.bin");
+    let path = work_dir().join(format!("system-off-{}.bin", std::process::id()));
     std::fs::write(&path, qemu_harness::guest::smc_and_hang(0x8400_0008)).unwrap();
     let mut m = machine("cortex-a57", "1G", "");
     m.modules[0].file = path;

@@ -87,16 +87,9 @@ fn a_reserved_memory_carve_out_is_never_a_region() {
     use qemu_harness::machine::Tree;
     let base = Machine { memory: "2G".into(), ..Machine::default() };
     let dtb = Dts::from_blob(&base.generated_dtb())
-        .add_root_child(
-            "reserved-memory {\n#address-cells = <2>;\n#size-cells = <2>;\nranges;\n\
-             carveout@50000000 { reg = <0x0 0x50000000 0x0 0x2000000>; no-map; };\n};",
-        )
+        .with_carve_out(0x5000_0000, 0x200_0000)
         .add_to_node("chosen", "xen,dom0-bootargs = \"console=hvc0\";")
-        .add_subnode(
-            "chosen",
-            "module@42000000 { compatible = \"multiboot,kernel\", \"multiboot,module\"; \
-             reg = <0x0 0x42000000 0x0 0x10000>; };",
-        )
+        .with_kernel_module(0x4200_0000, std::fs::metadata(image::dom0_probe()).unwrap().len())
         .write("carve-out");
     let loader = format!("loader,file={},addr=0x42000000,force-raw=on", image::dom0_probe().display());
     let out = Machine { tree: Tree::Dtb(dtb), extra: vec!["-device".into(), loader], ..base }.run();

@@ -86,6 +86,34 @@ impl Dts {
         self
     }
 
+    /// Adds a `/reserved-memory` node with one `no-map` carve-out.
+    pub fn with_carve_out(self, start: u64, size: u64) -> Self {
+        self.add_root_child(&format!(
+            "reserved-memory {{\n#address-cells = <2>;\n#size-cells = <2>;\nranges;\n\
+             carveout@{start:x} {{ reg = <{:#x} {:#x} {:#x} {:#x}>; no-map; }};\n}};",
+            start >> 32,
+            start & 0xffff_ffff,
+            size >> 32,
+            size & 0xffff_ffff
+        ))
+    }
+
+    /// Adds a `multiboot,kernel` module node to `/chosen` (the file itself
+    /// must be placed at `addr` separately, e.g. with QEMU's loader).
+    pub fn with_kernel_module(self, addr: u64, size: u64) -> Self {
+        self.add_subnode(
+            "chosen",
+            &format!(
+                "module@{addr:x} {{ compatible = \"multiboot,kernel\", \"multiboot,module\"; \
+                 reg = <{:#x} {:#x} {:#x} {:#x}>; }};",
+                addr >> 32,
+                addr & 0xffff_ffff,
+                size >> 32,
+                size & 0xffff_ffff
+            ),
+        )
+    }
+
     /// Adds a node (source text) at the root.
     pub fn add_root_child(mut self, node: &str) -> Self {
         let end = self.text.rfind("};").expect("root node closes");

@@ -3,7 +3,8 @@
 use crate::{work_dir, workspace_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 
@@ -37,15 +38,26 @@ pub fn raw_image(elf: &Path, out: &Path) {
     assert!(status.success(), "objcopy of {} failed", elf.display());
 }
 
-/// The hypervisor image, built once per process.
-pub fn hypervisor() -> &'static Path {
-    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let elf = build_elf("hypervisor", "hypervisor");
-        let out = work_dir().join("hypervisor.bin");
+/// The raw image of a workspace binary, built once per process.
+fn built_once(package: &'static str) -> &'static Path {
+    static IMAGES: Mutex<BTreeMap<&'static str, &'static Path>> = Mutex::new(BTreeMap::new());
+    let mut images = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
+    images.entry(package).or_insert_with(|| {
+        let elf = build_elf(package, package);
+        let out = work_dir().join(format!("{package}.bin"));
         raw_image(&elf, &out);
-        out
+        Box::leak(out.into_boxed_path())
     })
+}
+
+/// The hypervisor image.
+pub fn hypervisor() -> &'static Path {
+    built_once("hypervisor")
+}
+
+/// The bare-metal test guest `tests/guests/dom0-probe`.
+pub fn dom0_probe() -> &'static Path {
+    built_once("dom0-probe")
 }
 
 /// `size` bytes that pass for an arm64 Image (text_offset 0, image_size =
@@ -57,13 +69,3 @@ pub fn placeholder_kernel(size: usize) -> Vec<u8> {
     image
 }
 
-/// The bare-metal test guest `tests/guests/dom0-probe`, built once per process.
-pub fn dom0_probe() -> &'static Path {
-    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let elf = build_elf("dom0-probe", "dom0-probe");
-        let out = work_dir().join("dom0-probe.bin");
-        raw_image(&elf, &out);
-        out
-    })
-}
