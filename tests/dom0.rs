@@ -96,3 +96,23 @@ fn a_reserved_memory_carve_out_is_never_a_region() {
     let regions = assert_probe_passed(&out);
     assert_eq!(regions, vec![(0x4200_0000, 0x5000_0000), (0x5200_0000, 0x6000_0000), (0x8000_0000, 0xc000_0000)]);
 }
+
+#[test]
+fn the_initrd_is_placed_in_dom0_ram_and_named_in_chosen() {
+    let initrd = qemu_harness::work_dir().join(format!("initrd-{}.img", std::process::id()));
+    let mut content = b"INITRD!!".to_vec();
+    content.resize(3 * 1024 * 1024 + 5, 0xa5);
+    std::fs::write(&initrd, &content).unwrap();
+    let mut machine = Machine {
+        memory: "2G".into(),
+        modules: vec![Module { addr: 0x4200_0000, file: image::dom0_probe().to_path_buf(), kernel: true, bootargs: Some("console=hvc0".into()) }],
+        ..Machine::default()
+    };
+    machine.modules.push(Module { addr: 0x4400_0000, file: initrd, kernel: false, bootargs: None });
+    let out = machine.run();
+    assert_probe_passed(&out);
+    out.expect_line("Module: ramdisk 0x44000000->0x44300005");
+    out.expect_line("d0: initrd 0x60400000->0x60700005");
+    out.expect_line("probe: ok: initrd 0x60400000->0x60700005 lies in Dom0 RAM");
+    out.expect_line("probe: initrd starts with \"INITRD!!\"");
+}

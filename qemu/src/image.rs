@@ -69,3 +69,15 @@ pub fn placeholder_kernel(size: usize) -> Vec<u8> {
     image
 }
 
+
+/// Debian bookworm's Xen 4.17 hypervisor for arm64 (an Image), fetched and
+/// cached by `qemu/fetch-debian`.
+pub fn xen_4_17() -> PathBuf {
+    let out = Command::new(workspace_root().join("qemu/fetch-debian"))
+        .args(["bookworm", "xen-hypervisor-4.17-arm64"])
+        .output()
+        .expect("run qemu/fetch-debian");
+    assert!(out.status.success(), "fetching Xen failed: {}", String::from_utf8_lossy(&out.stderr));
+    let dir = String::from_utf8(out.stdout).expect("utf-8 path");
+    PathBuf::from(dir.trim()).join("boot/xen-4.17-arm64")
+}

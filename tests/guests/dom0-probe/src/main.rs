@@ -300,6 +300,18 @@ unexpected_block:
 
         // /chosen and /psci.
         if let Some(chosen) = root.child("chosen") {
+            let start = chosen.property("linux,initrd-start").and_then(|p| be(value(p), 2));
+            let end = chosen.property("linux,initrd-end").and_then(|p| be(value(p), 2));
+            if let (Some(start), Some(end)) = (start, end) {
+                r.check(start < end && in_ram(start, end), format_args!("initrd {start:#x}->{end:#x} lies in Dom0 RAM"));
+                let mut head = [0u8; 8];
+                for (i, b) in head.iter_mut().enumerate().take((end - start).min(8) as usize) {
+                    // SAFETY: inside Dom0 RAM, checked above.
+                    *b = unsafe { read_volatile((start + i as u64) as *const u8) };
+                }
+                let text = core::str::from_utf8(&head).unwrap_or("(not text)");
+                r.say(format_args!("initrd starts with {text:?}"));
+            }
             r.check(chosen.children().next().is_none(), format_args!("/chosen has no module nodes"));
             r.check(
                 chosen.properties().all(|p| !p.name().starts_with("xen,")),
@@ -312,7 +324,16 @@ unexpected_block:
         // Every page of RAM is Dom0's: write, then read back, skipping the
         // probe itself and the tree.
         let (image_start, image_end) = (&raw const __image_start as u64, &raw const __stack_top as u64);
-        let skip = |page: u64| (image_start..image_end).contains(&page) || (dtb & !0xfff..dtb + size as u64).contains(&page);
+        let initrd = root.child("chosen").and_then(|c| {
+            let start = be(value(c.property("linux,initrd-start")?), 2)?;
+            let end = be(value(c.property("linux,initrd-end")?), 2)?;
+            Some(start & !0xfff..end)
+        });
+        let skip = |page: u64| {
+            (image_start..image_end).contains(&page)
+                || (dtb & !0xfff..dtb + size as u64).contains(&page)
+                || initrd.as_ref().is_some_and(|r| r.contains(&page))
+        };
         let mut pages = 0u64;
         for &(s, e) in banks {
             let mut page = s;
