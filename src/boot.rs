@@ -111,7 +111,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         fatal!(stop, "{e}")
     });
     report_plan(&plan);
-    start_memory(&plan, &tree);
+    let heap = start_memory(&plan, &tree);
 
     // The tree moves to the heap, like Xen's relocate_fdt, so that its frames
     // (and the extended regions around them) are free for use.
@@ -123,7 +123,8 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     if tree.module(crate::dt::host::ModuleKind::Kernel).is_none() {
         fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
     }
-    let (pc, dtb) = plan_dom0(&tree, blob, &parsed.options, &plan);
+    let hypervisor_memory = [image_range(), heap, plan.metadata];
+    let (pc, dtb) = plan_dom0(&tree, blob, &parsed.options, &plan, &hypervisor_memory);
     let (stage2_root, vtcr) = {
         let guard = DOM0_STAGE2.lock();
         let s2 = guard.as_ref().expect("built with Dom0");
@@ -177,7 +178,13 @@ fn copy_into_dom0(at: u64, bytes: &[u8]) {
 /// Builds Dom0: RAM, kernel and initrd in place, the boot modules freed,
 /// the extended regions, its device tree, its stage 2.
 /// Returns Dom0's entry point and the address of its device tree.
-fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options, plan: &MemoryPlan<'_>) -> (u64, u64) {
+fn plan_dom0(
+    tree: &HostTree<'_>,
+    blob: &'static [u8],
+    options: &Options,
+    plan: &MemoryPlan<'_>,
+    hypervisor_memory: &[PhysRange],
+) -> (u64, u64) {
     use crate::dom0::{layout, memory, regions};
     use crate::dt::host::ModuleKind;
     let banks = {
@@ -221,6 +228,16 @@ fn plan_dom0(tree: &HostTree<'_>, blob: &'static [u8], options: &Options, plan: 
     }));
     let ipa_bits = cpu::pa_bits();
     let stage2 = build_stage2(tree, &banks, &devices, ipa_bits);
+    let device_ranges: alloc::vec::Vec<PhysRange> = devices.iter().map(|d| d.range).collect();
+    match crate::mm::stage2::audit(&stage2.mappings(), &banks, &device_ranges, hypervisor_memory) {
+        Ok(a) => log::info!(
+            "d0: stage 2 audited: {} mappings, {} MiB RAM, {} KiB devices, none of the hypervisor's memory",
+            a.mappings,
+            a.ram_bytes >> 20,
+            a.device_bytes >> 10
+        ),
+        Err(v) => fatal!(Stop::Panic, "d0: stage 2 audit failed: {v}"),
+    }
     *DOM0_STAGE2.lock() = Some(stage2);
     let (found, refused) = {
         let guard = FRAMES.lock();
@@ -312,7 +329,8 @@ fn build_stage2(
 
 /// The frame allocator, the heap and the MMU, in that order: the heap comes
 /// from the allocator, and the page tables from the heap.
-fn start_memory(plan: &MemoryPlan<'_>, tree: &HostTree<'_>) {
+/// Returns the heap's range.
+fn start_memory(plan: &MemoryPlan<'_>, tree: &HostTree<'_>) -> PhysRange {
     crate::arch::barrier::dcache_invalidate(plan.metadata.start, plan.metadata.size());
     // SAFETY: the plan keeps the metadata range back from everything else,
     // and it lies in RAM; it is used only as the allocator's storage.
@@ -359,6 +377,7 @@ fn start_memory(plan: &MemoryPlan<'_>, tree: &HostTree<'_>) {
 
     report_free_lists(&frames);
     *FRAMES.lock() = Some(frames);
+    heap_range
 }
 
 fn report_tree(tree: &HostTree<'_>, blob: &[u8], dtb_addr: u64) {

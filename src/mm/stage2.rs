@@ -183,3 +183,113 @@ mod tests {
         assert!(s2.mappings().is_empty());
     }
 }
+
+/// What an audit of a guest's stage 2 found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuditSummary {
+    pub ram_bytes: u64,
+    pub device_bytes: u64,
+    pub mappings: usize,
+}
+
+/// A mapping the guest must not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditViolation {
+    /// RAM mapped outside the guest's own banks.
+    RamOutsideGuest(PhysRange),
+    /// A device mapping that is not a passed-through host device.
+    UnknownDevice(PhysRange),
+    /// Anything overlapping memory the hypervisor keeps.
+    HypervisorMemory { mapped: PhysRange, owned: PhysRange },
+}
+
+impl core::fmt::Display for AuditViolation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::RamOutsideGuest(r) => write!(f, "RAM {r} is mapped but is not the guest's"),
+            Self::UnknownDevice(r) => write!(f, "device range {r} is mapped but is no passed-through device"),
+            Self::HypervisorMemory { mapped, owned } => {
+                write!(f, "{mapped} is mapped and overlaps hypervisor memory {owned}")
+            }
+        }
+    }
+}
+
+/// Proves from the tables themselves that the guest sees only its RAM and
+/// its devices, and nothing of `hypervisor` (image, heap, tables, metadata).
+pub fn audit(
+    mappings: &[(PhysRange, Kind, u64)],
+    guest_ram: &[PhysRange],
+    devices: &[PhysRange],
+    hypervisor: &[PhysRange],
+) -> Result<AuditSummary, AuditViolation> {
+    let covered = |r: &PhysRange, by: &[PhysRange]| {
+        // Every page of `r` lies in some range of `by`.
+        let mut at = r.start;
+        while at < r.end {
+            match by.iter().find(|b| b.contains(at)) {
+                Some(b) => at = b.end.min(r.end),
+                None => return false,
+            }
+        }
+        true
+    };
+    let pages = |by: &[PhysRange]| -> Vec<PhysRange> {
+        by.iter().filter_map(|b| b.expand_to_alignment(4096)).collect()
+    };
+    let devices = pages(devices);
+    let mut summary = AuditSummary::default();
+    for &(range, kind, _) in mappings {
+        if let Some(owned) = hypervisor.iter().find(|h| h.overlaps(&range)) {
+            return Err(AuditViolation::HypervisorMemory { mapped: range, owned: *owned });
+        }
+        match kind {
+            Kind::Ram if !covered(&range, guest_ram) => return Err(AuditViolation::RamOutsideGuest(range)),
+            Kind::Device if !covered(&range, &devices) => return Err(AuditViolation::UnknownDevice(range)),
+            Kind::Ram => summary.ram_bytes += range.size(),
+            Kind::Device => summary.device_bytes += range.size(),
+        }
+        summary.mappings += 1;
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+
+    fn r(s: u64, e: u64) -> PhysRange {
+        PhysRange::new(s, e)
+    }
+
+    #[test]
+    fn a_correct_map_passes_and_every_kind_of_leak_is_caught() {
+        let ram = [r(0x6000_0000, 0x8000_0000)];
+        let devices = [r(0x900_0000, 0x900_0100), r(0xa00_0000, 0xa00_0200)];
+        let hypervisor = [r(0x4020_0000, 0x4060_0000), r(0x4100_0000, 0x4200_0000)];
+        let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(44));
+        s2.map(ram[0], Kind::Ram).unwrap();
+        s2.map(devices[0], Kind::Device).unwrap();
+        s2.map(devices[1], Kind::Device).unwrap();
+        let summary = audit(&s2.mappings(), &ram, &devices, &hypervisor).unwrap();
+        assert_eq!(summary.ram_bytes, 512 << 20);
+        assert_eq!(summary.device_bytes, 0x2000);
+
+        let mut leak = Stage2Map::new(Geometry::for_ipa_bits(44));
+        leak.map(ram[0], Kind::Ram).unwrap();
+        leak.map(r(0x4100_0000, 0x4100_1000), Kind::Ram).unwrap();
+        assert!(matches!(
+            audit(&leak.mappings(), &ram, &devices, &hypervisor),
+            Err(AuditViolation::HypervisorMemory { .. })
+        ));
+        let mut stray = Stage2Map::new(Geometry::for_ipa_bits(44));
+        stray.map(r(0x8000_0000, 0x8000_1000), Kind::Ram).unwrap();
+        assert_eq!(
+            audit(&stray.mappings(), &ram, &devices, &hypervisor),
+            Err(AuditViolation::RamOutsideGuest(r(0x8000_0000, 0x8000_1000)))
+        );
+        let mut odd = Stage2Map::new(Geometry::for_ipa_bits(44));
+        odd.map(r(0xb00_0000, 0xb00_1000), Kind::Device).unwrap();
+        assert!(matches!(audit(&odd.mappings(), &ram, &devices, &hypervisor), Err(AuditViolation::UnknownDevice(_))));
+    }
+}
