@@ -231,10 +231,10 @@ fn plan_dom0(
     let device_ranges: alloc::vec::Vec<PhysRange> = devices.iter().map(|d| d.range).collect();
     match crate::mm::stage2::audit(&stage2.mappings(), &banks, &device_ranges, hypervisor_memory) {
         Ok(a) => log::info!(
-            "d0: stage 2 audited: {} mappings, {} MiB RAM, {} KiB devices, none of the hypervisor's memory",
+            "d0: stage 2 audited: {} mappings, {} MiB RAM, {} MiB device space, none of the hypervisor's memory",
             a.mappings,
             a.ram_bytes >> 20,
-            a.device_bytes >> 10
+            a.device_bytes >> 20
         ),
         Err(v) => fatal!(Stop::Panic, "d0: stage 2 audit failed: {v}"),
     }
