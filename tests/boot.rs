@@ -298,3 +298,52 @@ fn dom0_psci_system_off_ends_the_machine() {
     out.expect_line("(HV) Powering off");
     out.expect_exit(0);
 }
+
+/// QEMU's tree for a 1 GiB machine (no modules), as dtc source to edit.
+fn base_dts() -> Dts {
+    Dts::from_blob(&Machine { modules: vec![], ..machine("cortex-a57", "1G", "") }.generated_dtb())
+}
+
+#[test]
+fn reserved_memory_covering_all_ram_stops_with_a_clear_error() {
+    let dts = base_dts().with_carve_out(0x4000_0000, 0x4000_0000).with_kernel_module(0x4200_0000, 0x1000);
+    let out = raw_tree_boot(dts.to_blob(), "all-reserved");
+    out.expect_line("FATAL: no RAM left to manage: 1024 MiB of RAM");
+    out.expect_exit(13);
+}
+
+#[test]
+fn modules_outside_ram_or_on_the_hypervisor_stop_with_a_clear_error() {
+    for (addr, why) in [(0x1000_0000u64, "is not inside RAM"), (0x4030_0000, "overlaps the hypervisor image")] {
+        let dts = base_dts().with_kernel_module(addr, 0x1000);
+        let out = raw_tree_boot(dts.to_blob(), "bad-module");
+        out.expect_line(&format!("FATAL: kernel module {:#010x}->{:#010x} {why}", addr, addr + 0x1000));
+        out.expect_exit(14);
+    }
+}
+
+#[test]
+fn odd_banks_boot_with_a_warning() {
+    // A zero-sized bank, and a second bank overlapping the first.
+    let text = base_dts().text.replace(
+        "reg = <0x00 0x40000000 0x00 0x40000000>;",
+        "reg = <0x00 0x40000000 0x00 0x40000000 0x00 0x50000000 0x00 0x00 0x00 0x70000000 0x00 0x20000000>;",
+    );
+    let dts = Dts { text }.with_kernel_module(0x4200_0000, 0x1000);
+    let kernel = placeholder_kernel();
+    let out = Machine {
+        tree: Tree::Raw({
+            let path = work_dir().join(format!("odd-banks-{}.dtb", std::process::id()));
+            std::fs::write(&path, dts.to_blob()).unwrap();
+            path
+        }),
+        smp: 1,
+        extra: vec!["-device".into(), format!("loader,file={},addr=0x42000000,force-raw=on", kernel.display())],
+        ..Machine::default()
+    }
+    .run();
+    out.expect_line("WARNING: device tree: /memory@40000000: zero-sized RAM bank ignored");
+    out.expect_line("WARNING: device tree: /memory@40000000: RAM bank overlaps another; merged");
+    out.expect_line("Memory: 1280 MiB RAM");
+    out.expect_exit(0);
+}
