@@ -56,8 +56,11 @@ entry:
     bl      probe_main
 3:  b       3b
 
-/* Loaded somewhere else: no Rust can run; exit 5 through semihosting. */
+/* Loaded somewhere else: no Rust can run; say so and exit 5. */
 wrong_place:
+    mov     x0, #0x04
+    adr     x1, wrong_place_text
+    hlt     #0xf000
     mov     x0, #0x18
     adr     x1, wrong_place_block
     hlt     #0xf000
@@ -65,6 +68,8 @@ wrong_place:
 .balign 8
 wrong_place_block:
     .quad   0x20026, 5
+wrong_place_text:
+    .asciz  "probe: FAIL: loaded away from 0x60000000, where it is linked (Dom0 bank 0 with dom0_mem=512M)\n"
 
 /* Synchronous exceptions at EL1 record ESR and FAR and skip the
    instruction; anything else ends the run with exit code 7. */
