@@ -16,6 +16,9 @@ pub mod dt;
 pub mod fatal;
 pub mod mm;
 
+#[cfg(test)]
+mod fuzz;
+
 #[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
