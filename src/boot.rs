@@ -195,6 +195,7 @@ fn plan_dom0(
     for (i, bank) in banks.iter().enumerate() {
         log::info!("d0: BANK[{i}] {bank} ({} MiB)", bank.size() >> 20);
     }
+    DOM0_RAM.call_once(|| banks.clone());
 
     let kernel_module = tree.module(ModuleKind::Kernel).expect("checked at boot");
     // SAFETY: the plan checked that modules lie in RAM; they are kept back
@@ -280,6 +281,9 @@ fn plan_dom0(
     log::info!("d0: device tree at {:#x} ({} bytes)", place.dtb.start, dom0_dtb.len());
     (place.entry, place.dtb.start)
 }
+
+/// Dom0's RAM banks, once allocated.
+pub static DOM0_RAM: spin::Once<alloc::vec::Vec<PhysRange>> = spin::Once::new();
 
 /// Dom0's stage-2 tables, once built.
 pub static DOM0_STAGE2: Mutex<Option<crate::mm::stage2::Stage2Map>> = Mutex::new(None);

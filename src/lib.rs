@@ -15,6 +15,7 @@ pub mod dom0;
 pub mod dt;
 pub mod fatal;
 pub mod mm;
+pub mod xen;
 
 #[cfg(test)]
 mod fuzz;

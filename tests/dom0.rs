@@ -52,6 +52,9 @@ fn default_command_line_on_2g() {
     let regions = assert_probe_passed(&out);
     assert_eq!(regions, vec![(0x4200_0000, 0x6000_0000), (0x8000_0000, 0xc000_0000)]);
     out.expect_line("probe: ok: wrote and read back");
+    out.expect_line("probe: ok: xen_version(XENVER_version) = 0x40011 (4.17)");
+    out.expect_line("probe: ok: XENVER_get_features: dom0, direct_mapped, auto_translated (0x24805)");
+    out.expect_line("probe: ok: a buffer outside Dom0 RAM gets -EFAULT (-14)");
     out.expect_line("d0: stage 2 audited: ");
     out.expect_line("512 MiB RAM");
     out.expect_line("probe: ok: a read of extended region 0x42000000 aborts");

@@ -12,6 +12,8 @@ pub mod exception;
 #[cfg(target_os = "none")]
 pub mod guest;
 #[cfg(target_os = "none")]
+pub mod guest_memory;
+#[cfg(target_os = "none")]
 pub mod mmu;
 #[cfg(target_os = "none")]
 pub mod semihosting;

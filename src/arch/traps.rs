@@ -11,7 +11,6 @@ use tock_registers::interfaces::{Readable, Writeable};
 
 /// The HVC immediate of a Xen hypercall.
 const XEN_HYPERCALL_IMM: u32 = 0xea1;
-const ENOSYS: i64 = 38;
 
 const SMCCC_VERSION: u32 = 0x8000_0000;
 const PSCI_VERSION: u32 = 0x8400_0000;
@@ -25,8 +24,14 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
     let iss = esr::iss(frame.esr);
     match class {
         ec::HVC64 if iss & 0xffff == XEN_HYPERCALL_IMM => {
-            log::debug!("d0: hypercall {} not implemented", frame.regs[16]);
-            frame.regs[0] = (-ENOSYS) as u64;
+            let r = &frame.regs;
+            let args = [r[0], r[1], r[2], r[3], r[4]];
+            let ram = crate::boot::DOM0_RAM.get().map_or(&[][..], |v| v.as_slice());
+            let result = crate::xen::dispatch(r[16], args, &mut super::guest_memory::GuestRam { ram });
+            if result == -crate::xen::errno::ENOSYS {
+                log::debug!("d0: hypercall {} ({:#x}) not implemented", r[16], r[0]);
+            }
+            frame.regs[0] = result as u64;
         }
         ec::HVC64 => smccc(frame),
         ec::SMC64 => {

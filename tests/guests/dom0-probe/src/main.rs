@@ -197,6 +197,14 @@ unexpected_block:
         p.value_as::<&'a [u8]>().unwrap_or(&[])
     }
 
+    /// A Xen hypercall: HVC #0xEA1, number in x16, result in x0.
+    fn hypercall(number: u64, a0: u64, a1: u64) -> i64 {
+        let result: u64;
+        // SAFETY: the hypervisor preserves every register but x0.
+        unsafe { asm!("hvc #0xea1", inout("x0") a0 => result, in("x1") a1, in("x16") number, options(nostack)) };
+        result as i64
+    }
+
     fn be(value: &[u8], cells: usize) -> Option<u64> {
         let bytes = value.get(..cells * 4)?;
         Some(bytes.chunks(4).fold(0u64, |acc, c| (acc << 32) | u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))))
@@ -374,6 +382,29 @@ unexpected_block:
             let esr = read_faults(region);
             r.check(esr.is_some(), format_args!("a read of extended region {region:#x} aborts"));
         }
+
+        // Hypercalls: xen_version, and errors for bad pointers and numbers.
+        const XEN_VERSION: u64 = 17;
+        let version = hypercall(XEN_VERSION, 0, 0);
+        r.check(version == 0x4_0011, format_args!("xen_version(XENVER_version) = {version:#x} (4.17)"));
+        let mut info = [0u32; 2];
+        let rc = hypercall(XEN_VERSION, 6, info.as_mut_ptr() as u64);
+        let bits = info[1];
+        r.check(
+            rc == 0 && bits & (1 << 11) != 0 && bits & (1 << 17) != 0 && bits & (1 << 2) != 0 && bits & (1 << 16) == 0,
+            format_args!("XENVER_get_features: dom0, direct_mapped, auto_translated ({bits:#x})"),
+        );
+        let mut extra = [0u8; 16];
+        let rc = hypercall(XEN_VERSION, 1, extra.as_mut_ptr() as u64);
+        r.check(rc == 0 && extra[0] == b'.', format_args!("XENVER_extraversion is written into our memory"));
+        if let Some(&(grant, _)) = reg_entries.first() {
+            let rc = hypercall(XEN_VERSION, 1, grant);
+            r.check(rc == -14, format_args!("a buffer outside Dom0 RAM gets -EFAULT ({rc})"));
+        }
+        let rc = hypercall(XEN_VERSION, 1, u64::MAX - 4);
+        r.check(rc == -14, format_args!("a wrapping buffer gets -EFAULT ({rc})"));
+        let rc = hypercall(9999, 0, 0);
+        r.check(rc == -38, format_args!("an unknown hypercall gets -ENOSYS ({rc})"));
 
         let failures = r.failures;
         r.say(format_args!("{failures} failures"));
