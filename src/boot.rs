@@ -6,6 +6,7 @@ use crate::arch::mmu::{El2Map, Kind};
 use crate::arch::{cpu, semihosting};
 use crate::cmdline::Options;
 use crate::console;
+use crate::domain::{Domain, DomainId};
 use crate::dt::DtError;
 use crate::dt::host::{HostTree, ReservationKind};
 use crate::fatal;
@@ -124,16 +125,16 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
     }
     let hypervisor_memory = [image_range(), heap, plan.metadata];
-    let (pc, dtb) = plan_dom0(&tree, blob, &parsed.options, &plan, &hypervisor_memory);
+    let (dom0, pc, dtb) = plan_dom0(&tree, blob, &parsed.options, &plan, &hypervisor_memory);
     let (stage2_root, vtcr) = {
-        let guard = DOM0_STAGE2.lock();
-        let s2 = guard.as_ref().expect("built with Dom0");
+        let s2 = dom0.stage2.lock();
         (s2.root_address(), s2.geometry().vtcr(cpu::pa_bits()))
     };
+    cpu::this_cpu().set_domain(dom0);
     let free = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
     log::info!("Free frames at Dom0 entry: {free}");
     log::info!("d0: entering at {pc:#x} (EL1h, MMU off) with its device tree at {dtb:#x}");
-    crate::arch::guest::enter_el1(&crate::arch::guest::Entry { pc, x0: dtb, stage2_root, vtcr, vmid: 1 })
+    crate::arch::guest::enter_el1(&crate::arch::guest::Entry { pc, x0: dtb, stage2_root, vtcr, vmid: dom0.vmid })
 }
 
 /// Gives back to the allocator the frames of what `plan` kept as `what`.
@@ -177,14 +178,14 @@ fn copy_into_dom0(at: u64, bytes: &[u8]) {
 
 /// Builds Dom0: RAM, kernel and initrd in place, the boot modules freed,
 /// the extended regions, its device tree, its stage 2.
-/// Returns Dom0's entry point and the address of its device tree.
+/// Returns Dom0, its entry point and the address of its device tree.
 fn plan_dom0(
     tree: &HostTree<'_>,
     blob: &'static [u8],
     options: &Options,
     plan: &MemoryPlan<'_>,
     hypervisor_memory: &[PhysRange],
-) -> (u64, u64) {
+) -> (&'static Domain, u64, u64) {
     use crate::dom0::{layout, memory, regions};
     use crate::dt::host::ModuleKind;
     let banks = {
@@ -195,7 +196,6 @@ fn plan_dom0(
     for (i, bank) in banks.iter().enumerate() {
         log::info!("d0: BANK[{i}] {bank} ({} MiB)", bank.size() >> 20);
     }
-    DOM0_RAM.call_once(|| banks.clone());
 
     let kernel_module = tree.module(ModuleKind::Kernel).expect("checked at boot");
     // SAFETY: the plan checked that modules lie in RAM; they are kept back
@@ -239,7 +239,12 @@ fn plan_dom0(
         ),
         Err(v) => fatal!(Stop::Panic, "d0: stage 2 audit failed: {v}"),
     }
-    *DOM0_STAGE2.lock() = Some(stage2);
+    let dom0: &'static Domain = alloc::boxed::Box::leak(alloc::boxed::Box::new(Domain {
+        id: DomainId(0),
+        vmid: 1,
+        ram: banks.clone(),
+        stage2: Mutex::new(stage2),
+    }));
     let (found, refused) = {
         let guard = FRAMES.lock();
         let frames = guard.as_ref().expect("memory is up");
@@ -279,14 +284,9 @@ fn plan_dom0(
     }
     copy_into_dom0(place.dtb.start, &dom0_dtb);
     log::info!("d0: device tree at {:#x} ({} bytes)", place.dtb.start, dom0_dtb.len());
-    (place.entry, place.dtb.start)
+    (dom0, place.entry, place.dtb.start)
 }
 
-/// Dom0's RAM banks, once allocated.
-pub static DOM0_RAM: spin::Once<alloc::vec::Vec<PhysRange>> = spin::Once::new();
-
-/// Dom0's stage-2 tables, once built.
-pub static DOM0_STAGE2: Mutex<Option<crate::mm::stage2::Stage2Map>> = Mutex::new(None);
 
 /// Dom0's stage 2: its RAM, and every host device but what the hypervisor
 /// keeps (its console; the GIC distributor and redistributors, which it

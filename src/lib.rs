@@ -12,6 +12,7 @@ extern crate alloc;
 pub mod arch;
 pub mod cmdline;
 pub mod dom0;
+pub mod domain;
 pub mod dt;
 pub mod fatal;
 pub mod mm;

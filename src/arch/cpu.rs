@@ -1,7 +1,9 @@
 //! Per-CPU state and the boot stacks.
 
 use crate::dt::host::MAX_CPUS;
+use crate::domain::Domain;
 use aarch64_cpu::registers::{MPIDR_EL1, TPIDR_EL2};
+use core::sync::atomic::{AtomicPtr, Ordering};
 use tock_registers::interfaces::{Readable, Writeable};
 
 /// Boot-time parsing keeps the host tree and the memory plan on the stack
@@ -25,9 +27,12 @@ pub struct PerCpu {
     pub index: usize,
     /// Affinity bits of MPIDR_EL1.
     pub mpidr: u64,
+    /// The domain whose vCPU runs here (null before the first guest entry).
+    domain: AtomicPtr<Domain>,
 }
 
-static mut PER_CPU: [PerCpu; MAX_CPUS] = [const { PerCpu { index: 0, mpidr: 0 } }; MAX_CPUS];
+static mut PER_CPU: [PerCpu; MAX_CPUS] =
+    [const { PerCpu { index: 0, mpidr: 0, domain: AtomicPtr::new(core::ptr::null_mut()) } }; MAX_CPUS];
 
 /// MPIDR's affinity fields (Aff3, Aff2, Aff1, Aff0), as device trees list them.
 pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
@@ -70,4 +75,18 @@ pub fn pa_bits() -> u32 {
     const BITS: [u32; 7] = [32, 36, 40, 42, 44, 48, 52];
     let encoded = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange) as usize;
     BITS.get(encoded).copied().unwrap_or(48).min(48)
+}
+
+impl PerCpu {
+    /// Records that `domain` now runs on this CPU.
+    pub fn set_domain(&self, domain: &'static Domain) {
+        self.domain.store(domain as *const Domain as *mut Domain, Ordering::Release);
+    }
+
+    /// The domain running on this CPU, if a guest was entered.
+    pub fn domain(&self) -> Option<&'static Domain> {
+        let ptr = self.domain.load(Ordering::Acquire);
+        // SAFETY: only `set_domain` stores here, always a `&'static Domain`.
+        (!ptr.is_null()).then(|| unsafe { &*ptr })
+    }
 }

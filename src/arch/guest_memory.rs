@@ -2,15 +2,16 @@
 //! is translated through the guest's stage 1 and stage 2 with `AT S12E1R/W`,
 //! and must land in the guest's RAM, else the call fails with EFAULT.
 
+use crate::domain::Domain;
 use crate::mm::range::PhysRange;
 use crate::xen::{GuestMemory, errno::EFAULT};
 use aarch64_cpu::registers::PAR_EL1;
 use core::arch::asm;
 use tock_registers::interfaces::{Readable, Writeable};
 
+/// The memory of the domain whose hypercall is being served.
 pub struct GuestRam<'a> {
-    /// The guest's RAM (IPA == PA for Dom0).
-    pub ram: &'a [PhysRange],
+    pub domain: &'a Domain,
 }
 
 /// Translates `va` as the guest would for a read or write; `None` if the
@@ -51,7 +52,7 @@ impl GuestRam<'_> {
             let chunk = ((4096 - (va & 0xfff)) as usize).min(len - done);
             let pa = translate(va, write).ok_or(-EFAULT)?;
             let range = PhysRange::new(pa, pa + chunk as u64);
-            if !self.ram.iter().any(|r| r.contains_range(&range)) {
+            if !self.domain.owns_ram(&range) {
                 return Err(-EFAULT);
             }
             done += chunk;

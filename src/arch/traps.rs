@@ -26,8 +26,8 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
         ec::HVC64 if iss & 0xffff == XEN_HYPERCALL_IMM => {
             let r = &frame.regs;
             let args = [r[0], r[1], r[2], r[3], r[4]];
-            let ram = crate::boot::DOM0_RAM.get().map_or(&[][..], |v| v.as_slice());
-            let result = crate::xen::dispatch(r[16], args, &mut super::guest_memory::GuestRam { ram });
+            let domain = super::cpu::this_cpu().domain().expect("a guest trapped, so one runs here");
+            let result = crate::xen::dispatch(r[16], args, &mut super::guest_memory::GuestRam { domain });
             if result == -crate::xen::errno::ENOSYS {
                 log::debug!("d0: hypercall {} ({:#x}) not implemented", r[16], r[0]);
             }
