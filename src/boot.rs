@@ -53,8 +53,9 @@ fn device_tree_blob(addr: u64) -> Result<&'static [u8], DtError> {
     }
     // SAFETY: x0 points at the blob per the boot protocol; we read its
     // 8-byte header (magic, totalsize) first, and the rest only when the
-    // magic matches and the size is sane. The blob is kept back from the
-    // allocator, so the borrow stays valid.
+    // magic matches and the size is sane. The memory plan keeps the blob
+    // back from the allocator until `start_from_boot_tree` has copied it,
+    // and the borrow is not used after that.
     let header = unsafe { core::ptr::read_volatile(addr as *const [u8; 8]) };
     if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
         return Err(DtError::NoBlob { addr });
@@ -82,8 +83,38 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     semihosting::probe();
     console::init_logging();
 
-    let blob = device_tree_blob(dtb_addr).unwrap_or_else(|e| fatal!(stop_for(&e), "{e}"));
+    let (blob, options, plan, heap) = start_from_boot_tree(dtb_addr);
+    // Everything from the boot tree is now owned or in the heap copy: its
+    // frames can go back to the allocator.
+    release(&plan, "host device tree", |k| *k == Keep::DeviceTree);
     let tree = HostTree::parse(blob).unwrap_or_else(|e| fatal!(stop_for(&e), "{e}"));
+
+    log::info!("Boot CPU {:#x} ready; {} CPUs in the device tree", cpu::this_cpu().mpidr, tree.cpus.len());
+    if tree.module(crate::dt::host::ModuleKind::Kernel).is_none() {
+        fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
+    }
+    let hypervisor_memory = [image_range(), heap, plan.metadata];
+    let (dom0, pc, dtb) = plan_dom0(&tree, blob, &options, &plan, &hypervisor_memory);
+    let (stage2_root, vtcr) = {
+        let s2 = dom0.stage2.lock();
+        (s2.root_address(), s2.geometry().vtcr(cpu::pa_bits()))
+    };
+    cpu::this_cpu().set_domain(dom0);
+    let free = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
+    let (heap_used, heap_total) = heap::usage();
+    log::info!("Free frames at Dom0 entry: {free}; heap {} KiB used of {} KiB", heap_used >> 10, heap_total >> 10);
+    log::info!("d0: entering at {pc:#x} (EL1h, MMU off) with its device tree at {dtb:#x}");
+    crate::arch::guest::enter_el1(&crate::arch::guest::Entry { pc, x0: dtb, stage2_root, vtcr, vmid: dom0.vmid })
+}
+
+/// Reads the boot tree at `dtb_addr`, brings up the console, parses the
+/// command line, plans and starts memory, and copies the tree to the heap
+/// (like Xen's relocate_fdt). The boot tree itself is not used after this
+/// returns: what comes back is owned or borrows the heap copy, so its frames
+/// can be freed. Returns the copy, the options, the plan and the heap.
+fn start_from_boot_tree(dtb_addr: u64) -> (&'static [u8], Options, MemoryPlan, PhysRange) {
+    let boot_blob = device_tree_blob(dtb_addr).unwrap_or_else(|e| fatal!(stop_for(&e), "{e}"));
+    let tree = HostTree::parse(boot_blob).unwrap_or_else(|e| fatal!(stop_for(&e), "{e}"));
     if let Some(uart) = &tree.console {
         // SAFETY: the device tree names this PL011 as the console; nothing
         // else drives it (Dom0 will not get it).
@@ -91,10 +122,9 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     }
     log::info!("AArch64 hypervisor {} (Xen 4.17 ABI), booting", env!("CARGO_PKG_VERSION"));
 
-    let cmdline = tree.xen_cmdline.map_or("", |c| c.text);
-    let parsed = Options::parse(cmdline);
+    let parsed = Options::parse(tree.xen_cmdline.map_or("", |c| c.text));
     console::set_level(parsed.options.loglvl);
-    report_tree(&tree, blob, dtb_addr);
+    report_tree(&tree, boot_blob, dtb_addr);
     for d in &parsed.diagnostics {
         log::warn!("command line: {d}");
     }
@@ -102,7 +132,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         log::warn!("command line: {} more problems not shown", parsed.dropped);
     }
 
-    let dtb = PhysRange::new(dtb_addr, dtb_addr + blob.len() as u64);
+    let dtb = PhysRange::new(dtb_addr, dtb_addr + boot_blob.len() as u64);
     let plan = MemoryPlan::new(&tree, image_range(), dtb).unwrap_or_else(|e| {
         let stop = match e {
             PlanError::NoFreeRam { .. } => Stop::NoFreeRam,
@@ -113,32 +143,12 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     });
     report_plan(&plan);
     let heap = start_memory(&plan, &tree);
-
-    // The tree moves to the heap, like Xen's relocate_fdt, so that its frames
-    // (and the extended regions around them) are free for use.
-    let blob: &'static [u8] = alloc::boxed::Box::leak(blob.into());
-    let tree = HostTree::parse(blob).unwrap_or_else(|e| fatal!(stop_for(&e), "{e}"));
-    release(&plan, "host device tree", |k| *k == Keep::DeviceTree);
-
-    log::info!("Boot CPU {:#x} ready; {} CPUs in the device tree", cpu::this_cpu().mpidr, tree.cpus.len());
-    if tree.module(crate::dt::host::ModuleKind::Kernel).is_none() {
-        fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
-    }
-    let hypervisor_memory = [image_range(), heap, plan.metadata];
-    let (dom0, pc, dtb) = plan_dom0(&tree, blob, &parsed.options, &plan, &hypervisor_memory);
-    let (stage2_root, vtcr) = {
-        let s2 = dom0.stage2.lock();
-        (s2.root_address(), s2.geometry().vtcr(cpu::pa_bits()))
-    };
-    cpu::this_cpu().set_domain(dom0);
-    let free = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
-    log::info!("Free frames at Dom0 entry: {free}");
-    log::info!("d0: entering at {pc:#x} (EL1h, MMU off) with its device tree at {dtb:#x}");
-    crate::arch::guest::enter_el1(&crate::arch::guest::Entry { pc, x0: dtb, stage2_root, vtcr, vmid: dom0.vmid })
+    let copy: &'static [u8] = alloc::boxed::Box::leak(boot_blob.into());
+    (copy, parsed.options, plan, heap)
 }
 
 /// Gives back to the allocator the frames of what `plan` kept as `what`.
-fn release(plan: &MemoryPlan<'_>, name: &str, what: impl Fn(&Keep<'_>) -> bool) {
+fn release(plan: &MemoryPlan, name: &str, what: impl Fn(&Keep) -> bool) {
     let mut guard = FRAMES.lock();
     let frames = guard.as_mut().expect("memory is up");
     for range in plan.releasable(what).iter() {
@@ -183,7 +193,7 @@ fn plan_dom0(
     tree: &HostTree<'_>,
     blob: &'static [u8],
     options: &Options,
-    plan: &MemoryPlan<'_>,
+    plan: &MemoryPlan,
     hypervisor_memory: &[PhysRange],
 ) -> (&'static Domain, u64, u64) {
     use crate::dom0::{layout, memory, regions};
@@ -334,7 +344,7 @@ fn build_stage2(
 /// The frame allocator, the heap and the MMU, in that order: the heap comes
 /// from the allocator, and the page tables from the heap.
 /// Returns the heap's range.
-fn start_memory(plan: &MemoryPlan<'_>, tree: &HostTree<'_>) -> PhysRange {
+fn start_memory(plan: &MemoryPlan, tree: &HostTree<'_>) -> PhysRange {
     crate::arch::barrier::dcache_invalidate(plan.metadata.start, plan.metadata.size());
     // SAFETY: the plan keeps the metadata range back from everything else,
     // and it lies in RAM; it is used only as the allocator's storage.
@@ -427,7 +437,7 @@ fn report_tree(tree: &HostTree<'_>, blob: &[u8], dtb_addr: u64) {
     }
 }
 
-fn report_plan(plan: &MemoryPlan<'_>) {
+fn report_plan(plan: &MemoryPlan) {
     for (range, why) in &plan.kept {
         log::info!("Kept back: {range} ({why})");
     }

@@ -6,6 +6,7 @@ use crate::domain::Domain;
 use crate::mm::range::PhysRange;
 use crate::xen::{GuestMemory, errno::EFAULT};
 use aarch64_cpu::registers::PAR_EL1;
+use arrayvec::ArrayVec;
 use core::arch::asm;
 use tock_registers::interfaces::{Readable, Writeable};
 
@@ -35,52 +36,55 @@ fn translate(va: u64, write: bool) -> Option<u64> {
     Some((par & 0x0000_ffff_ffff_f000) | (va & 0xfff))
 }
 
+/// Largest buffer a hypercall may pass: 64 KiB, over at most 17 pages.
+const MAX_BUFFER: usize = 64 * 1024;
+const MAX_PAGES: usize = MAX_BUFFER / 4096 + 1;
+
 impl GuestRam<'_> {
-    /// Walks `[gva, gva + len)` page by page: `(pa, offset in the buffer, length)`.
-    fn each_page(
-        &self,
-        gva: u64,
-        len: usize,
-        write: bool,
-        mut f: impl FnMut(u64, usize, usize),
-    ) -> Result<(), i64> {
+    /// Translates `[gva, gva + len)` once, page by page, into physical
+    /// pieces `(pa, length)` that all lie in the domain's RAM. Copies then
+    /// use exactly these addresses: translating again would let a guest
+    /// change its page tables in between (on another vCPU) and redirect the
+    /// copy to memory that was never checked.
+    fn pieces(&self, gva: u64, len: usize, write: bool) -> Result<ArrayVec<(u64, usize), MAX_PAGES>, i64> {
+        if len > MAX_BUFFER {
+            return Err(-EFAULT);
+        }
         gva.checked_add(len as u64).ok_or(-EFAULT)?;
-        // Check every page first: a failing call changes nothing.
+        let mut pieces = ArrayVec::new();
         let mut done = 0;
         while done < len {
             let va = gva + done as u64;
             let chunk = ((4096 - (va & 0xfff)) as usize).min(len - done);
             let pa = translate(va, write).ok_or(-EFAULT)?;
-            let range = PhysRange::new(pa, pa + chunk as u64);
-            if !self.domain.owns_ram(&range) {
+            if !self.domain.owns_ram(&PhysRange::new(pa, pa + chunk as u64)) {
                 return Err(-EFAULT);
             }
+            pieces.push((pa, chunk));
             done += chunk;
         }
-        let mut done = 0;
-        while done < len {
-            let va = gva + done as u64;
-            let chunk = ((4096 - (va & 0xfff)) as usize).min(len - done);
-            let pa = translate(va, write).ok_or(-EFAULT)?;
-            f(pa, done, chunk);
-            done += chunk;
-        }
-        Ok(())
+        Ok(pieces)
     }
 }
 
 impl GuestMemory for GuestRam<'_> {
     fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), i64> {
-        self.each_page(gva, bytes.len(), true, |pa, at, len| {
-            // SAFETY: `pa` is the guest's RAM (checked), mapped at EL2.
+        let mut at = 0;
+        for (pa, len) in self.pieces(gva, bytes.len(), true)? {
+            // SAFETY: `pa..pa + len` is the domain's RAM (checked), mapped at EL2.
             unsafe { core::ptr::copy_nonoverlapping(bytes[at..].as_ptr(), pa as *mut u8, len) };
-        })
+            at += len;
+        }
+        Ok(())
     }
 
     fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), i64> {
-        self.each_page(gva, bytes.len(), false, |pa, at, len| {
+        let mut at = 0;
+        for (pa, len) in self.pieces(gva, bytes.len(), false)? {
             // SAFETY: as above.
             unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, bytes[at..].as_mut_ptr(), len) };
-        })
+            at += len;
+        }
+        Ok(())
     }
 }

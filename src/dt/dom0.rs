@@ -31,12 +31,14 @@ pub struct Dom0Tree<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dom0TreeError {
     NoInterruptController,
+    NoFreePhandle,
 }
 
 impl core::fmt::Display for Dom0TreeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NoInterruptController => write!(f, "the host tree has no GIC to route event channels through"),
+            Self::NoFreePhandle => write!(f, "the host tree uses every phandle"),
         }
     }
 }
@@ -70,6 +72,12 @@ fn u32_prop(node: &DeviceTreeNode, name: &str) -> Option<u32> {
         &[a, b, c, d] => Some(u32::from_be_bytes([a, b, c, d])),
         _ => None,
     }
+}
+
+/// The largest phandle used anywhere under `node`.
+fn max_phandle(node: &DeviceTreeNode) -> u32 {
+    let own = ["phandle", "linux,phandle"].iter().filter_map(|p| u32_prop(node, p)).max().unwrap_or(0);
+    node.children().map(max_phandle).fold(own, u32::max)
 }
 
 /// Builds Dom0's blob from the host tree.
@@ -132,6 +140,9 @@ pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeErr
         }
     }
 
+    // A phandle for the GIC if it has none: one no other node uses.
+    let fresh_phandle = max_phandle(root).checked_add(1).ok_or(Dom0TreeError::NoFreePhandle)?;
+
     // The GIC: no ITS, no maintenance interrupt, no child address space.
     let gic = root
         .children_mut()
@@ -146,9 +157,8 @@ pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeErr
     let gic_phandle = match u32_prop(gic, "phandle") {
         Some(p) => p,
         None => {
-            let p = 0xfff0;
-            gic.add_property(prop("phandle", p));
-            p
+            gic.add_property(prop("phandle", fresh_phandle));
+            fresh_phandle
         }
     };
 
@@ -247,6 +257,20 @@ mod tests {
         let fdt = Fdt::new(&out).unwrap();
         assert_eq!(fdt.find_node("/hypervisor").unwrap().property("reg").unwrap().value().len(), 16);
         assert_eq!(HostTree::parse(&out).unwrap().banks.as_slice(), &banks);
+    }
+
+    #[test]
+    fn a_gic_without_phandle_gets_one_nobody_uses() {
+        let tree = virt(&[(0x4000_0000, GIB)])
+            .edit_child("intc@8000000", |g| N { props: g.props.into_iter().filter(|(n, _)| n != "phandle").collect(), ..g })
+            .child(node("clock").cells("phandle", &[0xfff0]));
+        let host = blob(&tree, &[]);
+        let banks = [PhysRange::new(0x6000_0000, 0x8000_0000)];
+        let out = build(&Fdt::new(&host).unwrap(), &spec(&banks, &[])).unwrap();
+        let fdt = Fdt::new(&out).unwrap();
+        let parent = fdt.find_node("/hypervisor").unwrap().property("interrupt-parent").unwrap().value().to_vec();
+        assert_eq!(parent, 0xfff1u32.to_be_bytes());
+        assert_eq!(fdt.find_node("/intc@8000000").unwrap().property("phandle").unwrap().value(), parent);
     }
 
     #[test]

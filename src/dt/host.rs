@@ -4,7 +4,7 @@
 
 use super::DtError;
 use super::props::{str_of, strings, u32_of};
-use super::walk::{Bus, Descend, Path, RegProblem, Visit, walk};
+use super::walk::{Bus, Descend, Path, RegProblem, Visit, cells_name, path_of, walk};
 use crate::mm::range::{PhysRange, RangeSet};
 use arrayvec::ArrayVec;
 use core::fmt;
@@ -194,7 +194,7 @@ impl<'a> HostTree<'a> {
             let n = match value {
                 None => continue,
                 Some(Some(n @ 1..=2)) => n,
-                Some(_) => return Err(DtError::BadCells { node: path("/"), property: cells_static(cells) }),
+                Some(_) => return Err(DtError::BadCells { node: path_of("/"), property: cells_name(cells) }),
             };
             if cells == "#address-cells" {
                 tree.root_address_cells = n;
@@ -205,7 +205,7 @@ impl<'a> HostTree<'a> {
 
         for entry in fdt.memory_reservations() {
             let range = PhysRange::from_start_size(entry.address(), entry.size())
-                .ok_or(DtError::BadReg { node: path("/memreserve/"), problem: RegProblem::Wraps })?;
+                .ok_or(DtError::BadReg { node: path_of("/memreserve/"), problem: RegProblem::Wraps })?;
             if !range.is_empty() {
                 tree.push_reservation(Reservation { range, kind: ReservationKind::MemReserve })?;
             }
@@ -259,7 +259,7 @@ impl<'a> HostTree<'a> {
     }
 
     fn warn(&mut self, node: &str, what: &'static str, range: Option<PhysRange>) {
-        let warning = Warning { node: path(node), what, range };
+        let warning = Warning { node: path_of(node), what, range };
         if self.warnings.try_push(warning).is_err() {
             self.dropped_warnings += 1;
         }
@@ -289,7 +289,7 @@ impl<'a> HostTree<'a> {
             return Ok(());
         };
         for result in visit.bus.regs(reg.value()) {
-            let range = result.map_err(|problem| DtError::BadReg { node: path(visit.path), problem })?;
+            let range = result.map_err(|problem| DtError::BadReg { node: path_of(visit.path), problem })?;
             if range.is_empty() {
                 self.warn(visit.path, "zero-sized RAM bank ignored", Some(range));
                 continue;
@@ -367,20 +367,20 @@ impl<'a> HostTree<'a> {
             }
         });
         if self.module(kind).is_some() && kind != ModuleKind::Other {
-            return Err(DtError::DuplicateModule { node: path(visit.path), kind: kind.name() });
+            return Err(DtError::DuplicateModule { node: path_of(visit.path), kind: kind.name() });
         }
         let Some(reg) = node.property("reg") else {
-            return Err(DtError::BadModule { node: path(visit.path), why: "no reg property" });
+            return Err(DtError::BadModule { node: path_of(visit.path), why: "no reg property" });
         };
         let bus = chosen_bus.clone().unwrap_or_else(|| Bus::root(self.root_address_cells, self.root_size_cells));
         let mut regs = bus.regs(reg.value());
         let range = match (regs.next(), regs.next()) {
             (Some(Ok(range)), None) => range,
-            (Some(Err(problem)), _) => return Err(DtError::BadReg { node: path(visit.path), problem }),
-            _ => return Err(DtError::BadModule { node: path(visit.path), why: "reg must hold exactly one range" }),
+            (Some(Err(problem)), _) => return Err(DtError::BadReg { node: path_of(visit.path), problem }),
+            _ => return Err(DtError::BadModule { node: path_of(visit.path), why: "reg must hold exactly one range" }),
         };
         if range.is_empty() {
-            return Err(DtError::BadModule { node: path(visit.path), why: "module is empty" });
+            return Err(DtError::BadModule { node: path_of(visit.path), why: "module is empty" });
         }
         let bootargs = node.property("bootargs").as_ref().and_then(str_of);
         self.modules
@@ -400,24 +400,24 @@ impl<'a> HostTree<'a> {
                 .unwrap_or(1) as usize,
         };
         let Some(&distributor) = regs.first() else {
-            return Err(DtError::BadGic { node: path(visit.path), why: "no distributor in reg" });
+            return Err(DtError::BadGic { node: path_of(visit.path), why: "no distributor in reg" });
         };
         if redist_count == 0 && version == GicVersion::V3 || redist_count > MAX_REDIST_REGIONS {
-            return Err(DtError::BadGic { node: path(visit.path), why: "bad #redistributor-regions" });
+            return Err(DtError::BadGic { node: path_of(visit.path), why: "bad #redistributor-regions" });
         }
         let redistributors: ArrayVec<PhysRange, MAX_REDIST_REGIONS> =
             regs.iter().skip(1).take(redist_count).copied().collect();
         if redistributors.len() != redist_count {
-            return Err(DtError::BadGic { node: path(visit.path), why: "fewer redistributor regions than announced" });
+            return Err(DtError::BadGic { node: path_of(visit.path), why: "fewer redistributor regions than announced" });
         }
         let cpu_interface = regs.get(1 + redist_count).copied();
         if version == GicVersion::V2 && cpu_interface.is_none() {
-            return Err(DtError::BadGic { node: path(visit.path), why: "no CPU interface in reg" });
+            return Err(DtError::BadGic { node: path_of(visit.path), why: "no CPU interface in reg" });
         }
         let maintenance_intid = visit.node.property("interrupts").and_then(|p| first_intid(p.value()));
         self.gic = Some(Gic {
             version,
-            path: path(visit.path),
+            path: path_of(visit.path),
             distributor,
             redistributors,
             cpu_interface,
@@ -440,7 +440,7 @@ impl<'a> HostTree<'a> {
             return;
         };
         let intid = node.property("interrupts").and_then(|p| first_intid(p.value()));
-        self.console = Some(Console { path: path(visit.path), mmio, intid });
+        self.console = Some(Console { path: path_of(visit.path), mmio, intid });
     }
 
     /// The module of a kind, if any.
@@ -477,19 +477,6 @@ impl<'a> HostTree<'a> {
             .or(cmdline(module_bootargs, CmdlineSource::KernelModule))
             .or(cmdline(bootargs_for_dom0, CmdlineSource::ChosenBootargs));
     }
-}
-
-fn path(s: &str) -> Path {
-    let mut p = Path::new();
-    let cut = s.len().min(p.capacity());
-    // Cut at a character boundary; node names are ASCII in valid trees.
-    let cut = (0..=cut).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
-    p.push_str(&s[..cut]);
-    p
-}
-
-fn cells_static(name: &str) -> &'static str {
-    if name == "#address-cells" { "#address-cells" } else { "#size-cells" }
 }
 
 fn is_disabled(node: &FdtNode<'_>) -> bool {

@@ -117,7 +117,7 @@ impl Bus {
                 None => Ok(default),
                 Some(p) => match u32_of(&p) {
                     Some(n) if n <= MAX_CELLS => Ok(n),
-                    _ => Err(DtError::BadCells { node: Path::from(path).unwrap_or_default(), property: cells_name(name) }),
+                    _ => Err(DtError::BadCells { node: path_of(path), property: cells_name(name) }),
                 },
             }
         };
@@ -162,8 +162,18 @@ impl Bus {
     }
 }
 
-fn cells_name(name: &str) -> &'static str {
+/// The `'static` spelling of a cells property name, for errors.
+pub fn cells_name(name: &str) -> &'static str {
     if name == "#address-cells" { "#address-cells" } else { "#size-cells" }
+}
+
+/// A node path for messages, cut at `MAX_PATH` on a character boundary.
+pub fn path_of(s: &str) -> Path {
+    let mut p = Path::new();
+    let cut = s.len().min(p.capacity());
+    let cut = (0..=cut).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    p.push_str(&s[..cut]);
+    p
 }
 
 /// What the walk hands to its visitor for each node.

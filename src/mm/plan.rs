@@ -5,6 +5,7 @@
 use super::frames::{FRAME_SIZE, FrameAllocator};
 use super::range::{PhysRange, RangeSet};
 use crate::dt::host::{HostTree, MAX_BANKS, ModuleKind, ReservationKind};
+use crate::dt::walk::{Path, path_of};
 use arrayvec::ArrayVec;
 use core::fmt;
 
@@ -12,16 +13,17 @@ pub const MAX_KEPT: usize = 96;
 
 /// Why a range of RAM is not free at boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep<'a> {
+pub enum Keep {
     HypervisorImage,
     DeviceTree,
     Module(ModuleKind),
     MemReserve,
-    ReservedMemory(&'a str),
+    /// Owned, not borrowed: the plan outlives the boot tree it came from.
+    ReservedMemory(Path),
     FrameAllocatorMetadata,
 }
 
-impl fmt::Display for Keep<'_> {
+impl fmt::Display for Keep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::HypervisorImage => f.write_str("hypervisor image"),
@@ -74,9 +76,9 @@ impl fmt::Display for PlanError {
 
 /// The outcome: RAM, what is kept back, and what the allocator gets.
 #[derive(Debug, Clone)]
-pub struct MemoryPlan<'a> {
+pub struct MemoryPlan {
     pub ram: RangeSet<MAX_BANKS>,
-    pub kept: ArrayVec<(PhysRange, Keep<'a>), MAX_KEPT>,
+    pub kept: ArrayVec<(PhysRange, Keep), MAX_KEPT>,
     /// Where the frame allocator's bitmaps live (inside RAM, kept back).
     pub metadata: PhysRange,
     pub metadata_words: usize,
@@ -84,16 +86,16 @@ pub struct MemoryPlan<'a> {
     pub free: RangeSet<MAX_KEPT>,
 }
 
-impl<'a> MemoryPlan<'a> {
+impl MemoryPlan {
     /// Plans memory for `tree`, with the hypervisor image at `image` and the
     /// blob itself at `dtb`.
-    pub fn new(tree: &HostTree<'a>, image: PhysRange, dtb: PhysRange) -> Result<Self, PlanError> {
+    pub fn new(tree: &HostTree<'_>, image: PhysRange, dtb: PhysRange) -> Result<Self, PlanError> {
         let ram = tree.ram.clone();
         if !ram.contains_range(&image) {
             return Err(PlanError::ImageOutsideRam(image));
         }
-        let mut kept: ArrayVec<(PhysRange, Keep<'a>), MAX_KEPT> = ArrayVec::new();
-        let mut keep = |range: PhysRange, why: Keep<'a>| kept.try_push((range, why)).map_err(|_| PlanError::TooManyRanges);
+        let mut kept: ArrayVec<(PhysRange, Keep), MAX_KEPT> = ArrayVec::new();
+        let mut keep = |range: PhysRange, why: Keep| kept.try_push((range, why)).map_err(|_| PlanError::TooManyRanges);
         keep(image, Keep::HypervisorImage)?;
         keep(dtb, Keep::DeviceTree)?;
         for (i, module) in tree.modules.iter().enumerate() {
@@ -114,7 +116,7 @@ impl<'a> MemoryPlan<'a> {
         for r in &tree.reserved {
             let why = match r.kind {
                 ReservationKind::MemReserve => Keep::MemReserve,
-                ReservationKind::ReservedMemory { name, .. } => Keep::ReservedMemory(name),
+                ReservationKind::ReservedMemory { name, .. } => Keep::ReservedMemory(path_of(name)),
             };
             keep(r.range, why)?;
         }
@@ -146,11 +148,11 @@ impl<'a> MemoryPlan<'a> {
     }
 }
 
-impl MemoryPlan<'_> {
+impl MemoryPlan {
     /// The whole frames of everything kept back as `what` that nothing else
     /// kept back touches: what can go to the allocator once `what` is no
     /// longer needed (the host tree once copied, modules once loaded).
-    pub fn releasable(&self, what: impl Fn(&Keep<'_>) -> bool) -> RangeSet<MAX_KEPT> {
+    pub fn releasable(&self, what: impl Fn(&Keep) -> bool) -> RangeSet<MAX_KEPT> {
         let mut out = RangeSet::new();
         for (range, _) in self.kept.iter().filter(|(_, k)| what(k)) {
             if let Some(frames) = range.expand_to_alignment(FRAME_SIZE) {
