@@ -11,7 +11,7 @@ use crate::dt::DtError;
 use crate::dt::host::{HostTree, ReservationKind};
 use crate::fatal;
 use crate::fatal::Stop;
-use crate::mm::frames::{FrameAllocator, ORDERS, order_for, order_size};
+use crate::mm::frames::{FrameAllocator, order_for, order_size};
 use crate::mm::heap;
 use crate::mm::plan::{Keep, MemoryPlan, PlanError};
 use crate::mm::range::PhysRange;
@@ -451,7 +451,7 @@ fn report_plan(plan: &MemoryPlan) {
 fn report_free_lists(frames: &FrameAllocator<'_>) {
     let counts = frames.free_block_counts();
     log::info!("Free memory: {} MiB in {} blocks", frames.free_bytes() >> 20, counts.iter().sum::<u64>());
-    for (order, &count) in counts.iter().enumerate().take(ORDERS) {
+    for (order, &count) in counts.iter().enumerate() {
         if count > 0 {
             log::info!("  order {order:2}: {count:5} x {:>9} KiB = {} KiB", order_size(order) >> 10, (count * order_size(order)) >> 10);
         }

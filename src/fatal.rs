@@ -31,8 +31,6 @@ pub enum Stop {
     Dom0MemoryUnavailable = 17,
     /// The hypervisor's own memory ran out.
     OutOfMemory = 18,
-    /// Dom0 crashed (SCHEDOP_shutdown with reason crash).
-    Dom0Crashed = 20,
 }
 
 impl Stop {

@@ -7,31 +7,7 @@ use qemu_harness::machine::Module;
 use qemu_harness::{Machine, Outcome, image};
 
 fn boot(cpu: &str, memory: &str, append: &str) -> Outcome {
-    let machine = Machine {
-        cpu: cpu.into(),
-        memory: memory.into(),
-        append: Some(append.into()),
-        modules: vec![Module {
-            addr: 0x4200_0000,
-            file: image::dom0_probe().to_path_buf(),
-            kernel: true,
-            bootargs: Some("console=hvc0".into()),
-        }],
-        ..Machine::default()
-    };
-    machine.run()
-}
-
-/// The `(start, end)` ranges in lines that contain `marker` and end in
-/// `0x...->0x...`.
-fn ranges(out: &Outcome, marker: &str) -> Vec<(u64, u64)> {
-    let parse = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap();
-    out.output
-        .lines()
-        .filter(|l| l.contains(marker))
-        .filter_map(|l| l.rsplit(' ').next()?.split_once("->"))
-        .map(|(a, b)| (parse(a), parse(b)))
-        .collect()
+    Machine::with_probe_dom0(cpu, memory, append).run()
 }
 
 /// The probe passed, and the regions it read from its tree are exactly the
@@ -40,8 +16,8 @@ fn assert_probe_passed(out: &Outcome) -> Vec<(u64, u64)> {
     out.expect_line("probe: 0 failures");
     out.expect_no_line("probe: FAIL");
     out.expect_exit(0);
-    let logged = ranges(out, "d0: extended region ");
-    let seen: Vec<_> = ranges(out, "probe: hypervisor reg[").into_iter().skip(1).collect();
+    let logged = out.ranges("(HV) d0: extended region ");
+    let seen: Vec<_> = out.ranges("probe: hypervisor reg[").into_iter().skip(1).collect();
     assert_eq!(seen, logged, "regions in Dom0's tree vs the hypervisor's log:\n{}", out.output);
     logged
 }
@@ -90,7 +66,7 @@ fn memory_sizes_and_cpus() {
 fn a_reserved_memory_carve_out_is_never_a_region() {
     use qemu_harness::dtb::Dts;
     use qemu_harness::machine::Tree;
-    let base = Machine { memory: "2G".into(), ..Machine::default() };
+    let base = Machine { modules: vec![], ..Machine::with_probe_dom0("cortex-a57", "2G", "") };
     let dtb = Dts::from_blob(&base.generated_dtb())
         .with_carve_out(0x5000_0000, 0x200_0000)
         .add_to_node("chosen", "xen,dom0-bootargs = \"console=hvc0\";")
@@ -108,11 +84,7 @@ fn the_initrd_is_placed_in_dom0_ram_and_named_in_chosen() {
     let mut content = b"INITRD!!".to_vec();
     content.resize(3 * 1024 * 1024 + 5, 0xa5);
     std::fs::write(&initrd, &content).unwrap();
-    let mut machine = Machine {
-        memory: "2G".into(),
-        modules: vec![Module { addr: 0x4200_0000, file: image::dom0_probe().to_path_buf(), kernel: true, bootargs: Some("console=hvc0".into()) }],
-        ..Machine::default()
-    };
+    let mut machine = Machine::with_probe_dom0("cortex-a57", "2G", "");
     machine.modules.push(Module { addr: 0x4400_0000, file: initrd, kernel: false, bootargs: None });
     let out = machine.run();
     assert_probe_passed(&out);

@@ -4,38 +4,16 @@
 //! RAM and grant region and leave Linux at least as much usable
 //! extended-region space (whole 128 MiB sections).
 
-use qemu_harness::machine::Module;
 use qemu_harness::{Machine, Outcome, image};
 
 fn machine() -> Machine {
-    Machine {
-        cpu: "cortex-a57".into(),
-        memory: "2G".into(),
-        smp: 2,
-        append: Some("dom0_mem=512M".into()),
-        modules: vec![Module {
-            addr: 0x4200_0000,
-            file: image::dom0_probe().to_path_buf(),
-            kernel: true,
-            bootargs: Some("console=hvc0".into()),
-        }],
-        ..Machine::default()
-    }
+    Machine::with_probe_dom0("cortex-a57", "2G", "dom0_mem=512M")
 }
 
-/// The probe's view of `/hypervisor` reg and its RAM.
+/// The probe's view: `/hypervisor` reg entries and its RAM.
 fn dom0_view(out: &Outcome) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
     out.expect_line("probe: 0 failures");
-    let parse = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap();
-    let pick = |marker: &str| -> Vec<(u64, u64)> {
-        out.output
-            .lines()
-            .filter(|l| l.starts_with(marker))
-            .filter_map(|l| l.rsplit(' ').next()?.split_once("->"))
-            .map(|(a, b)| (parse(a), parse(b)))
-            .collect()
-    };
-    (pick("probe: hypervisor reg["), pick("probe: memory "))
+    (out.ranges("probe: hypervisor reg["), out.ranges("probe: memory "))
 }
 
 fn usable(regions: &[(u64, u64)]) -> u64 {

@@ -60,16 +60,6 @@ pub fn dom0_probe() -> &'static Path {
     built_once("dom0-probe")
 }
 
-/// `size` bytes that pass for an arm64 Image (text_offset 0, image_size =
-/// `size`, little endian), for boots that stop before Dom0 runs.
-pub fn placeholder_kernel(size: usize) -> Vec<u8> {
-    let mut image = vec![0u8; size.max(64)];
-    image[0x10..0x18].copy_from_slice(&(size as u64).to_le_bytes());
-    image[0x38..0x3c].copy_from_slice(b"ARM\x64");
-    image
-}
-
-
 /// Debian bookworm's Xen 4.17 hypervisor for arm64 (an Image), fetched and
 /// cached by `qemu/fetch-debian`.
 pub fn xen_4_17() -> PathBuf {

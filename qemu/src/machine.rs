@@ -104,6 +104,18 @@ impl Outcome {
         }
     }
 
+    /// The `start->end` ranges ending the lines that start with `prefix`
+    /// (the probe's and the hypervisor's range reports).
+    pub fn ranges(&self, prefix: &str) -> Vec<(u64, u64)> {
+        let parse = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok();
+        self.output
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.split_once("->"))
+            .filter_map(|(a, b)| Some((parse(a)?, parse(b)?)))
+            .collect()
+    }
+
     pub fn expect_exit(&self, code: i32) {
         assert_eq!(self.status, Some(code), "exit status; output:\n{}", self.output);
     }
@@ -147,6 +159,23 @@ fn unique_path(stem: &str, ext: &str) -> PathBuf {
 }
 
 impl Machine {
+    /// A machine booting the test guest `dom0-probe` as Dom0 (loaded at
+    /// 0x4200_0000 by QEMU's guest-loader, `console=hvc0` for Dom0).
+    pub fn with_probe_dom0(cpu: &str, memory: &str, append: &str) -> Self {
+        Machine {
+            cpu: cpu.into(),
+            memory: memory.into(),
+            append: Some(append.into()),
+            modules: vec![Module {
+                addr: 0x4200_0000,
+                file: image::dom0_probe().to_path_buf(),
+                kernel: true,
+                bootargs: Some("console=hvc0".into()),
+            }],
+            ..Machine::default()
+        }
+    }
+
     fn machine_option(&self) -> String {
         format!(
             "virt,virtualization={},gic-version={}",

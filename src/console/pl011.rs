@@ -1,4 +1,4 @@
-//! The Arm PL011 UART: just enough to transmit (and, later, receive).
+//! The Arm PL011 UART: just enough to transmit.
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_bitfields;
@@ -10,8 +10,6 @@ register_bitfields! [u32,
     FR [
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
-        /// Receive FIFO empty.
-        RXFE OFFSET(4) NUMBITS(1) [],
         /// Busy transmitting.
         BUSY OFFSET(3) NUMBITS(1) [],
     ],
@@ -65,10 +63,6 @@ impl Pl011 {
             core::hint::spin_loop();
         }
         self.registers.dr.set(u32::from(byte));
-    }
-
-    pub fn read_byte(&self) -> Option<u8> {
-        if self.registers.fr.is_set(FR::RXFE) { None } else { Some(self.registers.dr.get() as u8) }
     }
 
     /// Waits until everything written has left the UART.

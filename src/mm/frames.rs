@@ -265,11 +265,7 @@ impl<'m> FrameAllocator<'m> {
                 i.map(|i| (z, k, zone.pfn_at(i, k)))
             })
         })?;
-        self.take_block(zone, pfn, from);
-        // Hand back the upper halves until the block is the requested size.
-        for k in (order..from).rev() {
-            self.put_block(zone, pfn + (1 << k), k);
-        }
+        self.take_and_split(zone, pfn, from, order);
         Some(pfn << FRAME_SHIFT)
     }
 
@@ -288,10 +284,7 @@ impl<'m> FrameAllocator<'m> {
                 (pfn <= last_pfn).then_some((z, k, pfn))
             })
         })?;
-        self.take_block(zone, pfn, from);
-        for k in (order..from).rev() {
-            self.put_block(zone, pfn + (1 << k), k);
-        }
+        self.take_and_split(zone, pfn, from, order);
         Some(pfn << FRAME_SHIFT)
     }
 
@@ -365,6 +358,15 @@ impl<'m> FrameAllocator<'m> {
             return Err(FrameError::Misaligned { addr: range.start | (range.end % FRAME_SIZE), order: 0 });
         }
         self.zone_of(range)
+    }
+
+    /// Takes the free block `(pfn, from)` and hands back its upper halves
+    /// until what is kept is `order`.
+    fn take_and_split(&mut self, zone: usize, pfn: u64, from: usize, order: usize) {
+        self.take_block(zone, pfn, from);
+        for k in (order..from).rev() {
+            self.put_block(zone, pfn + (1 << k), k);
+        }
     }
 
     fn take_block(&mut self, zone: usize, pfn: u64, order: usize) {
