@@ -6,16 +6,15 @@ use crate::arch::mmu::{El2Map, Kind};
 use crate::arch::{cpu, semihosting};
 use crate::cmdline::Options;
 use crate::console;
-use crate::domain::{Domain, DomainId};
 use crate::dt::DtError;
 use crate::dt::host::{HostTree, ReservationKind};
 use crate::fatal;
 use crate::fatal::Stop;
 use crate::mm::frames::{FrameAllocator, order_for, order_size};
 use crate::mm::heap;
+use crate::mm::FRAMES;
 use crate::mm::plan::{Keep, MemoryPlan, PlanError};
 use crate::mm::range::PhysRange;
-use spin::Mutex;
 
 /// The largest device tree we accept, as Xen.
 const MAX_DTB_SIZE: u64 = 2 << 20;
@@ -42,9 +41,6 @@ fn text_range() -> PhysRange {
     // SAFETY: as above.
     unsafe { PhysRange::new(symbol_address(&__image_start), symbol_address(&__text_end)) }
 }
-
-/// The frame allocator, once memory is set up.
-pub static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
 
 /// Borrows the device tree blob at `addr` after checking its header.
 fn device_tree_blob(addr: u64) -> Result<&'static [u8], DtError> {
@@ -94,7 +90,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
     }
     let hypervisor_memory = [image_range(), heap, plan.metadata];
-    let (dom0, pc, dtb) = plan_dom0(&tree, blob, &options, &plan, &hypervisor_memory);
+    let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory);
     let (stage2_root, vtcr) = {
         let s2 = dom0.stage2.lock();
         (s2.root_address(), s2.geometry().vtcr(cpu::pa_bits()))
@@ -148,7 +144,7 @@ fn start_from_boot_tree(dtb_addr: u64) -> (&'static [u8], Options, MemoryPlan, P
 }
 
 /// Gives back to the allocator the frames of what `plan` kept as `what`.
-fn release(plan: &MemoryPlan, name: &str, what: impl Fn(&Keep) -> bool) {
+pub fn release(plan: &MemoryPlan, name: &str, what: impl Fn(&Keep) -> bool) {
     let mut guard = FRAMES.lock();
     let frames = guard.as_mut().expect("memory is up");
     for range in plan.releasable(what).iter() {
@@ -166,179 +162,6 @@ pub fn grant_region() -> PhysRange {
     const GRANT_FRAMES: u64 = 64;
     let image = image_range();
     PhysRange::new(image.start, (image.start + GRANT_FRAMES * 4096).min(image.end))
-}
-
-/// Reads `range` of RAM as bytes.
-///
-/// # Safety
-/// `range` must be RAM mapped at EL2 that nothing writes while the slice lives.
-unsafe fn ram_bytes(range: PhysRange) -> &'static [u8] {
-    // SAFETY: forwarded from the caller.
-    unsafe { core::slice::from_raw_parts(range.start as *const u8, range.size() as usize) }
-}
-
-/// Copies `bytes` into Dom0 RAM at `at` and cleans them to memory, which
-/// Dom0 reads with its caches off.
-fn copy_into_dom0(at: u64, bytes: &[u8]) {
-    // SAFETY: `at` lies in a Dom0 bank the caller checked holds `bytes`;
-    // Dom0 does not run yet, and nothing of the hypervisor's lives there.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
-    crate::arch::barrier::dcache_clean(at, bytes.len() as u64);
-}
-
-/// Builds Dom0: RAM, kernel and initrd in place, the boot modules freed,
-/// the extended regions, its device tree, its stage 2.
-/// Returns Dom0, its entry point and the address of its device tree.
-fn plan_dom0(
-    tree: &HostTree<'_>,
-    blob: &'static [u8],
-    options: &Options,
-    plan: &MemoryPlan,
-    hypervisor_memory: &[PhysRange],
-) -> (&'static Domain, u64, u64) {
-    use crate::dom0::{layout, memory, regions};
-    use crate::dt::host::ModuleKind;
-    let banks = {
-        let mut guard = FRAMES.lock();
-        let frames = guard.as_mut().expect("memory is up");
-        memory::allocate(frames, options.dom0_mem).unwrap_or_else(|e| fatal!(Stop::Dom0MemoryUnavailable, "{e}"))
-    };
-    for (i, bank) in banks.iter().enumerate() {
-        log::info!("d0: BANK[{i}] {bank} ({} MiB)", bank.size() >> 20);
-    }
-
-    let kernel_module = tree.module(ModuleKind::Kernel).expect("checked at boot");
-    // SAFETY: the plan checked that modules lie in RAM; they are kept back
-    // from the allocator until released below, after the copies.
-    let kernel = unsafe { ram_bytes(kernel_module.range) };
-    let initrd = tree.module(ModuleKind::Ramdisk).map(|m| {
-        // SAFETY: as for the kernel.
-        unsafe { ram_bytes(m.range) }
-    });
-    let header = layout::ImageHeader::parse(kernel).unwrap_or_else(|e| fatal!(Stop::BadDom0Kernel, "{e}"));
-    let place = layout::place(banks[0], &header, kernel.len() as u64, initrd.map(|i| i.len() as u64))
-        .unwrap_or_else(|e| fatal!(Stop::Dom0MemoryUnavailable, "{e}"));
-    copy_into_dom0(place.entry, kernel);
-    log::info!("d0: kernel {} (entry {:#x}, text_offset {:#x})", place.kernel, place.entry, header.text_offset);
-    if let (Some(bytes), Some(range)) = (initrd, place.initrd) {
-        copy_into_dom0(range.start, bytes);
-        log::info!("d0: initrd {range}");
-    }
-    release(plan, "boot modules, copied into Dom0", |k| matches!(k, Keep::Module(_)));
-
-    let fdt = dtoolkit::fdt::Fdt::new(blob).unwrap_or_else(|e| fatal!(Stop::BadDeviceTree, "{e}"));
-    let devices = crate::dt::devices::device_ranges(&fdt)
-        .unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
-    let grant = grant_region();
-    let mut taken = regions::Taken { ranges: alloc::vec![("the grant-table region", grant)] };
-    taken.ranges.extend(banks.iter().map(|&b| ("Dom0 RAM", b)));
-    taken.ranges.extend(tree.reserved.iter().map(|r| ("reserved memory", r.range)));
-    taken.ranges.extend(devices.iter().map(|d| match d.kind {
-        crate::dt::devices::DeviceRangeKind::Reg => ("a host device", d.range),
-        crate::dt::devices::DeviceRangeKind::PciWindow => ("a PCI aperture", d.range),
-    }));
-    let ipa_bits = cpu::pa_bits();
-    let stage2 = build_stage2(tree, &banks, &devices, ipa_bits);
-    let device_ranges: alloc::vec::Vec<PhysRange> = devices.iter().map(|d| d.range).collect();
-    match crate::mm::stage2::audit(&stage2.mappings(), &banks, &device_ranges, hypervisor_memory) {
-        Ok(a) => log::info!(
-            "d0: stage 2 audited: {} mappings, {} MiB RAM, {} MiB device space, none of the hypervisor's memory",
-            a.mappings,
-            a.ram_bytes >> 20,
-            a.device_bytes >> 20
-        ),
-        Err(v) => fatal!(Stop::Panic, "d0: stage 2 audit failed: {v}"),
-    }
-    let dom0: &'static Domain = alloc::boxed::Box::leak(alloc::boxed::Box::new(Domain {
-        id: DomainId(0),
-        vmid: 1,
-        ram: banks.clone(),
-        stage2: Mutex::new(stage2),
-    }));
-    let (found, refused) = {
-        let guard = FRAMES.lock();
-        let frames = guard.as_ref().expect("memory is up");
-        regions::choose(options.ext_regions, frames.free_ranges(), &taken, 1 << ipa_bits)
-    };
-    if let Some(why) = refused {
-        log::error!("ext-regions: the given range is refused: {why}; no extended regions advertised");
-    }
-    log::info!("d0: grant table region {grant}");
-    for (i, region) in found.regions.iter().enumerate() {
-        log::info!("d0: extended region {i}: {region}");
-    }
-    if found.dropped > 0 {
-        log::warn!("d0: {} smaller extended regions left out (limit {})", found.dropped, crate::dom0::ext_regions::MAX_REGIONS);
-    }
-    let usable: u64 = found.regions.iter().map(|r| r.shrink_to_alignment(128 << 20).size()).sum();
-    log::info!(
-        "d0: {} extended regions, {} MiB ({} MiB in 128 MiB-aligned sections Linux can use)",
-        found.regions.len(),
-        found.total() >> 20,
-        usable >> 20
-    );
-
-    let hidden: alloc::vec::Vec<&str> = tree.console.iter().map(|c| c.path.as_str()).collect();
-    let spec = crate::dt::dom0::Dom0Tree {
-        banks: &banks,
-        bootargs: tree.dom0_cmdline.map(|c| c.text),
-        initrd: place.initrd,
-        grant_region: grant,
-        extended_regions: &found.regions,
-        event_ppi: 0,
-        hidden: &hidden,
-    };
-    let dom0_dtb = crate::dt::dom0::build(&fdt, &spec).unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
-    if dom0_dtb.len() as u64 > place.dtb.size() {
-        fatal!(Stop::BadDeviceTreeContent, "Dom0's device tree is {} bytes, over the 2 MiB the boot protocol allows", dom0_dtb.len());
-    }
-    copy_into_dom0(place.dtb.start, &dom0_dtb);
-    log::info!("d0: device tree at {:#x} ({} bytes)", place.dtb.start, dom0_dtb.len());
-    (dom0, place.entry, place.dtb.start)
-}
-
-
-/// Dom0's stage 2: its RAM, and every host device but what the hypervisor
-/// keeps (its console; the GIC distributor and redistributors, which it
-/// will emulate).
-fn build_stage2(
-    tree: &HostTree<'_>,
-    banks: &[PhysRange],
-    devices: &[crate::dt::devices::DeviceRange],
-    ipa_bits: u32,
-) -> crate::mm::stage2::Stage2Map {
-    use crate::mm::stage2::{Geometry, Kind, Stage2Map};
-    let mut kept: alloc::vec::Vec<PhysRange> = alloc::vec::Vec::new();
-    kept.extend(tree.console.as_ref().map(|c| c.mmio));
-    if let Some(gic) = &tree.gic {
-        kept.push(gic.distributor);
-        kept.extend(gic.redistributors.iter().copied());
-    }
-    let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(ipa_bits));
-    let mut map = |range: PhysRange, kind: Kind| {
-        if let Err(e) = s2.map(range, kind) {
-            log::warn!("d0: stage 2: cannot map {} ({kind:?}); Dom0 will not see it", e.0);
-        }
-    };
-    for &bank in banks {
-        map(bank, Kind::Ram);
-    }
-    let mut passed = 0;
-    for d in devices {
-        if kept.iter().any(|k| k.overlaps(&d.range)) {
-            log::info!("d0: {} kept by the hypervisor", d.range);
-            continue;
-        }
-        map(d.range, Kind::Device);
-        passed += 1;
-    }
-    let geometry = s2.geometry();
-    log::info!(
-        "P2M: {}-bit IPA, root at level {}, {passed} device ranges passed through",
-        geometry.ipa_bits,
-        geometry.root_level
-    );
-    s2
 }
 
 /// The frame allocator, the heap and the MMU, in that order: the heap comes

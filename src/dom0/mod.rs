@@ -5,3 +5,6 @@ pub mod ext_regions;
 pub mod layout;
 pub mod memory;
 pub mod regions;
+
+#[cfg(target_os = "none")]
+pub mod build;

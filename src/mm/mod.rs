@@ -8,3 +8,7 @@ pub mod stage2;
 
 #[cfg(target_os = "none")]
 pub mod heap;
+
+/// The frame allocator, once memory is set up at boot.
+#[cfg(target_os = "none")]
+pub static FRAMES: spin::Mutex<Option<frames::FrameAllocator<'static>>> = spin::Mutex::new(None);
