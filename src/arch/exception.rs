@@ -50,16 +50,16 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
             return;
         }
     }
-    if source == Source::LowerA64 {
-        if synchronous {
-            super::traps::handle_guest_sync(frame);
-            return;
-        }
-        if kind & 3 != 3 {
+    // Nothing a guest does, in AArch64 or AArch32 state, may stop us.
+    if matches!(source, Source::LowerA64 | Source::LowerA32) {
+        match kind & 3 {
+            0 => super::traps::handle_guest_sync(frame),
+            3 => super::traps::handle_guest_serror(frame),
             // A physical IRQ or FIQ while the guest ran: none is enabled
             // yet, so there is nothing to acknowledge.
-            return;
+            _ => {}
         }
+        return;
     }
     if REPORTING.swap(true, Ordering::SeqCst) {
         // The report itself faulted, most likely on the console: drop it

@@ -6,8 +6,8 @@ use super::esr::{self, ec};
 use super::exception::TrapFrame;
 use super::guest::SPSR_EL1H_MASKED;
 use crate::fatal::Stop;
-use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, HPFAR_EL2, SPSR_EL1, VBAR_EL1};
-use tock_registers::interfaces::{Readable, Writeable};
+use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 /// The HVC immediate of a Xen hypercall.
 const XEN_HYPERCALL_IMM: u32 = 0xea1;
@@ -97,16 +97,25 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
     inject(frame, (u64::from(class) << 26) | (1 << 25) | wnr | EXTERNAL_ABORT, frame.far);
 }
 
+/// An SError from the guest (an external abort on a device it drives, say):
+/// logged, and passed on to the guest as a virtual SError.
+pub fn handle_guest_serror(frame: &mut TrapFrame) {
+    log::warn!("d0: SError (ESR {:#x}) at PC {:#x}; virtual SError injected", frame.esr, frame.elr);
+    HCR_EL2.modify(HCR_EL2::VSE.val(1));
+}
+
 /// Delivers a synchronous exception to the guest's EL1 vector table.
 fn inject(frame: &mut TrapFrame, esr: u64, far: u64) {
     ESR_EL1.set(esr);
     FAR_EL1.set(far);
     aarch64_cpu::registers::ELR_EL1.set(frame.elr);
     SPSR_EL1.set(frame.spsr);
-    let offset = match frame.spsr & 0xf {
-        0b0101 => 0x200, // EL1h: current EL with SP_ELx
-        0b0100 => 0x000, // EL1t: current EL with SP_EL0
-        _ => 0x400,      // EL0: lower EL, AArch64
+    const SPSR_AARCH32: u64 = 1 << 4;
+    let offset = match frame.spsr & 0x1f {
+        0b0_0101 => 0x200,                       // EL1h: current EL with SP_ELx
+        0b0_0100 => 0x000,                       // EL1t: current EL with SP_EL0
+        m if m & SPSR_AARCH32 != 0 => 0x600, // EL0 in AArch32
+        _ => 0x400,                              // EL0 in AArch64
     };
     frame.elr = VBAR_EL1.get() + offset;
     frame.spsr = SPSR_EL1H_MASKED;
