@@ -19,3 +19,5 @@ pub mod mmu;
 pub mod semihosting;
 #[cfg(target_os = "none")]
 pub mod traps;
+#[cfg(target_os = "none")]
+pub mod vgic;
