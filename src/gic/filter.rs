@@ -1,0 +1,281 @@
+//! The filter between Dom0 and the physical distributor and redistributors.
+//! Dom0 drives the real GIC (its devices are its own, 1:1), but must not
+//! touch the interrupts the hypervisor keeps for itself (its UART, the
+//! maintenance interrupt, the SGI it kicks other CPUs with): Linux's GIC
+//! driver disables every interrupt at boot. Each trapped access is turned
+//! into an access the hardware may see; the bits and fields of the
+//! hypervisor's interrupts are hidden on reads and preserved on writes.
+//! LPIs are hidden too: the ITS is not given to Dom0 (as in Xen 4.17), and
+//! LPIs cannot be forwarded through list registers with HW=1.
+
+use super::IntidSet;
+use super::registers::{family, gicd, gicr};
+
+/// Which 64 KiB frame an access landed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    Distributor,
+    /// A redistributor's RD (control) frame.
+    RedistributorControl,
+    /// A redistributor's SGI frame: the private interrupts' registers.
+    RedistributorSgi,
+    /// Anything else in a redistributor region (GICv4's VLPI frames).
+    RedistributorOther,
+}
+
+/// What to do on the hardware for a guest write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Write this value.
+    Forward(u64),
+    /// Read the register, keep the bits in `keep`, take the rest from
+    /// `value`, write the result.
+    Merge { keep: u64, value: u64 },
+    /// Ignore the write.
+    Drop,
+}
+
+/// How a register family treats the bits of the hypervisor's interrupts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Semantics {
+    /// Write-1-to-set/clear: a 0 bit changes nothing, so clearing the
+    /// hypervisor's bits from the value leaves them alone.
+    SetClear,
+    /// A plain field per interrupt: the hypervisor's fields are merged back.
+    Field,
+    /// Interrupt groups: everything is non-secure group 1, whatever Dom0
+    /// writes (group 0 would arrive as FIQs, which nobody handles).
+    ForceGroup1,
+    /// Group modifiers: always 0 for the same reason.
+    ForceZero,
+}
+
+struct Family {
+    base: u64,
+    /// Bytes of register space.
+    size: u64,
+    bits_per_intid: u64,
+    semantics: Semantics,
+}
+
+const FAMILIES: [Family; 12] = [
+    Family { base: family::IGROUPR, size: 0x80, bits_per_intid: 1, semantics: Semantics::ForceGroup1 },
+    Family { base: family::ISENABLER, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::ICENABLER, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::ISPENDR, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::ICPENDR, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::ISACTIVER, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::ICACTIVER, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::IPRIORITYR, size: 0x400, bits_per_intid: 8, semantics: Semantics::Field },
+    Family { base: family::ITARGETSR, size: 0x400, bits_per_intid: 8, semantics: Semantics::Field },
+    Family { base: family::ICFGR, size: 0x100, bits_per_intid: 2, semantics: Semantics::Field },
+    Family { base: family::IGRPMODR, size: 0x80, bits_per_intid: 1, semantics: Semantics::ForceZero },
+    Family { base: family::NSACR, size: 0x100, bits_per_intid: 2, semantics: Semantics::Field },
+];
+
+fn width_mask(width: u8) -> u64 {
+    if width >= 8 { u64::MAX } else { (1u64 << (u32::from(width) * 8)) - 1 }
+}
+
+pub struct Filter {
+    owned: IntidSet,
+}
+
+impl Filter {
+    /// A filter hiding `owned`, the hypervisor's interrupts.
+    pub fn new(owned: IntidSet) -> Self {
+        Self { owned }
+    }
+
+    pub fn owned(&self) -> &IntidSet {
+        &self.owned
+    }
+
+    /// Whether an access of `width` bytes at `offset` is one the GIC
+    /// defines: 1, 2, 4 or 8 bytes, naturally aligned.
+    pub fn is_valid(offset: u64, width: u8) -> bool {
+        matches!(width, 1 | 2 | 4 | 8) && offset % u64::from(width) == 0
+    }
+
+    /// The bits of an access of `width` bytes at `offset` into a family's
+    /// register space that belong to the hypervisor's interrupts.
+    fn owned_bits(&self, family: &Family, offset: u64, width: u8) -> u64 {
+        let mut mask = 0u64;
+        let first_bit = (offset - family.base) * 8;
+        for bit in (0..u64::from(width) * 8).step_by(family.bits_per_intid as usize) {
+            let intid = (first_bit + bit) / family.bits_per_intid;
+            if intid < u64::from(super::FIRST_SPECIAL) && self.owned.contains(intid as u32) {
+                mask |= ((1u64 << family.bits_per_intid) - 1) << bit;
+            }
+        }
+        mask
+    }
+
+    fn family(frame: Frame, offset: u64) -> Option<&'static Family> {
+        if !matches!(frame, Frame::Distributor | Frame::RedistributorSgi) {
+            return None;
+        }
+        FAMILIES.iter().find(|f| offset >= f.base && offset < f.base + f.size)
+    }
+
+    /// The INTID whose routing register an access at `offset` of the
+    /// distributor touches.
+    fn routed_intid(frame: Frame, offset: u64) -> Option<u32> {
+        (frame == Frame::Distributor && (gicd::IROUTER..gicd::IROUTER_END).contains(&offset))
+            .then(|| ((offset - gicd::IROUTER) / 8) as u32)
+    }
+
+    /// What Dom0 reads, given what the hardware returned for its access.
+    pub fn read(&self, frame: Frame, offset: u64, width: u8, hardware: u64) -> u64 {
+        if !Self::is_valid(offset, width) {
+            return 0;
+        }
+        let value = hardware & width_mask(width);
+        if let Some(family) = Self::family(frame, offset) {
+            return value & !self.owned_bits(family, offset, width);
+        }
+        if let Some(intid) = Self::routed_intid(frame, offset) {
+            return if self.owned.contains(intid) { 0 } else { value };
+        }
+        match (frame, offset) {
+            (Frame::Distributor, gicd::TYPER) => value & !gicd::TYPER_LPIS,
+            (Frame::RedistributorControl, gicr::TYPER) => value & !gicr::TYPER_PLPIS,
+            _ => value,
+        }
+    }
+
+    /// What the hardware gets for Dom0 writing `value`.
+    pub fn write(&self, frame: Frame, offset: u64, width: u8, value: u64) -> Write {
+        if !Self::is_valid(offset, width) {
+            return Write::Drop;
+        }
+        let value = value & width_mask(width);
+        if let Some(family) = Self::family(frame, offset) {
+            let owned = self.owned_bits(family, offset, width);
+            return match family.semantics {
+                Semantics::SetClear => Write::Forward(value & !owned),
+                Semantics::ForceGroup1 => Write::Forward(width_mask(width)),
+                Semantics::ForceZero => Write::Forward(0),
+                Semantics::Field if owned == 0 => Write::Forward(value),
+                Semantics::Field if owned == width_mask(width) => Write::Drop,
+                Semantics::Field => Write::Merge { keep: owned, value: value & !owned },
+            };
+        }
+        if let Some(intid) = Self::routed_intid(frame, offset) {
+            return if self.owned.contains(intid) { Write::Drop } else { Write::Forward(value) };
+        }
+        match (frame, offset) {
+            // Affinity routing stays on: the hypervisor's own interrupt
+            // handling depends on it.
+            (Frame::Distributor, gicd::CTLR) => Write::Forward(value | u64::from(gicd::CTLR_ARE)),
+            (Frame::RedistributorControl, gicr::CTLR) => Write::Forward(value & !gicr::CTLR_ENABLE_LPIS),
+            _ => Write::Forward(value),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The UART (SPI 33), the maintenance PPI (25), the kick SGI (15).
+    fn filter() -> Filter {
+        let mut owned = IntidSet::new();
+        for i in [15, 25, 33] {
+            owned.insert(i);
+        }
+        Filter::new(owned)
+    }
+
+    #[test]
+    fn linux_disabling_everything_spares_the_hypervisor() {
+        let f = filter();
+        // gic_dist_init: ICENABLER for SPIs 32-63.
+        assert_eq!(f.write(Frame::Distributor, family::ICENABLER + 4, 4, 0xffff_ffff), Write::Forward(0xffff_fffd));
+        // gic_cpu_init: all PPIs disabled, SGIs enabled, at the redistributor.
+        assert_eq!(f.write(Frame::RedistributorSgi, family::ICENABLER, 4, 0xffff_0000), Write::Forward(0xfdff_0000));
+        assert_eq!(f.write(Frame::RedistributorSgi, family::ISENABLER, 4, 0x0000_ffff), Write::Forward(0x0000_7fff));
+        // Other SPIs are untouched.
+        assert_eq!(f.write(Frame::Distributor, family::ICENABLER + 8, 4, 0xffff_ffff), Write::Forward(0xffff_ffff));
+    }
+
+    #[test]
+    fn priorities_and_configuration_keep_the_hypervisors_fields() {
+        let f = filter();
+        // IPRIORITYR for INTIDs 32-35: byte 1 is SPI 33.
+        assert_eq!(
+            f.write(Frame::Distributor, family::IPRIORITYR + 32, 4, 0xa0a0_a0a0),
+            Write::Merge { keep: 0x0000_ff00, value: 0xa0a0_00a0 }
+        );
+        // A byte access to SPI 33's priority alone is dropped; SPI 34's passes.
+        assert_eq!(f.write(Frame::Distributor, family::IPRIORITYR + 33, 1, 0xa0), Write::Drop);
+        assert_eq!(f.write(Frame::Distributor, family::IPRIORITYR + 34, 1, 0xa0), Write::Forward(0xa0));
+        // ICFGR2 covers INTIDs 32-47, two bits each: SPI 33 is bits 3:2.
+        assert_eq!(f.write(Frame::Distributor, family::ICFGR + 8, 4, 0), Write::Merge { keep: 0b1100, value: 0 });
+        // Reads hide the fields.
+        assert_eq!(f.read(Frame::Distributor, family::IPRIORITYR + 32, 4, 0x8080_8080), 0x8080_0080);
+    }
+
+    #[test]
+    fn routing_of_the_hypervisors_spi_is_hidden() {
+        let f = filter();
+        let spi33 = gicd::IROUTER + 33 * 8;
+        assert_eq!(f.write(Frame::Distributor, spi33, 8, 1), Write::Drop);
+        assert_eq!(f.read(Frame::Distributor, spi33, 8, 0x100), 0);
+        assert_eq!(f.write(Frame::Distributor, spi33 + 8, 8, 1), Write::Forward(1));
+    }
+
+    #[test]
+    fn groups_are_forced_and_lpis_hidden() {
+        let f = filter();
+        assert_eq!(f.write(Frame::Distributor, family::IGROUPR + 4, 4, 0), Write::Forward(0xffff_ffff));
+        assert_eq!(f.write(Frame::RedistributorSgi, family::IGRPMODR, 4, 0xffff_ffff), Write::Forward(0));
+        assert_eq!(f.read(Frame::Distributor, gicd::TYPER, 4, 0x0037_ffff), 0x0035_ffff);
+        assert_eq!(f.read(Frame::RedistributorControl, gicr::TYPER, 8, 0x0000_0001_0000_0011), 0x0000_0001_0000_0010);
+        assert_eq!(f.write(Frame::RedistributorControl, gicr::CTLR, 4, 1), Write::Forward(0));
+        assert_eq!(f.write(Frame::Distributor, gicd::CTLR, 4, 0), Write::Forward(0x10));
+    }
+
+    #[test]
+    fn misaligned_and_odd_widths_do_nothing() {
+        let f = filter();
+        assert_eq!(f.write(Frame::Distributor, family::ISENABLER + 1, 4, 1), Write::Drop);
+        assert_eq!(f.write(Frame::Distributor, family::ISENABLER, 3, 1), Write::Drop);
+        assert_eq!(f.read(Frame::Distributor, family::ISENABLER + 2, 4, 0xffff_ffff), 0);
+    }
+
+    proptest! {
+        /// Whatever Dom0 writes, the hypervisor's bits are never in what
+        /// reaches the hardware unmerged, and never visible in what it reads.
+        #[test]
+        fn owned_interrupts_are_never_exposed(
+            offset in 0u64..0x1_0000,
+            width in prop::sample::select(vec![1u8, 2, 4, 8]),
+            value in any::<u64>(),
+            hardware in any::<u64>(),
+            sgi_frame in any::<bool>(),
+        ) {
+            let f = filter();
+            let frame = if sgi_frame { Frame::RedistributorSgi } else { Frame::Distributor };
+            let offset = offset & !(u64::from(width) - 1);
+            if let Some(family) = Filter::family(frame, offset) {
+                let owned = f.owned_bits(family, offset, width);
+                prop_assert_eq!(f.read(frame, offset, width, hardware) & owned, 0);
+                match f.write(frame, offset, width, value) {
+                    Write::Forward(v) => {
+                        if family.semantics == Semantics::SetClear || family.semantics == Semantics::Field {
+                            prop_assert_eq!(v & owned, 0);
+                        }
+                    }
+                    Write::Merge { keep, value: v } => {
+                        prop_assert_eq!(keep, owned);
+                        prop_assert_eq!(v & keep, 0);
+                    }
+                    Write::Drop => prop_assert!(family.semantics == Semantics::Field),
+                }
+            }
+            prop_assert!(f.read(frame, offset, width, hardware) <= width_mask(width));
+        }
+    }
+}
