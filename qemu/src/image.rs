@@ -4,7 +4,7 @@ use crate::{work_dir, workspace_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 
@@ -60,14 +60,13 @@ pub fn dom0_probe() -> &'static Path {
     built_once("dom0-probe")
 }
 
-/// Debian bookworm's Xen 4.17 hypervisor for arm64 (an Image), fetched and
-/// cached by `qemu/fetch-debian`.
+/// The Linux program `tests/guests/gnttest` (an ELF), built once per process.
+pub fn gnttest() -> &'static Path {
+    static ELF: OnceLock<PathBuf> = OnceLock::new();
+    ELF.get_or_init(|| build_elf("gnttest", "gnttest"))
+}
+
+/// Debian bookworm's Xen 4.17 hypervisor for arm64 (an Image).
 pub fn xen_4_17() -> PathBuf {
-    let out = Command::new(workspace_root().join("qemu/fetch-debian"))
-        .args(["bookworm", "xen-hypervisor-4.17-arm64"])
-        .output()
-        .expect("run qemu/fetch-debian");
-    assert!(out.status.success(), "fetching Xen failed: {}", String::from_utf8_lossy(&out.stderr));
-    let dir = String::from_utf8(out.stdout).expect("utf-8 path");
-    PathBuf::from(dir.trim()).join("boot/xen-4.17-arm64")
+    crate::debian::fetch(&crate::debian::XEN_4_17).join("boot/xen-4.17-arm64")
 }

@@ -19,6 +19,10 @@ pub const IMAGE_ADDR: u64 = 0x4020_0000;
 pub const DTB_ADDR: u64 = 0x4800_0000;
 /// Clear of RAM's first MiB, where QEMU puts its tree when it loads no kernel.
 pub const SHIM_ADDR: u64 = 0x4010_0000;
+/// Where a Linux Dom0's kernel is loaded: 96 MiB of room below QEMU's tree.
+pub const LINUX_KERNEL_ADDR: u64 = 0x4200_0000;
+/// Where a Linux Dom0's initramfs is loaded: past QEMU's tree (1 MiB).
+pub const LINUX_INITRD_ADDR: u64 = 0x4900_0000;
 
 /// A boot module placed with QEMU's guest-loader, which also writes the
 /// `/chosen/module@...` node Xen's boot protocol expects.
@@ -172,6 +176,23 @@ impl Machine {
                 kernel: true,
                 bootargs: Some("console=hvc0".into()),
             }],
+            ..Machine::default()
+        }
+    }
+
+    /// A machine booting a Linux kernel as Dom0 with `initrd` (2 GiB,
+    /// `dom0_mem=512M`, two minutes), Dom0's command line `bootargs`.
+    pub fn with_linux_dom0(kernel: &Path, initrd: &Path, bootargs: &str) -> Self {
+        let size = std::fs::metadata(kernel).map_or(0, |m| m.len());
+        assert!(LINUX_KERNEL_ADDR + size <= DTB_ADDR, "{} does not fit below QEMU's tree", kernel.display());
+        Machine {
+            memory: "2G".into(),
+            append: Some("dom0_mem=512M".into()),
+            modules: vec![
+                Module { addr: LINUX_KERNEL_ADDR, file: kernel.into(), kernel: true, bootargs: Some(bootargs.into()) },
+                Module { addr: LINUX_INITRD_ADDR, file: initrd.into(), kernel: false, bootargs: None },
+            ],
+            timeout: Duration::from_secs(120),
             ..Machine::default()
         }
     }

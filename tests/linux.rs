@@ -1,0 +1,162 @@
+//! Debian's Linux as Dom0, with busybox and gnttest in its initramfs.
+//! `/init` reports what Dom0 sees (`init: ` lines), gnttest maps a grant of
+//! Dom0's own through gntalloc and gntdev and checks it lies in the
+//! advertised extended regions (`gnttest: ` lines), then Dom0 powers off.
+//! Under Debian's Xen 4.17 this checks the kernels, the initramfs and
+//! gnttest themselves; under ours, the hypervisor.
+
+use qemu_harness::initramfs::{dom0_initramfs, init_script};
+use qemu_harness::linux::{DebianKernel, debian_kernel};
+use qemu_harness::{Machine, Outcome, image};
+
+/// Dom0's command line: the console on Xen's PV console, early output
+/// through the console hypercall.
+const DOM0_BOOTARGS: &str = "console=hvc0 earlycon=xenboot";
+
+/// The report: what `/sys/hypervisor` says, the `/hypervisor` node's `reg`
+/// decoded (address and size, two big-endian cells each on QEMU's `virt`),
+/// the Xen modules Linux loaded; then gnttest; then power off.
+fn report_then_power_off(gnttest_args: &str) -> String {
+    format!(
+        r#"echo "init: hypervisor type $(cat /sys/hypervisor/type)"
+od -An -v -tx1 -w16 /proc/device-tree/hypervisor/reg | tr -d ' ' | while read -r entry; do
+    echo "init: hypervisor reg 0x$(echo "$entry" | cut -c1-16) size 0x$(echo "$entry" | cut -c17-32)"
+done
+echo "init: modules $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
+/bin/gnttest {gnttest_args}
+echo "init: gnttest exited $?"
+poweroff -f
+"#
+    )
+}
+
+/// A Dom0 of `kernel` with the report as `/init` on the 2 GiB machine.
+fn machine(kernel: DebianKernel, gnttest_args: &str) -> Machine {
+    let kernel = debian_kernel(kernel);
+    let initrd = dom0_initramfs(kernel, &init_script(kernel, &report_then_power_off(gnttest_args)));
+    Machine::with_linux_dom0(&kernel.image, &initrd, DOM0_BOOTARGS)
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not hexadecimal: {s:?}"))
+}
+
+/// `/init`'s decoding of the `/hypervisor` reg, as ranges.
+fn reg_seen_by_init(out: &Outcome) -> Vec<(u64, u64)> {
+    out.output
+        .lines()
+        .filter_map(|l| l.strip_prefix("init: hypervisor reg "))
+        .map(|entry| {
+            let (address, size) = entry.split_once(" size ").expect("init: hypervisor reg A size S");
+            (hex(address), hex(address) + hex(size))
+        })
+        .collect()
+}
+
+/// Every fact Dom0 reported is right: Xen's `/sys/hypervisor`, the four
+/// modules loaded, the grant-table region and extended regions in its tree
+/// are the ones the hypervisor logged (as `/init` and gnttest decode them),
+/// gnttest passed, and Dom0 powered the machine off.
+fn assert_dom0_report(out: &Outcome, grant: (u64, u64), extended: &[(u64, u64)]) {
+    out.expect_line("init: hypervisor type xen");
+    out.expect_line("init: modules xen_evtchn xen_gntalloc xen_gntdev xen_privcmd");
+    let mut logged = vec![grant];
+    logged.extend_from_slice(extended);
+    assert_eq!(reg_seen_by_init(out), logged, "/hypervisor reg vs the hypervisor's log; output:\n{}", out.output);
+    assert_eq!(out.ranges("gnttest: grant table region "), vec![grant], "gnttest's grant region");
+    assert_eq!(out.ranges("gnttest: extended region "), extended, "gnttest's extended regions");
+    out.expect_line("gnttest: 1000 rounds of map, mmap, touch, munmap, unmap");
+    out.expect_line("gnttest: ok");
+    out.expect_line("init: gnttest exited 0");
+    out.expect_exit(0);
+}
+
+/// Xen 4.17's `Grant table range: 0x...-0x...` (end excluded).
+fn xen_grant_range(out: &Outcome) -> (u64, u64) {
+    let line = out.expect_line("Grant table range: ");
+    let range = line.split("Grant table range: ").nth(1).unwrap().trim();
+    let (start, end) = range.split_once('-').expect("start-end");
+    (hex(start), hex(end))
+}
+
+#[test]
+fn xen_4_17_runs_debian_6_12_and_gnttest_passes() {
+    let out = machine(DebianKernel::Trixie6_12, "").run_image(&image::xen_4_17(), None);
+    let extended = out.ranges("(XEN) d0: extended region ");
+    assert!(!extended.is_empty(), "Xen advertises extended regions on 2 GiB; output:\n{}", out.output);
+    assert_dom0_report(&out, xen_grant_range(&out), &extended);
+    out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
+}
+
+#[test]
+fn xen_4_17_runs_debian_6_1_which_balloons() {
+    let out = machine(DebianKernel::Bookworm6_1, "--ballooned").run_image(&image::xen_4_17(), None);
+    assert_dom0_report(&out, xen_grant_range(&out), &out.ranges("(XEN) d0: extended region "));
+    out.expect_line("gnttest: no Xen scratch in /proc/iomem");
+}
+
+/// The number in the line containing `needle` (compared case-blind), just after it.
+fn logged_number(out: &Outcome, needle: &str) -> u64 {
+    let needle = needle.to_lowercase();
+    let line = out
+        .output
+        .lines()
+        .find(|l| l.to_lowercase().contains(&needle))
+        .unwrap_or_else(|| panic!("no line contains {needle:?}; output:\n{}", out.output))
+        .to_lowercase();
+    let after = &line[line.find(&needle).unwrap() + needle.len()..];
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or_else(|_| panic!("no number after {needle:?} in {line:?}"))
+}
+
+/// Runs `machine` on our hypervisor and checks Dom0's report against the
+/// hypervisor's log, and that every frame Dom0 held came back by shutdown.
+fn boot_ours(machine: Machine) -> Outcome {
+    let out = machine.run();
+    let grant = out.ranges("(HV) d0: grant table region ");
+    assert_eq!(grant.len(), 1, "one grant-table region logged; output:\n{}", out.output);
+    assert_dom0_report(&out, grant[0], &out.ranges("(HV) d0: extended region "));
+    let at_entry = logged_number(&out, "free frames at Dom0 entry: ");
+    let at_shutdown = logged_number(&out, "free frames at shutdown: ");
+    assert_eq!(at_shutdown, at_entry, "free frames at shutdown vs at Dom0 entry");
+    out
+}
+
+#[test]
+#[ignore = "needs the GIC and hypercall work of issue 4"]
+fn debian_6_12_dom0_maps_grants_in_the_extended_regions() {
+    let out = boot_ours(machine(DebianKernel::Trixie6_12, ""));
+    out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
+}
+
+#[test]
+#[ignore = "needs the GIC and hypercall work of issue 4"]
+fn without_extended_regions_debian_6_12_balloons() {
+    let out = boot_ours(Machine {
+        append: Some("dom0_mem=512M ext-regions=no".into()),
+        ..machine(DebianKernel::Trixie6_12, "--ballooned")
+    });
+    out.expect_line("No extended regions are found");
+    out.expect_line("gnttest: no Xen scratch in /proc/iomem");
+}
+
+#[test]
+#[ignore = "needs the GIC and hypercall work of issue 4"]
+fn debian_6_1_dom0_balloons() {
+    let out = boot_ours(machine(DebianKernel::Bookworm6_1, "--ballooned"));
+    out.expect_line("gnttest: no Xen scratch in /proc/iomem");
+}
+
+#[test]
+#[ignore = "needs the GIC and hypercall work of issue 4"]
+fn debian_6_12_dom0_on_four_cpus() {
+    let out = boot_ours(Machine { smp: 4, ..machine(DebianKernel::Trixie6_12, "") });
+    out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
+}
+
+#[test]
+#[ignore = "needs the GIC and hypercall work of issue 4"]
+fn debian_6_12_dom0_on_cpu_max() {
+    let out = boot_ours(Machine { cpu: "max".into(), ..machine(DebianKernel::Trixie6_12, "") });
+    out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
+}
