@@ -56,6 +56,43 @@ primary_entry:
     bl      primary_main            /* never returns */
     b       park
 
+/*
+ * Secondary CPUs, started through firmware PSCI CPU_ON when Dom0 starts
+ * its vCPU: x0 = the CPU's index. The MMU goes on first, with the boot
+ * CPU's tables (SECONDARY_MMU, cleaned to memory), so that everything
+ * after sees memory coherently; then this CPU's stack and vectors.
+ */
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    ldr     x1, =SECONDARY_MMU
+    ldp     x2, x3, [x1]            /* MAIR, TCR */
+    msr     mair_el2, x2
+    msr     tcr_el2, x3
+    ldp     x2, x3, [x1, #16]       /* TTBR0, SCTLR */
+    msr     ttbr0_el2, x2
+    isb
+    tlbi    alle2
+    dsb     nsh
+    isb
+    msr     sctlr_el2, x3
+    isb
+
+    ldr     x1, =BOOT_STACKS
+    ldr     x2, =BOOT_STACK_SIZE
+    ldr     x2, [x2]
+    add     x3, x19, #1
+    madd    x1, x2, x3, x1          /* top of stack x19 */
+    mov     sp, x1
+
+    ldr     x1, =el2_vectors
+    msr     vbar_el2, x1
+    isb
+
+    mov     x0, x19
+    bl      secondary_main          /* never returns */
+    b       park
+
 wrong_el:
     /* x0 = device tree, x1 = the exception level we were entered at. */
     mov     x0, x19

@@ -85,7 +85,8 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     release(&plan, "host device tree", |k| *k == Keep::DeviceTree);
     let tree = HostTree::parse(blob).unwrap_or_else(|e| fatal!(stop_for(&e), "{e}"));
 
-    log::info!("Boot CPU {:#x} ready; {} CPUs in the device tree", cpu::this_cpu().mpidr, tree.cpus.len());
+    cpu::set_topology(tree.cpus.iter().map(|c| c.mpidr));
+    log::info!("Boot CPU {:#x} ready; {} CPUs in the device tree", cpu::this_mpidr(), tree.cpus.len());
     if tree.module(crate::dt::host::ModuleKind::Kernel).is_none() {
         fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
     }
@@ -123,10 +124,7 @@ fn start_interrupts(tree: &HostTree<'_>) {
             return;
         }
     };
-    // CPU index n is the boot CPU for 0, then the others in tree order:
-    // Linux numbers its CPUs the same way, so Dom0 vCPU n is CPU n.
-    let boot = cpu::this_cpu().mpidr;
-    vgic::set_cpus(core::iter::once(boot).chain(tree.cpus.iter().map(|c| c.mpidr).filter(|&m| m != boot)));
+    let boot = cpu::this_mpidr();
     vgic::init_this_cpu();
     if let Some(intid) = uart {
         gic.enable_spi(intid, boot);

@@ -3,6 +3,7 @@
 use crate::dt::host::MAX_CPUS;
 use crate::domain::Domain;
 use aarch64_cpu::registers::{MPIDR_EL1, TPIDR_EL2};
+use arrayvec::ArrayVec;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use tock_registers::interfaces::{Readable, Writeable};
 
@@ -20,33 +21,66 @@ pub static mut BOOT_STACKS: [Stack; MAX_CPUS] = [const { Stack([0; STACK_SIZE]) 
 #[unsafe(no_mangle)]
 pub static BOOT_STACK_SIZE: usize = STACK_SIZE;
 
-/// What each physical CPU knows about itself. Found through TPIDR_EL2.
+/// What each physical CPU knows about itself. Found through TPIDR_EL2 on
+/// the CPU itself, by index from the others (starting a CPU, kicking it).
 #[derive(Debug)]
 pub struct PerCpu {
     /// Index in boot order; the boot CPU is 0.
     pub index: usize,
-    /// Affinity bits of MPIDR_EL1.
-    pub mpidr: u64,
     /// The domain whose vCPU runs here (null before the first guest entry).
     domain: AtomicPtr<Domain>,
 }
 
-static mut PER_CPU: [PerCpu; MAX_CPUS] =
-    [const { PerCpu { index: 0, mpidr: 0, domain: AtomicPtr::new(core::ptr::null_mut()) } }; MAX_CPUS];
+static PER_CPU: [PerCpu; MAX_CPUS] = {
+    let mut all = [const { PerCpu { index: 0, domain: AtomicPtr::new(core::ptr::null_mut()) } }; MAX_CPUS];
+    let mut i = 0;
+    while i < MAX_CPUS {
+        all[i].index = i;
+        i += 1;
+    }
+    all
+};
 
 /// MPIDR's affinity fields (Aff3, Aff2, Aff1, Aff0), as device trees list them.
 pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
-/// Sets up this CPU's `PerCpu` as entry `index`. Call once per CPU, on it.
+/// The CPUs' MPIDR affinities by index: the boot CPU first, then the
+/// device tree's other CPUs in tree order. Linux numbers its CPUs the
+/// same way, so Dom0 vCPU n is CPU n.
+static TOPOLOGY: spin::Once<ArrayVec<u64, MAX_CPUS>> = spin::Once::new();
+
+/// Records the CPUs, given the device tree's MPIDRs (boot CPU, once).
+pub fn set_topology(tree_mpidrs: impl Iterator<Item = u64>) {
+    let boot = this_mpidr();
+    TOPOLOGY.call_once(|| {
+        core::iter::once(boot).chain(tree_mpidrs.map(|m| m & MPIDR_AFFINITY_MASK).filter(|&m| m != boot)).take(MAX_CPUS).collect()
+    });
+}
+
+/// The MPIDR affinity of CPU `index`.
+pub fn mpidr_of(index: usize) -> Option<u64> {
+    TOPOLOGY.get().and_then(|t| t.get(index).copied())
+}
+
+/// The index of the CPU with affinity `mpidr`.
+pub fn index_of(mpidr: u64) -> Option<usize> {
+    TOPOLOGY.get().and_then(|t| t.iter().position(|&m| m == mpidr & MPIDR_AFFINITY_MASK))
+}
+
+/// This CPU's MPIDR affinity.
+pub fn this_mpidr() -> u64 {
+    MPIDR_EL1.get() & MPIDR_AFFINITY_MASK
+}
+
+/// Makes entry `index` this CPU's `PerCpu`. Call once per CPU, on it.
 pub fn init_this_cpu(index: usize) {
     assert!(index < MAX_CPUS, "CPU index {index} beyond {MAX_CPUS}");
-    let mpidr = MPIDR_EL1.get() & MPIDR_AFFINITY_MASK;
-    // SAFETY: each CPU touches only its own entry, once, before anything
-    // else can read it through TPIDR_EL2.
-    let entry = unsafe { &mut (*core::ptr::addr_of_mut!(PER_CPU))[index] };
-    entry.index = index;
-    entry.mpidr = mpidr;
-    TPIDR_EL2.set(entry as *mut PerCpu as u64);
+    TPIDR_EL2.set(&PER_CPU[index] as *const PerCpu as u64);
+}
+
+/// CPU `index`'s state.
+pub fn per_cpu(index: usize) -> Option<&'static PerCpu> {
+    PER_CPU.get(index)
 }
 
 /// This CPU's state.
@@ -54,7 +88,7 @@ pub fn this_cpu() -> &'static PerCpu {
     let ptr = TPIDR_EL2.get() as *const PerCpu;
     assert!(!ptr.is_null(), "per-CPU state used before init_this_cpu");
     // SAFETY: TPIDR_EL2 is only ever set by init_this_cpu to an entry of
-    // PER_CPU, which lives forever and is not written again.
+    // PER_CPU, which lives forever.
     unsafe { &*ptr }
 }
 

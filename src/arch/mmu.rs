@@ -95,6 +95,31 @@ impl El2Map {
                 + SCTLR_EL2::WXN::Enable,
         );
         b::isb(b::SY);
+        save_for_secondaries();
         map
     }
+}
+
+/// The EL2 translation registers as the boot CPU set them, for
+/// `boot/head.S` to load on other CPUs before they touch memory: a CPU
+/// coming up runs with its MMU off, and cacheable data it shared with the
+/// boot CPU would be incoherent until its own MMU is on.
+#[repr(C)]
+pub struct SecondaryMmu {
+    mair: u64,
+    tcr: u64,
+    ttbr0: u64,
+    sctlr: u64,
+}
+
+#[unsafe(no_mangle)]
+static mut SECONDARY_MMU: SecondaryMmu = SecondaryMmu { mair: 0, tcr: 0, ttbr0: 0, sctlr: 0 };
+
+fn save_for_secondaries() {
+    let values = SecondaryMmu { mair: MAIR_EL2.get(), tcr: TCR_EL2.get(), ttbr0: TTBR0_EL2.get(), sctlr: SCTLR_EL2.get() };
+    let at = core::ptr::addr_of_mut!(SECONDARY_MMU);
+    // SAFETY: written once, on the boot CPU, before any other CPU starts;
+    // read only by secondaries' first instructions.
+    unsafe { at.write_volatile(values) };
+    barrier::dcache_clean(at as u64, core::mem::size_of::<SecondaryMmu>() as u64);
 }

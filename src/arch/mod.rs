@@ -20,6 +20,8 @@ pub mod guest_memory;
 #[cfg(target_os = "none")]
 pub mod mmu;
 #[cfg(target_os = "none")]
+pub mod psci;
+#[cfg(target_os = "none")]
 pub mod semihosting;
 #[cfg(target_os = "none")]
 pub mod traps;

@@ -5,19 +5,11 @@
 use super::esr::{self, ec};
 use super::exception::TrapFrame;
 use super::guest::SPSR_EL1H_MASKED;
-use crate::fatal::Stop;
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 /// The HVC immediate of a Xen hypercall.
 const XEN_HYPERCALL_IMM: u32 = 0xea1;
-
-const SMCCC_VERSION: u32 = 0x8000_0000;
-const PSCI_VERSION: u32 = 0x8400_0000;
-const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
-const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
-const PSCI_FEATURES: u32 = 0x8400_000a;
-const NOT_SUPPORTED: i64 = -1;
 
 pub fn handle_guest_sync(frame: &mut TrapFrame) {
     let class = esr::exception_class(frame.esr);
@@ -33,11 +25,11 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             }
             frame.regs[0] = result as u64;
         }
-        ec::HVC64 => smccc(frame),
+        ec::HVC64 => super::psci::handle(frame),
         ec::SMC64 => {
             // SMC traps with ELR at the SMC itself.
             frame.elr += 4;
-            smccc(frame);
+            super::psci::handle(frame);
         }
         ec::DABT_LOWER => {
             let ipa = faulting_ipa(frame);
@@ -53,32 +45,6 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             inject(frame, (u64::from(ec::UNKNOWN) << 26) | (1 << 25), 0);
         }
     }
-}
-
-/// SMC Calling Convention calls: PSCI and the SMCCC version.
-fn smccc(frame: &mut TrapFrame) {
-    let function = frame.regs[0] as u32;
-    let result: i64 = match function {
-        SMCCC_VERSION => 0x1_0001,
-        PSCI_VERSION => 0x1_0001,
-        PSCI_FEATURES => match frame.regs[1] as u32 {
-            PSCI_VERSION | PSCI_SYSTEM_OFF | PSCI_SYSTEM_RESET | PSCI_FEATURES | SMCCC_VERSION => 0,
-            _ => NOT_SUPPORTED,
-        },
-        PSCI_SYSTEM_OFF => {
-            log::info!("d0: PSCI SYSTEM_OFF");
-            crate::shutdown::stop(Stop::PowerOff)
-        }
-        PSCI_SYSTEM_RESET => {
-            log::info!("d0: PSCI SYSTEM_RESET; reboot is not supported, powering off");
-            crate::shutdown::stop(Stop::PowerOff)
-        }
-        other => {
-            log::debug!("d0: SMCCC function {other:#x} not supported");
-            NOT_SUPPORTED
-        }
-    };
-    frame.regs[0] = result as u64;
 }
 
 /// The IPA of a stage-2 fault: the page from HPFAR_EL2, the offset from FAR.

@@ -35,22 +35,14 @@ static VCPUS: [VcpuInterrupts; MAX_CPUS] = [const {
     VcpuInterrupts { raised: AtomicU32::new(0), overflow: Mutex::new(Overflow::new()), list_registers: AtomicUsize::new(0) }
 }; MAX_CPUS];
 
-/// The MPIDR of each CPU, by index, for kicking it.
-static MPIDRS: spin::Once<arrayvec::ArrayVec<u64, MAX_CPUS>> = spin::Once::new();
-
 fn this_vcpu() -> &'static VcpuInterrupts {
     &VCPUS[super::cpu::current_index()]
-}
-
-/// Records the CPUs' MPIDRs (boot CPU, once).
-pub fn set_cpus(mpidrs: impl Iterator<Item = u64>) {
-    MPIDRS.call_once(|| mpidrs.take(MAX_CPUS).collect());
 }
 
 /// Brings up this CPU's GIC interfaces; call on each CPU before it enters Dom0.
 pub fn init_this_cpu() {
     let Some(gic) = gic::get() else { return };
-    if let Some(n) = gic::init_this_cpu(gic, super::cpu::this_cpu().mpidr) {
+    if let Some(n) = gic::init_this_cpu(gic, super::cpu::this_mpidr()) {
         this_vcpu().list_registers.store(n, Ordering::Release);
     }
 }
@@ -159,7 +151,7 @@ pub fn raise(cpu: usize, intid: u32) {
     VCPUS[cpu].raised.fetch_or(1 << intid, Ordering::AcqRel);
     if cpu == super::cpu::current_index() {
         take_raised();
-    } else if let Some(&mpidr) = MPIDRS.get().and_then(|m| m.get(cpu)) {
+    } else if let Some(mpidr) = super::cpu::mpidr_of(cpu) {
         gic::send_sgi(mpidr, KICK_SGI);
     }
 }
