@@ -1,28 +1,49 @@
 //! A guest's stage-2 translation (IPA -> PA), built with `aarch64-paging`'s
-//! `Stage2` regime. Dom0 is mapped 1:1, so the tables are an identity map
-//! of exactly what Dom0 may touch: its RAM (Normal write-back) and the
-//! devices passed through (Device-nGnRE, never executable). Block mappings
-//! are used wherever alignment allows; everything else faults to EL2.
+//! `Stage2` regime. At boot Dom0 is mapped 1:1: its RAM (Normal write-back)
+//! and the devices passed through (Device-nGnRE, never executable), with
+//! block mappings wherever alignment allows; everything else faults to EL2.
+//!
+//! At runtime single pages change (grant-table frames, grant mappings,
+//! ballooning) while other vCPUs use the tables. `aarch64-paging` does not
+//! know the tables are live (they are never marked active), so every change
+//! of a valid entry here follows break-before-make itself: the entry is made
+//! invalid, the TLBs are told through [`Tlb`], and only then is the new
+//! entry or table written. Splitting a block invalidates the whole block
+//! for that moment; a vCPU faulting on it meanwhile waits for the domain's
+//! stage-2 lock in the abort path and retries. Subtables are never freed at
+//! runtime, so no walker can see a table's memory reused.
 
 use crate::mm::range::PhysRange;
-use aarch64_paging::descriptor::Stage2Attributes as S2;
-use aarch64_paging::idmap::IdMap;
-use aarch64_paging::paging::{MemoryRegion, Stage2};
+use aarch64_paging::Mapping;
+use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes as S2};
+use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable, Stage2, Translation};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::ptr::NonNull;
+
+const PAGE: u64 = 4096;
 
 /// What an IPA range is to the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Ram,
     Device,
+    /// Another frame of RAM seen through a grant mapping: never executable
+    /// (as Xen's p2m_grant_map types), read-only unless `writable`.
+    Granted {
+        writable: bool,
+    },
 }
 
 impl Kind {
     fn attributes(self) -> S2 {
-        let common = S2::VALID | S2::ACCESS_FLAG | S2::S2AP_ACCESS_RW;
+        let common = S2::VALID | S2::ACCESS_FLAG;
+        let normal = S2::MEMATTR_NORMAL_OUTER_WB | S2::MEMATTR_NORMAL_INNER_WB | S2::SH_INNER;
         match self {
-            Kind::Ram => common | S2::MEMATTR_NORMAL_OUTER_WB | S2::MEMATTR_NORMAL_INNER_WB | S2::SH_INNER,
-            Kind::Device => common | S2::MEMATTR_DEVICE_nGnRE | S2::XN,
+            Kind::Ram => common | normal | S2::S2AP_ACCESS_RW,
+            Kind::Device => common | S2::S2AP_ACCESS_RW | S2::MEMATTR_DEVICE_nGnRE | S2::XN,
+            Kind::Granted { writable: true } => common | normal | S2::S2AP_ACCESS_RW | S2::XN,
+            Kind::Granted { writable: false } => common | normal | S2::S2AP_ACCESS_RO | S2::XN,
         }
     }
 
@@ -31,6 +52,8 @@ impl Kind {
             None
         } else if attributes.contains(S2::XN) && !attributes.contains(S2::MEMATTR_NORMAL_OUTER_WB) {
             Some(Kind::Device)
+        } else if attributes.contains(S2::XN) {
+            Some(Kind::Granted { writable: attributes.contains(S2::S2AP_ACCESS_RW) })
         } else {
             Some(Kind::Ram)
         }
@@ -39,6 +62,45 @@ impl Kind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapError(pub PhysRange);
+
+/// Why a runtime change of one page was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage2Error {
+    /// Not 4 KiB aligned.
+    Misaligned,
+    /// At or beyond the IPA limit.
+    OutsideIpaSpace,
+    /// Something is mapped there already.
+    Mapped,
+    /// Nothing is mapped there.
+    NotMapped,
+    /// The frame's own 1:1 mapping is in use by the hypervisor or a grant.
+    Pinned,
+    /// The table budget is spent.
+    NoTables,
+}
+
+/// TLB maintenance for a live stage 2, done by whoever owns the hardware:
+/// the tables of the domain whose VMID is in VTTBR_EL2.
+pub trait Tlb {
+    /// A valid entry covering `ipa` (a page or a whole block) was just made
+    /// invalid: wait for the store, drop its stage-2 and combined stage-1+2
+    /// entries everywhere, and wait for that to finish.
+    fn invalidate_ipa(&self, ipa: u64);
+    /// New valid entries were written: make them visible to every walker
+    /// before the guest runs again.
+    fn publish(&self);
+}
+
+/// One page's translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leaf {
+    /// The physical address of the page.
+    pub pa: u64,
+    pub kind: Kind,
+    /// The size of the mapping that covers it: 4 KiB page, 2 MiB or 1 GiB block.
+    pub size: u64,
+}
 
 /// The translation geometry for an IPA width: where the walk starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,28 +143,75 @@ impl Geometry {
     }
 }
 
-pub struct Stage2Map {
-    map: IdMap<Stage2>,
-    geometry: Geometry,
+/// Table pages from the heap, identity mapped (on the host, their heap
+/// address stands in for the physical one), counted against a budget so a
+/// guest scattering mappings over its IPA space cannot eat the heap.
+struct HeapTables {
+    allocated: usize,
 }
+
+impl Translation<S2> for HeapTables {
+    fn allocate_table(&mut self) -> (NonNull<PageTable<S2>>, PhysicalAddress) {
+        let layout = core::alloc::Layout::new::<PageTable<S2>>();
+        // SAFETY: the layout has a non-zero size.
+        let table = unsafe { alloc::alloc::alloc_zeroed(layout) } as *mut PageTable<S2>;
+        let Some(table) = NonNull::new(table) else { alloc::alloc::handle_alloc_error(layout) };
+        self.allocated += 1;
+        (table, PhysicalAddress(table.as_ptr() as usize))
+    }
+
+    unsafe fn deallocate_table(&mut self, table: NonNull<PageTable<S2>>) {
+        self.allocated -= 1;
+        // SAFETY: allocated by `allocate_table` with this layout (the caller's promise).
+        unsafe { alloc::alloc::dealloc(table.as_ptr() as *mut u8, core::alloc::Layout::new::<PageTable<S2>>()) };
+    }
+
+    fn physical_to_virtual(&self, pa: PhysicalAddress) -> NonNull<PageTable<S2>> {
+        NonNull::new(pa.0 as *mut PageTable<S2>).expect("a table is never at address 0")
+    }
+}
+
+/// Tables a domain's stage 2 may use in all: 4 MiB of heap.
+pub const TABLE_BUDGET: usize = 1024;
+/// The most tables one page change can need (levels 1 to 3 below a level-0 root).
+const TABLES_PER_CHANGE: usize = 3;
+
+pub struct Stage2Map {
+    map: Mapping<HeapTables, Stage2>,
+    geometry: Geometry,
+    /// Frames whose 1:1 mapping must stay (shared areas the hypervisor
+    /// writes, frames mapped elsewhere through a grant), with use counts.
+    pinned: BTreeMap<u64, u32>,
+}
+
+// SAFETY: the tables are reached only through `&mut self` or `&self` under
+// the domain's lock; the raw pointers inside are heap memory owned here.
+unsafe impl Send for Stage2Map {}
 
 impl Stage2Map {
     pub fn new(geometry: Geometry) -> Self {
-        Self { map: IdMap::new(geometry.root_level, Stage2), geometry }
+        Self {
+            map: Mapping::new(HeapTables { allocated: 0 }, geometry.root_level, Stage2),
+            geometry,
+            pinned: BTreeMap::new(),
+        }
     }
 
     pub fn geometry(&self) -> Geometry {
         self.geometry
     }
 
-    /// Maps `range` (rounded out to pages) 1:1 as `kind`.
+    /// Maps `range` (rounded out to pages) 1:1 as `kind`. For building the
+    /// tables before the guest runs: no break-before-make.
     pub fn map(&mut self, range: PhysRange, kind: Kind) -> Result<(), MapError> {
-        let pages = range.expand_to_alignment(4096).ok_or(MapError(range))?;
+        let pages = range.expand_to_alignment(PAGE).ok_or(MapError(range))?;
         if pages.end > self.geometry.limit() {
             return Err(MapError(range));
         }
         let region = MemoryRegion::new(pages.start as usize, pages.end as usize);
-        self.map.map_range(&region, kind.attributes()).map_err(|_| MapError(range))
+        self.map
+            .map_range(&region, PhysicalAddress(pages.start as usize), kind.attributes(), Constraints::empty())
+            .map_err(|_| MapError(range))
     }
 
     /// The physical address of the root table, for VTTBR_EL2.
@@ -110,27 +219,141 @@ impl Stage2Map {
         self.map.root_address().0 as u64
     }
 
-    /// Every mapped range with its kind and the size of the mapping that
-    /// covers it (4 KiB page, 2 MiB or 1 GiB block), merged where adjacent
-    /// and alike. For checks that Dom0 sees exactly what it should.
-    pub fn mappings(&self) -> Vec<(PhysRange, Kind, u64)> {
-        let mut out: Vec<(PhysRange, Kind, u64)> = Vec::new();
+    /// Table pages in use.
+    pub fn tables(&self) -> usize {
+        self.map.translation().allocated
+    }
+
+    /// What the page holding `ipa` translates to, if anything.
+    pub fn translate(&self, ipa: u64) -> Option<Leaf> {
+        if ipa >= self.geometry.limit() {
+            return None;
+        }
+        let page = ipa & !(PAGE - 1);
+        let mut leaf = None;
+        let region = MemoryRegion::new(page as usize, (page + PAGE) as usize);
+        let _ = self.map.walk_range(&region, &mut |_, descriptor, level| {
+            let kind = Kind::of(descriptor.flags());
+            if let Some(kind) = kind {
+                let size = 1u64 << (12 + 9 * (3 - level));
+                let pa = descriptor.output_address().0 as u64 + (page & (size - 1));
+                leaf = Some(Leaf { pa, kind, size });
+            }
+            Ok(())
+        });
+        leaf
+    }
+
+    fn check_page(&self, ipa: u64) -> Result<(), Stage2Error> {
+        if ipa % PAGE != 0 {
+            return Err(Stage2Error::Misaligned);
+        }
+        if ipa >= self.geometry.limit() {
+            return Err(Stage2Error::OutsideIpaSpace);
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, range: PhysRange, pa: u64, attributes: S2) {
+        let region = MemoryRegion::new(range.start as usize, range.end as usize);
+        // Inside the IPA space and without TABLE_OR_PAGE: cannot fail.
+        self.map
+            .map_range(&region, PhysicalAddress(pa as usize), attributes, Constraints::empty())
+            .expect("checked range and flags");
+    }
+
+    /// Maps the unmapped page at `ipa` to the frame at `pa`. No valid entry
+    /// changes, so no break is needed; new entries are published.
+    pub fn map_page(&mut self, ipa: u64, pa: u64, kind: Kind, tlb: &dyn Tlb) -> Result<(), Stage2Error> {
+        self.check_page(ipa)?;
+        if pa % PAGE != 0 {
+            return Err(Stage2Error::Misaligned);
+        }
+        if self.translate(ipa).is_some() {
+            return Err(Stage2Error::Mapped);
+        }
+        if self.tables() + TABLES_PER_CHANGE > TABLE_BUDGET {
+            return Err(Stage2Error::NoTables);
+        }
+        self.write(PhysRange::new(ipa, ipa + PAGE), pa, kind.attributes());
+        tlb.publish();
+        Ok(())
+    }
+
+    /// Unmaps the page at `ipa`, splitting the block around it if need be,
+    /// and returns what was there. A pinned frame's 1:1 page stays.
+    pub fn unmap_page(&mut self, ipa: u64, tlb: &dyn Tlb) -> Result<Leaf, Stage2Error> {
+        self.check_page(ipa)?;
+        let leaf = self.translate(ipa).ok_or(Stage2Error::NotMapped)?;
+        if leaf.pa == ipa && self.is_pinned(ipa) {
+            return Err(Stage2Error::Pinned);
+        }
+        if leaf.size > PAGE && self.tables() + TABLES_PER_CHANGE > TABLE_BUDGET {
+            return Err(Stage2Error::NoTables);
+        }
+        let block = PhysRange::new(ipa & !(leaf.size - 1), (ipa & !(leaf.size - 1)) + leaf.size);
+        // Break: the whole entry (page or block) goes invalid first.
+        self.write(block, 0, S2::empty());
+        debug_assert!(self.translate(ipa).is_none());
+        tlb.invalidate_ipa(block.start);
+        if leaf.size > PAGE {
+            // Make: the rest of the block again, now through subtables.
+            let base = leaf.pa - (ipa - block.start);
+            let attributes = leaf.kind.attributes();
+            self.write(PhysRange::new(block.start, ipa), base, attributes);
+            self.write(PhysRange::new(ipa + PAGE, block.end), base + (ipa + PAGE - block.start), attributes);
+            tlb.publish();
+        }
+        Ok(leaf)
+    }
+
+    /// Keeps the 1:1 page of `frame` mapped until as many `unpin`s.
+    pub fn pin(&mut self, frame: u64) {
+        *self.pinned.entry(frame & !(PAGE - 1)).or_insert(0) += 1;
+    }
+
+    pub fn unpin(&mut self, frame: u64) {
+        let frame = frame & !(PAGE - 1);
+        if let Some(count) = self.pinned.get_mut(&frame) {
+            *count -= 1;
+            if *count == 0 {
+                self.pinned.remove(&frame);
+            }
+        }
+    }
+
+    pub fn is_pinned(&self, frame: u64) -> bool {
+        self.pinned.contains_key(&(frame & !(PAGE - 1)))
+    }
+
+    /// Every leaf: IPA range, output address, kind, and the size of the
+    /// mapping (4 KiB page, 2 MiB or 1 GiB block), merged where adjacent,
+    /// alike and contiguous in both address spaces.
+    pub fn leaves(&self) -> Vec<(PhysRange, u64, Kind, u64)> {
+        let mut out: Vec<(PhysRange, u64, Kind, u64)> = Vec::new();
         let whole = MemoryRegion::new(0, self.geometry.limit() as usize);
         let _ = self.map.walk_range(&whole, &mut |region, descriptor, level| {
             let Some(kind) = Kind::of(descriptor.flags()) else { return Ok(()) };
-            // Only leaves: a table descriptor at levels 0-2 has TABLE_OR_PAGE set.
-            if level < 3 && descriptor.flags().contains(S2::TABLE_OR_PAGE) {
-                return Ok(());
-            }
             let granule = 1u64 << (12 + 9 * (3 - level));
             let range = PhysRange::new(region.start().0 as u64, region.end().0 as u64);
+            let pa = descriptor.output_address().0 as u64 + (range.start & (granule - 1));
             match out.last_mut() {
-                Some((last, k, g)) if last.end == range.start && *k == kind && *g == granule => last.end = range.end,
-                _ => out.push((range, kind, granule)),
+                Some((last, last_pa, k, g))
+                    if last.end == range.start && *k == kind && *g == granule && *last_pa + last.size() == pa =>
+                {
+                    last.end = range.end
+                }
+                _ => out.push((range, pa, kind, granule)),
             }
             Ok(())
         });
         out
+    }
+
+    /// Every mapped IPA range with its kind and mapping size, merged where
+    /// adjacent and alike. For checks that Dom0 sees exactly what it should.
+    pub fn mappings(&self) -> Vec<(PhysRange, Kind, u64)> {
+        self.leaves().into_iter().map(|(range, _, kind, granule)| (range, kind, granule)).collect()
     }
 }
 
@@ -168,11 +391,157 @@ mod tests {
         assert!(m.contains(&(PhysRange::new(0x6000_0000, 0x8000_0000), Kind::Ram, 2 * MIB)));
         assert!(m.contains(&(PhysRange::new(4 * GIB, 5 * GIB), Kind::Ram, GIB)));
         // The unaligned piece: pages up to 4 MiB alignment, then one page.
-        let total: u64 = m.iter().filter(|(r, _, _)| r.start < 0x6000_0000 && r.start >= 0x4000_0000).map(|(r, _, _)| r.size()).sum();
+        let total: u64 = m
+            .iter()
+            .filter(|(r, _, _)| r.start < 0x6000_0000 && r.start >= 0x4000_0000)
+            .map(|(r, _, _)| r.size())
+            .sum();
         assert_eq!(total, MIB + 4096);
         // Nothing else is mapped.
         let all: u64 = m.iter().map(|(r, _, _)| r.size()).sum();
         assert_eq!(all, 512 * MIB + MIB + 4096 + 4096 + GIB);
+    }
+
+    /// Records TLB maintenance in order.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<(char, u64)>>);
+
+    impl Tlb for Recorder {
+        fn invalidate_ipa(&self, ipa: u64) {
+            self.0.lock().unwrap().push(('i', ipa));
+        }
+        fn publish(&self) {
+            self.0.lock().unwrap().push(('p', 0));
+        }
+    }
+
+    fn dom0_like() -> Stage2Map {
+        let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(44));
+        s2.map(PhysRange::new(0x6000_0000, 0x8000_0000), Kind::Ram).unwrap();
+        s2.map(PhysRange::new(GIB * 4, GIB * 5), Kind::Ram).unwrap();
+        s2
+    }
+
+    #[test]
+    fn unmapping_a_page_splits_its_block_break_before_make() {
+        let mut s2 = dom0_like();
+        let tlb = Recorder::default();
+        let ipa = 0x6010_3000;
+        assert_eq!(s2.translate(ipa), Some(Leaf { pa: ipa, kind: Kind::Ram, size: 2 * MIB }));
+        let leaf = s2.unmap_page(ipa, &tlb).unwrap();
+        assert_eq!(leaf.size, 2 * MIB);
+        assert_eq!(*tlb.0.lock().unwrap(), vec![('i', 0x6000_0000), ('p', 0)], "break, invalidate the block, make");
+        assert_eq!(s2.translate(ipa), None);
+        for page in [0x6000_0000, ipa - PAGE, ipa + PAGE, 0x601f_f000] {
+            assert_eq!(s2.translate(page), Some(Leaf { pa: page, kind: Kind::Ram, size: PAGE }), "{page:#x}");
+        }
+        assert_eq!(s2.translate(0x6020_0000).unwrap().size, 2 * MIB, "other blocks stay");
+        // A 1 GiB block: split down to pages around the hole.
+        let ipa = GIB * 4 + 0x1234_5000;
+        s2.unmap_page(ipa, &tlb).unwrap();
+        assert_eq!(s2.translate(ipa), None);
+        assert_eq!(s2.translate(ipa + PAGE).unwrap().size, PAGE);
+        assert_eq!(s2.translate(GIB * 4).unwrap().size, 2 * MIB);
+        let total: u64 = s2.mappings().iter().map(|(r, _, _)| r.size()).sum();
+        assert_eq!(total, 512 * MIB + GIB - 2 * PAGE);
+        // A page: only that page's entry, no table written.
+        tlb.0.lock().unwrap().clear();
+        s2.unmap_page(ipa + PAGE, &tlb).unwrap();
+        assert_eq!(*tlb.0.lock().unwrap(), vec![('i', ipa + PAGE)]);
+        assert_eq!(s2.unmap_page(ipa, &tlb), Err(Stage2Error::NotMapped), "double unmap");
+    }
+
+    #[test]
+    fn pages_map_elsewhere_only_where_nothing_is() {
+        let mut s2 = dom0_like();
+        let tlb = Recorder::default();
+        let frame = 0x6000_5000;
+        assert_eq!(s2.map_page(0x4800_0000, frame, Kind::Granted { writable: false }, &tlb), Ok(()));
+        assert_eq!(
+            s2.translate(0x4800_0000),
+            Some(Leaf { pa: frame, kind: Kind::Granted { writable: false }, size: PAGE })
+        );
+        assert_eq!(s2.map_page(0x4800_0000, frame, Kind::Ram, &tlb), Err(Stage2Error::Mapped));
+        assert_eq!(s2.map_page(0x6000_0000, frame, Kind::Ram, &tlb), Err(Stage2Error::Mapped), "inside a block");
+        assert_eq!(s2.map_page(0x4800_0800, frame, Kind::Ram, &tlb), Err(Stage2Error::Misaligned));
+        assert_eq!(s2.map_page(0x4800_1000, frame + 8, Kind::Ram, &tlb), Err(Stage2Error::Misaligned));
+        assert_eq!(s2.map_page(1 << 44, frame, Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
+        assert_eq!(s2.map_page(u64::MAX & !0xfff, frame, Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
+        assert_eq!(s2.unmap_page(1 << 44, &tlb), Err(Stage2Error::OutsideIpaSpace));
+        // Pinned frames keep their own 1:1 page, but a mapping of them elsewhere goes.
+        s2.pin(frame);
+        s2.pin(frame + 0x10);
+        assert_eq!(s2.unmap_page(frame, &tlb), Err(Stage2Error::Pinned));
+        assert_eq!(s2.unmap_page(0x4800_0000, &tlb).map(|l| l.pa), Ok(frame));
+        s2.unpin(frame);
+        assert_eq!(s2.unmap_page(frame, &tlb), Err(Stage2Error::Pinned), "pinned twice");
+        s2.unpin(frame);
+        s2.unpin(frame);
+        assert!(!s2.is_pinned(frame));
+        assert!(s2.unmap_page(frame, &tlb).is_ok());
+        // And back, as ballooning does.
+        assert_eq!(s2.map_page(frame, frame, Kind::Ram, &tlb), Ok(()));
+        assert_eq!(s2.translate(frame).unwrap().pa, frame);
+    }
+
+    #[test]
+    fn the_table_budget_bounds_scattered_mappings() {
+        let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(48));
+        let tlb = Recorder::default();
+        let mut refused = None;
+        for i in 0..TABLE_BUDGET as u64 {
+            // One mapping per 512 GiB: three new tables each.
+            if let Err(e) = s2.map_page(i << 39, 0x6000_0000, Kind::Ram, &tlb) {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (i, e) = refused.expect("the budget runs out");
+        assert_eq!(e, Stage2Error::NoTables);
+        assert!(s2.tables() <= TABLE_BUDGET && i > 300, "{i} mappings, {} tables", s2.tables());
+    }
+
+    proptest::proptest! {
+        /// Random maps and unmaps agree with a page-by-page model, and
+        /// every change of a valid entry is preceded by its invalidation.
+        #[test]
+        fn runtime_changes_match_a_model(ops in proptest::collection::vec((0u8..3, 0u64..2048, 0u64..64), 1..60)) {
+            use std::collections::BTreeMap;
+            let base = 0x6000_0000u64; // 2 MiB blocks of RAM over [base, base + 4 MiB)
+            let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(40));
+            s2.map(PhysRange::new(base, base + 4 * MIB), Kind::Ram).unwrap();
+            let mut model: BTreeMap<u64, (u64, Kind)> = (0..1024).map(|i| (base + i * PAGE, (base + i * PAGE, Kind::Ram))).collect();
+            let tlb = Recorder::default();
+            for (op, page, target) in ops {
+                let ipa = base - 2 * MIB + page * PAGE; // also 2 MiB below RAM
+                match op {
+                    0 => {
+                        let got = s2.unmap_page(ipa, &tlb);
+                        match model.remove(&ipa) {
+                            Some((pa, kind)) => proptest::prop_assert_eq!(got.map(|l| (l.pa, l.kind)), Ok((pa, kind))),
+                            None => proptest::prop_assert_eq!(got, Err(Stage2Error::NotMapped)),
+                        }
+                    }
+                    _ => {
+                        let kind = if op == 1 { Kind::Ram } else { Kind::Granted { writable: target % 2 == 0 } };
+                        let pa = 0x9000_0000 + target * PAGE;
+                        let got = s2.map_page(ipa, pa, kind, &tlb);
+                        if model.contains_key(&ipa) {
+                            proptest::prop_assert_eq!(got, Err(Stage2Error::Mapped));
+                        } else {
+                            proptest::prop_assert_eq!(got, Ok(()));
+                            model.insert(ipa, (pa, kind));
+                        }
+                    }
+                }
+            }
+            for page in 0..2048u64 {
+                let ipa = base - 2 * MIB + page * PAGE;
+                proptest::prop_assert_eq!(s2.translate(ipa).map(|l| (l.pa, l.kind)), model.get(&ipa).copied(), "{:#x}", ipa);
+            }
+            let leaf_pages: u64 = s2.leaves().iter().map(|(r, _, _, _)| r.size() / PAGE).sum();
+            proptest::prop_assert_eq!(leaf_pages, model.len() as u64);
+        }
     }
 
     #[test]
@@ -234,9 +603,8 @@ pub fn audit(
         }
         true
     };
-    let pages = |by: &[PhysRange]| -> Vec<PhysRange> {
-        by.iter().filter_map(|b| b.expand_to_alignment(4096)).collect()
-    };
+    let pages =
+        |by: &[PhysRange]| -> Vec<PhysRange> { by.iter().filter_map(|b| b.expand_to_alignment(4096)).collect() };
     let devices = pages(devices);
     let mut summary = AuditSummary::default();
     for &(range, kind, _) in mappings {
@@ -244,9 +612,11 @@ pub fn audit(
             return Err(AuditViolation::HypervisorMemory { mapped: range, owned: *owned });
         }
         match kind {
-            Kind::Ram if !covered(&range, guest_ram) => return Err(AuditViolation::RamOutsideGuest(range)),
+            Kind::Ram | Kind::Granted { .. } if !covered(&range, guest_ram) => {
+                return Err(AuditViolation::RamOutsideGuest(range));
+            }
             Kind::Device if !covered(&range, &devices) => return Err(AuditViolation::UnknownDevice(range)),
-            Kind::Ram => summary.ram_bytes += range.size(),
+            Kind::Ram | Kind::Granted { .. } => summary.ram_bytes += range.size(),
             Kind::Device => summary.device_bytes += range.size(),
         }
         summary.mappings += 1;
