@@ -4,7 +4,7 @@
 //! a physical interrupt handed to Dom0 stays active until Dom0's virtual
 //! EOI deactivates it (list registers with HW=1).
 
-use super::gic_registers::{
+use super::sysregs::{
     ICC_BPR1_EL1, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1, ICC_SGI1R_EL1,
 };
 use crate::dt::host::{self, GicVersion};

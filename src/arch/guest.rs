@@ -2,8 +2,9 @@
 //! translation, which EL1 operations trap, the virtual timer offset, the IDs
 //! the guest reads.
 
+use super::sysregs;
 use aarch64_cpu::registers::{
-    CNTHCTL_EL2, CNTVOFF_EL2, ELR_EL2, HCR_EL2, MIDR_EL1, MPIDR_EL1, SCTLR_EL1, SPSR_EL2, VMPIDR_EL2, VTCR_EL2,
+    ID_AA64ISAR1_EL1, ID_AA64MMFR1_EL1, CNTHCTL_EL2, CNTVOFF_EL2, ELR_EL2, HCR_EL2, MIDR_EL1, MPIDR_EL1, SCTLR_EL1, SPSR_EL2, VMPIDR_EL2, VTCR_EL2,
     VTTBR_EL2,
 };
 use core::arch::asm;
@@ -24,11 +25,45 @@ pub struct Entry {
     pub vmid: u16,
 }
 
+fn has_pointer_auth() -> bool {
+    let isar1 = ID_AA64ISAR1_EL1.get();
+    let apa3 = (sysregs::ID_AA64ISAR2_EL1.get() >> 12) & 0xf;
+    (isar1 >> 4) & 0xff != 0 || (isar1 >> 24) & 0xff != 0 || apa3 != 0
+}
+
+/// With FEAT_HCX, EL1's newer registers and instructions trap to EL2
+/// unless HCRX_EL2 enables them: TCR2_EL1 and SCTLR2_EL1 (Linux uses
+/// TCR2 for permission indirection) and the memory copy/set instructions.
+fn enable_newer_el1_features() {
+    const HCX: u64 = 0xf << 40;
+    if ID_AA64MMFR1_EL1.get() & HCX == 0 {
+        return;
+    }
+    const MSCEN: u64 = 1 << 11;
+    const TCR2EN: u64 = 1 << 14;
+    const SCTLR2EN: u64 = 1 << 15;
+    let mmfr3 = sysregs::ID_AA64MMFR3_EL1.get();
+    let mut enable = 0;
+    if mmfr3 & 0xf != 0 {
+        enable |= TCR2EN;
+    }
+    if (mmfr3 >> 4) & 0xf != 0 {
+        enable |= SCTLR2EN;
+    }
+    if (sysregs::ID_AA64ISAR2_EL1.get() >> 16) & 0xf != 0 {
+        enable |= MSCEN;
+    }
+    sysregs::HCRX_EL2.set(enable);
+}
+
 /// Sets up EL2 for the guest and ERETs to `entry.pc` at EL1h, all other
 /// general registers zero.
 pub fn enter_el1(entry: &Entry) -> ! {
     VTCR_EL2.set(entry.vtcr);
     VTTBR_EL2.set(entry.stage2_root | (u64::from(entry.vmid) << 48));
+    // Dom0 vCPU n owns CPU n for good, so its pointer authentication keys
+    // need no switching: let it use them without trapping.
+    let pointer_auth = u64::from(has_pointer_auth());
     HCR_EL2.write(
         HCR_EL2::VM.val(1)        // stage 2 on
             + HCR_EL2::SWIO.val(1)  // set/way invalidation is clean+invalidate
@@ -38,8 +73,11 @@ pub fn enter_el1(entry: &Entry) -> ! {
             + HCR_EL2::TSC.val(1)   // SMC traps: we are the guest's PSCI firmware
             + HCR_EL2::FB.val(1)    // broadcast TLB and cache maintenance
             + HCR_EL2::BSU.val(1)   // inner-shareable barriers
-            + HCR_EL2::RW.val(1), // EL1 is AArch64
+            + HCR_EL2::RW.val(1)    // EL1 is AArch64
+            + HCR_EL2::APK.val(pointer_auth) // pointer authentication is the guest's own
+            + HCR_EL2::API.val(pointer_auth),
     );
+    enable_newer_el1_features();
     // The physical counter and timer stay the guest's; the virtual counter
     // reads the same as the physical one.
     CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCEN.val(1) + CNTHCTL_EL2::EL1PCTEN.val(1));

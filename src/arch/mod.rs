@@ -12,8 +12,6 @@ pub mod exception;
 #[cfg(target_os = "none")]
 pub mod gic;
 #[cfg(target_os = "none")]
-pub mod gic_registers;
-#[cfg(target_os = "none")]
 pub mod guest;
 #[cfg(target_os = "none")]
 pub mod guest_memory;
@@ -23,6 +21,8 @@ pub mod mmu;
 pub mod psci;
 #[cfg(target_os = "none")]
 pub mod semihosting;
+#[cfg(target_os = "none")]
+pub mod sysregs;
 #[cfg(target_os = "none")]
 pub mod traps;
 #[cfg(target_os = "none")]

@@ -97,7 +97,7 @@ fn inject(lr: ListRegister) {
     if count == 0 {
         return;
     }
-    let empty = super::gic_registers::ICH_ELRSR_EL2.get();
+    let empty = super::sysregs::ICH_ELRSR_EL2.get();
     let mut free = None;
     for i in 0..count {
         if empty & (1 << i) != 0 {
@@ -128,7 +128,7 @@ fn inject(lr: ListRegister) {
 
 /// Moves queued interrupts into free list registers, oldest first.
 fn refill(overflow: &mut Overflow, count: usize) {
-    let empty = super::gic_registers::ICH_ELRSR_EL2.get();
+    let empty = super::sysregs::ICH_ELRSR_EL2.get();
     for i in (0..count).filter(|i| empty & (1 << i) != 0) {
         match overflow.pop() {
             Some(lr) => write_list_register(i, lr.0),

@@ -1,11 +1,12 @@
-//! The GICv3 CPU-interface and virtualisation system registers that
-//! `aarch64-cpu` does not define, in the same `tock-registers` shape.
-//! Each accessor is one MRS/MSR; nothing else in the hypervisor writes
-//! these names in assembly.
+//! System registers that `aarch64-cpu` does not define (the GICv3 CPU
+//! interface, newer feature and trap-control registers), in the same
+//! `tock-registers` shape. Each accessor is one MRS/MSR; nothing else in
+//! the hypervisor writes these names in assembly. Newer registers are named
+//! by encoding, which every assembler accepts.
 
 use tock_registers::interfaces::{Readable, Writeable};
 
-macro_rules! gic_sysreg {
+macro_rules! sysreg {
     ($(#[$doc:meta])* $name:ident, $asm:literal, read) => {
         $(#[$doc])*
         pub struct $name;
@@ -15,7 +16,7 @@ macro_rules! gic_sysreg {
             #[inline]
             fn get(&self) -> u64 {
                 let value;
-                // SAFETY: reading this GIC system register has no memory effect.
+                // SAFETY: reading this system register has no memory effect.
                 unsafe { core::arch::asm!(concat!("mrs {}, ", $asm), out(reg) value, options(nomem, nostack)) };
                 value
             }
@@ -29,14 +30,14 @@ macro_rules! gic_sysreg {
             type R = ();
             #[inline]
             fn set(&self, value: u64) {
-                // SAFETY: writing this GIC system register only changes
-                // interrupt state, never memory.
+                // SAFETY: writing this system register changes interrupt
+                // or trap state, never memory.
                 unsafe { core::arch::asm!(concat!("msr ", $asm, ", {}"), in(reg) value, options(nomem, nostack)) };
             }
         }
     };
     ($(#[$doc:meta])* $name:ident, $asm:literal, read_write) => {
-        gic_sysreg!($(#[$doc])* $name, $asm, read);
+        sysreg!($(#[$doc])* $name, $asm, read);
         impl Writeable for $name {
             type T = u64;
             type R = ();
@@ -49,26 +50,39 @@ macro_rules! gic_sysreg {
     };
 }
 
-gic_sysreg!(
+sysreg!(
     /// Acknowledges the highest-priority pending group 1 interrupt.
     IccIar1El1, "icc_iar1_el1", read);
-gic_sysreg!(
+sysreg!(
     /// Priority drop (and deactivation unless ICC_CTLR_EL1.EOImode).
     IccEoir1El1, "icc_eoir1_el1", write);
-gic_sysreg!(
+sysreg!(
     /// Deactivation, with EOImode = 1.
     IccDirEl1, "icc_dir_el1", write);
-gic_sysreg!(IccPmrEl1, "icc_pmr_el1", write);
-gic_sysreg!(IccBpr1El1, "icc_bpr1_el1", write);
-gic_sysreg!(IccIgrpen1El1, "icc_igrpen1_el1", write);
-gic_sysreg!(
+sysreg!(IccPmrEl1, "icc_pmr_el1", write);
+sysreg!(IccBpr1El1, "icc_bpr1_el1", write);
+sysreg!(IccIgrpen1El1, "icc_igrpen1_el1", write);
+sysreg!(
     /// Generates group 1 SGIs.
     IccSgi1rEl1, "icc_sgi1r_el1", write);
-gic_sysreg!(
+sysreg!(
     /// Which list registers hold no interrupt.
     IchElrsrEl2, "ich_elrsr_el2", read);
-gic_sysreg!(IccCtlrEl1, "icc_ctlr_el1", read_write);
+sysreg!(IccCtlrEl1, "icc_ctlr_el1", read_write);
 
+sysreg!(
+    /// ID_AA64MMFR3_EL1: TCRX in bits 3:0, SCTLRX in 7:4.
+    IdAa64Mmfr3El1, "s3_0_c0_c7_3", read);
+sysreg!(
+    /// ID_AA64ISAR2_EL1: MOPS in bits 19:16.
+    IdAa64Isar2El1, "s3_0_c0_c6_2", read);
+sysreg!(
+    /// HCRX_EL2 (FEAT_HCX): more of EL2's trap controls.
+    HcrxEl2, "s3_4_c1_c2_2", write);
+
+pub const ID_AA64MMFR3_EL1: IdAa64Mmfr3El1 = IdAa64Mmfr3El1;
+pub const ID_AA64ISAR2_EL1: IdAa64Isar2El1 = IdAa64Isar2El1;
+pub const HCRX_EL2: HcrxEl2 = HcrxEl2;
 pub const ICC_IAR1_EL1: IccIar1El1 = IccIar1El1;
 pub const ICC_EOIR1_EL1: IccEoir1El1 = IccEoir1El1;
 pub const ICC_DIR_EL1: IccDirEl1 = IccDirEl1;
