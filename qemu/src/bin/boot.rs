@@ -1,28 +1,45 @@
-//! `cargo boot [-- <hypervisor options>]`: builds the hypervisor and the
-//! test guest, and boots them in QEMU (`virt`, GICv3, 2 CPUs, 2 GiB) with
-//! the console on this terminal. Leave QEMU with Ctrl-A X.
+//! `cargo boot [-- [--xen] [--probe] <hypervisor options>]`: builds the
+//! hypervisor and boots it in QEMU (`virt`, GICv3, 2 CPUs, 2 GiB) with the
+//! console on this terminal. Dom0 is Debian's Linux 6.12 with a busybox
+//! shell on hvc0; `--probe` boots the bare-metal test guest instead, and
+//! `--xen` Debian's Xen 4.17 instead of ours, to compare. Options left are
+//! the hypervisor's command line (default `dom0_mem=512M`). Leave QEMU with
+//! Ctrl-A X.
 
+use qemu_harness::initramfs::{dom0_initramfs, init_script};
+use qemu_harness::linux::{DebianKernel, debian_kernel};
 use qemu_harness::{Machine, image};
 use std::process::Command;
 
+/// After the usual set-up (see `init_script`): a banner, then a shell with
+/// hvc0 as its controlling terminal (so Ctrl-C works); leaving it powers off.
+const INTERACTIVE_INIT: &str = r#"echo
+echo "Dom0: Linux $(uname -r) on $(cat /sys/hypervisor/type 2>/dev/null || echo 'no Xen interface'); busybox sh on hvc0."
+echo "'exit' or 'poweroff -f' powers off; Ctrl-A X leaves QEMU at any time."
+setsid cttyhack sh
+poweroff -f
+"#;
+
 fn main() {
-    let options: Vec<String> = std::env::args().skip(1).collect();
-    let image = image::hypervisor();
-    // Until a Linux Dom0 runs, the test guest is Dom0: it checks what it
-    // was given, prints what it found, and ends the run.
-    let kernel = image::dom0_probe().to_path_buf();
-    let machine = Machine {
-        memory: "2G".into(),
-        append: Some(if options.is_empty() { "loglvl=info".into() } else { options.join(" ") }),
-        modules: vec![qemu_harness::machine::Module {
-            addr: 0x4200_0000,
-            file: kernel,
-            kernel: true,
-            bootargs: Some("console=hvc0".into()),
-        }],
-        ..Machine::default()
+    let mut options: Vec<String> = std::env::args().skip(1).collect();
+    let mut take_flag = |flag: &str| {
+        let found = options.iter().any(|o| o == flag);
+        options.retain(|o| o != flag);
+        found
     };
-    let mut args = machine.args(image);
+    let (xen, probe) = (take_flag("--xen"), take_flag("--probe"));
+
+    let mut machine = if probe {
+        Machine::with_probe_dom0("cortex-a57", "2G", "")
+    } else {
+        let kernel = debian_kernel(DebianKernel::Trixie6_12);
+        let initrd = dom0_initramfs(kernel, &init_script(kernel, INTERACTIVE_INIT));
+        Machine::with_linux_dom0(&kernel.image, &initrd, "console=hvc0 earlycon=xenboot")
+    };
+    machine.append = Some(if options.is_empty() { "dom0_mem=512M".into() } else { options.join(" ") });
+    let hypervisor = if xen { image::xen_4_17() } else { image::hypervisor().to_path_buf() };
+
+    let mut args = machine.args(&hypervisor);
     // Interactive: the console and QEMU's monitor multiplexed on this terminal.
     let serial = args.iter().position(|a| a == "stdio").expect("serial option");
     args[serial] = "mon:stdio".into();
@@ -30,6 +47,7 @@ fn main() {
         args.drain(monitor..monitor + 2);
     }
     eprintln!("qemu-system-aarch64 {}", args.join(" "));
+    eprintln!("(leave QEMU with Ctrl-A X)");
     let status = Command::new("qemu-system-aarch64").args(&args).status().expect("start qemu-system-aarch64");
     std::process::exit(status.code().unwrap_or(1));
 }
