@@ -19,6 +19,16 @@ _start:
     .ascii  "ARM\x64"               /* magic */
     .long   0                       /* res5: no PE/COFF header */
 
+/* SP = the top of CPU \index's boot stack (clobbers x1-x3). */
+.macro stack_of_cpu index
+    ldr     x1, =BOOT_STACKS
+    ldr     x2, =BOOT_STACK_SIZE
+    ldr     x2, [x2]
+    add     x3, \index, #1
+    madd    x1, x2, x3, x1
+    mov     sp, x1
+.endm
+
 .section .text, "ax"
 primary_entry:
     mov     x19, x0                 /* keep the device tree pointer */
@@ -37,11 +47,8 @@ primary_entry:
     stp     xzr, xzr, [x1], #16
     b       1b
 2:
-    ldr     x1, =BOOT_STACKS
-    ldr     x2, =BOOT_STACK_SIZE
-    ldr     x2, [x2]
-    add     x1, x1, x2
-    mov     sp, x1
+    mov     x0, xzr
+    stack_of_cpu x0
 
     mrs     x1, CurrentEL
     lsr     x1, x1, #2
@@ -78,12 +85,7 @@ secondary_entry:
     msr     sctlr_el2, x3
     isb
 
-    ldr     x1, =BOOT_STACKS
-    ldr     x2, =BOOT_STACK_SIZE
-    ldr     x2, [x2]
-    add     x3, x19, #1
-    madd    x1, x2, x3, x1          /* top of stack x19 */
-    mov     sp, x1
+    stack_of_cpu x19
 
     ldr     x1, =el2_vectors
     msr     vbar_el2, x1

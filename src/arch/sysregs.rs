@@ -7,9 +7,12 @@
 use tock_registers::interfaces::{Readable, Writeable};
 
 macro_rules! sysreg {
-    ($(#[$doc:meta])* $name:ident, $asm:literal, read) => {
+    ($(#[$doc:meta])* $name:ident, $asm:literal, $($access:ident),+) => {
         $(#[$doc])*
         pub struct $name;
+        $(sysreg!(@$access $name, $asm);)+
+    };
+    (@read $name:ident, $asm:literal) => {
         impl Readable for $name {
             type T = u64;
             type R = ();
@@ -22,9 +25,7 @@ macro_rules! sysreg {
             }
         }
     };
-    ($(#[$doc:meta])* $name:ident, $asm:literal, write) => {
-        $(#[$doc])*
-        pub struct $name;
+    (@write $name:ident, $asm:literal) => {
         impl Writeable for $name {
             type T = u64;
             type R = ();
@@ -32,18 +33,6 @@ macro_rules! sysreg {
             fn set(&self, value: u64) {
                 // SAFETY: writing this system register changes interrupt
                 // or trap state, never memory.
-                unsafe { core::arch::asm!(concat!("msr ", $asm, ", {}"), in(reg) value, options(nomem, nostack)) };
-            }
-        }
-    };
-    ($(#[$doc:meta])* $name:ident, $asm:literal, read_write) => {
-        sysreg!($(#[$doc])* $name, $asm, read);
-        impl Writeable for $name {
-            type T = u64;
-            type R = ();
-            #[inline]
-            fn set(&self, value: u64) {
-                // SAFETY: as above.
                 unsafe { core::arch::asm!(concat!("msr ", $asm, ", {}"), in(reg) value, options(nomem, nostack)) };
             }
         }
@@ -68,7 +57,7 @@ sysreg!(
 sysreg!(
     /// Which list registers hold no interrupt.
     IchElrsrEl2, "ich_elrsr_el2", read);
-sysreg!(IccCtlrEl1, "icc_ctlr_el1", read_write);
+sysreg!(IccCtlrEl1, "icc_ctlr_el1", read, write);
 
 sysreg!(
     /// ID_AA64MMFR3_EL1: TCRX in bits 3:0, SCTLRX in 7:4.
