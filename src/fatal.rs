@@ -31,6 +31,9 @@ pub enum Stop {
     Dom0MemoryUnavailable = 17,
     /// The hypervisor's own memory ran out.
     OutOfMemory = 18,
+    /// Dom0 shut down after a crash (or for a reason other than power off
+    /// or reboot).
+    Dom0Crashed = 19,
 }
 
 impl Stop {

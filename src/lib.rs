@@ -26,5 +26,10 @@ mod fuzz;
 pub mod boot;
 #[cfg(target_os = "none")]
 pub mod console;
+/// On the host, only the console's pure part: the input ring.
+#[cfg(not(target_os = "none"))]
+pub mod console {
+    pub mod input;
+}
 #[cfg(target_os = "none")]
 pub mod shutdown;

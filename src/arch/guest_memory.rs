@@ -68,7 +68,11 @@ impl GuestRam<'_> {
 }
 
 impl GuestMemory for GuestRam<'_> {
+    // The copies hold the domain's stage-2 lock from translation to the
+    // last byte: no other vCPU can balloon a page out (and its frame be
+    // reused) in between.
     fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), i64> {
+        let _stage2 = self.domain.stage2.lock();
         let mut at = 0;
         for (pa, len) in self.pieces(gva, bytes.len(), true)? {
             // SAFETY: `pa..pa + len` is the domain's RAM (checked), mapped at EL2.
@@ -79,6 +83,7 @@ impl GuestMemory for GuestRam<'_> {
     }
 
     fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), i64> {
+        let _stage2 = self.domain.stage2.lock();
         let mut at = 0;
         for (pa, len) in self.pieces(gva, bytes.len(), false)? {
             // SAFETY: as above.
@@ -86,5 +91,10 @@ impl GuestMemory for GuestRam<'_> {
             at += len;
         }
         Ok(())
+    }
+
+    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, i64> {
+        let _stage2 = self.domain.stage2.lock();
+        Ok(self.pieces(gva, 1, write)?[0].0)
     }
 }

@@ -77,14 +77,11 @@ pub fn handle(frame: &mut TrapFrame) {
         CPU_ON => cpu_on(a1, a2, a3),
         CPU_OFF => cpu_off(),
         AFFINITY_INFO => affinity_info(a1, a2),
-        SYSTEM_OFF => {
-            log::info!("d0: PSCI SYSTEM_OFF");
-            crate::shutdown::stop(Stop::PowerOff)
-        }
-        SYSTEM_RESET => {
-            log::info!("d0: PSCI SYSTEM_RESET; the hypervisor cannot reboot the board, powering off");
-            crate::shutdown::stop(Stop::PowerOff)
-        }
+        SYSTEM_OFF => crate::xen::sched::stop_machine(format_args!("PSCI SYSTEM_OFF"), Stop::PowerOff),
+        SYSTEM_RESET => crate::xen::sched::stop_machine(
+            format_args!("PSCI SYSTEM_RESET; the hypervisor cannot reboot the board, powering off"),
+            Stop::PowerOff,
+        ),
         SMCCC_ARCH_FEATURES => result::NOT_SUPPORTED,
         other => {
             log::debug!("d0: SMCCC function {other:#x} not supported");

@@ -15,16 +15,7 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
     let class = esr::exception_class(frame.esr);
     let iss = esr::iss(frame.esr);
     match class {
-        ec::HVC64 if iss & 0xffff == XEN_HYPERCALL_IMM => {
-            let r = &frame.regs;
-            let args = [r[0], r[1], r[2], r[3], r[4]];
-            let domain = super::cpu::this_cpu().domain().expect("a guest trapped, so one runs here");
-            let result = crate::xen::dispatch(r[16], args, &mut super::guest_memory::GuestRam { domain });
-            if result == -crate::xen::errno::ENOSYS {
-                log::debug!("d0: hypercall {} ({:#x}) not implemented", r[16], r[0]);
-            }
-            frame.regs[0] = result as u64;
-        }
+        ec::HVC64 if iss & 0xffff == XEN_HYPERCALL_IMM => hypercall(frame),
         ec::HVC64 => super::psci::handle(frame),
         ec::SMC64 => {
             // SMC traps with ELR at the SMC itself.
@@ -47,6 +38,32 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
     }
 }
 
+/// A Xen hypercall: number in x16, arguments in x0..x4, result in x0.
+fn hypercall(frame: &mut TrapFrame) {
+    use crate::xen::Outcome;
+    let r = &frame.regs;
+    let (number, args) = (r[16], [r[0], r[1], r[2], r[3], r[4]]);
+    let domain = super::cpu::this_cpu().domain().expect("a guest trapped, so one runs here");
+    let mut memory = super::guest_memory::GuestRam { domain };
+    let board = &crate::xen::board::Hardware;
+    let mut call = crate::xen::Call { domain, vcpu: super::cpu::current_index(), memory: &mut memory, board };
+    match crate::xen::dispatch(&mut call, number, args) {
+        Outcome::Return(result) => {
+            if result == -crate::xen::errno::ENOSYS {
+                log::debug!("d0: hypercall {number} ({:#x}) not implemented", args[0]);
+            }
+            frame.regs[0] = result as u64;
+        }
+        // Run the HVC again with the updated arguments, as Xen's
+        // continuations do: the guest takes its interrupts in between.
+        Outcome::Continue(next) => {
+            frame.regs[..5].copy_from_slice(&next);
+            frame.elr -= 4;
+        }
+        Outcome::Shutdown(reason) => crate::xen::sched::shut_down(reason),
+    }
+}
+
 /// The IPA of a stage-2 fault: the page from HPFAR_EL2, the offset from FAR.
 fn faulting_ipa(frame: &TrapFrame) -> u64 {
     ((HPFAR_EL2.get() >> 4) << 12) | (frame.far & 0xfff)
@@ -58,6 +75,15 @@ fn faulting_ipa(frame: &TrapFrame) -> u64 {
 fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
     let iss = esr::iss(frame.esr);
     let ipa = faulting_ipa(frame);
+    // Another vCPU may have been changing this page's tables (between the
+    // break and the make): once its lock is free, a page mapped by now is
+    // simply tried again.
+    const TRANSLATION_FAULT: core::ops::RangeInclusive<u32> = 0x04..=0x07;
+    if TRANSLATION_FAULT.contains(&(iss & 0x3f))
+        && super::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock().translate(ipa).is_some())
+    {
+        return;
+    }
     let what = if instruction { "instruction fetch" } else if esr::is_write(iss) { "write" } else { "read" };
     log::warn!(
         "d0: {what} at IPA {ipa:#x} (VA {:#x}, PC {:#x}) outside Dom0's memory and devices; abort injected",

@@ -2,6 +2,7 @@
 //! semihosting before (or without) one. Logging goes through the `log`
 //! crate, one line per record, prefixed `(HV)` like Xen's `(XEN)`.
 
+pub mod input;
 pub mod pl011;
 
 use crate::arch::semihosting;
@@ -88,7 +89,27 @@ pub fn interrupt() {
 
 /// One byte typed on the console.
 fn receive(byte: u8) {
-    let _ = byte;
+    input::received(byte);
+}
+
+/// A guest's console output, as it comes (new lines get a carriage return,
+/// as in log lines).
+pub fn write_bytes(bytes: &[u8]) {
+    let mut uart = UART.lock();
+    match uart.as_mut() {
+        Some(uart) => bytes.iter().for_each(|&b| {
+            if b == b'\n' {
+                uart.write_byte(b'\r');
+            }
+            uart.write_byte(b);
+        }),
+        None => bytes.utf8_chunks().for_each(|chunk| {
+            semihosting::write(chunk.valid());
+            if !chunk.invalid().is_empty() {
+                semihosting::write("?");
+            }
+        }),
+    }
 }
 
 /// Waits until the UART has sent everything (before powering off).

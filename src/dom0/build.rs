@@ -13,7 +13,6 @@ use crate::fatal::Stop;
 use crate::mm::FRAMES;
 use crate::mm::plan::{Keep, MemoryPlan};
 use crate::mm::range::PhysRange;
-use spin::Mutex;
 
 /// Reads `range` of RAM as bytes.
 ///
@@ -96,12 +95,14 @@ pub fn build(
         ),
         Err(v) => fatal!(Stop::Panic, "d0: stage 2 audit failed: {v}"),
     }
-    let dom0: &'static Domain = alloc::boxed::Box::leak(alloc::boxed::Box::new(Domain {
-        id: DomainId(0),
-        vmid: 1,
-        ram: banks.clone(),
-        stage2: Mutex::new(stage2),
-    }));
+    // Dom0 vCPU n runs on CPU n: one vCPU per CPU.
+    let vcpus = tree.cpus.len().max(1);
+    let dom0: &'static Domain =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(Domain::new(DomainId(0), 1, banks.clone(), stage2, vcpus, grant)));
+    if let Err(e) = dom0.xen.grants.lock().reserve_frames(&crate::xen::board::Hardware) {
+        log::error!("d0: no frames for the grant table ({e}); grants will not work");
+    }
+    crate::domain::set_dom0(dom0);
     let (found, refused) = {
         let guard = FRAMES.lock();
         let frames = guard.as_ref().expect("memory is up");
@@ -132,7 +133,7 @@ pub fn build(
         initrd: place.initrd,
         grant_region: grant,
         extended_regions: &found.regions,
-        event_ppi: 0,
+        event_ppi: crate::xen::events::EVENT_PPI,
         hidden: &hidden,
     };
     let dom0_dtb = crate::dt::dom0::build(&fdt, &spec).unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));

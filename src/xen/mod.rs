@@ -1,35 +1,180 @@
 //! The Xen hypercall ABI, the part a Linux Dom0 uses (`xen/include/public/`).
-//! Argument decoding and results are pure and host-tested; copying to and
-//! from guest memory is behind the `GuestMemory` trait.
+//! Argument decoding, the per-domain state machines and results are pure and
+//! host-tested; the board is reached only through two traits: guest memory
+//! by virtual address ([`GuestMemory`]) and everything else the calls need
+//! from the machine ([`Board`]: physical words, frames, TLBs, the event
+//! interrupt, the clock, the console).
 
+pub mod console;
+pub mod events;
+pub mod grant;
+pub mod hvm;
+pub mod memory;
+pub mod platform;
+pub mod sched;
+pub mod shared;
+pub mod vcpu;
 pub mod version;
+pub mod wire;
 
-/// Xen's errno values (negated in x0).
+#[cfg(target_os = "none")]
+pub mod board;
+#[cfg(test)]
+mod testing;
+
+use crate::domain::Domain;
+use crate::mm::stage2::Tlb;
+use core::sync::atomic::AtomicU64;
+
+/// Xen's errno values (`public/errno.h`), negated in x0.
 pub mod errno {
     pub const EPERM: i64 = 1;
+    pub const ENOENT: i64 = 2;
+    pub const ESRCH: i64 = 3;
+    pub const ENXIO: i64 = 6;
+    pub const E2BIG: i64 = 7;
+    pub const ENOMEM: i64 = 12;
+    pub const EACCES: i64 = 13;
     pub const EFAULT: i64 = 14;
+    pub const EBUSY: i64 = 16;
+    pub const EEXIST: i64 = 17;
     pub const EINVAL: i64 = 22;
+    pub const ENOSPC: i64 = 28;
+    pub const EDOM: i64 = 33;
     pub const ENOSYS: i64 = 38;
+    pub const EILSEQ: i64 = 84;
+    pub const EOPNOTSUPP: i64 = 95;
 }
 
 /// Hypercall numbers (x16).
 pub mod nr {
+    pub const PLATFORM_OP: u64 = 7;
+    pub const MEMORY_OP: u64 = 12;
     pub const XEN_VERSION: u64 = 17;
+    pub const CONSOLE_IO: u64 = 18;
+    pub const GRANT_TABLE_OP: u64 = 20;
+    pub const VM_ASSIST: u64 = 21;
+    pub const VCPU_OP: u64 = 24;
+    pub const SCHED_OP: u64 = 29;
+    pub const EVENT_CHANNEL_OP: u64 = 32;
+    pub const PHYSDEV_OP: u64 = 33;
+    pub const HVM_OP: u64 = 34;
 }
 
+/// "The calling domain" wherever a domid is asked for.
+pub const DOMID_SELF: u16 = 0x7ff0;
+
 /// A guest's memory as a hypercall sees it: guest virtual addresses,
-/// translated through the guest's own page tables and its stage 2. Every
-/// access can fail with `EFAULT`.
+/// translated through the guest's own page tables and its stage 2, landing
+/// in the guest's RAM. Every access can fail with `EFAULT`.
 pub trait GuestMemory {
     fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), i64>;
     fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), i64>;
+    /// The physical address behind `gva` (for areas the hypervisor keeps
+    /// updating, like the runstate), if it is the guest's RAM.
+    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, i64>;
 }
 
-/// Runs hypercall `number` with arguments `args` (x0..x4) for Dom0.
-/// Returns what goes back in x0.
-pub fn dispatch(number: u64, args: [u64; 5], memory: &mut dyn GuestMemory) -> i64 {
-    match number {
-        nr::XEN_VERSION => version::xen_version(args[0], args[1], memory),
-        _ => -errno::ENOSYS,
+/// What the hypercalls need from the machine. On the board this is the
+/// real hardware (`board.rs`); host tests provide a model.
+pub trait Board: Tlb + Sync {
+    /// The 8-byte word of RAM at physical address `pa` (8-byte aligned),
+    /// for atomic access to memory shared with a guest. Callers pass only
+    /// RAM they checked: a guest's pinned frames or the hypervisor's own.
+    fn word(&self, pa: u64) -> &AtomicU64;
+    /// A frame of the hypervisor's, not zeroed.
+    fn alloc_frame(&self) -> Option<u64>;
+    fn free_frame(&self, pa: u64);
+    /// Takes exactly the frame at `pa` if it is free (ballooning a 1:1
+    /// guest back in).
+    fn claim_frame(&self, pa: u64) -> bool;
+    /// Makes the event-channel interrupt pending on vCPU `vcpu`.
+    fn raise_event(&self, vcpu: usize);
+    /// Xen's system time: nanoseconds of the counter.
+    fn now_ns(&self) -> u64;
+    /// Output from the guest's console.
+    fn console_write(&self, bytes: &[u8]);
+    /// Console input waiting for the guest: fills `buf`, returns the count.
+    fn console_read(&self, buf: &mut [u8]) -> usize;
+}
+
+/// One hypercall in progress: who makes it, and what it may touch.
+pub struct Call<'a> {
+    pub domain: &'a Domain,
+    /// The calling vCPU's index in the domain.
+    pub vcpu: usize,
+    pub memory: &'a mut dyn GuestMemory,
+    pub board: &'a dyn Board,
+}
+
+/// What the trap handler does when a hypercall returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Put this in x0 and return to the guest.
+    Return(i64),
+    /// Work remains: set x0..x4 to these and run the HVC again, so a long
+    /// call gives the guest (and its interrupts) a turn in between, as
+    /// Xen's hypercall continuations do.
+    Continue([u64; 5]),
+    /// The domain asked to stop the machine.
+    Shutdown(sched::Reason),
+}
+
+impl From<i64> for Outcome {
+    fn from(value: i64) -> Self {
+        Outcome::Return(value)
     }
+}
+
+/// The per-domain state behind the hypercalls.
+pub struct DomainState {
+    pub vcpus: alloc::vec::Vec<vcpu::Vcpu>,
+    pub shared: shared::SharedInfo,
+    pub events: events::EventChannels,
+    pub grants: spin::Mutex<grant::GrantTable>,
+    pub vm_assist: AtomicU64,
+    /// RAM pages ballooned out.
+    pub ballooned: AtomicU64,
+    pub console: console::Console,
+}
+
+impl DomainState {
+    /// State for `vcpus` vCPUs, grant-table frames to be mapped in
+    /// `grant_region` (its size sets the table's maximum).
+    pub fn new(vcpus: usize, grant_region: crate::mm::range::PhysRange) -> Self {
+        Self {
+            vcpus: (0..vcpus).map(vcpu::Vcpu::new).collect(),
+            shared: shared::SharedInfo::new(),
+            events: events::EventChannels::new(vcpus),
+            grants: spin::Mutex::new(grant::GrantTable::new(grant_region)),
+            vm_assist: AtomicU64::new(0),
+            ballooned: AtomicU64::new(0),
+            console: console::Console::new(),
+        }
+    }
+}
+
+/// Runs hypercall `number` with arguments `args` (x0..x4).
+pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
+    vcpu::note_running(call);
+    match number {
+        nr::XEN_VERSION => version::xen_version(args[0], args[1], call.memory).into(),
+        nr::MEMORY_OP => memory::memory_op(call, args),
+        nr::VCPU_OP => vcpu::vcpu_op(call, args[0] as u32, args[1] as u32, args[2]).into(),
+        nr::VM_ASSIST => vcpu::vm_assist(call, args[0] as u32, args[1] as u32).into(),
+        nr::EVENT_CHANNEL_OP => events::event_channel_op(call, args[0] as u32, args[1]).into(),
+        nr::GRANT_TABLE_OP => grant::grant_table_op(call, args),
+        nr::HVM_OP => hvm::hvm_op(call, args[0], args[1]).into(),
+        nr::CONSOLE_IO => console::console_io(call, args),
+        nr::SCHED_OP => sched::sched_op(call, args[0] as u32, args[1]),
+        nr::PLATFORM_OP => platform::platform_op(call, args[0]).into(),
+        nr::PHYSDEV_OP => platform::physdev_op(args[0] as u32).into(),
+        _ => Outcome::Return(-errno::ENOSYS),
+    }
+}
+
+/// The domain a domid names, as seen by the caller: itself only, for
+/// DOMID_SELF or its own id (there are no other domains yet).
+pub fn is_self(call: &Call<'_>, domid: u16) -> bool {
+    domid == DOMID_SELF || domid == call.domain.id.0
 }

@@ -69,57 +69,37 @@ pub fn xen_version(cmd: u64, arg: u64, memory: &mut dyn GuestMemory) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xen::{dispatch, nr};
-
-    /// Guest memory for tests: one window of bytes at `base`, faults elsewhere.
-    struct Window {
-        base: u64,
-        bytes: Vec<u8>,
-    }
-
-    impl GuestMemory for Window {
-        fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), i64> {
-            let at = gva.checked_sub(self.base).ok_or(-EFAULT)? as usize;
-            let end = at.checked_add(bytes.len()).filter(|&e| e <= self.bytes.len()).ok_or(-EFAULT)?;
-            self.bytes[at..end].copy_from_slice(bytes);
-            Ok(())
-        }
-        fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), i64> {
-            let at = gva.checked_sub(self.base).ok_or(-EFAULT)? as usize;
-            let end = at.checked_add(bytes.len()).filter(|&e| e <= self.bytes.len()).ok_or(-EFAULT)?;
-            bytes.copy_from_slice(&self.bytes[at..end]);
-            Ok(())
-        }
-    }
-
-    fn window() -> Window {
-        Window { base: 0x1000, bytes: vec![0xee; 2048] }
-    }
+    use crate::xen::nr;
+    use crate::xen::testing::{Machine, RAM, args};
 
     #[test]
     fn version_and_features() {
-        let mut m = window();
-        assert_eq!(dispatch(nr::XEN_VERSION, [XENVER_VERSION, 0, 0, 0, 0], &mut m), 0x4_0011);
-        m.bytes[..8].copy_from_slice(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(xen_version(XENVER_GET_FEATURES, 0x1000, &mut m), 0);
-        let bits = u32::from_le_bytes(m.bytes[4..8].try_into().unwrap());
+        let m = Machine::new(1);
+        assert_eq!(m.call(nr::XEN_VERSION, args(&[XENVER_VERSION])), 0x4_0011);
+        let at = RAM.start + 0x1000;
+        m.board.put(at, &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(m.call(nr::XEN_VERSION, args(&[XENVER_GET_FEATURES, at])), 0);
+        let bits = u32::from_le_bytes(m.board.get(at + 4, 4).try_into().unwrap());
         assert_eq!(bits, (1 << 0) | (1 << 2) | (1 << 11) | (1 << 14) | (1 << 17));
         assert_eq!(bits & (1 << 16), 0, "never not_direct_mapped with direct_mapped");
-        m.bytes[..4].copy_from_slice(&1u32.to_le_bytes());
-        assert_eq!(xen_version(XENVER_GET_FEATURES, 0x1000, &mut m), 0);
-        assert_eq!(&m.bytes[4..8], &[0, 0, 0, 0]);
+        m.board.put(at, &1u32.to_le_bytes());
+        assert_eq!(m.call(nr::XEN_VERSION, args(&[XENVER_GET_FEATURES, at])), 0);
+        assert_eq!(m.board.get(at + 4, 4), [0, 0, 0, 0]);
     }
 
     #[test]
     fn strings_are_nul_padded_and_bad_pointers_fault() {
-        let mut m = window();
-        assert_eq!(xen_version(XENVER_CAPABILITIES, 0x1000, &mut m), 0);
-        assert!(m.bytes.starts_with(b"xen-3.0-aarch64 \0"));
-        assert!(m.bytes[16..1024].iter().all(|&b| b == 0));
-        assert_eq!(xen_version(XENVER_CAPABILITIES, 0x1500, &mut m), -EFAULT, "crosses the end");
-        assert_eq!(xen_version(XENVER_EXTRAVERSION, 0, &mut m), -EFAULT);
-        assert_eq!(xen_version(XENVER_GET_FEATURES, u64::MAX - 3, &mut m), -EFAULT);
-        assert_eq!(xen_version(99, 0x1000, &mut m), -ENOSYS);
-        assert_eq!(dispatch(12345, [0; 5], &mut m), -ENOSYS);
+        let m = Machine::new(1);
+        let at = RAM.start + 0x1000;
+        m.board.put(at, &[0xee; 2048]);
+        assert_eq!(m.call(nr::XEN_VERSION, args(&[XENVER_CAPABILITIES, at])), 0);
+        let text = m.board.get(at, 1024);
+        assert!(text.starts_with(b"xen-3.0-aarch64 \0"));
+        assert!(text[16..].iter().all(|&b| b == 0));
+        assert_eq!(m.call(nr::XEN_VERSION, args(&[XENVER_CAPABILITIES, RAM.end - 512])), -EFAULT, "crosses the end");
+        assert_eq!(m.call(nr::XEN_VERSION, args(&[XENVER_EXTRAVERSION, 0])), -EFAULT);
+        assert_eq!(m.call(nr::XEN_VERSION, args(&[XENVER_GET_FEATURES, u64::MAX - 3])), -EFAULT);
+        assert_eq!(m.call(nr::XEN_VERSION, args(&[99, at])), -ENOSYS);
+        assert_eq!(m.call(12345, args(&[])), -ENOSYS);
     }
 }

@@ -1,0 +1,87 @@
+//! The hypercalls' [`Board`] on the real machine: RAM through the EL2
+//! identity map, the frame allocator, TLB maintenance for the running
+//! domain's VMID, the vGIC, the generic timer's counter, the UART.
+
+use super::Board;
+use crate::mm::FRAMES;
+use crate::mm::range::PhysRange;
+use crate::mm::stage2::Tlb;
+use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0};
+use core::arch::asm;
+use core::sync::atomic::AtomicU64;
+use tock_registers::interfaces::Readable;
+
+pub struct Hardware;
+
+impl Tlb for Hardware {
+    /// Runs on a CPU of the domain whose tables changed (its VMID is in
+    /// VTTBR_EL2): the broadcast invalidations reach every CPU running it.
+    fn invalidate_ipa(&self, ipa: u64) {
+        // SAFETY: barriers and TLB maintenance change no memory.
+        unsafe {
+            asm!(
+                "dsb ishst",
+                "tlbi ipas2e1is, {page}",
+                "dsb ish",
+                // Stage-1 entries may hold the combined translation.
+                "tlbi vmalle1is",
+                "dsb ish",
+                "isb",
+                page = in(reg) ipa >> 12,
+                options(nostack, preserves_flags),
+            )
+        };
+    }
+
+    fn publish(&self) {
+        // SAFETY: barriers only.
+        unsafe { asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
+    }
+}
+
+impl Board for Hardware {
+    fn word(&self, pa: u64) -> &AtomicU64 {
+        debug_assert_eq!(pa % 8, 0);
+        // SAFETY: RAM is identity mapped at EL2 (Normal, inner shareable,
+        // as the guest maps it), and callers pass only RAM they checked: a
+        // domain's pinned frames or the hypervisor's own. Words another
+        // agent writes concurrently are only ever accessed atomically here.
+        unsafe { &*(pa as *const AtomicU64) }
+    }
+
+    fn alloc_frame(&self) -> Option<u64> {
+        FRAMES.lock().as_mut()?.alloc(0)
+    }
+
+    fn free_frame(&self, pa: u64) {
+        if let Some(Err(e)) = FRAMES.lock().as_mut().map(|f| f.free(pa, 0)) {
+            log::error!("frame {pa:#x} could not be freed: {e}");
+        }
+    }
+
+    fn claim_frame(&self, pa: u64) -> bool {
+        let range = PhysRange::new(pa, pa + 4096);
+        FRAMES.lock().as_mut().is_some_and(|f| f.allocate_range(range).is_ok())
+    }
+
+    fn raise_event(&self, vcpu: usize) {
+        crate::arch::vgic::raise(vcpu, super::events::EVENT_INTID);
+    }
+
+    fn now_ns(&self) -> u64 {
+        counter_to_ns(CNTPCT_EL0.get(), CNTFRQ_EL0.get())
+    }
+
+    fn console_write(&self, bytes: &[u8]) {
+        crate::console::write_bytes(bytes);
+    }
+
+    fn console_read(&self, buf: &mut [u8]) -> usize {
+        crate::console::input::take(buf)
+    }
+}
+
+/// Counter ticks at `frequency` Hz in nanoseconds, without overflow.
+fn counter_to_ns(ticks: u64, frequency: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(frequency.max(1))) as u64
+}

@@ -1,0 +1,139 @@
+//! `HYPERVISOR_console_io` (`public/xen.h`): the hardware domain's console
+//! goes to the hypervisor's UART, each line prefixed `(d0) `, and input
+//! typed there comes back through CONSOLEIO_read, announced by VIRQ_CONSOLE.
+
+use super::errno::*;
+use super::{Call, Outcome};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+pub const CONSOLEIO_WRITE: u32 = 0;
+pub const CONSOLEIO_READ: u32 = 1;
+
+/// Bytes written per trap; the rest continues after the guest had a turn.
+const WRITE_PER_TRAP: u32 = 1024;
+/// Bytes read per call at most (the guest asks again).
+const READ_PER_CALL: u32 = 512;
+
+/// A domain's console output state.
+pub struct Console {
+    at_line_start: AtomicBool,
+}
+
+impl Console {
+    pub fn new() -> Self {
+        Self { at_line_start: AtomicBool::new(true) }
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `bytes` with `prefix` before each line, given whether the previous
+/// output ended a line; also returns whether this output does.
+pub fn prefixed(prefix: &[u8], bytes: &[u8], at_line_start: bool) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(bytes.len() + prefix.len() * 2);
+    let mut start = at_line_start;
+    for &b in bytes {
+        if start {
+            out.extend_from_slice(prefix);
+        }
+        out.push(b);
+        start = b == b'\n';
+    }
+    (out, start)
+}
+
+/// `HYPERVISOR_console_io(cmd, count, buffer)`.
+pub fn console_io(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
+    let (cmd, count, buffer) = (args[0] as u32, args[1] as u32, args[2]);
+    match cmd {
+        CONSOLEIO_WRITE => {
+            let chunk = count.min(WRITE_PER_TRAP);
+            let mut bytes = alloc::vec![0u8; chunk as usize];
+            if call.memory.read(buffer, &mut bytes).is_err() {
+                return Outcome::Return(-EFAULT);
+            }
+            let console = &call.domain.xen.console;
+            let prefix = alloc::format!("(d{}) ", call.domain.id.0);
+            let (out, ends_line) = prefixed(prefix.as_bytes(), &bytes, console.at_line_start.load(Ordering::Acquire));
+            console.at_line_start.store(ends_line, Ordering::Release);
+            call.board.console_write(&out);
+            if chunk < count {
+                let mut again = args;
+                again[1] = u64::from(count - chunk);
+                again[2] = buffer.wrapping_add(u64::from(chunk));
+                return Outcome::Continue(again);
+            }
+            Outcome::Return(0)
+        }
+        CONSOLEIO_READ => {
+            if (count as i32) < 0 {
+                return Outcome::Return(-E2BIG);
+            }
+            let n = count.min(READ_PER_CALL) as usize;
+            let mut bytes = alloc::vec![0u8; n];
+            // Check the buffer before taking input out of the ring, so a bad
+            // pointer loses nothing.
+            if call.memory.write(buffer, &bytes).is_err() {
+                return Outcome::Return(-EFAULT);
+            }
+            let got = call.board.console_read(&mut bytes);
+            if call.memory.write(buffer, &bytes[..got]).is_err() {
+                return Outcome::Return(-EFAULT);
+            }
+            Outcome::Return(got as i64)
+        }
+        _ => Outcome::Return(-ENOSYS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_gets_the_prefix_once() {
+        let (out, end) = prefixed(b"(d0) ", b"one\ntwo\n", true);
+        assert_eq!(out, b"(d0) one\n(d0) two\n");
+        assert!(end);
+        let (out, end) = prefixed(b"(d0) ", b"par", true);
+        assert_eq!((out.as_slice(), end), (&b"(d0) par"[..], false));
+        let (out, end) = prefixed(b"(d0) ", b"tial\r\nx", false);
+        assert_eq!((out.as_slice(), end), (&b"tial\r\n(d0) x"[..], false));
+        assert_eq!(prefixed(b"(d0) ", b"", true), (Vec::new(), true));
+    }
+
+    use crate::xen::nr;
+    use crate::xen::testing::{Machine, RAM, args};
+
+    #[test]
+    fn writes_continue_in_chunks_and_reads_drain_input() {
+        let m = Machine::new(1);
+        let text: Vec<u8> = (0..3000).map(|i| if i % 100 == 99 { b'\n' } else { b'a' + (i % 26) as u8 }).collect();
+        m.board.put(RAM.start, &text);
+        let (outcome, traps) = m.call_counting(0, nr::CONSOLE_IO, args(&[u64::from(CONSOLEIO_WRITE), 3000, RAM.start]));
+        assert_eq!((outcome, traps), (Outcome::Return(0), 3));
+        let out = m.board.console.lock().unwrap().clone();
+        assert_eq!(out.len(), 3000 + 30 * 5);
+        assert!(
+            out.starts_with(b"(d0) abc")
+                && out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).all(|l| l.starts_with(b"(d0) "))
+        );
+        assert_eq!(m.call(nr::CONSOLE_IO, args(&[u64::from(CONSOLEIO_WRITE), 10, RAM.end - 4])), -EFAULT);
+        assert_eq!(m.call(nr::CONSOLE_IO, args(&[u64::from(CONSOLEIO_WRITE), 0, 0])), 0);
+        // Input.
+        m.board.input.lock().unwrap().extend(b"ls\r");
+        assert_eq!(m.call(nr::CONSOLE_IO, args(&[u64::from(CONSOLEIO_READ), 2, RAM.end - 1])), -EFAULT);
+        assert_eq!(m.board.input.lock().unwrap().len(), 3, "nothing lost to a bad buffer");
+        assert_eq!(m.call(nr::CONSOLE_IO, args(&[u64::from(CONSOLEIO_READ), 2, RAM.start])), 2);
+        assert_eq!(m.board.get(RAM.start, 2), b"ls");
+        assert_eq!(m.call(nr::CONSOLE_IO, args(&[u64::from(CONSOLEIO_READ), 100, RAM.start])), 1);
+        assert_eq!(m.call(nr::CONSOLE_IO, args(&[u64::from(CONSOLEIO_READ), 100, RAM.start])), 0);
+        assert_eq!(m.call(nr::CONSOLE_IO, args(&[u64::from(CONSOLEIO_READ), 0x8000_0000, RAM.start])), -E2BIG);
+        assert_eq!(m.call(nr::CONSOLE_IO, args(&[2, 0, RAM.start])), -ENOSYS);
+    }
+}

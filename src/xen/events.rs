@@ -1,0 +1,412 @@
+//! Event channels with the 2-level ABI (`public/event_channel.h`): a table
+//! of 4096 ports per domain, their pending and mask bits in shared_info,
+//! one selector word per vCPU in its vcpu_info, and one interrupt, the
+//! event PPI. FIFO (`init_control`) is refused, so Linux uses 2-level.
+//! Behaviour follows Xen's `event_channel.c` and `event_2l.c`.
+
+use super::errno::*;
+use super::shared::{self, layout};
+use super::wire::{self, put_u16, put_u32, u16_at, u32_at};
+use super::{Board, Call, DOMID_SELF, DomainState};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// The PPI that signals events: PPI 0 (INTID 16), as Xen picks on this
+/// machine; Dom0's `/hypervisor` node names it.
+pub const EVENT_PPI: u32 = 0;
+pub const EVENT_INTID: u32 = 16 + EVENT_PPI;
+
+/// 2-level: 64 words of 64 bits.
+pub const NR_PORTS: u32 = 4096;
+pub const NR_VIRQS: usize = 24;
+
+pub mod virq {
+    pub const TIMER: u32 = 0;
+    pub const DEBUG: u32 = 1;
+    pub const CONSOLE: u32 = 2;
+    pub const XENOPROF: u32 = 7;
+    pub const XENPMU: u32 = 13;
+}
+
+pub mod op {
+    pub const BIND_INTERDOMAIN: u32 = 0;
+    pub const BIND_VIRQ: u32 = 1;
+    pub const BIND_PIRQ: u32 = 2;
+    pub const CLOSE: u32 = 3;
+    pub const SEND: u32 = 4;
+    pub const STATUS: u32 = 5;
+    pub const ALLOC_UNBOUND: u32 = 6;
+    pub const BIND_IPI: u32 = 7;
+    pub const BIND_VCPU: u32 = 8;
+    pub const UNMASK: u32 = 9;
+    pub const RESET: u32 = 10;
+    pub const INIT_CONTROL: u32 = 11;
+    pub const RESET_CONT: u32 = 14;
+}
+
+/// EVTCHNSTAT_* for `status`.
+pub mod stat {
+    pub const CLOSED: u32 = 0;
+    pub const UNBOUND: u32 = 1;
+    pub const INTERDOMAIN: u32 = 2;
+    pub const VIRQ: u32 = 4;
+    pub const IPI: u32 = 5;
+}
+
+/// What a port is bound to. Interdomain channels can only lead back into
+/// the same domain (the only one there is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Binding {
+    Free,
+    /// Port 0, never used.
+    Reserved,
+    /// Waiting for `remote` to bind to it.
+    Unbound {
+        remote: u16,
+    },
+    Interdomain {
+        remote_port: u32,
+    },
+    Virq(u32),
+    Ipi,
+}
+
+/// Per-vCPU VIRQ-to-port table; ports are never 0, so 0 means unbound.
+type VirqTable = [AtomicU32; NR_VIRQS];
+
+pub struct EventChannels {
+    ports: spin::Mutex<Vec<Binding>>,
+    /// The vCPU each port notifies. Changed under the lock, read without it
+    /// by VIRQs raised in interrupt context.
+    notify: Vec<AtomicU32>,
+    /// Global VIRQs live in vCPU 0's table, as in Xen.
+    virqs: Vec<VirqTable>,
+}
+
+/// Global VIRQs go to one vCPU of the domain (bindable on vCPU 0 only,
+/// movable with bind_vcpu); the others exist per vCPU.
+fn virq_is_global(virq: u32) -> bool {
+    !matches!(virq, virq::TIMER | virq::DEBUG | virq::XENOPROF | virq::XENPMU)
+}
+
+impl EventChannels {
+    pub fn new(vcpus: usize) -> Self {
+        let mut ports = alloc::vec![Binding::Free; NR_PORTS as usize];
+        ports[0] = Binding::Reserved;
+        Self {
+            ports: spin::Mutex::new(ports),
+            notify: (0..NR_PORTS).map(|_| AtomicU32::new(0)).collect(),
+            virqs: (0..vcpus).map(|_| core::array::from_fn(|_| AtomicU32::new(0))).collect(),
+        }
+    }
+}
+
+/// The vcpu_info of `vcpu`: its registered one, or for vCPU 0 the one
+/// inside shared_info (Arm has one legacy vcpu_info there).
+pub fn vcpu_info(state: &DomainState, vcpu: usize) -> Option<u64> {
+    state.vcpus.get(vcpu)?.info().or_else(|| if vcpu == 0 { state.shared.address() } else { None })
+}
+
+/// Marks the vCPU's upcall pending; interrupts it on the 0 -> 1 edge, as
+/// Xen does on Arm.
+pub fn mark_events_pending(state: &DomainState, board: &dyn Board, vcpu: usize) {
+    if let Some(info) = vcpu_info(state, vcpu) {
+        if !shared::test_and_set_bit(board, info + layout::UPCALL_PENDING, 0) {
+            board.raise_event(vcpu);
+        }
+    }
+}
+
+/// Whether the vCPU has an upcall pending: for the interrupt controller,
+/// to raise the event PPI again when Dom0 unmasks it or the edge was lost.
+pub fn upcall_pending(state: &DomainState, board: &dyn Board, vcpu: usize) -> bool {
+    vcpu_info(state, vcpu).is_some_and(|info| board.word(info).load(Ordering::Acquire) & 0xff != 0)
+}
+
+/// Raises `port` for `vcpu` (Xen's `evtchn_2l_set_pending`).
+pub fn set_pending(state: &DomainState, board: &dyn Board, port: u32, vcpu: usize) {
+    let Some(page) = state.shared.address() else { return };
+    if shared::test_and_set_bit(board, page + layout::EVTCHN_PENDING, port) {
+        return;
+    }
+    if shared::test_bit(board, page + layout::EVTCHN_MASK, port) {
+        return;
+    }
+    let Some(info) = vcpu_info(state, vcpu) else { return };
+    if !shared::test_and_set_bit(board, info + layout::PENDING_SEL, port / 64) {
+        mark_events_pending(state, board, vcpu);
+    }
+}
+
+/// Raises a global VIRQ if the domain bound it. Lock-free: callable from
+/// interrupt context on any CPU.
+pub fn raise_virq(state: &DomainState, board: &dyn Board, virq: u32) {
+    let events = &state.events;
+    let Some(table) = events.virqs.first() else { return };
+    let Some(slot) = table.get(virq as usize) else { return };
+    let port = slot.load(Ordering::Acquire);
+    if port == 0 || port >= NR_PORTS {
+        return;
+    }
+    let vcpu = events.notify[port as usize].load(Ordering::Acquire) as usize;
+    set_pending(state, board, port, vcpu);
+}
+
+fn unmask(state: &DomainState, board: &dyn Board, port: u32) {
+    let Some(page) = state.shared.address() else { return };
+    let vcpu = state.events.notify[port as usize].load(Ordering::Acquire) as usize;
+    if shared::test_and_clear_bit(board, page + layout::EVTCHN_MASK, port)
+        && shared::test_bit(board, page + layout::EVTCHN_PENDING, port)
+    {
+        if let Some(info) = vcpu_info(state, vcpu) {
+            if !shared::test_and_set_bit(board, info + layout::PENDING_SEL, port / 64) {
+                mark_events_pending(state, board, vcpu);
+            }
+        }
+    }
+}
+
+/// One operation under the port-table lock.
+struct Ports<'a> {
+    state: &'a DomainState,
+    board: &'a dyn Board,
+    table: spin::MutexGuard<'a, Vec<Binding>>,
+}
+
+impl Ports<'_> {
+    fn events(&self) -> &EventChannels {
+        &self.state.events
+    }
+
+    fn get(&self, port: u32) -> Result<Binding, i64> {
+        self.table.get(port as usize).copied().ok_or(-EINVAL)
+    }
+
+    /// The lowest free port, bound as `binding` to notify `vcpu`. A pending
+    /// bit a racing VIRQ left on the free port is dropped first.
+    fn allocate(&mut self, binding: Binding, vcpu: u32) -> Result<u32, i64> {
+        let port = self.table.iter().position(|b| *b == Binding::Free).ok_or(-ENOSPC)? as u32;
+        self.clear_pending(port);
+        self.table[port as usize] = binding;
+        self.events().notify[port as usize].store(vcpu, Ordering::Release);
+        Ok(port)
+    }
+
+    fn clear_pending(&self, port: u32) {
+        if let Some(page) = self.state.shared.address() {
+            shared::test_and_clear_bit(self.board, page + layout::EVTCHN_PENDING, port);
+        }
+    }
+
+    fn free(&mut self, port: u32) {
+        self.table[port as usize] = Binding::Free;
+        self.events().notify[port as usize].store(0, Ordering::Release);
+        self.clear_pending(port);
+    }
+
+    fn close(&mut self, port: u32, own_id: u16) -> Result<(), i64> {
+        match self.get(port)? {
+            Binding::Free | Binding::Reserved => return Err(-EINVAL),
+            Binding::Unbound { .. } | Binding::Ipi => {}
+            Binding::Virq(virq) => {
+                let vcpu =
+                    if virq_is_global(virq) { 0 } else { self.events().notify[port as usize].load(Ordering::Acquire) };
+                self.events().virqs[vcpu as usize][virq as usize].store(0, Ordering::Release);
+            }
+            Binding::Interdomain { remote_port } => {
+                self.table[remote_port as usize] = Binding::Unbound { remote: own_id };
+            }
+        }
+        self.free(port);
+        Ok(())
+    }
+}
+
+fn lock<'a>(call: &'a Call<'_>) -> Ports<'a> {
+    let state = &call.domain.xen;
+    Ports { state, board: call.board, table: state.events.ports.lock() }
+}
+
+/// `HYPERVISOR_event_channel_op(cmd, arg)`.
+pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> i64 {
+    wire::value(match cmd {
+        op::ALLOC_UNBOUND => alloc_unbound(call, arg),
+        op::BIND_INTERDOMAIN => bind_interdomain(call, arg),
+        op::BIND_VIRQ => bind_virq(call, arg),
+        op::BIND_IPI => bind_ipi(call, arg),
+        op::BIND_PIRQ => wire::read::<12>(call.memory, arg).and(Err(-EINVAL)),
+        op::CLOSE => port_arg(call, arg).and_then(|port| {
+            let own = call.domain.id.0;
+            lock(call).close(port, own).map(|()| 0)
+        }),
+        op::SEND => port_arg(call, arg).and_then(|port| send(call, port)),
+        op::STATUS => status(call, arg),
+        op::BIND_VCPU => bind_vcpu(call, arg),
+        op::UNMASK => port_arg(call, arg).and_then(|port| {
+            if port >= NR_PORTS {
+                return Err(-EINVAL);
+            }
+            unmask(&call.domain.xen, call.board, port);
+            Ok(0)
+        }),
+        op::RESET | op::RESET_CONT => reset(call, arg),
+        // FIFO (init_control, expand_array, set_priority) and the rest.
+        _ => Err(-ENOSYS),
+    })
+}
+
+fn port_arg(call: &mut Call<'_>, arg: u64) -> Result<u32, i64> {
+    wire::read::<4>(call.memory, arg).map(|b| u32_at(&b, 0))
+}
+
+fn own_domain(call: &Call<'_>, domid: u16) -> Result<(), i64> {
+    if super::is_self(call, domid) { Ok(()) } else { Err(-ESRCH) }
+}
+
+fn check_vcpu(call: &Call<'_>, vcpu: u32) -> Result<(), i64> {
+    if (vcpu as usize) < call.domain.xen.vcpus.len() { Ok(()) } else { Err(-ENOENT) }
+}
+
+/// `struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }`
+fn alloc_unbound(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
+    let mut b = wire::read::<8>(call.memory, arg)?;
+    own_domain(call, u16_at(&b, 0))?;
+    let remote = match u16_at(&b, 2) {
+        DOMID_SELF => call.domain.id.0,
+        other => other,
+    };
+    let port = lock(call).allocate(Binding::Unbound { remote }, 0)?;
+    put_u32(&mut b, 4, port);
+    wire::write(call.memory, arg, &b).map(|()| 0)
+}
+
+/// `struct evtchn_bind_interdomain { domid_t remote_dom; evtchn_port_t
+/// remote_port, local_port; }`: only to the caller's own unbound ports.
+fn bind_interdomain(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
+    let mut b = wire::read::<12>(call.memory, arg)?;
+    own_domain(call, u16_at(&b, 0))?;
+    let remote_port = u32_at(&b, 4);
+    let own = call.domain.id.0;
+    let local_port = {
+        let mut ports = lock(call);
+        if ports.get(remote_port)? != (Binding::Unbound { remote: own }) {
+            return Err(-EINVAL);
+        }
+        let local = ports.allocate(Binding::Interdomain { remote_port }, 0)?;
+        ports.table[remote_port as usize] = Binding::Interdomain { remote_port: local };
+        // Notifications sent to the unbound end were dropped: raise the
+        // new end once, as Xen does.
+        set_pending(ports.state, ports.board, local, 0);
+        local
+    };
+    put_u32(&mut b, 8, local_port);
+    wire::write(call.memory, arg, &b).map(|()| 0)
+}
+
+/// `struct evtchn_bind_virq { uint32_t virq, vcpu; evtchn_port_t port; }`
+fn bind_virq(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
+    let mut b = wire::read::<12>(call.memory, arg)?;
+    let (virq, vcpu) = (u32_at(&b, 0), u32_at(&b, 4));
+    if virq as usize >= NR_VIRQS || (virq_is_global(virq) && vcpu != 0) {
+        return Err(-EINVAL);
+    }
+    check_vcpu(call, vcpu)?;
+    let port = {
+        let mut ports = lock(call);
+        let slot = &ports.events().virqs[vcpu as usize][virq as usize];
+        if slot.load(Ordering::Acquire) != 0 {
+            return Err(-EEXIST);
+        }
+        let port = ports.allocate(Binding::Virq(virq), vcpu)?;
+        ports.events().virqs[vcpu as usize][virq as usize].store(port, Ordering::Release);
+        port
+    };
+    put_u32(&mut b, 8, port);
+    wire::write(call.memory, arg, &b).map(|()| 0)
+}
+
+/// `struct evtchn_bind_ipi { uint32_t vcpu; evtchn_port_t port; }`
+fn bind_ipi(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
+    let mut b = wire::read::<8>(call.memory, arg)?;
+    let vcpu = u32_at(&b, 0);
+    check_vcpu(call, vcpu)?;
+    let port = lock(call).allocate(Binding::Ipi, vcpu)?;
+    put_u32(&mut b, 4, port);
+    wire::write(call.memory, arg, &b).map(|()| 0)
+}
+
+fn send(call: &mut Call<'_>, port: u32) -> Result<i64, i64> {
+    let ports = lock(call);
+    let target = match ports.get(port)? {
+        Binding::Interdomain { remote_port } => remote_port,
+        Binding::Ipi => port,
+        // Nobody is listening yet: dropped, as Xen does.
+        Binding::Unbound { .. } => return Ok(0),
+        _ => return Err(-EINVAL),
+    };
+    let vcpu = ports.events().notify[target as usize].load(Ordering::Acquire) as usize;
+    set_pending(ports.state, ports.board, target, vcpu);
+    Ok(0)
+}
+
+/// `struct evtchn_status { domid_t dom; evtchn_port_t port; uint32_t
+/// status, vcpu; union { ... } u; }` (24 bytes).
+fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
+    let mut b = wire::read::<24>(call.memory, arg)?;
+    own_domain(call, u16_at(&b, 0))?;
+    let port = u32_at(&b, 4);
+    let own = call.domain.id.0;
+    let (binding, vcpu) = {
+        let ports = lock(call);
+        (ports.get(port)?, ports.events().notify[port as usize].load(Ordering::Acquire))
+    };
+    let (status, u0, u1) = match binding {
+        Binding::Free | Binding::Reserved => (stat::CLOSED, 0, 0),
+        Binding::Unbound { remote } => (stat::UNBOUND, u32::from(remote), 0),
+        Binding::Interdomain { remote_port } => (stat::INTERDOMAIN, u32::from(own), remote_port),
+        Binding::Virq(virq) => (stat::VIRQ, virq, 0),
+        Binding::Ipi => (stat::IPI, 0, 0),
+    };
+    put_u32(&mut b, 8, status);
+    put_u32(&mut b, 12, vcpu);
+    match status {
+        stat::UNBOUND => put_u16(&mut b, 16, u0 as u16),
+        stat::INTERDOMAIN => {
+            put_u16(&mut b, 16, u0 as u16);
+            put_u32(&mut b, 20, u1);
+        }
+        stat::VIRQ => put_u32(&mut b, 16, u0),
+        _ => {}
+    }
+    wire::write(call.memory, arg, &b).map(|()| 0)
+}
+
+/// `struct evtchn_bind_vcpu { evtchn_port_t port; uint32_t vcpu; }`
+fn bind_vcpu(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
+    let b = wire::read::<8>(call.memory, arg)?;
+    let (port, vcpu) = (u32_at(&b, 0), u32_at(&b, 4));
+    check_vcpu(call, vcpu)?;
+    let ports = lock(call);
+    match ports.get(port)? {
+        Binding::Virq(virq) if virq_is_global(virq) => {}
+        Binding::Unbound { .. } | Binding::Interdomain { .. } => {}
+        _ => return Err(-EINVAL),
+    }
+    ports.events().notify[port as usize].store(vcpu, Ordering::Release);
+    Ok(0)
+}
+
+/// `struct evtchn_reset { domid_t dom; }`: closes every port.
+fn reset(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
+    let b = wire::read::<2>(call.memory, arg)?;
+    own_domain(call, u16_at(&b, 0))?;
+    let own = call.domain.id.0;
+    let mut ports = lock(call);
+    for port in 1..NR_PORTS {
+        let _ = ports.close(port, own);
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

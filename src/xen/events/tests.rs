@@ -1,0 +1,295 @@
+use super::*;
+use crate::xen::memory::{op as mem, space};
+use crate::xen::nr;
+use crate::xen::testing::{Machine, RAM, args};
+
+pub const SHARED: u64 = RAM.start + 0x10000;
+const ARG: u64 = RAM.start + 0x2000;
+
+/// Runs EVTCHNOP `cmd` with `bytes` as its struct; x0 and the struct after.
+pub fn op(m: &Machine, cmd: u32, bytes: &[u8]) -> (i64, Vec<u8>) {
+    m.board.put(ARG, bytes);
+    let rc = m.call(nr::EVENT_CHANNEL_OP, args(&[u64::from(cmd), ARG]));
+    (rc, m.board.get(ARG, bytes.len()))
+}
+
+fn le(fields: &[(usize, u64, usize)], size: usize) -> Vec<u8> {
+    let mut b = vec![0u8; size];
+    for &(at, value, width) in fields {
+        b[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+    }
+    b
+}
+
+pub fn alloc_unbound(m: &Machine, dom: u16, remote: u16) -> Result<u32, i64> {
+    let (rc, b) = op(m, op::ALLOC_UNBOUND, &le(&[(0, dom.into(), 2), (2, remote.into(), 2)], 8));
+    if rc == 0 { Ok(u32_at(&b, 4)) } else { Err(rc) }
+}
+
+fn bind_interdomain(m: &Machine, remote_port: u32) -> Result<u32, i64> {
+    let (rc, b) = op(m, op::BIND_INTERDOMAIN, &le(&[(0, DOMID_SELF.into(), 2), (4, remote_port.into(), 4)], 12));
+    if rc == 0 { Ok(u32_at(&b, 8)) } else { Err(rc) }
+}
+
+fn bind_virq(m: &Machine, virq: u32, vcpu: u32) -> Result<u32, i64> {
+    let (rc, b) = op(m, op::BIND_VIRQ, &le(&[(0, virq.into(), 4), (4, vcpu.into(), 4)], 12));
+    if rc == 0 { Ok(u32_at(&b, 8)) } else { Err(rc) }
+}
+
+fn port_op(m: &Machine, cmd: u32, port: u32) -> i64 {
+    op(m, cmd, &port.to_le_bytes()).0
+}
+
+fn status(m: &Machine, port: u32) -> Result<(u32, u32, u16, u32), i64> {
+    let (rc, b) = op(m, op::STATUS, &le(&[(0, DOMID_SELF.into(), 2), (4, port.into(), 4)], 24));
+    if rc == 0 { Ok((u32_at(&b, 8), u32_at(&b, 12), u16_at(&b, 16), u32_at(&b, 20))) } else { Err(rc) }
+}
+
+fn bind_vcpu(m: &Machine, port: u32, vcpu: u32) -> i64 {
+    op(m, op::BIND_VCPU, &le(&[(0, port.into(), 4), (4, vcpu.into(), 4)], 8)).0
+}
+
+/// shared_info at SHARED, as Linux places it.
+pub fn with_shared_info(vcpus: usize) -> Machine {
+    let m = Machine::new(vcpus);
+    m.board.put(ARG, &le(&[(0, DOMID_SELF.into(), 2), (4, space::SHARED_INFO.into(), 4), (16, SHARED >> 12, 8)], 24));
+    assert_eq!(m.call(nr::MEMORY_OP, args(&[mem::ADD_TO_PHYSMAP, ARG])), 0);
+    m
+}
+
+fn pending(m: &Machine, port: u32) -> bool {
+    m.board.u64(SHARED + layout::EVTCHN_PENDING + u64::from(port / 64) * 8) & (1 << (port % 64)) != 0
+}
+
+fn set_mask(m: &Machine, port: u32, masked: bool) {
+    let at = SHARED + layout::EVTCHN_MASK + u64::from(port / 64) * 8;
+    let w = m.board.u64(at);
+    m.board.set_u64(at, if masked { w | 1 << (port % 64) } else { w & !(1 << (port % 64)) });
+}
+
+/// vCPU 0's vcpu_info (in shared_info): (upcall pending, selector).
+fn vcpu0(m: &Machine) -> (u8, u64) {
+    (m.board.byte(SHARED), m.board.u64(SHARED + layout::PENDING_SEL))
+}
+
+fn clear_vcpu0(m: &Machine) {
+    m.board.set_byte(SHARED, 0);
+    m.board.set_u64(SHARED + layout::PENDING_SEL, 0);
+    m.board.take_raised();
+}
+
+#[test]
+fn linux_boot_sequence_and_fifo_refused() {
+    let m = with_shared_info(2);
+    assert_eq!(op(&m, op::INIT_CONTROL, &[0; 24]).0, -ENOSYS, "Linux falls back to 2-level");
+    // xenbus: a local xenstore port, remote 0 or DOMID_SELF.
+    assert_eq!(alloc_unbound(&m, DOMID_SELF, 0), Ok(1));
+    assert_eq!(alloc_unbound(&m, 0, DOMID_SELF), Ok(2));
+    assert_eq!(status(&m, 2), Ok((stat::UNBOUND, 0, 0, 0)));
+    // hvc0 input.
+    let console = bind_virq(&m, virq::CONSOLE, 0).unwrap();
+    assert_eq!(console, 3);
+    assert_eq!(status(&m, console), Ok((stat::VIRQ, 0, virq::CONSOLE as u16, 0)));
+    assert_eq!(bind_virq(&m, virq::CONSOLE, 0), Err(-EEXIST));
+}
+
+#[test]
+fn a_send_reaches_shared_info_the_selector_and_the_interrupt() {
+    let m = with_shared_info(2);
+    let unbound = alloc_unbound(&m, DOMID_SELF, DOMID_SELF).unwrap();
+    // Unbound: dropped, as Xen does.
+    assert_eq!(port_op(&m, op::SEND, unbound), 0);
+    assert!(!pending(&m, unbound));
+    let local = bind_interdomain(&m, unbound).unwrap();
+    assert_eq!(status(&m, unbound), Ok((stat::INTERDOMAIN, 0, 0, local)));
+    assert_eq!(status(&m, local), Ok((stat::INTERDOMAIN, 0, 0, unbound)));
+    assert!(pending(&m, local), "the new end is raised once");
+    assert_eq!(m.board.take_raised(), vec![0]);
+    clear_vcpu0(&m);
+    let word = SHARED + layout::EVTCHN_PENDING;
+    m.board.set_u64(word, 0);
+    assert_eq!(port_op(&m, op::SEND, local), 0);
+    assert!(pending(&m, unbound) && !pending(&m, local));
+    assert_eq!(vcpu0(&m), (1, 1), "word 0 selected, upcall pending");
+    assert_eq!(m.board.take_raised(), vec![0]);
+    // Already pending: no new interrupt.
+    assert_eq!(port_op(&m, op::SEND, local), 0);
+    assert!(m.board.take_raised().is_empty());
+    // A high port lands in its own word.
+    let mut high = 0;
+    for _ in 0..100 {
+        high = alloc_unbound(&m, DOMID_SELF, DOMID_SELF).unwrap();
+    }
+    let bound = bind_interdomain(&m, high).unwrap();
+    clear_vcpu0(&m);
+    assert_eq!(port_op(&m, op::SEND, bound), 0);
+    assert_eq!(vcpu0(&m), (1, 1 << (high / 64)));
+}
+
+#[test]
+fn masked_ports_wait_for_unmask() {
+    let m = with_shared_info(1);
+    let a = alloc_unbound(&m, DOMID_SELF, DOMID_SELF).unwrap();
+    let b = bind_interdomain(&m, a).unwrap();
+    clear_vcpu0(&m);
+    set_mask(&m, a, true);
+    assert_eq!(port_op(&m, op::SEND, b), 0);
+    assert!(pending(&m, a));
+    assert_eq!(vcpu0(&m), (0, 0), "masked: no upcall");
+    assert_eq!(port_op(&m, op::UNMASK, a), 0);
+    assert_eq!(vcpu0(&m), (1, 1), "unmask re-raises a pending port");
+    assert_eq!(m.board.take_raised(), vec![0]);
+    // Unmasking what is not pending raises nothing.
+    clear_vcpu0(&m);
+    m.board.set_u64(SHARED + layout::EVTCHN_PENDING, 0);
+    set_mask(&m, b, true);
+    assert_eq!(port_op(&m, op::UNMASK, b), 0);
+    assert_eq!(vcpu0(&m), (0, 0));
+    assert_eq!(port_op(&m, op::UNMASK, 3000), 0, "a free port is a valid port");
+    assert_eq!(port_op(&m, op::UNMASK, NR_PORTS), -EINVAL);
+}
+
+#[test]
+fn ipis_and_vcpu_binding() {
+    let m = with_shared_info(2);
+    let (rc, b) = op(&m, op::BIND_IPI, &le(&[(0, 1, 4)], 8));
+    assert_eq!(rc, 0);
+    let ipi = u32_at(&b, 4);
+    assert_eq!(op(&m, op::BIND_IPI, &le(&[(0, 2, 4)], 8)).0, -ENOENT);
+    // vCPU 1 has no vcpu_info yet: the bit is pending, nothing else.
+    assert_eq!(port_op(&m, op::SEND, ipi), 0);
+    assert!(pending(&m, ipi));
+    assert!(m.board.take_raised().is_empty());
+    assert_eq!(bind_vcpu(&m, ipi, 0), -EINVAL, "IPIs stay where they are bound");
+    let console = bind_virq(&m, virq::CONSOLE, 0).unwrap();
+    assert_eq!(bind_vcpu(&m, console, 1), 0);
+    assert_eq!(status(&m, console).unwrap().1, 1);
+    assert_eq!(bind_vcpu(&m, console, 2), -ENOENT);
+    assert_eq!(bind_vcpu(&m, 4000, 1), -EINVAL, "free port");
+    assert_eq!(bind_vcpu(&m, 5000, 1), -EINVAL);
+    let timer = bind_virq(&m, virq::TIMER, 1).unwrap();
+    assert_eq!(bind_vcpu(&m, timer, 0), -EINVAL, "per-vCPU VIRQs do not move");
+    assert_eq!(bind_virq(&m, virq::CONSOLE, 1), Err(-EINVAL), "global VIRQs bind on vCPU 0");
+    assert_eq!(bind_virq(&m, 24, 0), Err(-EINVAL));
+    assert_eq!(bind_virq(&m, u32::MAX, 0), Err(-EINVAL));
+    assert_eq!(bind_virq(&m, virq::TIMER, 7), Err(-ENOENT));
+}
+
+#[test]
+fn virqs_raised_from_interrupt_context() {
+    let m = with_shared_info(1);
+    raise_virq(&m.domain.xen, m.board, virq::CONSOLE); // unbound: nothing
+    assert!(m.board.take_raised().is_empty());
+    let port = bind_virq(&m, virq::CONSOLE, 0).unwrap();
+    clear_vcpu0(&m);
+    raise_virq(&m.domain.xen, m.board, virq::CONSOLE);
+    assert!(pending(&m, port));
+    assert_eq!(m.board.take_raised(), vec![0]);
+    assert!(upcall_pending(&m.domain.xen, m.board, 0));
+    assert_eq!(port_op(&m, op::CLOSE, port), 0);
+    assert!(!pending(&m, port), "closing clears the pending bit");
+    raise_virq(&m.domain.xen, m.board, virq::CONSOLE);
+    assert!(!pending(&m, port));
+    raise_virq(&m.domain.xen, m.board, 9999);
+    assert_eq!(bind_virq(&m, virq::CONSOLE, 0), Ok(port), "bindable again");
+}
+
+#[test]
+fn close_and_status_of_hostile_ports() {
+    let m = with_shared_info(1);
+    let a = alloc_unbound(&m, DOMID_SELF, DOMID_SELF).unwrap();
+    let b = bind_interdomain(&m, a).unwrap();
+    assert_eq!(port_op(&m, op::CLOSE, b), 0);
+    assert_eq!(status(&m, a), Ok((stat::UNBOUND, 0, 0, 0)), "the other end waits again");
+    assert_eq!(status(&m, b), Ok((stat::CLOSED, 0, 0, 0)));
+    assert_eq!(port_op(&m, op::CLOSE, b), -EINVAL, "double close");
+    assert_eq!(port_op(&m, op::CLOSE, 0), -EINVAL);
+    assert_eq!(port_op(&m, op::CLOSE, NR_PORTS), -EINVAL);
+    assert_eq!(port_op(&m, op::CLOSE, u32::MAX), -EINVAL);
+    assert_eq!(port_op(&m, op::SEND, b), -EINVAL);
+    assert_eq!(port_op(&m, op::SEND, 0), -EINVAL);
+    assert_eq!(port_op(&m, op::SEND, u32::MAX), -EINVAL);
+    assert_eq!(status(&m, u32::MAX), Err(-EINVAL));
+    assert_eq!(op(&m, op::STATUS, &le(&[(0, 3, 2), (4, 1, 4)], 24)).0, -ESRCH);
+    assert_eq!(alloc_unbound(&m, 1, DOMID_SELF), Err(-ESRCH));
+    assert_eq!(bind_interdomain(&m, b), Err(-EINVAL), "not unbound");
+    assert_eq!(bind_interdomain(&m, 9999), Err(-EINVAL));
+    assert_eq!(op(&m, op::BIND_INTERDOMAIN, &le(&[(0, 9, 2), (4, a.into(), 4)], 12)).0, -ESRCH);
+    // Remote 5 may bind a (it will never exist), we may not.
+    let for_five = alloc_unbound(&m, DOMID_SELF, 5).unwrap();
+    assert_eq!(bind_interdomain(&m, for_five), Err(-EINVAL));
+    assert_eq!(op(&m, op::BIND_PIRQ, &[0; 12]).0, -EINVAL, "no PIRQs on Arm");
+    assert_eq!(op(&m, 99, &[0; 8]).0, -ENOSYS);
+    for cmd in [op::ALLOC_UNBOUND, op::BIND_VIRQ, op::CLOSE, op::SEND, op::STATUS, op::UNMASK, op::BIND_VCPU, op::RESET]
+    {
+        for bad in [0, u64::MAX - 1, RAM.end - 1, 0x4000_0000] {
+            assert_eq!(m.call(nr::EVENT_CHANNEL_OP, args(&[u64::from(cmd), bad])), -EFAULT, "cmd {cmd} at {bad:#x}");
+        }
+    }
+}
+
+#[test]
+fn ports_run_out_and_reset_frees_them() {
+    let m = with_shared_info(1);
+    for expected in 1..NR_PORTS {
+        assert_eq!(alloc_unbound(&m, DOMID_SELF, DOMID_SELF), Ok(expected));
+    }
+    assert_eq!(alloc_unbound(&m, DOMID_SELF, DOMID_SELF), Err(-ENOSPC));
+    assert_eq!(bind_virq(&m, virq::CONSOLE, 0), Err(-ENOSPC));
+    assert_eq!(op(&m, op::RESET, &le(&[(0, 1, 2)], 2)).0, -ESRCH);
+    assert_eq!(op(&m, op::RESET, &le(&[(0, DOMID_SELF.into(), 2)], 2)).0, 0);
+    assert_eq!(status(&m, 4000), Ok((stat::CLOSED, 0, 0, 0)));
+    assert_eq!(alloc_unbound(&m, DOMID_SELF, DOMID_SELF), Ok(1));
+}
+
+#[test]
+fn events_before_shared_info_are_harmless() {
+    let m = Machine::new(1);
+    let a = alloc_unbound(&m, DOMID_SELF, DOMID_SELF).unwrap();
+    let b = bind_interdomain(&m, a).unwrap();
+    assert_eq!(port_op(&m, op::SEND, b), 0);
+    assert_eq!(port_op(&m, op::UNMASK, a), 0);
+    assert!(m.board.take_raised().is_empty());
+    assert!(!upcall_pending(&m.domain.xen, m.board, 0));
+}
+
+proptest::proptest! {
+    /// Any sequence of operations with any values: no panic, errors only
+    /// from the documented set, and every bound VIRQ's table entry names a
+    /// port that says it is that VIRQ.
+    #[test]
+    fn hostile_sequences_keep_the_table_consistent(ops in proptest::collection::vec((0u32..16, 0u32..4200, 0u32..30), 1..80)) {
+        let m = with_shared_info(2);
+        for (cmd, port, small) in ops {
+            let bytes = match cmd {
+                op::ALLOC_UNBOUND => le(&[(0, DOMID_SELF.into(), 2), (2, u64::from(small % 3), 2)], 8),
+                op::BIND_INTERDOMAIN => le(&[(0, DOMID_SELF.into(), 2), (4, port.into(), 4)], 12),
+                op::BIND_VIRQ => le(&[(0, small.into(), 4), (4, u64::from(port % 3), 4)], 12),
+                op::STATUS => le(&[(0, DOMID_SELF.into(), 2), (4, port.into(), 4)], 24),
+                op::BIND_IPI => le(&[(0, u64::from(small % 3), 4)], 8),
+                op::BIND_VCPU => le(&[(0, port.into(), 4), (4, u64::from(small % 3), 4)], 8),
+                _ => le(&[(0, port.into(), 4)], 24),
+            };
+            let (rc, _) = op(&m, cmd, &bytes);
+            proptest::prop_assert!([0, -EINVAL, -ENOENT, -EEXIST, -ENOSPC, -ESRCH, -ENOSYS].contains(&rc), "cmd {} rc {}", cmd, rc);
+        }
+        let events = &m.domain.xen.events;
+        let ports = events.ports.lock();
+        for (vcpu, table) in events.virqs.iter().enumerate() {
+            for (virq, slot) in table.iter().enumerate() {
+                let port = slot.load(Ordering::Relaxed);
+                if port != 0 {
+                    proptest::prop_assert_eq!(ports[port as usize], Binding::Virq(virq as u32));
+                    if !virq_is_global(virq as u32) {
+                        proptest::prop_assert_eq!(events.notify[port as usize].load(Ordering::Relaxed) as usize, vcpu);
+                    }
+                }
+            }
+        }
+        for (port, binding) in ports.iter().enumerate() {
+            if let Binding::Interdomain { remote_port } = binding {
+                proptest::prop_assert_eq!(ports[*remote_port as usize], Binding::Interdomain { remote_port: port as u32 });
+            }
+        }
+    }
+}

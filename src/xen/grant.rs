@@ -1,0 +1,449 @@
+//! Grant tables, version 1 (`public/grant_table.h`), for a domain that
+//! grants to itself (Dom0 with no other domain yet: gntdev, backends in
+//! Dom0 and the like). The table lives in hypervisor frames the domain maps
+//! into its grant region with add_to_physmap; map_grant_ref maps a granted
+//! frame of its RAM at another address of its IPA space, and keeps the
+//! frame's own 1:1 page pinned so it cannot be ballooned away meanwhile.
+//! Checks and status codes follow Xen's `common/grant_table.c` and its Arm
+//! `create_grant_host_mapping`, stricter where Xen would silently replace a
+//! mapping: the target address must be page aligned and unmapped.
+
+use super::errno::*;
+use super::shared;
+use super::wire::{self, put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};
+use super::{Board, Call, Outcome};
+use crate::domain::Domain;
+use crate::mm::range::PhysRange;
+use crate::mm::stage2::{Kind, Stage2Error, Stage2Map};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+pub mod op {
+    pub const MAP_GRANT_REF: u32 = 0;
+    pub const UNMAP_GRANT_REF: u32 = 1;
+    pub const QUERY_SIZE: u32 = 6;
+    pub const SET_VERSION: u32 = 8;
+    pub const GET_VERSION: u32 = 10;
+    pub const CACHE_FLUSH: u32 = 12;
+}
+
+/// GNTMAP_* flags of a map request.
+pub mod map {
+    pub const DEVICE_MAP: u32 = 1 << 0;
+    pub const HOST_MAP: u32 = 1 << 1;
+    pub const READONLY: u32 = 1 << 2;
+    pub const APPLICATION_MAP: u32 = 1 << 3;
+    pub const CONTAINS_PTE: u32 = 1 << 4;
+}
+
+/// GNTST_* per-operation status.
+pub mod status {
+    pub const OKAY: i16 = 0;
+    pub const GENERAL_ERROR: i16 = -1;
+    pub const BAD_DOMAIN: i16 = -2;
+    pub const BAD_GNTREF: i16 = -3;
+    pub const BAD_HANDLE: i16 = -4;
+    pub const BAD_VIRT_ADDR: i16 = -5;
+    pub const BAD_DEV_ADDR: i16 = -6;
+    pub const BAD_PAGE: i16 = -9;
+    pub const NO_SPACE: i16 = -13;
+}
+
+/// GTF_* flags of a grant entry (`uint16_t flags; domid_t domid; uint32_t frame;`).
+pub mod gtf {
+    pub const PERMIT_ACCESS: u16 = 1;
+    pub const TYPE_MASK: u16 = 3;
+    pub const READONLY: u16 = 1 << 2;
+    pub const READING: u16 = 1 << 3;
+    pub const WRITING: u16 = 1 << 4;
+}
+
+const PAGE: u64 = 4096;
+pub const ENTRIES_PER_FRAME: u32 = 512;
+/// Mapping handles a domain may hold at once.
+pub const MAX_MAPTRACK: usize = 16384;
+/// Maps of one entry of one kind (read, write) at once, as Xen's pin counts.
+const PIN_LIMIT: u16 = 127;
+/// Batched map/unmap operations done before the call continues later.
+const OPS_PER_TRAP: u32 = 64;
+const MAP_OP_SIZE: u64 = 32;
+const UNMAP_OP_SIZE: u64 = 24;
+
+struct Frame {
+    pa: u64,
+    /// Where the domain mapped it.
+    mapped_at: Option<u64>,
+}
+
+/// An entry in use: how many maps read and write it, and the frame it
+/// named when first mapped (the guest may change the entry meanwhile).
+struct Active {
+    readers: u16,
+    writers: u16,
+    frame: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mapping {
+    gref: u32,
+    host_addr: u64,
+    writable: bool,
+    frame: u64,
+}
+
+pub struct GrantTable {
+    /// The IPA range the table's frames are mapped in (and grants are not).
+    region: PhysRange,
+    frames: Vec<Frame>,
+    /// The table's size as the guest grew it (frames it placed so far, as
+    /// Xen counts): only these hold valid entries.
+    size: u32,
+    active: BTreeMap<u32, Active>,
+    maptrack: Vec<Option<Mapping>>,
+    free_handles: Vec<u32>,
+}
+
+/// A map request (`struct gnttab_map_grant_ref`, 32 bytes) and its result.
+struct MapRequest {
+    host_addr: u64,
+    flags: u32,
+    gref: u32,
+    dom: u16,
+}
+
+impl GrantTable {
+    pub fn new(region: PhysRange) -> Self {
+        Self {
+            region,
+            frames: Vec::new(),
+            size: 0,
+            active: BTreeMap::new(),
+            maptrack: Vec::new(),
+            free_handles: Vec::new(),
+        }
+    }
+
+    /// Frames the region holds: the table's maximum size.
+    pub fn max_frames(&self) -> u32 {
+        (self.region.size() / PAGE) as u32
+    }
+
+    pub fn nr_frames(&self) -> u32 {
+        self.size
+    }
+
+    /// Takes every frame the table may ever use now, at domain build, so
+    /// that the hypercalls never need one and the memory counted free when
+    /// the domain starts stays free until it ends.
+    pub fn reserve_frames(&mut self, board: &dyn Board) -> Result<(), i64> {
+        self.grow(board, u64::from(self.max_frames()))
+    }
+
+    /// Grows the table to `frames` zeroed frames.
+    fn grow(&mut self, board: &dyn Board, frames: u64) -> Result<(), i64> {
+        while (self.frames.len() as u64) < frames {
+            let pa = board.alloc_frame().ok_or(-ENOMEM)?;
+            shared::zero_page(board, pa);
+            self.frames.push(Frame { pa, mapped_at: None });
+        }
+        Ok(())
+    }
+
+    /// Maps table frame `idx` at `page` of the grant region, growing the
+    /// table with zeroed frames up to it (add_to_physmap, space grant_table).
+    pub fn map_frame(&mut self, stage2: &mut Stage2Map, board: &dyn Board, idx: u64, page: u64) -> Result<(), i64> {
+        if idx >= u64::from(self.max_frames()) || !self.region.contains(page) {
+            return Err(-EINVAL);
+        }
+        self.grow(board, idx + 1)?;
+        let frame = &mut self.frames[idx as usize];
+        if frame.mapped_at.is_some() {
+            // As Xen: a frame already placed must be removed before it moves.
+            return Err(-EBUSY);
+        }
+        stage2.map_page(page, frame.pa, Kind::Ram, board).map_err(|e| match e {
+            Stage2Error::Mapped => -EBUSY,
+            Stage2Error::NoTables => -ENOMEM,
+            _ => -EINVAL,
+        })?;
+        frame.mapped_at = Some(page);
+        self.size = self.size.max(idx as u32 + 1);
+        Ok(())
+    }
+
+    /// The table frame mapped at `page`, if any.
+    pub fn frame_at(&self, page: u64) -> Option<usize> {
+        self.frames.iter().position(|f| f.mapped_at == Some(page))
+    }
+
+    /// The frame at `page` was unmapped (remove_from_physmap).
+    pub fn forget_mapping(&mut self, page: u64) {
+        if let Some(i) = self.frame_at(page) {
+            self.frames[i].mapped_at = None;
+        }
+    }
+
+    fn entry(&self, gref: u32) -> Option<u64> {
+        if gref / ENTRIES_PER_FRAME >= self.size {
+            return None;
+        }
+        let frame = self.frames.get((gref / ENTRIES_PER_FRAME) as usize)?;
+        Some(frame.pa + u64::from(gref % ENTRIES_PER_FRAME) * 8)
+    }
+
+    /// Sets GTF_reading (and GTF_writing) in the entry if it grants the
+    /// access to `domid`; returns the granted frame number. The guest
+    /// writes the entry concurrently: compare-and-swap, a few tries.
+    fn claim_entry(board: &dyn Board, entry: u64, domid: u16, writable: bool) -> Result<u32, i16> {
+        let word = board.word(entry);
+        let mut current = word.load(Ordering::Acquire);
+        let mask = gtf::TYPE_MASK | if writable { gtf::READONLY } else { 0 };
+        let set = u64::from(gtf::READING | if writable { gtf::WRITING } else { 0 });
+        for _ in 0..5 {
+            let (flags, granted_to) = (current as u16, (current >> 16) as u16);
+            if flags & mask != gtf::PERMIT_ACCESS || granted_to != domid {
+                return Err(status::GENERAL_ERROR);
+            }
+            match word.compare_exchange(current, current | set, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok((current >> 32) as u32),
+                Err(now) => current = now,
+            }
+        }
+        Err(status::GENERAL_ERROR)
+    }
+
+    fn release_entry(board: &dyn Board, entry: u64, flags: u16) {
+        board.word(entry).fetch_and(!u64::from(flags), Ordering::AcqRel);
+    }
+
+    fn take_handle(&mut self, mapping: Mapping) -> u32 {
+        match self.free_handles.pop() {
+            Some(handle) => {
+                self.maptrack[handle as usize] = Some(mapping);
+                handle
+            }
+            None => {
+                self.maptrack.push(Some(mapping));
+                self.maptrack.len() as u32 - 1
+            }
+        }
+    }
+
+    /// One map_grant_ref: (status, handle, dev_bus_addr).
+    fn map_one(
+        &mut self,
+        domain: &Domain,
+        stage2: &mut Stage2Map,
+        board: &dyn Board,
+        r: &MapRequest,
+    ) -> (i16, u32, u64) {
+        let fail = |status: i16| (status, 0, 0);
+        if r.flags & (map::DEVICE_MAP | map::HOST_MAP) == 0 {
+            return fail(status::BAD_GNTREF);
+        }
+        // Arm guests are translated: host mappings only, as on Xen.
+        if r.flags & (map::DEVICE_MAP | map::APPLICATION_MAP | map::CONTAINS_PTE) != 0 {
+            return fail(status::GENERAL_ERROR);
+        }
+        if r.dom != domain.id.0 {
+            return fail(status::BAD_DOMAIN);
+        }
+        if self.free_handles.is_empty() && self.maptrack.len() >= MAX_MAPTRACK {
+            return fail(status::NO_SPACE);
+        }
+        let Some(entry) = self.entry(r.gref) else { return fail(status::BAD_GNTREF) };
+        let writable = r.flags & map::READONLY == 0;
+        let active = self.active.get(&r.gref);
+        if active.is_some_and(|a| if writable { a.writers >= PIN_LIMIT } else { a.readers >= PIN_LIMIT }) {
+            return fail(status::GENERAL_ERROR);
+        }
+        // Flags to set in the entry now, and to clear if this map fails.
+        let newly = match active {
+            None => gtf::READING | if writable { gtf::WRITING } else { 0 },
+            Some(a) if writable && a.writers == 0 => gtf::WRITING,
+            Some(_) => 0,
+        };
+        let frame = if newly != 0 {
+            match Self::claim_entry(board, entry, domain.id.0, writable) {
+                Ok(gfn) => active.map_or(u64::from(gfn) << 12, |a| a.frame),
+                Err(status) => return fail(status),
+            }
+        } else {
+            active.map_or(0, |a| a.frame)
+        };
+        let undo = |status: i16| {
+            if newly != 0 {
+                Self::release_entry(board, entry, newly);
+            }
+            fail(status)
+        };
+        if active.is_none() && !domain.has_page(stage2, frame) {
+            return undo(status::BAD_PAGE);
+        }
+        if r.host_addr % PAGE != 0 || self.region.contains(r.host_addr) {
+            return undo(status::BAD_VIRT_ADDR);
+        }
+        match stage2.map_page(r.host_addr, frame, Kind::Granted { writable }, board) {
+            Ok(()) => {}
+            Err(Stage2Error::NoTables) => return undo(status::NO_SPACE),
+            Err(_) => return undo(status::BAD_VIRT_ADDR),
+        }
+        stage2.pin(frame);
+        let a = self.active.entry(r.gref).or_insert(Active { readers: 0, writers: 0, frame });
+        if writable {
+            a.writers += 1;
+        } else {
+            a.readers += 1;
+        }
+        let handle = self.take_handle(Mapping { gref: r.gref, host_addr: r.host_addr, writable, frame });
+        (status::OKAY, handle, frame)
+    }
+
+    /// One unmap_grant_ref of `handle`, which must name this mapping.
+    fn unmap_one(
+        &mut self,
+        stage2: &mut Stage2Map,
+        board: &dyn Board,
+        host_addr: u64,
+        dev_bus_addr: u64,
+        handle: u32,
+    ) -> i16 {
+        let Some(Some(m)) = self.maptrack.get(handle as usize).copied() else { return status::BAD_HANDLE };
+        if dev_bus_addr != 0 && dev_bus_addr != m.frame {
+            return status::BAD_DEV_ADDR;
+        }
+        if host_addr & !(PAGE - 1) != m.host_addr || stage2.unmap_page(m.host_addr, board).is_err() {
+            return status::GENERAL_ERROR;
+        }
+        stage2.unpin(m.frame);
+        self.maptrack[handle as usize] = None;
+        self.free_handles.push(handle);
+        let entry = self.entry(m.gref).expect("an active entry's frame exists");
+        let a = self.active.get_mut(&m.gref).expect("a mapping keeps its entry active");
+        if m.writable {
+            a.writers -= 1;
+            if a.writers == 0 {
+                Self::release_entry(board, entry, gtf::WRITING);
+            }
+        } else {
+            a.readers -= 1;
+        }
+        if a.readers + a.writers == 0 {
+            self.active.remove(&m.gref);
+            Self::release_entry(board, entry, gtf::READING);
+        }
+        status::OKAY
+    }
+}
+
+/// `HYPERVISOR_grant_table_op(cmd, uop, count)`.
+pub fn grant_table_op(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
+    let (cmd, uop, count) = (args[0] as u32, args[1], args[2] as u32);
+    if (count as i32) < 0 || (cmd >> 12 != 0 && cmd & 0xfff != op::CACHE_FLUSH) {
+        return Outcome::Return(-EINVAL);
+    }
+    let single = |f: fn(&mut Call<'_>, u64) -> Result<i64, i64>, call: &mut Call<'_>| {
+        Outcome::Return(if count != 1 { -EINVAL } else { wire::value(f(call, uop)) })
+    };
+    match cmd {
+        op::MAP_GRANT_REF => batch(call, args, MAP_OP_SIZE, map_grant_ref),
+        op::UNMAP_GRANT_REF => batch(call, args, UNMAP_OP_SIZE, unmap_grant_ref),
+        op::QUERY_SIZE => single(query_size, call),
+        op::SET_VERSION => single(set_version, call),
+        op::GET_VERSION => single(get_version, call),
+        // cache_flush, copy, setup_table, transfer, v2 calls.
+        _ => Outcome::Return(-ENOSYS),
+    }
+}
+
+/// Runs `one` on each of `count` operations of `size` bytes at `uop`,
+/// continuing later after a bounded number, as Xen does.
+fn batch(call: &mut Call<'_>, args: [u64; 5], size: u64, one: fn(&mut Call<'_>, u64) -> Result<(), i64>) -> Outcome {
+    let (uop, count) = (args[1], args[2] as u32);
+    for i in 0..count {
+        if i == OPS_PER_TRAP {
+            let mut again = args;
+            again[1] = uop + u64::from(i) * size;
+            again[2] = u64::from(count - i);
+            return Outcome::Continue(again);
+        }
+        let Some(at) = wire::element(uop, u64::from(i), size) else { return Outcome::Return(-EFAULT) };
+        if let Err(e) = one(call, at) {
+            return Outcome::Return(e);
+        }
+    }
+    Outcome::Return(0)
+}
+
+/// `{ uint64_t host_addr; uint32_t flags; grant_ref_t ref; domid_t dom;
+/// int16_t status; grant_handle_t handle; uint64_t dev_bus_addr; }`
+fn map_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), i64> {
+    let mut b = wire::read::<32>(call.memory, at)?;
+    let request =
+        MapRequest { host_addr: u64_at(&b, 0), flags: u32_at(&b, 8), gref: u32_at(&b, 12), dom: u16_at(&b, 16) };
+    let (status, handle, bus) = {
+        let domain = call.domain;
+        let mut grants = domain.xen.grants.lock();
+        let mut stage2 = domain.stage2.lock();
+        grants.map_one(domain, &mut stage2, call.board, &request)
+    };
+    put_u16(&mut b, 18, status as u16);
+    if status == status::OKAY {
+        put_u32(&mut b, 20, handle);
+        put_u64(&mut b, 24, bus);
+    }
+    wire::write(call.memory, at, &b)
+}
+
+/// `{ uint64_t host_addr, dev_bus_addr; grant_handle_t handle; int16_t status; }`
+fn unmap_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), i64> {
+    let mut b = wire::read::<24>(call.memory, at)?;
+    let status = {
+        let domain = call.domain;
+        let mut grants = domain.xen.grants.lock();
+        let mut stage2 = domain.stage2.lock();
+        grants.unmap_one(&mut stage2, call.board, u64_at(&b, 0), u64_at(&b, 8), u32_at(&b, 16))
+    };
+    put_u16(&mut b, 20, status as u16);
+    wire::write(call.memory, at, &b)
+}
+
+/// `{ domid_t dom; uint32_t nr_frames, max_nr_frames; int16_t status; }`
+fn query_size(call: &mut Call<'_>, at: u64) -> Result<i64, i64> {
+    let mut b = wire::read::<16>(call.memory, at)?;
+    if super::is_self(call, u16_at(&b, 0)) {
+        let grants = call.domain.xen.grants.lock();
+        put_u32(&mut b, 4, grants.nr_frames());
+        put_u32(&mut b, 8, grants.max_frames());
+        put_u16(&mut b, 12, status::OKAY as u16);
+    } else {
+        put_u16(&mut b, 12, status::BAD_DOMAIN as u16);
+    }
+    wire::write(call.memory, at, &b).map(|()| 0)
+}
+
+/// `{ uint32_t version; }`: version 1 only; the current one is written back.
+fn set_version(call: &mut Call<'_>, at: u64) -> Result<i64, i64> {
+    let b = wire::read::<4>(call.memory, at)?;
+    let result = match u32_at(&b, 0) {
+        1 => 0,
+        2 => -ENOSYS,
+        _ => -EINVAL,
+    };
+    wire::write(call.memory, at, &1u32.to_le_bytes())?;
+    Ok(result)
+}
+
+/// `{ domid_t dom; uint16_t pad; uint32_t version; }`
+fn get_version(call: &mut Call<'_>, at: u64) -> Result<i64, i64> {
+    let mut b = wire::read::<8>(call.memory, at)?;
+    if !super::is_self(call, u16_at(&b, 0)) {
+        return Err(-ESRCH);
+    }
+    put_u32(&mut b, 4, 1);
+    wire::write(call.memory, at, &b).map(|()| 0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,380 @@
+use super::*;
+use crate::xen::memory::{op as mem, space};
+use crate::xen::testing::{GRANT_REGION, Machine, RAM, SCRATCH, TestGuest, args};
+use crate::xen::{DOMID_SELF, GuestMemory, nr};
+
+const ARG: u64 = RAM.start + 0x6000;
+const PAGE_A: u64 = RAM.start + 0x50000;
+const PAGE_B: u64 = RAM.start + 0x51000;
+
+/// Dom0 with grant frames 0 and 1 in place.
+fn machine() -> Machine {
+    let m = Machine::new(1);
+    for idx in (0..2u64).rev() {
+        let mut b = [0u8; 24];
+        b[..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
+        b[4..8].copy_from_slice(&u32::from(space::GRANT_TABLE).to_le_bytes());
+        b[8..16].copy_from_slice(&idx.to_le_bytes());
+        b[16..24].copy_from_slice(&((GRANT_REGION.start >> 12) + idx).to_le_bytes());
+        m.board.put(ARG, &b);
+        assert_eq!(m.call(nr::MEMORY_OP, args(&[mem::ADD_TO_PHYSMAP, ARG])), 0);
+    }
+    m
+}
+
+/// The physical address of grant entry `gref`, as Dom0 reaches it in its
+/// grant region.
+fn entry_pa(m: &Machine, gref: u32) -> u64 {
+    let ipa = GRANT_REGION.start + u64::from(gref) * 8;
+    m.domain.stage2.lock().translate(ipa).unwrap().pa + (ipa & 0xfff)
+}
+
+fn grant(m: &Machine, gref: u32, flags: u16, domid: u16, frame: u64) {
+    m.board.set_u64(entry_pa(m, gref), u64::from(flags) | u64::from(domid) << 16 | (frame >> 12) << 32);
+}
+
+fn flags(m: &Machine, gref: u32) -> u16 {
+    m.board.u64(entry_pa(m, gref)) as u16
+}
+
+fn map_request(host_addr: u64, flags: u32, gref: u32, dom: u16) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&host_addr.to_le_bytes());
+    b[8..12].copy_from_slice(&flags.to_le_bytes());
+    b[12..16].copy_from_slice(&gref.to_le_bytes());
+    b[16..18].copy_from_slice(&dom.to_le_bytes());
+    b[18..20].copy_from_slice(&0x7777u16.to_le_bytes());
+    b
+}
+
+/// One map op: (status, handle, dev_bus_addr).
+fn map(m: &Machine, host_addr: u64, flags: u32, gref: u32, dom: u16) -> (i16, u32, u64) {
+    m.board.put(ARG, &map_request(host_addr, flags, gref, dom));
+    assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::MAP_GRANT_REF), ARG, 1])), 0);
+    let b = m.board.get(ARG, 32);
+    (u16_at(&b, 18) as i16, u32_at(&b, 20), u64_at(&b, 24))
+}
+
+fn unmap(m: &Machine, host_addr: u64, dev_bus_addr: u64, handle: u32) -> i16 {
+    let mut b = [0u8; 24];
+    b[..8].copy_from_slice(&host_addr.to_le_bytes());
+    b[8..16].copy_from_slice(&dev_bus_addr.to_le_bytes());
+    b[16..20].copy_from_slice(&handle.to_le_bytes());
+    m.board.put(ARG, &b);
+    assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::UNMAP_GRANT_REF), ARG, 1])), 0);
+    u16_at(&m.board.get(ARG, 24), 20) as i16
+}
+
+fn guest(m: &Machine) -> TestGuest<'static> {
+    TestGuest { domain: m.domain, board: m.board }
+}
+
+fn balloon(m: &Machine, op: u64, page: u64) -> i64 {
+    let list = RAM.start + 0x7000;
+    m.board.set_u64(list, page >> 12);
+    let mut r = [0u8; 32];
+    r[..8].copy_from_slice(&list.to_le_bytes());
+    r[8..16].copy_from_slice(&1u64.to_le_bytes());
+    r[24..26].copy_from_slice(&DOMID_SELF.to_le_bytes());
+    m.board.put(ARG, &r);
+    m.call(nr::MEMORY_OP, args(&[op, ARG]))
+}
+
+#[test]
+fn sizes_and_versions() {
+    let m = Machine::new(1);
+    let query = |m: &Machine, dom: u16, count: u64| {
+        m.board.put(ARG, &[dom.to_le_bytes().as_slice(), &[0; 14]].concat());
+        let rc = m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::QUERY_SIZE), ARG, count]));
+        let b = m.board.get(ARG, 16);
+        (rc, u32_at(&b, 4), u32_at(&b, 8), u16_at(&b, 12) as i16)
+    };
+    assert_eq!(query(&m, DOMID_SELF, 1), (0, 0, 64, status::OKAY));
+    let m = machine();
+    assert_eq!(query(&m, 0, 1), (0, 2, 64, status::OKAY));
+    assert_eq!(query(&m, 5, 1).3, status::BAD_DOMAIN);
+    assert_eq!(query(&m, DOMID_SELF, 2).0, -EINVAL);
+    assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::QUERY_SIZE), RAM.end - 4, 1])), -EFAULT);
+    for (version, rc) in [(1u32, 0), (2, -ENOSYS), (0, -EINVAL), (u32::MAX, -EINVAL)] {
+        m.board.put(ARG, &version.to_le_bytes());
+        assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::SET_VERSION), ARG, 1])), rc);
+        assert_eq!(u32_at(&m.board.get(ARG, 4), 0), 1, "the version in use is written back");
+    }
+    m.board.put(ARG, &[0xf0, 0x7f, 0, 0, 9, 9, 9, 9]);
+    assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::GET_VERSION), ARG, 1])), 0);
+    assert_eq!(u32_at(&m.board.get(ARG, 8), 4), 1);
+    for (cmd, count, rc) in
+        [(op::CACHE_FLUSH, 1, -ENOSYS), (5, 1, -ENOSYS), (99, 1, -ENOSYS), (op::MAP_GRANT_REF | 1 << 12, 1, -EINVAL)]
+    {
+        assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(cmd), ARG, count])), rc, "cmd {cmd:#x}");
+    }
+    assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::MAP_GRANT_REF), ARG, 0x8000_0000])), -EINVAL);
+    assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::MAP_GRANT_REF), 0, 0])), 0, "nothing to do");
+    assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::MAP_GRANT_REF), 0, 1])), -EFAULT);
+}
+
+#[test]
+fn a_self_grant_maps_reads_back_and_unmaps() {
+    let m = machine();
+    m.board.set_u64(PAGE_A + 0x10, 0x0123_4567_89ab_cdef);
+    grant(&m, 10, gtf::PERMIT_ACCESS, 0, PAGE_A);
+    let (status, handle, bus) = map(&m, SCRATCH, map::HOST_MAP, 10, 0);
+    assert_eq!((status, bus), (status::OKAY, PAGE_A));
+    assert_eq!(flags(&m, 10), gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING);
+    let mut word = [0u8; 8];
+    guest(&m).read(SCRATCH + 0x10, &mut word).unwrap();
+    assert_eq!(u64::from_le_bytes(word), 0x0123_4567_89ab_cdef, "the granted page, seen at the new address");
+    guest(&m).write(SCRATCH + 0x18, &[0xaa]).unwrap();
+    assert_eq!(m.board.byte(PAGE_A + 0x18), 0xaa);
+    // The frame stays Dom0's while mapped, and the mapping is no RAM page.
+    assert_eq!(balloon(&m, mem::DECREASE_RESERVATION, PAGE_A), 0);
+    assert_eq!(balloon(&m, mem::POPULATE_PHYSMAP, SCRATCH), 0);
+    let mut b = [0u8; 16];
+    b[..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
+    b[8..].copy_from_slice(&(SCRATCH >> 12).to_le_bytes());
+    m.board.put(ARG, &b);
+    assert_eq!(m.call(nr::MEMORY_OP, args(&[mem::REMOVE_FROM_PHYSMAP, ARG])), -EINVAL);
+    assert_eq!(unmap(&m, SCRATCH, 0, handle), status::OKAY);
+    assert_eq!(flags(&m, 10), gtf::PERMIT_ACCESS);
+    assert!(guest(&m).read(SCRATCH, &mut word).is_err());
+    assert_eq!(unmap(&m, SCRATCH, 0, handle), status::BAD_HANDLE, "double unmap");
+    assert_eq!(balloon(&m, mem::DECREASE_RESERVATION, PAGE_A), 1, "free to go now");
+}
+
+#[test]
+fn read_only_grants() {
+    let m = machine();
+    grant(&m, 600, gtf::PERMIT_ACCESS | gtf::READONLY, 0, PAGE_B);
+    assert_eq!(map(&m, SCRATCH, map::HOST_MAP, 600, 0).0, status::GENERAL_ERROR, "writing a read-only grant");
+    assert_eq!(flags(&m, 600), gtf::PERMIT_ACCESS | gtf::READONLY);
+    let (status, handle, _) = map(&m, SCRATCH, map::HOST_MAP | map::READONLY, 600, 0);
+    assert_eq!(status, status::OKAY);
+    assert_eq!(flags(&m, 600), gtf::PERMIT_ACCESS | gtf::READONLY | gtf::READING);
+    assert!(guest(&m).write(SCRATCH, &[1]).is_err(), "read-only in stage 2");
+    assert!(guest(&m).read(SCRATCH, &mut [0]).is_ok());
+    assert_eq!(unmap(&m, SCRATCH, PAGE_B, handle), status::OKAY, "the right bus address is fine");
+    assert_eq!(flags(&m, 600), gtf::PERMIT_ACCESS | gtf::READONLY);
+}
+
+#[test]
+fn readers_and_writers_of_one_entry() {
+    let m = machine();
+    grant(&m, 1, gtf::PERMIT_ACCESS, 0, PAGE_A);
+    let (s1, reader, _) = map(&m, SCRATCH, map::HOST_MAP | map::READONLY, 1, 0);
+    assert_eq!(flags(&m, 1), gtf::PERMIT_ACCESS | gtf::READING);
+    // The guest changes the entry meanwhile: the mapped frame stays.
+    grant(&m, 1, gtf::PERMIT_ACCESS | gtf::READING, 0, PAGE_B);
+    let (s2, writer, bus) = map(&m, SCRATCH + PAGE, map::HOST_MAP, 1, 0);
+    assert_eq!((s1, s2, bus), (status::OKAY, status::OKAY, PAGE_A));
+    assert_eq!(flags(&m, 1), gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING);
+    assert_eq!(unmap(&m, SCRATCH + PAGE, 0, writer), status::OKAY);
+    assert_eq!(flags(&m, 1), gtf::PERMIT_ACCESS | gtf::READING);
+    assert_eq!(unmap(&m, SCRATCH, 0, reader), status::OKAY);
+    assert_eq!(flags(&m, 1), gtf::PERMIT_ACCESS);
+    assert!(!m.domain.stage2.lock().is_pinned(PAGE_A));
+}
+
+#[test]
+fn hostile_maps_change_nothing() {
+    let m = machine();
+    grant(&m, 5, gtf::PERMIT_ACCESS, 0, PAGE_A);
+    grant(&m, 6, 0, 0, PAGE_A);
+    grant(&m, 7, gtf::PERMIT_ACCESS, 3, PAGE_A);
+    grant(&m, 8, gtf::PERMIT_ACCESS, 0, 0x4100_0000);
+    grant(&m, 9, gtf::PERMIT_ACCESS, 0, RAM.start + 0x60000);
+    grant(&m, 11, gtf::PERMIT_ACCESS | 2, 0, PAGE_A);
+    assert_eq!(balloon(&m, mem::DECREASE_RESERVATION, RAM.start + 0x60000), 1);
+    let tables = m.domain.stage2.lock().tables();
+    let cases: &[(u64, u32, u32, u16, i16)] = &[
+        (SCRATCH, 0, 5, 0, status::BAD_GNTREF),
+        (SCRATCH, map::DEVICE_MAP | map::HOST_MAP, 5, 0, status::GENERAL_ERROR),
+        (SCRATCH, map::HOST_MAP | map::CONTAINS_PTE, 5, 0, status::GENERAL_ERROR),
+        (SCRATCH, map::HOST_MAP | map::APPLICATION_MAP, 5, 0, status::GENERAL_ERROR),
+        (SCRATCH, map::HOST_MAP, 5, 1, status::BAD_DOMAIN),
+        (SCRATCH, map::HOST_MAP, 5, DOMID_SELF, status::BAD_DOMAIN),
+        (SCRATCH, map::HOST_MAP, 1024, 0, status::BAD_GNTREF),
+        (SCRATCH, map::HOST_MAP, u32::MAX, 0, status::BAD_GNTREF),
+        (SCRATCH, map::HOST_MAP, 6, 0, status::GENERAL_ERROR),
+        (SCRATCH, map::HOST_MAP, 7, 0, status::GENERAL_ERROR),
+        (SCRATCH, map::HOST_MAP, 11, 0, status::GENERAL_ERROR),
+        (SCRATCH, map::HOST_MAP, 8, 0, status::BAD_PAGE),
+        (SCRATCH, map::HOST_MAP, 9, 0, status::BAD_PAGE),
+        (SCRATCH + 8, map::HOST_MAP, 5, 0, status::BAD_VIRT_ADDR),
+        (PAGE_B, map::HOST_MAP, 5, 0, status::BAD_VIRT_ADDR),
+        (0x900_0000, map::HOST_MAP, 5, 0, status::OKAY),
+        (0x900_0000, map::HOST_MAP, 5, 0, status::BAD_VIRT_ADDR),
+        (GRANT_REGION.start + 0x10000, map::HOST_MAP, 5, 0, status::BAD_VIRT_ADDR),
+        (1 << 40, map::HOST_MAP, 5, 0, status::BAD_VIRT_ADDR),
+        (u64::MAX & !0xfff, map::HOST_MAP, 5, 0, status::BAD_VIRT_ADDR),
+    ];
+    for &(host_addr, map_flags, gref, dom, expected) in cases {
+        let before = [5, 6, 7, 8, 9, 11].map(|g| flags(&m, g));
+        let (status, _, _) = map(&m, host_addr, map_flags, gref, dom);
+        assert_eq!(status, expected, "map {gref} at {host_addr:#x} flags {map_flags:#x} dom {dom}");
+        if expected != status::OKAY {
+            assert_eq!([5, 6, 7, 8, 9, 11].map(|g| flags(&m, g)), before, "undone");
+        }
+    }
+    assert_eq!(m.domain.stage2.lock().tables(), tables + 2, "tables for the one mapping at 0x9000000 only");
+}
+
+#[test]
+fn hostile_unmaps() {
+    let m = machine();
+    grant(&m, 3, gtf::PERMIT_ACCESS, 0, PAGE_A);
+    let (_, handle, _) = map(&m, SCRATCH, map::HOST_MAP, 3, 0);
+    assert_eq!(unmap(&m, SCRATCH, 0, 9999), status::BAD_HANDLE);
+    assert_eq!(unmap(&m, SCRATCH, 0, u32::MAX), status::BAD_HANDLE);
+    assert_eq!(unmap(&m, SCRATCH + PAGE, 0, handle), status::GENERAL_ERROR, "wrong address");
+    assert_eq!(unmap(&m, 0, 0, handle), status::GENERAL_ERROR);
+    assert_eq!(unmap(&m, SCRATCH, PAGE_B, handle), status::BAD_DEV_ADDR);
+    assert!(m.domain.stage2.lock().translate(SCRATCH).is_some(), "still mapped after the refusals");
+    assert_eq!(unmap(&m, SCRATCH + 0x123, PAGE_A, handle), status::OKAY, "offsets in the page are ignored");
+    assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::UNMAP_GRANT_REF), RAM.end - 8, 1])), -EFAULT);
+}
+
+#[test]
+fn batches_continue_and_report_each_status() {
+    let m = machine();
+    grant(&m, 20, gtf::PERMIT_ACCESS, 0, PAGE_A);
+    grant(&m, 21, gtf::PERMIT_ACCESS, 0, PAGE_B);
+    let n = 150u64;
+    let ops = RAM.start + 0x100000;
+    for i in 0..n {
+        let gref = if i == 77 { 5000 } else { 20 + (i % 2) as u32 };
+        m.board.put(ops + i * 32, &map_request(SCRATCH + i * PAGE, map::HOST_MAP | map::READONLY, gref, 0));
+    }
+    let (outcome, traps) = m.call_counting(0, nr::GRANT_TABLE_OP, args(&[u64::from(op::MAP_GRANT_REF), ops, n]));
+    assert_eq!(outcome, Outcome::Return(0));
+    assert!(traps >= 3, "{traps} traps");
+    let results: Vec<(i16, u32)> =
+        (0..n).map(|i| m.board.get(ops + i * 32, 32)).map(|b| (u16_at(&b, 18) as i16, u32_at(&b, 20))).collect();
+    assert_eq!(results[77].0, status::BAD_GNTREF);
+    assert!(results.iter().enumerate().all(|(i, r)| i == 77 || r.0 == status::OKAY));
+    let mut handles: Vec<u32> = results.iter().enumerate().filter(|(i, _)| *i != 77).map(|(_, r)| r.1).collect();
+    handles.sort();
+    handles.dedup();
+    assert_eq!(handles.len(), n as usize - 1);
+    // Unmap them all in one batch.
+    let unmaps = RAM.start + 0x200000;
+    for (i, r) in results.iter().enumerate() {
+        let mut b = [0u8; 24];
+        b[..8].copy_from_slice(&(SCRATCH + i as u64 * PAGE).to_le_bytes());
+        b[16..20].copy_from_slice(&r.1.to_le_bytes());
+        m.board.put(unmaps + i as u64 * 24, &b);
+    }
+    assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::UNMAP_GRANT_REF), unmaps, n])), 0);
+    let bad = (0..n).filter(|i| u16_at(&m.board.get(unmaps + i * 24, 24), 20) != 0).count();
+    assert_eq!(bad, 1, "only the one that never mapped");
+    assert_eq!((flags(&m, 20), flags(&m, 21)), (gtf::PERMIT_ACCESS, gtf::PERMIT_ACCESS));
+}
+
+#[test]
+fn maptrack_runs_out_cleanly() {
+    let m = machine();
+    grant(&m, 30, gtf::PERMIT_ACCESS, 0, PAGE_A);
+    let mut grants = m.domain.xen.grants.lock();
+    let mut stage2 = m.domain.stage2.lock();
+    let request =
+        |i: u64| MapRequest { host_addr: SCRATCH + i * PAGE, flags: map::HOST_MAP | map::READONLY, gref: 30, dom: 0 };
+    // Pins per entry are bounded too, so spread over entries.
+    for i in 0..MAX_MAPTRACK as u64 {
+        let gref = 30 + (i / 100) as u32;
+        if i % 100 == 0 {
+            let pa = grants.entry(gref).unwrap();
+            m.board.set_u64(pa, u64::from(gtf::PERMIT_ACCESS) | (PAGE_A >> 12) << 32);
+        }
+        let r = MapRequest { gref, ..request(i) };
+        assert_eq!(grants.map_one(m.domain, &mut stage2, m.board, &r).0, status::OKAY, "map {i}");
+    }
+    assert_eq!(grants.map_one(m.domain, &mut stage2, m.board, &request(MAX_MAPTRACK as u64)).0, status::NO_SPACE);
+    assert_eq!(grants.unmap_one(&mut stage2, m.board, SCRATCH, 0, 0), status::OKAY);
+    assert_eq!(grants.map_one(m.domain, &mut stage2, m.board, &request(0)).1, 0, "the freed handle again");
+}
+
+#[test]
+fn pin_counts_are_bounded() {
+    let m = machine();
+    grant(&m, 40, gtf::PERMIT_ACCESS, 0, PAGE_A);
+    for i in 0..u64::from(PIN_LIMIT) {
+        assert_eq!(map(&m, SCRATCH + i * PAGE, map::HOST_MAP | map::READONLY, 40, 0).0, status::OKAY);
+    }
+    assert_eq!(map(&m, SCRATCH + 0x100_0000, map::HOST_MAP | map::READONLY, 40, 0).0, status::GENERAL_ERROR);
+    assert_eq!(map(&m, SCRATCH + 0x100_0000, map::HOST_MAP, 40, 0).0, status::OKAY, "writers count apart");
+}
+
+proptest::proptest! {
+    /// Random maps, unmaps and ballooning: every live mapping shows its
+    /// frame at its address, the entry's flags match the live mappings,
+    /// and no mapped frame is ever free.
+    #[test]
+    fn grant_state_stays_consistent(ops in proptest::collection::vec((0u8..4, 0u32..6, 0u64..8, proptest::bool::ANY), 1..60)) {
+        let m = machine();
+        let pages = [PAGE_A, PAGE_B, RAM.start + 0x52000];
+        for gref in 0..6u32 {
+            let ro = if gref % 3 == 2 { gtf::READONLY } else { 0 };
+            grant(&m, gref, gtf::PERMIT_ACCESS | ro, 0, pages[gref as usize % 3]);
+        }
+        let mut live: Vec<(u64, u32, u32, bool)> = Vec::new(); // (addr, handle, gref, writable)
+        for (kind, gref, slot, readonly) in ops {
+            let addr = SCRATCH + slot * PAGE;
+            match kind {
+                0 | 1 => {
+                    let flags = map::HOST_MAP | if readonly { map::READONLY } else { 0 };
+                    let (status, handle, bus) = map(&m, addr, flags, gref, 0);
+                    if status == status::OKAY {
+                        proptest::prop_assert_eq!(bus, pages[gref as usize % 3]);
+                        live.push((addr, handle, gref, !readonly));
+                    }
+                }
+                2 => {
+                    if let Some(i) = live.iter().position(|l| l.0 == addr) {
+                        let (addr, handle, _, _) = live.remove(i);
+                        proptest::prop_assert_eq!(unmap(&m, addr, 0, handle), status::OKAY);
+                    } else {
+                        proptest::prop_assert_eq!(unmap(&m, addr, 0, slot as u32 + 500), status::BAD_HANDLE);
+                    }
+                }
+                _ => {
+                    let page = pages[gref as usize % 3];
+                    let op = if readonly { mem::POPULATE_PHYSMAP } else { mem::DECREASE_RESERVATION };
+                    balloon(&m, op, page);
+                }
+            }
+        }
+        let stage2 = m.domain.stage2.lock();
+        for &(addr, _, gref, writable) in &live {
+            let leaf = stage2.translate(addr).unwrap();
+            proptest::prop_assert_eq!(leaf.pa, pages[gref as usize % 3]);
+            proptest::prop_assert_eq!(leaf.kind, Kind::Granted { writable });
+            proptest::prop_assert!(!m.board.is_free(leaf.pa));
+            proptest::prop_assert!(stage2.translate(leaf.pa).is_some(), "the granted frame's own page stays");
+        }
+        drop(stage2);
+        for gref in 0..6u32 {
+            let users: Vec<_> = live.iter().filter(|l| l.2 == gref).collect();
+            let f = flags(&m, gref);
+            proptest::prop_assert_eq!(f & gtf::READING != 0, !users.is_empty());
+            proptest::prop_assert_eq!(f & gtf::WRITING != 0, users.iter().any(|l| l.3));
+        }
+    }
+}
+
+#[test]
+fn frames_reserved_at_build_are_used_as_the_guest_grows_the_table() {
+    let m = Machine::new(1);
+    let free = m.board.free_frames();
+    m.domain.xen.grants.lock().reserve_frames(m.board).unwrap();
+    assert_eq!(m.board.free_frames(), free - 64);
+    assert_eq!(m.domain.xen.grants.lock().nr_frames(), 0);
+    let mut b = [0u8; 24];
+    b[..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
+    b[4..8].copy_from_slice(&u32::from(space::GRANT_TABLE).to_le_bytes());
+    b[8..16].copy_from_slice(&3u64.to_le_bytes());
+    b[16..24].copy_from_slice(&((GRANT_REGION.start >> 12) + 3).to_le_bytes());
+    m.board.put(ARG, &b);
+    assert_eq!(m.call(nr::MEMORY_OP, args(&[mem::ADD_TO_PHYSMAP, ARG])), 0);
+    assert_eq!(m.domain.xen.grants.lock().nr_frames(), 4);
+    assert_eq!(m.board.free_frames(), free - 64, "no frame taken at runtime");
+    assert_eq!(map(&m, SCRATCH, map::HOST_MAP, 2048, 0).0, status::BAD_GNTREF, "beyond the grown size");
+}

@@ -1,0 +1,342 @@
+//! `HYPERVISOR_memory_op` (`public/memory.h`) for a 1:1 domain: placing
+//! shared_info and the grant-table frames in its physmap, ballooning its own
+//! RAM out and back in (IPA == PA, so a page comes back only as the very
+//! frame that left), and removing pages. Errors and return values follow
+//! Xen's `common/memory.c`: the reservation calls return how many extents
+//! were done, whatever went wrong.
+
+use super::errno::*;
+use super::wire::{self, u16_at, u32_at, u64_at};
+use super::{Call, Outcome};
+use crate::mm::stage2::Kind;
+use core::sync::atomic::Ordering;
+
+pub mod op {
+    pub const INCREASE_RESERVATION: u64 = 0;
+    pub const DECREASE_RESERVATION: u64 = 1;
+    pub const CURRENT_RESERVATION: u64 = 3;
+    pub const MAXIMUM_RESERVATION: u64 = 4;
+    pub const POPULATE_PHYSMAP: u64 = 6;
+    pub const ADD_TO_PHYSMAP: u64 = 7;
+    pub const MAXIMUM_GPFN: u64 = 14;
+    pub const REMOVE_FROM_PHYSMAP: u64 = 15;
+    pub const ADD_TO_PHYSMAP_BATCH: u64 = 23;
+}
+
+pub mod space {
+    pub const SHARED_INFO: u16 = 0;
+    pub const GRANT_TABLE: u16 = 1;
+    pub const GMFN_RANGE: u16 = 3;
+    pub const GMFN_FOREIGN: u16 = 4;
+    pub const DEV_MMIO: u16 = 5;
+}
+
+/// The command's low bits; the rest is where a continued call resumes.
+const EXTENT_SHIFT: u32 = 6;
+const CMD_MASK: u64 = (1 << EXTENT_SHIFT) - 1;
+/// Extents up to 2 MiB.
+pub const MAX_EXTENT_ORDER: u32 = 9;
+const POPULATE_ON_DEMAND: u32 = 1 << 16;
+/// Pages changed (or batch entries done) before the call continues later.
+const PAGES_PER_TRAP: u64 = 512;
+const BATCH_PER_TRAP: u64 = 64;
+const PAGE: u64 = 4096;
+
+/// `HYPERVISOR_memory_op(cmd, arg)`.
+pub fn memory_op(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
+    let (cmd, arg) = (args[0], args[1]);
+    let (op, start) = (cmd & CMD_MASK, cmd >> EXTENT_SHIFT);
+    let resume_at = |next: u64| {
+        let mut again = args;
+        again[0] = op | (next << EXTENT_SHIFT);
+        again
+    };
+    match op {
+        op::INCREASE_RESERVATION | op::DECREASE_RESERVATION | op::POPULATE_PHYSMAP => {
+            reservation(call, op, start, arg).map_continue(resume_at)
+        }
+        op::ADD_TO_PHYSMAP_BATCH => add_to_physmap_batch(call, start, arg).map_continue(resume_at),
+        op::ADD_TO_PHYSMAP if start != 0 => Outcome::Return(-EDOM),
+        op::ADD_TO_PHYSMAP => Outcome::Return(wire::value(add_to_physmap(call, arg))),
+        op::REMOVE_FROM_PHYSMAP | op::CURRENT_RESERVATION | op::MAXIMUM_RESERVATION | op::MAXIMUM_GPFN
+            if start != 0 =>
+        {
+            Outcome::Return(-EINVAL)
+        }
+        op::REMOVE_FROM_PHYSMAP => Outcome::Return(wire::value(remove_from_physmap(call, arg))),
+        op::CURRENT_RESERVATION | op::MAXIMUM_RESERVATION | op::MAXIMUM_GPFN => {
+            Outcome::Return(wire::value(reservation_size(call, op, arg)))
+        }
+        _ => Outcome::Return(-ENOSYS),
+    }
+}
+
+/// `struct xen_memory_domain { domid_t domid; }`: pages now, pages at
+/// most, highest frame number.
+fn reservation_size(call: &mut Call<'_>, op: u64, arg: u64) -> Result<i64, i64> {
+    let b = wire::read::<2>(call.memory, arg)?;
+    if !super::is_self(call, u16_at(&b, 0)) {
+        return Err(-ESRCH);
+    }
+    let ram = &call.domain.ram;
+    let total: u64 = ram.iter().map(|r| r.size() / PAGE).sum();
+    Ok(match op {
+        op::CURRENT_RESERVATION => total - call.domain.xen.ballooned.load(Ordering::Acquire),
+        op::MAXIMUM_RESERVATION => total,
+        _ => ram.iter().map(|r| r.end / PAGE).max().unwrap_or(1) - 1,
+    } as i64)
+}
+
+/// `struct xen_memory_reservation { handle extent_start; xen_ulong_t
+/// nr_extents; uint extent_order, mem_flags; domid_t domid; }` (32 bytes).
+fn reservation(call: &mut Call<'_>, op: u64, start: u64, arg: u64) -> Progress {
+    let done = |n: u64| Progress::Done(n as i64);
+    let Ok(r) = wire::read::<32>(call.memory, arg) else { return done(start) };
+    let (list, count, order, flags) = (u64_at(&r, 0), u64_at(&r, 8), u32_at(&r, 16), u32_at(&r, 20));
+    if count > u64::from(u32::MAX >> EXTENT_SHIFT) || start >= count || !super::is_self(call, u16_at(&r, 24)) {
+        return done(start);
+    }
+    // A 1:1 domain cannot take arbitrary new frames; PoD is not for oneself.
+    if order > MAX_EXTENT_ORDER || op == op::INCREASE_RESERVATION || flags & POPULATE_ON_DEMAND != 0 {
+        return done(start);
+    }
+    let mut pages = 0;
+    for i in start..count {
+        if pages >= PAGES_PER_TRAP {
+            return Progress::From(i);
+        }
+        let Some(gfn) = wire::element(list, i, 8).and_then(|at| wire::read::<8>(call.memory, at).ok()) else {
+            return done(i);
+        };
+        let gfn = u64::from_le_bytes(gfn);
+        let extent =
+            gfn.checked_add(1 << order).filter(|&end| end <= u64::MAX >> 12).map(|_| (gfn << 12, 1u64 << order));
+        let ok = extent.is_some_and(|(base, n)| {
+            if op == op::DECREASE_RESERVATION { decrease(call, base, n) } else { populate(call, base, n) }
+        });
+        if !ok {
+            return done(i);
+        }
+        pages += 1 << order;
+    }
+    done(count)
+}
+
+/// Balloons out `n` pages from `base`: all must be the domain's own mapped,
+/// unpinned RAM; unmapped, and their frames go back to the allocator.
+fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
+    let domain = call.domain;
+    {
+        let mut stage2 = domain.stage2.lock();
+        let pages = (0..n).map(|i| base + i * PAGE);
+        if !pages.clone().all(|p| domain.has_page(&stage2, p) && !stage2.is_pinned(p)) {
+            return false;
+        }
+        for (done, page) in pages.enumerate() {
+            if stage2.unmap_page(page, call.board).is_err() {
+                // Out of tables splitting a block: put back what went.
+                for p in (0..done as u64).map(|i| base + i * PAGE) {
+                    let _ = stage2.map_page(p, p, Kind::Ram, call.board);
+                }
+                return false;
+            }
+        }
+    }
+    // Unmapped, and every CPU's TLB told: nothing can reach the frames.
+    (0..n).for_each(|i| call.board.free_frame(base + i * PAGE));
+    domain.xen.ballooned.fetch_add(n, Ordering::AcqRel);
+    true
+}
+
+/// Balloons back in `n` pages from `base`: the domain's RAM, unmapped now,
+/// and each frame still free to take back. Zeroed before the guest sees it.
+fn populate(call: &Call<'_>, base: u64, n: u64) -> bool {
+    let domain = call.domain;
+    let board = call.board;
+    let mut stage2 = domain.stage2.lock();
+    let pages = (0..n).map(|i| base + i * PAGE);
+    let in_ram = domain.owns_ram(&crate::mm::range::PhysRange::new(base, base + n * PAGE));
+    if !in_ram || pages.clone().any(|p| stage2.translate(p).is_some()) {
+        return false;
+    }
+    let mut claimed = 0;
+    for page in pages.clone() {
+        if !board.claim_frame(page) {
+            break;
+        }
+        claimed += 1;
+    }
+    let mut mapped = 0;
+    if claimed == n {
+        for page in pages.clone() {
+            super::shared::zero_page(board, page);
+            if stage2.map_page(page, page, Kind::Ram, board).is_err() {
+                break;
+            }
+            mapped += 1;
+        }
+    }
+    if mapped < n {
+        for page in pages.clone().take(mapped as usize) {
+            let _ = stage2.unmap_page(page, board);
+        }
+        pages.take(claimed as usize).for_each(|p| board.free_frame(p));
+        return false;
+    }
+    domain.xen.ballooned.fetch_sub(n, Ordering::AcqRel);
+    true
+}
+
+/// `struct xen_add_to_physmap { domid_t domid; uint16_t size; uint space;
+/// xen_ulong_t idx; xen_pfn_t gpfn; }` (24 bytes).
+fn add_to_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
+    let b = wire::read::<24>(call.memory, arg)?;
+    let (domid, space, idx, gpfn) = (u16_at(&b, 0), u32_at(&b, 4), u64_at(&b, 8), u64_at(&b, 16));
+    if space == u32::from(space::GMFN_FOREIGN) {
+        return Err(-ENOSYS);
+    }
+    if !super::is_self(call, domid) {
+        return Err(-ESRCH);
+    }
+    add_one(call, space, idx, gpfn).map(|()| 0)
+}
+
+/// One entry of add_to_physmap(_batch): what Xen's Arm `xenmem_add_to_physmap_one` does.
+fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), i64> {
+    if gpfn > u64::MAX >> 12 {
+        return Err(-EINVAL);
+    }
+    let page = gpfn << 12;
+    let domain = call.domain;
+    match u16::try_from(space) {
+        Ok(space::SHARED_INFO) => {
+            if idx != 0 {
+                return Err(-EINVAL);
+            }
+            let mut stage2 = domain.stage2.lock();
+            // Like Xen, a page already placed must be removed before it moves.
+            if domain.xen.shared.address().is_some() {
+                return Err(-EBUSY);
+            }
+            if !domain.has_page(&stage2, page) {
+                return Err(-EINVAL);
+            }
+            stage2.pin(page);
+            domain.xen.shared.register(call.board, page);
+            Ok(())
+        }
+        Ok(space::GRANT_TABLE) => {
+            let mut grants = domain.xen.grants.lock();
+            let mut stage2 = domain.stage2.lock();
+            grants.map_frame(&mut stage2, call.board, idx, page)
+        }
+        _ => Err(-ENOSYS),
+    }
+}
+
+/// `struct xen_add_to_physmap_batch { domid_t domid; uint16_t space, size;
+/// domid_t foreign_domid; handle idxs, gpfns, errs; }` (32 bytes). Per-entry
+/// results go to `errs`; foreign mappings fail there, as there is no other
+/// domain.
+fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
+    let result = (|| {
+        let start = u16::try_from(start).map_err(|_| -EDOM)?;
+        let b = wire::read::<32>(call.memory, arg)?;
+        let (domid, space, size, foreign) = (u16_at(&b, 0), u16_at(&b, 2), u16_at(&b, 4), u16_at(&b, 6));
+        let (idxs, gpfns, errs) = (u64_at(&b, 8), u64_at(&b, 16), u64_at(&b, 24));
+        if space == space::GMFN_RANGE {
+            return Err(-EOPNOTSUPP);
+        }
+        if !super::is_self(call, domid) {
+            return Err(-ESRCH);
+        }
+        if size < start || (size == start && start != 0) {
+            return Err(-EILSEQ);
+        }
+        if space == space::DEV_MMIO && foreign != 0 {
+            return Err(-EOPNOTSUPP);
+        }
+        for (n, i) in (u64::from(start)..u64::from(size)).enumerate() {
+            if n as u64 == BATCH_PER_TRAP {
+                return Ok(Some(i));
+            }
+            let element = |base: u64, size: u64| wire::element(base, i, size).ok_or(-EFAULT);
+            let idx = u64_at(&wire::read::<8>(call.memory, element(idxs, 8)?)?, 0);
+            let gpfn = u64_at(&wire::read::<8>(call.memory, element(gpfns, 8)?)?, 0);
+            if gpfn == u64::MAX {
+                return Err(-EINVAL);
+            }
+            let rc = if space == space::GMFN_FOREIGN {
+                if super::is_self(call, foreign) { -EINVAL } else { -ESRCH }
+            } else {
+                add_one(call, u32::from(space), idx, gpfn).err().unwrap_or(0)
+            };
+            wire::write(call.memory, element(errs, 4)?, &(rc as i32).to_le_bytes())?;
+        }
+        Ok(None)
+    })();
+    match result {
+        Ok(None) => Progress::Done(0),
+        Ok(Some(next)) => Progress::From(next),
+        Err(e) => Progress::Done(e),
+    }
+}
+
+/// `struct xen_remove_from_physmap { domid_t domid; xen_pfn_t gpfn; }`:
+/// a RAM page is ballooned out, a grant-table frame unmapped (it stays the
+/// table's). Pinned pages (shared areas) and grant mappings (unmapped with
+/// unmap_grant_ref only) stay.
+fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
+    let b = wire::read::<16>(call.memory, arg)?;
+    if !super::is_self(call, u16_at(&b, 0)) {
+        return Err(-ESRCH);
+    }
+    let gpfn = u64_at(&b, 8);
+    if gpfn > u64::MAX >> 12 {
+        return Err(-ENOENT);
+    }
+    let page = gpfn << 12;
+    let domain = call.domain;
+    let is_ram = {
+        let mut grants = domain.xen.grants.lock();
+        let mut stage2 = domain.stage2.lock();
+        match stage2.translate(page) {
+            None | Some(crate::mm::stage2::Leaf { kind: Kind::Device, .. }) => return Err(-ENOENT),
+            Some(_) if grants.frame_at(page).is_some() => {
+                stage2.unmap_page(page, call.board).map_err(|_| -EINVAL)?;
+                grants.forget_mapping(page);
+                return Ok(0);
+            }
+            Some(_) if domain.has_page(&stage2, page) => {
+                if stage2.is_pinned(page) {
+                    return Err(-EBUSY);
+                }
+                true
+            }
+            Some(_) => false,
+        }
+    };
+    if !is_ram {
+        return Err(-EINVAL);
+    }
+    if decrease(call, page, 1) { Ok(0) } else { Err(-EBUSY) }
+}
+
+/// Where a call that works through a list stands.
+enum Progress {
+    Done(i64),
+    /// Continue later from this element.
+    From(u64),
+}
+
+impl Progress {
+    fn map_continue(self, resume_at: impl Fn(u64) -> [u64; 5]) -> Outcome {
+        match self {
+            Progress::Done(value) => Outcome::Return(value),
+            Progress::From(next) => Outcome::Continue(resume_at(next)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,130 @@
+//! `HYPERVISOR_sched_op` (`public/sched.h`): yielding and blocking return
+//! at once (each vCPU has its own CPU), and a shutdown of the hardware
+//! domain stops the machine, as in Xen.
+
+use super::errno::*;
+use super::wire::{self, u16_at, u32_at};
+use super::{Call, Outcome};
+
+pub mod op {
+    pub const YIELD: u32 = 0;
+    pub const BLOCK: u32 = 1;
+    pub const SHUTDOWN: u32 = 2;
+    pub const REMOTE_SHUTDOWN: u32 = 4;
+    pub const SHUTDOWN_CODE: u32 = 5;
+}
+
+/// Why the domain shut down (SHUTDOWN_*; Xen keeps the low byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    PowerOff,
+    Reboot,
+    Suspend,
+    Crash,
+    Watchdog,
+    SoftReset,
+    Unknown(u8),
+}
+
+impl Reason {
+    pub fn from_code(code: u32) -> Self {
+        match code as u8 {
+            0 => Reason::PowerOff,
+            1 => Reason::Reboot,
+            2 => Reason::Suspend,
+            3 => Reason::Crash,
+            4 => Reason::Watchdog,
+            5 => Reason::SoftReset,
+            other => Reason::Unknown(other),
+        }
+    }
+
+    /// Whether the domain ended in good order.
+    pub fn is_clean(self) -> bool {
+        matches!(self, Reason::PowerOff | Reason::Reboot)
+    }
+}
+
+pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
+    let result = match cmd {
+        op::YIELD | op::BLOCK => Ok(Outcome::Return(0)),
+        // struct sched_shutdown { unsigned int reason; }
+        op::SHUTDOWN => wire::read::<4>(call.memory, arg).map(|b| Outcome::Shutdown(Reason::from_code(u32_at(&b, 0)))),
+        // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
+        op::REMOTE_SHUTDOWN => wire::read::<8>(call.memory, arg).and_then(|b| {
+            if super::is_self(call, u16_at(&b, 0)) {
+                Ok(Outcome::Shutdown(Reason::from_code(u32_at(&b, 4))))
+            } else {
+                Err(-ESRCH)
+            }
+        }),
+        // The code is for a later suspend, which a hardware domain cannot do.
+        op::SHUTDOWN_CODE => wire::read::<4>(call.memory, arg).map(|_| Outcome::Return(0)),
+        _ => Err(-ENOSYS),
+    };
+    result.unwrap_or_else(Outcome::Return)
+}
+
+/// Logs how Dom0 ended and the free memory (in the format of the count at
+/// Dom0 entry, so a run can compare them), then stops the machine.
+#[cfg(target_os = "none")]
+pub fn stop_machine(why: core::fmt::Arguments<'_>, stop: crate::fatal::Stop) -> ! {
+    log::info!("d0: {why}");
+    let free = crate::mm::FRAMES.try_lock().and_then(|f| f.as_ref().map(|f| f.free_frames()));
+    match free {
+        Some(free) => log::info!("Free frames at shutdown: {free}"),
+        None => log::info!("Free frames at shutdown: unknown (allocator busy)"),
+    }
+    crate::shutdown::stop(stop)
+}
+
+/// Ends the machine for a shutdown hypercall.
+#[cfg(target_os = "none")]
+pub fn shut_down(reason: Reason) -> ! {
+    use crate::fatal::Stop;
+    match reason {
+        Reason::PowerOff => stop_machine(format_args!("shutdown: power off"), Stop::PowerOff),
+        Reason::Reboot => {
+            stop_machine(format_args!("shutdown: reboot, which is not supported; powering off"), Stop::PowerOff)
+        }
+        Reason::Crash => stop_machine(format_args!("shutdown: Dom0 crashed"), Stop::Dom0Crashed),
+        other => stop_machine(format_args!("shutdown ({other:?}): halting"), Stop::Dom0Crashed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xen::testing::{Machine, RAM, args};
+    use crate::xen::{DOMID_SELF, nr};
+
+    #[test]
+    fn shutdown_reasons_and_other_commands() {
+        let m = Machine::new(1);
+        let at = RAM.start + 0x200;
+        for (code, reason) in [
+            (0, Reason::PowerOff),
+            (1, Reason::Reboot),
+            (3, Reason::Crash),
+            (0x104, Reason::Watchdog),
+            (9, Reason::Unknown(9)),
+        ] {
+            m.board.put(at, &(code as u32).to_le_bytes());
+            assert_eq!(m.trap(0, nr::SCHED_OP, args(&[u64::from(op::SHUTDOWN), at])), Outcome::Shutdown(reason));
+        }
+        assert!(Reason::PowerOff.is_clean() && !Reason::Crash.is_clean());
+        assert_eq!(m.trap(0, nr::SCHED_OP, args(&[u64::from(op::SHUTDOWN), RAM.end - 2])), Outcome::Return(-EFAULT));
+        m.board.put(at, &[DOMID_SELF.to_le_bytes().as_slice(), &[0, 0], &3u32.to_le_bytes()].concat());
+        assert_eq!(
+            m.trap(0, nr::SCHED_OP, args(&[u64::from(op::REMOTE_SHUTDOWN), at])),
+            Outcome::Shutdown(Reason::Crash)
+        );
+        m.board.put(at, &[1, 0]);
+        assert_eq!(m.trap(0, nr::SCHED_OP, args(&[u64::from(op::REMOTE_SHUTDOWN), at])), Outcome::Return(-ESRCH));
+        assert_eq!(m.call(nr::SCHED_OP, args(&[u64::from(op::YIELD)])), 0);
+        assert_eq!(m.call(nr::SCHED_OP, args(&[u64::from(op::BLOCK)])), 0);
+        assert_eq!(m.call(nr::SCHED_OP, args(&[u64::from(op::SHUTDOWN_CODE), at])), 0);
+        assert_eq!(m.call(nr::SCHED_OP, args(&[3, at])), -ENOSYS);
+        assert_eq!(m.call(nr::SCHED_OP, args(&[u64::MAX, at])), -ENOSYS);
+    }
+}
