@@ -37,6 +37,51 @@ fn default_command_line_on_2g() {
     out.expect_line("probe: ok: a read of the grant region 0x40200000 (the hypervisor's image) aborts");
 }
 
+/// The number at the end of the first line containing `needle`.
+fn logged_number(out: &Outcome, needle: &str) -> u64 {
+    let line = out.expect_line(needle);
+    line.rsplit(needle).next().and_then(|n| n.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).unwrap_or_else(|| {
+        panic!("no number after {needle:?} in {line:?}")
+    })
+}
+
+/// The hypercalls Linux makes as Dom0, good and hostile, as the probe
+/// checks them; it ends the run with SCHEDOP_shutdown, and every frame it
+/// ballooned out came back.
+#[test]
+fn hypercalls_a_linux_dom0_makes() {
+    let out = boot("cortex-a57", "2G", "dom0_mem=512M");
+    assert_probe_passed(&out);
+    for line in [
+        "probe: hypercalls: checking against this hypervisor",
+        "probe: ok: add_to_physmap shared_info at ",
+        "probe: ok: register_vcpu_info for vCPU 0 (0)",
+        "probe: ok: a second registration gets -16 (-16)",
+        "probe: ok: the runstate area says running",
+        "probe: ok: EVTCHNOP_init_control gets -ENOSYS",
+        "probe: ok: a send to port 2 sets port 1 pending, its selector bit and the upcall",
+        "probe: ok: unmask raises the pending port",
+        "probe: ok: grant frames 1 and 0 at 0x40200000 (0, 0)",
+        "probe: ok: map_grant_ref of our own page at 0x42000000: status 0",
+        "probe: ok: the granted page reads back at 0x42000000",
+        "probe: ok: map_grant_ref at an address on mapped RAM gets GNTST_bad_virt_addr (-5)",
+        "probe: ok: a second unmap gets GNTST_bad_handle (-4)",
+        "probe: ok: the granted page maps read-only in the ballooned hole (0)",
+        "probe: ok: populate_physmap brings 1 back (1)",
+        "probe: ok: the page is back, zeroed",
+        "probe: ok: HVM_PARAM_STORE_EVTCHN is 0: no xenstore (0, 0)",
+        "probe: ok: memory_op add_to_physmap with a pointer to 0x42000000 gets -EFAULT (-14)",
+        "probe: ok: unknown hypercall 9999 op gets -ENOSYS (-38)",
+        "(d0) probe: hello through CONSOLEIO_write",
+        "(HV) d0: shutdown: power off",
+    ] {
+        out.expect_line(line);
+    }
+    let at_entry = logged_number(&out, "Free frames at Dom0 entry: ");
+    let at_shutdown = logged_number(&out, "Free frames at shutdown: ");
+    assert_eq!(at_shutdown, at_entry, "the ballooned page came back; grant frames were reserved before entry");
+}
+
 #[test]
 fn ext_regions_off_and_fixed_and_refused() {
     for off in ["ext-regions=no", "ext_regions=no"] {

@@ -14,6 +14,8 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod probe {
+    mod hypercalls;
+
     use core::arch::{asm, global_asm};
     use core::fmt::{self, Write};
     use core::ptr::{read_volatile, write_volatile};
@@ -197,12 +199,9 @@ unexpected_block:
         p.value_as::<&'a [u8]>().unwrap_or(&[])
     }
 
-    /// A Xen hypercall: HVC #0xEA1, number in x16, result in x0.
+    /// A Xen hypercall with two arguments.
     fn hypercall(number: u64, a0: u64, a1: u64) -> i64 {
-        let result: u64;
-        // SAFETY: the hypervisor preserves every register but x0.
-        unsafe { asm!("hvc #0xea1", inout("x0") a0 => result, in("x1") a1, in("x16") number, options(nostack)) };
-        result as i64
+        hypercalls::hypercall(number, [a0, a1, 0, 0, 0])
     }
 
     fn be(value: &[u8], cells: usize) -> Option<u64> {
@@ -406,9 +405,20 @@ unexpected_block:
         let rc = hypercall(9999, 0, 0);
         r.check(rc == -38, format_args!("an unknown hypercall gets -ENOSYS ({rc})"));
 
+        // The rest of the hypercalls Linux makes as Dom0.
+        let places = hypercalls::Places {
+            grant_region: reg_entries.first().map(|&(start, _)| start),
+            unmapped: regions.first().map(|&(start, _)| start),
+        };
+        hypercalls::check(&mut r, &places);
+
         let failures = r.failures;
         r.say(format_args!("{failures} failures"));
-        exit(if r.failures == 0 { 0 } else { 1 })
+        if failures == 0 {
+            // As Linux ends: the hypervisor stops the machine, exit code 0.
+            hypercalls::power_off();
+        }
+        exit(1)
     }
 
     #[panic_handler]

@@ -1,0 +1,477 @@
+//! The Xen hypercalls a Linux Dom0 makes, made by the probe with good and
+//! hostile arguments: shared_info and vcpu_info, event channels (checking
+//! the bits in shared memory, as the probe takes no interrupts), grant
+//! frames and a self-grant mapped elsewhere, ballooning, the console, and
+//! errors for bad pointers and unknown calls. The same checks pass under
+//! Debian's Xen 4.17; where that Xen answers differently (an older errno,
+//! no checks of the target of a grant mapping, FIFO events, a ballooned
+//! frame kept rather than freed), the check says which answer it expects
+//! from which.
+
+use super::{Report, read_faults};
+use core::arch::asm;
+use core::ptr::{addr_of_mut, read_volatile, write_volatile};
+
+const EPERM: i64 = -1;
+const ENOENT: i64 = -2;
+const ENXIO: i64 = -6;
+const EFAULT: i64 = -14;
+const EBUSY: i64 = -16;
+const EEXIST: i64 = -17;
+const EINVAL: i64 = -22;
+const ENOSYS: i64 = -38;
+
+const MEMORY_OP: u64 = 12;
+const XEN_VERSION: u64 = 17;
+const CONSOLE_IO: u64 = 18;
+const GRANT_TABLE_OP: u64 = 20;
+const VM_ASSIST: u64 = 21;
+const VCPU_OP: u64 = 24;
+const SCHED_OP: u64 = 29;
+const EVENT_CHANNEL_OP: u64 = 32;
+const PHYSDEV_OP: u64 = 33;
+const HVM_OP: u64 = 34;
+
+const DOMID_SELF: u16 = 0x7ff0;
+
+/// A Xen hypercall: HVC #0xEA1, number in x16, arguments x0..x4, result
+/// in x0. A continued call may change x1..x4 too.
+pub fn hypercall(number: u64, a: [u64; 5]) -> i64 {
+    let result: u64;
+    // SAFETY: the hypervisor writes only memory we point it at, and x0..x4.
+    unsafe {
+        asm!("hvc #0xea1", inout("x0") a[0] => result, inout("x1") a[1] => _, inout("x2") a[2] => _,
+             inout("x3") a[3] => _, inout("x4") a[4] => _, in("x16") number, options(nostack))
+    };
+    result as i64
+}
+
+/// A call taking a pointer to `arg` after `leading` arguments.
+fn with<T>(number: u64, leading: &[u64], arg: &mut T) -> i64 {
+    let mut a = [0u64; 5];
+    a[..leading.len()].copy_from_slice(leading);
+    a[leading.len()] = arg as *mut T as u64;
+    hypercall(number, a)
+}
+
+/// A grant-table operation on `count` structs at `arg`.
+fn grant_op<T>(cmd: u64, arg: &mut T, count: u64) -> i64 {
+    hypercall(GRANT_TABLE_OP, [cmd, arg as *mut T as u64, count, 0, 0])
+}
+
+fn read<T: Copy>(value: &T) -> T {
+    // SAFETY: a reference; the hypervisor may have written it behind the compiler's back.
+    unsafe { read_volatile(value) }
+}
+
+#[repr(C, align(4096))]
+struct Page([u64; 512]);
+
+/// Pages of the probe's own RAM the checks hand to the hypervisor.
+static mut SHARED_INFO: Page = Page([0; 512]);
+static mut VCPU_INFO: Page = Page([0; 512]);
+static mut GRANTED: Page = Page([0; 512]);
+static mut BALLOON: Page = Page([0; 512]);
+static mut RUNSTATE: [u64; 6] = [0; 6];
+
+fn page_address(page: *mut Page) -> u64 {
+    page as u64
+}
+
+fn word(address: u64) -> u64 {
+    // SAFETY: callers read pages of the probe's, or mapped grant pages.
+    unsafe { read_volatile(address as *const u64) }
+}
+
+fn set_word(address: u64, value: u64) {
+    // SAFETY: as above.
+    unsafe { write_volatile(address as *mut u64, value) }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct AddToPhysmap {
+    domid: u16,
+    size: u16,
+    space: u32,
+    idx: u64,
+    gpfn: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Reservation {
+    extent_start: u64,
+    nr_extents: u64,
+    extent_order: u32,
+    mem_flags: u32,
+    domid: u16,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct EventStruct {
+    words: [u32; 6],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct MapGrantRef {
+    host_addr: u64,
+    flags: u32,
+    gref: u32,
+    dom: u16,
+    status: i16,
+    handle: u32,
+    dev_bus_addr: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct UnmapGrantRef {
+    host_addr: u64,
+    dev_bus_addr: u64,
+    handle: u32,
+    status: i16,
+}
+
+fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> i64 {
+    let mut a = AddToPhysmap { domid: DOMID_SELF, space, idx, gpfn, ..Default::default() };
+    with(MEMORY_OP, &[7], &mut a)
+}
+
+/// decrease_reservation (1) or populate_physmap (6) of one page: extents done.
+fn reservation(op: u64, gfn: u64) -> i64 {
+    let mut list = [gfn];
+    let mut r =
+        Reservation { extent_start: list.as_mut_ptr() as u64, nr_extents: 1, domid: DOMID_SELF, ..Default::default() };
+    with(MEMORY_OP, &[op], &mut r)
+}
+
+fn event(cmd: u64, words: &[u32]) -> (i64, [u32; 6]) {
+    let mut e = EventStruct::default();
+    e.words[..words.len()].copy_from_slice(words);
+    let rc = with(EVENT_CHANNEL_OP, &[cmd], &mut e);
+    (rc, read(&e).words)
+}
+
+/// `dom` and `remote_dom` packed in the first word of alloc_unbound.
+fn alloc_unbound() -> (i64, u32) {
+    let (rc, w) = event(6, &[u32::from(DOMID_SELF) | u32::from(DOMID_SELF) << 16]);
+    (rc, w[1])
+}
+
+fn port_op(cmd: u64, port: u32) -> i64 {
+    event(cmd, &[port]).0
+}
+
+fn map_grant(host_addr: u64, flags: u32, gref: u32, dom: u16) -> MapGrantRef {
+    let mut m = MapGrantRef { host_addr, flags, gref, dom, status: 0x7777, ..Default::default() };
+    let rc = grant_op(0, &mut m, 1);
+    let mut result = read(&m);
+    if rc != 0 {
+        result.status = rc as i16;
+    }
+    result
+}
+
+fn unmap_grant(host_addr: u64, dev_bus_addr: u64, handle: u32) -> i16 {
+    let mut u = UnmapGrantRef { host_addr, dev_bus_addr, handle, status: 0x7777 };
+    let rc = grant_op(1, &mut u, 1);
+    if rc != 0 { rc as i16 } else { read(&u).status }
+}
+
+/// Where the checks may put things: the grant-table region, and an
+/// unmapped address (an extended region) for the grant mapping.
+pub struct Places {
+    pub grant_region: Option<u64>,
+    pub unmapped: Option<u64>,
+}
+
+/// An address beyond any IPA space: nothing is ever there.
+const NOTHING: u64 = 0x0000_ffff_ffff_f000;
+
+/// Runs the checks; whether this is our hypervisor (else Xen 4.17).
+pub fn check(r: &mut Report, places: &Places) -> bool {
+    let mut extra = [0u8; 16];
+    let _ = hypercall(XEN_VERSION, [1, extra.as_mut_ptr() as u64, 0, 0, 0]);
+    let ours = extra.starts_with(b".0-rust");
+    r.say(format_args!("hypercalls: checking against {}", if ours { "this hypervisor" } else { "Xen" }));
+    let shared = page_address(addr_of_mut!(SHARED_INFO));
+
+    // shared_info, as Linux places it: a page of its own RAM.
+    let rc = add_to_physmap(0, 0, shared >> 12);
+    r.check(rc == 0, format_args!("add_to_physmap shared_info at {shared:#x} ({rc})"));
+    let rc = add_to_physmap(0, 0, (shared >> 12) + 1);
+    r.check(rc == EBUSY, format_args!("shared_info placed twice gets -EBUSY ({rc})"));
+    let rc = add_to_physmap(0, 1, shared >> 12);
+    r.check(rc == EINVAL, format_args!("shared_info index 1 gets -EINVAL ({rc})"));
+
+    // vcpu_info for vCPU 0, inside a page, 8-byte aligned.
+    let info = page_address(addr_of_mut!(VCPU_INFO)) + 64;
+    let mut reg = [info >> 12, 64];
+    let rc = with(VCPU_OP, &[10, 0], &mut reg);
+    r.check(rc == 0, format_args!("register_vcpu_info for vCPU 0 ({rc})"));
+    r.check(
+        word(info) & 0xff == 1 && word(info + 8) == u64::MAX,
+        format_args!("the new vcpu_info has everything pending ({:#x}, {:#x})", word(info) & 0xff, word(info + 8)),
+    );
+    let rc = with(VCPU_OP, &[10, 0], &mut reg);
+    let again = if ours { EBUSY } else { EINVAL };
+    r.check(rc == again, format_args!("a second registration gets {again} ({rc})"));
+    let mut misaligned = [info >> 12, 4];
+    let rc = with(VCPU_OP, &[10, 1], &mut misaligned);
+    r.check(rc == ENXIO, format_args!("a misaligned vcpu_info gets -ENXIO ({rc})"));
+    let rc = with(VCPU_OP, &[10, 99], &mut reg);
+    r.check(rc == ENOENT, format_args!("vCPU 99 gets -ENOENT ({rc})"));
+    let rc = hypercall(VCPU_OP, [99, 0, info, 0, 0]);
+    r.check(rc == EINVAL, format_args!("an unknown vcpu_op gets -EINVAL, as on Xen for Arm ({rc})"));
+
+    // Runstate, with the update flag asked for first.
+    let rc = hypercall(VM_ASSIST, [0, 5, 0, 0, 0]);
+    r.check(rc == 0, format_args!("vm_assist runstate_update_flag ({rc})"));
+    let rc = hypercall(VM_ASSIST, [0, 6, 0, 0, 0]);
+    r.check(rc == EINVAL, format_args!("an unknown vm_assist gets -EINVAL ({rc})"));
+    let runstate = addr_of_mut!(RUNSTATE) as u64;
+    let mut area = [runstate];
+    // SAFETY: a static of ours.
+    unsafe { write_volatile(runstate as *mut u64, 0x5a5a) };
+    let rc = with(VCPU_OP, &[5, 0], &mut area);
+    r.check(
+        rc == 0 && word(runstate) as u32 == 0,
+        format_args!("the runstate area says running ({rc}, {:#x})", word(runstate)),
+    );
+
+    check_events(r, ours, shared, info);
+    let granted = check_grants(r, ours, places);
+    check_balloon(r, ours, granted);
+
+    // Console, xenstore, time, the rest.
+    let text = b"probe: hello through CONSOLEIO_write\n";
+    let rc = hypercall(CONSOLE_IO, [0, text.len() as u64, text.as_ptr() as u64, 0, 0]);
+    r.check(rc == 0, format_args!("console_io write ({rc})"));
+    let mut param = [u64::from(DOMID_SELF) | 2 << 32, 0x1234];
+    let rc = with(HVM_OP, &[1], &mut param);
+    let (rc2, value) = (rc, read(&param)[1]);
+    r.check(rc2 == 0 && value == 0, format_args!("HVM_PARAM_STORE_EVTCHN is 0: no xenstore ({rc2}, {value})"));
+    let rc = with(HVM_OP, &[0], &mut param);
+    r.check(rc == EPERM, format_args!("setting it gets -EPERM ({rc})"));
+    // struct xen_platform_op: cmd, interface_version, then xenpf_settime64.
+    let mut platform = [0u64; 17];
+    platform[..2].copy_from_slice(&[62 | 0x0300_0001 << 32, 1_700_000_000]);
+    let rc = with(7, &[], &mut platform);
+    r.check(rc == 0, format_args!("platform_op settime64 ({rc})"));
+    let rc = hypercall(PHYSDEV_OP, [25, 0, 0, 0, 0]);
+    r.check(rc == ENOSYS, format_args!("physdev_op gets -ENOSYS ({rc})"));
+    let rc = hypercall(SCHED_OP, [0, 0, 0, 0, 0]);
+    r.check(rc == 0, format_args!("sched_op yield ({rc})"));
+
+    for nothing in [places.unmapped.unwrap_or(NOTHING), NOTHING] {
+        for (name, number, a) in [
+            ("memory_op add_to_physmap", MEMORY_OP, [7, nothing, 0, 0, 0]),
+            ("vcpu_op register_vcpu_info", VCPU_OP, [10, 0, nothing, 0, 0]),
+            ("event_channel_op alloc_unbound", EVENT_CHANNEL_OP, [6, nothing, 0, 0, 0]),
+            ("grant_table_op query_size", GRANT_TABLE_OP, [6, nothing, 1, 0, 0]),
+            ("console_io write", CONSOLE_IO, [0, 16, nothing, 0, 0]),
+            ("hvm_op get_param", HVM_OP, [1, nothing, 0, 0, 0]),
+            ("sched_op shutdown", SCHED_OP, [2, nothing, 0, 0, 0]),
+        ] {
+            let rc = hypercall(number, a);
+            r.check(rc == EFAULT, format_args!("{name} with a pointer to {nothing:#x} gets -EFAULT ({rc})"));
+        }
+        let mut r0 = Reservation { extent_start: nothing, nr_extents: 1, domid: DOMID_SELF, ..Default::default() };
+        let rc = with(MEMORY_OP, &[1], &mut r0);
+        r.check(rc == 0, format_args!("decrease_reservation with a list in nothing does no extent ({rc})"));
+    }
+    for (name, number, cmd) in [
+        ("memory_op", MEMORY_OP, 99),
+        ("event_channel_op", EVENT_CHANNEL_OP, 99),
+        ("grant_table_op", GRANT_TABLE_OP, 99),
+        ("console_io", CONSOLE_IO, 99),
+        ("sched_op", SCHED_OP, 99),
+        ("hvm_op", HVM_OP, 99),
+        ("hypercall 9999", 9999, 0),
+    ] {
+        let rc = hypercall(number, [cmd, 0, 0, 0, 0]);
+        r.check(rc == ENOSYS, format_args!("unknown {name} op gets -ENOSYS ({rc})"));
+    }
+    ours
+}
+
+/// Events through shared_info: alloc_unbound + bind_interdomain to itself,
+/// then sends, masks and unmasks, watching the bits as Linux's upcall
+/// handler would.
+fn check_events(r: &mut Report, ours: bool, shared: u64, info: u64) {
+    const PENDING: u64 = 48;
+    const MASK: u64 = 560;
+    let pending_word = |port: u32| shared + PENDING + u64::from(port / 64) * 8;
+    let is_pending = |port: u32| word(pending_word(port)) & 1 << (port % 64) != 0;
+    let clear_upcall = || {
+        set_word(info, 0);
+        set_word(info + 8, 0);
+    };
+    if ours {
+        let rc = event(11, &[]).0;
+        r.check(rc == ENOSYS, format_args!("EVTCHNOP_init_control gets -ENOSYS: 2-level events ({rc})"));
+    }
+    let (rc, unbound) = alloc_unbound();
+    r.check(rc == 0 && unbound > 0, format_args!("alloc_unbound, dom = remote = DOMID_SELF: port {unbound} ({rc})"));
+    let (rc, status) = event(5, &[u32::from(DOMID_SELF), unbound]);
+    r.check(
+        rc == 0 && status[2] == 1 && status[4] & 0xffff == 0,
+        format_args!("its status is unbound, for domain 0 ({rc})"),
+    );
+    let rc = port_op(4, unbound);
+    r.check(rc == 0 && !is_pending(unbound), format_args!("a send on it is dropped ({rc})"));
+    let (rc, bound) = event(0, &[u32::from(DOMID_SELF), unbound]);
+    let local = bound[2];
+    r.check(rc == 0 && local != unbound, format_args!("bind_interdomain to it: port {local} ({rc})"));
+    // Linux's upcall handler clears these before it looks.
+    clear_upcall();
+    (0..64).for_each(|w| set_word(shared + PENDING + w * 8, 0));
+    let rc = port_op(4, local);
+    r.check(
+        rc == 0 && is_pending(unbound) && word(info + 8) == 1 << (unbound / 64) && word(info) & 0xff == 1,
+        format_args!(
+            "a send to port {local} sets port {unbound} pending, its selector bit and the upcall ({rc}, {:#x}, {:#x})",
+            word(info + 8),
+            word(info) & 0xff
+        ),
+    );
+    // Masked: pending, no selector, no upcall; unmask raises it.
+    clear_upcall();
+    set_word(pending_word(unbound), 0);
+    set_word(shared + MASK + u64::from(unbound / 64) * 8, 1 << (unbound % 64));
+    let rc = port_op(4, local);
+    r.check(rc == 0 && is_pending(unbound) && word(info + 8) == 0, format_args!("masked, it is only pending ({rc})"));
+    let rc = port_op(9, unbound);
+    r.check(
+        rc == 0 && word(info + 8) == 1 << (unbound / 64) && word(info) & 0xff == 1,
+        format_args!("unmask raises the pending port ({rc})"),
+    );
+    let (rc, virq) = event(1, &[2, 0]);
+    r.check(rc == 0 && virq[2] > 0, format_args!("bind_virq VIRQ_CONSOLE: port {} ({rc})", virq[2]));
+    let rc = event(1, &[2, 0]).0;
+    r.check(rc == EEXIST, format_args!("bound twice gets -EEXIST ({rc})"));
+    let rc = event(1, &[2, 1]).0;
+    r.check(rc == EINVAL, format_args!("a global VIRQ on vCPU 1 gets -EINVAL ({rc})"));
+    let rc = port_op(3, local);
+    r.check(rc == 0, format_args!("close port {local} ({rc})"));
+    let rc = port_op(3, local);
+    r.check(rc == EINVAL, format_args!("closing it again gets -EINVAL ({rc})"));
+    let rc = port_op(4, 5000);
+    r.check(rc == EINVAL, format_args!("a send on port 5000 gets -EINVAL ({rc})"));
+    let rc = port_op(4, virq[2]);
+    r.check(rc == EINVAL, format_args!("a send on a VIRQ port gets -EINVAL ({rc})"));
+}
+
+/// Grant frames in the grant region, a page of the probe's granted to
+/// itself and mapped at an unmapped address, read back, unmapped. Returns
+/// the grant reference, still granted, if the table was set up.
+fn check_grants(r: &mut Report, ours: bool, places: &Places) -> Option<u32> {
+    let mut query = [u64::from(DOMID_SELF), 0];
+    let rc = grant_op(6, &mut query, 1);
+    let max = (read(&query)[1] & 0xffff_ffff) as u32;
+    query[0] = u64::from(DOMID_SELF);
+    let count_rc = grant_op(6, &mut query, 2);
+    r.check(
+        rc == 0 && max == 64 && count_rc == EINVAL,
+        format_args!("query_size: at most {max} frames ({rc}, {count_rc})"),
+    );
+    let mut version = [1u32];
+    let rc = grant_op(8, &mut version, 1);
+    r.check(rc == 0 && read(&version)[0] == 1, format_args!("set_version 1 ({rc})"));
+    let region = places.grant_region?;
+    // Linux maps the highest index first.
+    let rc1 = add_to_physmap(1, 1, (region >> 12) + 1);
+    let rc0 = add_to_physmap(1, 0, region >> 12);
+    r.check(rc0 == 0 && rc1 == 0, format_args!("grant frames 1 and 0 at {region:#x} ({rc1}, {rc0})"));
+    r.check(read_faults(region + 0x1000).is_none(), format_args!("the grant region reads now"));
+    let rc = add_to_physmap(1, 64, (region >> 12) + 2);
+    r.check(rc == EINVAL, format_args!("grant frame 64 gets -EINVAL ({rc})"));
+    let granted = page_address(addr_of_mut!(GRANTED));
+    set_word(granted + 0x18, 0x6772_616e_7465_6421);
+    let gref = 520; // in frame 1
+    let entry = region + gref * 8;
+    set_word(entry, 1 | (granted >> 12) << 32); // GTF_permit_access, to domain 0
+    let Some(target) = places.unmapped else { return Some(gref as u32) };
+    r.check(read_faults(target).is_some(), format_args!("{target:#x} is unmapped before the grant"));
+    let m = map_grant(target, 2, gref as u32, 0);
+    r.check(
+        m.status == 0 && m.dev_bus_addr == granted,
+        format_args!(
+            "map_grant_ref of our own page at {target:#x}: status {}, bus address {:#x}",
+            m.status, m.dev_bus_addr
+        ),
+    );
+    r.check(
+        word(entry) as u16 == 1 | 1 << 3 | 1 << 4,
+        format_args!("the entry says reading and writing ({:#x})", word(entry) as u16),
+    );
+    r.check(word(target + 0x18) == 0x6772_616e_7465_6421, format_args!("the granted page reads back at {target:#x}"));
+    set_word(target + 0x20, 42);
+    r.check(word(granted + 0x20) == 42, format_args!("and writes through"));
+    let bad = [
+        ("another domain", map_grant(target + 0x1000, 2, gref as u32, 1).status, -2),
+        ("a ref beyond the table", map_grant(target + 0x1000, 2, 99_999, 0).status, -3),
+        ("no map flags", map_grant(target + 0x1000, 0, gref as u32, 0).status, -3),
+        ("an entry not granted", map_grant(target + 0x1000, 2, gref as u32 + 1, 0).status, -1),
+    ];
+    for (what, status, expected) in bad {
+        r.check(status == expected, format_args!("map_grant_ref of {what} gets {expected} ({status})"));
+    }
+    if ours {
+        let granted_page = granted;
+        for (what, address) in
+            [("unaligned", target + 0x1008), ("on mapped RAM", granted_page), ("in the grant region", region + 0x8000)]
+        {
+            let status = map_grant(address, 2, gref as u32, 0).status;
+            r.check(
+                status == -5,
+                format_args!("map_grant_ref at an address {what} gets GNTST_bad_virt_addr ({status})"),
+            );
+        }
+    }
+    let status = unmap_grant(target, 0, m.handle);
+    r.check(status == 0 && word(entry) as u16 == 1, format_args!("unmap_grant_ref ({status}); the entry is released"));
+    r.check(read_faults(target).is_some(), format_args!("{target:#x} is unmapped again"));
+    let status = unmap_grant(target, 0, m.handle);
+    r.check(status == -4, format_args!("a second unmap gets GNTST_bad_handle ({status})"));
+    Some(gref as u32)
+}
+
+/// A page of the probe's out and back (a 1:1 Dom0 gets the same frame
+/// back). Meanwhile the
+/// granted page is mapped in the hole, as Linux does without extended
+/// regions.
+fn check_balloon(r: &mut Report, ours: bool, granted: Option<u32>) {
+    let page = page_address(addr_of_mut!(BALLOON));
+    set_word(page, 0x6261_6c6c_6f6f_6e21);
+    let done = reservation(1, page >> 12);
+    r.check(done == 1, format_args!("decrease_reservation of {page:#x}: {done} extent"));
+    r.check(read_faults(page).is_some(), format_args!("the ballooned page aborts"));
+    let again = reservation(1, page >> 12);
+    r.check(again == 0, format_args!("ballooning it again does nothing ({again})"));
+    if let Some(gref) = granted {
+        let m = map_grant(page, 2 | 4, gref, 0);
+        r.check(
+            m.status == 0 && word(page + 0x18) == 0x6772_616e_7465_6421,
+            format_args!("the granted page maps read-only in the ballooned hole ({})", m.status),
+        );
+        let status = unmap_grant(page, m.dev_bus_addr, m.handle);
+        r.check(status == 0, format_args!("and unmaps ({status})"));
+    }
+    let back = reservation(6, page >> 12);
+    r.check(back == 1, format_args!("populate_physmap brings 1 back ({back})"));
+    // Xen keeps the frame the 1:1 domain's meanwhile, contents and all; here
+    // it went back to the allocator and returns scrubbed.
+    let (ok, how) = if ours { (word(page) == 0, ", zeroed") } else { (true, "") };
+    r.check(read_faults(page).is_none() && ok, format_args!("the page is back{how}"));
+}
+
+/// Powers the machine off as Linux does.
+pub fn power_off() -> ! {
+    let mut reason = [0u32];
+    let _ = with(SCHED_OP, &[2], &mut reason);
+    loop {}
+}
