@@ -89,6 +89,7 @@ pub fn fetch(pin: &Pin) -> PathBuf {
                     depends.into_iter().next().unwrap_or_else(|| panic!("{meta} depends on nothing in {}", pin.suite))
                 }
             };
+            let why = why.lines().next().unwrap_or_default();
             eprintln!("qemu-harness: {pinned} is not in Debian {} ({why}); using the newest {package}", pin.suite);
             let lines = fetch_debian(pin.suite, &[&package]).unwrap_or_else(|e| panic!("fetching {package}: {e}"));
             PathBuf::from(&lines[0])
