@@ -123,6 +123,15 @@ pub fn upcall_pending(state: &DomainState, board: &dyn Board, vcpu: usize) -> bo
     vcpu_info(state, vcpu).is_some_and(|info| board.word(info).load(Ordering::Acquire) & 0xff != 0)
 }
 
+/// Whether any unmasked port is pending in shared_info.
+pub fn any_pending(state: &DomainState, board: &dyn Board) -> bool {
+    let Some(page) = state.shared.address() else { return false };
+    (0..u64::from(NR_PORTS / 64)).any(|w| {
+        let pending = board.word(page + layout::EVTCHN_PENDING + w * 8).load(Ordering::Acquire);
+        pending & !board.word(page + layout::EVTCHN_MASK + w * 8).load(Ordering::Acquire) != 0
+    })
+}
+
 /// Raises `port` for `vcpu` (Xen's `evtchn_2l_set_pending`).
 pub fn set_pending(state: &DomainState, board: &dyn Board, port: u32, vcpu: usize) {
     let Some(page) = state.shared.address() else { return };

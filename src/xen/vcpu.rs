@@ -105,8 +105,8 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
     stage2.pin(page);
     let board = call.board;
     // Carry over what the old place held (vCPU 0's is in shared_info), else
-    // start from zero; then mark everything pending, so nothing raised
-    // meanwhile is lost: a spurious upcall, as Xen does.
+    // start from zero; then select every word, as Xen does, so that nothing
+    // raised meanwhile is missed by the next upcall.
     let old = super::events::vcpu_info(state, vcpu);
     for word in (0..layout::VCPU_INFO_SIZE).step_by(8) {
         let value = old.map_or(0, |old| board.word(old + word).load(Ordering::Acquire));
@@ -115,7 +115,13 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
     target.info.store(info, Ordering::Release);
     drop(stage2);
     board.word(info + layout::PENDING_SEL).store(u64::MAX, Ordering::Release);
-    super::events::mark_events_pending(state, board, vcpu);
+    // Xen also raises the upcall here, always: a spurious one, which Linux
+    // takes as soon as it returns, before it has noted where its vcpu_info
+    // is, unless the event interrupt stays masked at the GIC until Linux
+    // enables it. Raise it only when an event does wait.
+    if super::events::any_pending(state, board) {
+        super::events::mark_events_pending(state, board, vcpu);
+    }
     Ok(0)
 }
 
