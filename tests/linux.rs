@@ -128,7 +128,8 @@ fn boot_ours(machine: Machine) -> Outcome {
     assert_dom0_report(&out, grant[0], &out.ranges("(HV) d0: extended region "));
     let at_entry = logged_number(&out, "free frames at Dom0 entry: ");
     let at_shutdown = logged_number(&out, "free frames at shutdown: ");
-    assert_eq!(at_shutdown, at_entry, "free frames at shutdown vs at Dom0 entry");
+    let ballooned = logged_number(&out, "frames dom0 has ballooned out: ");
+    assert_eq!(at_shutdown - ballooned, at_entry, "free frames at shutdown, less those ballooned out, vs at Dom0 entry");
     out
 }
 
@@ -148,14 +149,12 @@ fn dom0_lines_read_the_same_with_our_prefix() {
 }
 
 #[test]
-#[ignore = "needs the GIC and hypercall work of issue 4"]
 fn debian_6_12_dom0_maps_grants_in_the_extended_regions() {
     let out = boot_ours(machine(DebianKernel::Trixie6_12, ""));
     out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
 }
 
 #[test]
-#[ignore = "needs the GIC and hypercall work of issue 4"]
 fn without_extended_regions_debian_6_12_balloons() {
     let out = boot_ours(Machine {
         append: Some("dom0_mem=512M ext-regions=no".into()),
@@ -166,21 +165,18 @@ fn without_extended_regions_debian_6_12_balloons() {
 }
 
 #[test]
-#[ignore = "needs the GIC and hypercall work of issue 4"]
 fn debian_6_1_dom0_balloons() {
     let out = boot_ours(machine(DebianKernel::Bookworm6_1, "--ballooned"));
     out.expect_line("gnttest: no Xen scratch in /proc/iomem");
 }
 
 #[test]
-#[ignore = "needs the GIC and hypercall work of issue 4"]
 fn debian_6_12_dom0_on_four_cpus() {
     let out = boot_ours(Machine { smp: 4, ..machine(DebianKernel::Trixie6_12, "") });
     out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
 }
 
 #[test]
-#[ignore = "needs the GIC and hypercall work of issue 4"]
 fn debian_6_12_dom0_on_cpu_max() {
     let out = boot_ours(Machine { cpu: "max".into(), ..machine(DebianKernel::Trixie6_12, "") });
     out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");

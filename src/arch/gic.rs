@@ -198,10 +198,16 @@ pub fn init(tree_gic: &host::Gic, mut owned: IntidSet) -> Result<&'static Gic, U
     Ok(gic)
 }
 
+/// What `init_this_cpu` found.
+pub struct ThisCpu {
+    pub list_registers: usize,
+    /// This CPU's redistributor (RD frame).
+    pub redistributor: u64,
+}
+
 /// Sets up this CPU's redistributor and CPU interface for the hypervisor,
-/// and turns the virtual CPU interface on. Returns the number of list
-/// registers.
-pub fn init_this_cpu(gic: &Gic, mpidr: u64) -> Option<usize> {
+/// and turns the virtual CPU interface on.
+pub fn init_this_cpu(gic: &Gic, mpidr: u64) -> Option<ThisCpu> {
     let Some(rd) = gic.redistributor_of(mpidr) else {
         log::error!("GIC: no redistributor for CPU {mpidr:#x}; its interrupts stay off");
         return None;
@@ -231,7 +237,12 @@ pub fn init_this_cpu(gic: &Gic, mpidr: u64) -> Option<usize> {
     }
     ICH_HCR_EL2.write(ICH_HCR_EL2::En.val(1));
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
-    Some(list_registers)
+    Some(ThisCpu { list_registers, redistributor: rd })
+}
+
+/// The private interrupts enabled at the redistributor `rd`, one bit each.
+pub fn private_enabled(rd: u64) -> u32 {
+    read32(rd + gicr::SGI_FRAME + family::ISENABLER)
 }
 
 /// Acknowledges the highest-priority pending interrupt; 1020-1023 if none.

@@ -16,7 +16,7 @@ use crate::gic::list_register::ListRegister;
 use crate::gic::overflow::Overflow;
 use crate::gic::{FIRST_SPECIAL, PRIVATE_COUNT, SGI_COUNT};
 use aarch64_cpu::registers::*;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
@@ -29,10 +29,18 @@ struct VcpuInterrupts {
     overflow: Mutex<Overflow>,
     /// The number of list registers; 0 until this CPU's interface is up.
     list_registers: AtomicUsize,
+    /// This CPU's redistributor, whose enable bits Dom0 sets (through the
+    /// filter) for its private interrupts, the purely virtual ones too.
+    redistributor: AtomicU64,
 }
 
 static VCPUS: [VcpuInterrupts; MAX_CPUS] = [const {
-    VcpuInterrupts { raised: AtomicU32::new(0), overflow: Mutex::new(Overflow::new()), list_registers: AtomicUsize::new(0) }
+    VcpuInterrupts {
+        raised: AtomicU32::new(0),
+        overflow: Mutex::new(Overflow::new()),
+        list_registers: AtomicUsize::new(0),
+        redistributor: AtomicU64::new(0),
+    }
 }; MAX_CPUS];
 
 fn this_vcpu() -> &'static VcpuInterrupts {
@@ -42,8 +50,10 @@ fn this_vcpu() -> &'static VcpuInterrupts {
 /// Brings up this CPU's GIC interfaces; call on each CPU before it enters Dom0.
 pub fn init_this_cpu() {
     let Some(gic) = gic::get() else { return };
-    if let Some(n) = gic::init_this_cpu(gic, super::cpu::this_mpidr()) {
-        this_vcpu().list_registers.store(n, Ordering::Release);
+    if let Some(found) = gic::init_this_cpu(gic, super::cpu::this_mpidr()) {
+        let vcpu = this_vcpu();
+        vcpu.redistributor.store(found.redistributor, Ordering::Release);
+        vcpu.list_registers.store(found.list_registers, Ordering::Release);
     }
 }
 
@@ -156,13 +166,26 @@ pub fn raise(cpu: usize, intid: u32) {
     }
 }
 
-/// Moves what other CPUs raised for this vCPU into its list registers.
-/// Runs before every return to Dom0.
+/// Moves what was raised for this vCPU into its list registers, as far as
+/// Dom0 has enabled those interrupts: like a real GIC, a disabled one stays
+/// pending until it is enabled (Linux registers its event-channel handler
+/// before enabling the event PPI, and must not see it earlier). Runs before
+/// every return to Dom0.
 pub fn take_raised() {
-    let mut raised = this_vcpu().raised.swap(0, Ordering::AcqRel);
-    while raised != 0 {
-        let intid = raised.trailing_zeros();
-        raised &= raised - 1;
+    let vcpu = this_vcpu();
+    let raised = vcpu.raised.load(Ordering::Acquire);
+    if raised == 0 {
+        return;
+    }
+    let rd = vcpu.redistributor.load(Ordering::Acquire);
+    if rd == 0 {
+        return;
+    }
+    let mut take = raised & gic::private_enabled(rd);
+    vcpu.raised.fetch_and(!take, Ordering::AcqRel);
+    while take != 0 {
+        let intid = take.trailing_zeros();
+        take &= take - 1;
         inject(ListRegister::virtual_only(intid));
     }
 }
