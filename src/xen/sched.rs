@@ -82,11 +82,6 @@ pub fn stop_machine(why: core::fmt::Arguments<'_>, stop: crate::fatal::Stop) -> 
         ),
         None => log::info!("Free frames at shutdown: unknown (allocator busy)"),
     }
-    // Frames Dom0 ballooned out are free now and come back if it
-    // repopulates: a count to set against the one at entry, not a leak.
-    if let Some(domain) = crate::arch::cpu::this_cpu().domain() {
-        log::info!("Frames Dom0 has ballooned out: {}", domain.xen.ballooned.load(core::sync::atomic::Ordering::Acquire));
-    }
     crate::shutdown::stop(stop)
 }
 
