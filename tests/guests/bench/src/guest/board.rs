@@ -1,0 +1,86 @@
+//! What the benchmark needs from its device tree: the iteration count on
+//! its command line, the GIC's distributor and redistributors, the CPUs'
+//! MPIDRs, how PSCI is called, and an address with nothing behind it.
+
+use dtoolkit::ToCellInt as _;
+use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::{Node, Property};
+
+/// More CPUs than this are not looked at.
+const MAX_CPUS: usize = 8;
+
+pub struct Board {
+    /// `iterations=N` from `/chosen/bootargs`.
+    pub iterations: Option<u64>,
+    /// The GICv3 distributor and the redistributors' region.
+    pub gic: Option<Gic>,
+    cpu_ids: [u64; MAX_CPUS],
+    cpu_count: usize,
+    /// PSCI through HVC (otherwise SMC).
+    pub psci_hvc: bool,
+    /// A guest-physical address Dom0 has no access to: the grant-table
+    /// region, `/hypervisor`'s first `reg` entry (the hypervisor's own image
+    /// under both hypervisors).
+    pub unmapped: Option<u64>,
+}
+
+#[derive(Clone, Copy)]
+pub struct Gic {
+    pub distributor: u64,
+    pub redistributors: (u64, u64),
+}
+
+/// The `(address, size)` pairs of a node's `reg`, in its parent's cells.
+fn regs<'a>(node: FdtNode<'a>) -> impl Iterator<Item = (u64, u64)> + 'a {
+    node.reg().ok().flatten().into_iter().flatten().filter_map(|r| Some((r.address().ok()?, r.size().ok()?)))
+}
+
+impl Board {
+    pub fn read(dtb: u64) -> Result<Self, &'static str> {
+        // SAFETY: x0 points at the tree per the boot protocol; its header's
+        // size is read first and bounded.
+        let size = u32::from_be(unsafe { core::ptr::read_volatile((dtb + 4) as *const u32) }) as usize;
+        if size > 2 << 20 {
+            return Err("larger than 2 MiB");
+        }
+        // SAFETY: as above.
+        let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
+        let fdt = Fdt::new(blob).map_err(|_| "not a valid tree")?;
+        let root = fdt.root();
+
+        let chosen = fdt.chosen();
+        let bootargs = chosen.as_ref().and_then(|c| c.bootargs().ok().flatten()).unwrap_or("");
+        let iterations = bootargs.split_ascii_whitespace().find_map(|w| w.strip_prefix("iterations=")?.parse().ok());
+
+        let gic = root.children().find(|n| n.compatible().is_some_and(|mut c| c.any(|s| s == "arm,gic-v3"))).and_then(
+            |node| {
+                let mut reg = regs(node);
+                let (distributor, _) = reg.next()?;
+                let (start, size) = reg.next()?;
+                Some(Gic { distributor, redistributors: (start, start + size) })
+            },
+        );
+
+        let mut cpu_ids = [0; MAX_CPUS];
+        let mut cpu_count = 0;
+        if let Ok(cpus) = fdt.cpus() {
+            for cpu in cpus.cpus() {
+                let id = cpu.ids().ok().and_then(|mut ids| ids.next()?.to_int::<u64>().ok());
+                if let (Some(id), true) = (id, cpu_count < MAX_CPUS) {
+                    cpu_ids[cpu_count] = id;
+                    cpu_count += 1;
+                }
+            }
+        }
+
+        let psci_hvc =
+            root.child("psci").and_then(|n| n.property("method").map(|p| p.value() == b"hvc\0")).unwrap_or(false);
+        let unmapped = root.child("hypervisor").and_then(|n| regs(n).next()).map(|(start, _)| start);
+        Ok(Self { iterations, gic, cpu_ids, cpu_count, psci_hvc, unmapped })
+    }
+
+    /// The MPIDRs of the CPUs, boot CPU first (as the tree lists them).
+    pub fn cpus(&self) -> &[u64] {
+        &self.cpu_ids[..self.cpu_count]
+    }
+}

@@ -1,0 +1,160 @@
+//! The guest proper: entry, exception vectors, and the run of measurements.
+
+mod board;
+mod ops;
+mod out;
+mod sgi;
+
+use board::Board;
+use core::arch::global_asm;
+use out::Out;
+
+global_asm!(
+    r#"
+.section .text.head, "ax"
+.global _start
+_start:
+    b       entry
+    .long   0
+    .quad   0                   /* text_offset */
+    .quad   __image_size
+    .quad   0x2                 /* little endian, 4 KiB pages */
+    .quad   0, 0, 0
+    .ascii  "ARM\x64"
+    .long   0
+
+.section .text
+entry:
+    mov     x19, x0
+    ldr     x1, =__bss_start
+    ldr     x2, =__bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    str     xzr, [x1], #8
+    b       1b
+2:  ldr     x1, =__stack0_top
+    mov     sp, x1
+    ldr     x1, =vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x0, x19
+    bl      bench_main
+3:  b       3b
+
+/* Where PSCI CPU_ON starts the second CPU (x0 = context id). */
+.global secondary_start
+secondary_start:
+    ldr     x1, =__stack1_top
+    mov     sp, x1
+    ldr     x1, =vectors
+    msr     vbar_el1, x1
+    isb
+    bl      secondary_main
+4:  b       4b
+
+/* Synchronous exceptions at EL1 (the injected aborts) are counted and the
+   instruction skipped; IRQs are acknowledged, ended and counted; anything
+   else ends the run with exit code 7. */
+.balign 0x800
+vectors:
+    .rept 4
+    .balign 0x80
+    b       unexpected
+    .endr
+    .balign 0x80
+    b       sync_handler
+    .balign 0x80
+    b       irq_handler
+    .rept 10
+    .balign 0x80
+    b       unexpected
+    .endr
+
+sync_handler:
+    stp     x9, x10, [sp, #-16]!
+    mrs     x9, esr_el1
+    ldr     x10, =LAST_ESR
+    str     x9, [x10]
+    ldr     x10, =SYNC_EXCEPTIONS
+    ldr     x9, [x10]
+    add     x9, x9, #1
+    str     x9, [x10]
+    mrs     x9, elr_el1
+    add     x9, x9, #4
+    msr     elr_el1, x9
+    ldp     x9, x10, [sp], #16
+    eret
+
+irq_handler:
+    stp     x9, x10, [sp, #-16]!
+    mrs     x9, s3_0_c12_c12_0      /* ICC_IAR1_EL1 */
+    and     x10, x9, #0xffffff
+    cmp     x10, #1020
+    b.hs    5f                      /* spurious */
+    msr     s3_0_c12_c12_1, x9      /* ICC_EOIR1_EL1 */
+    ldr     x10, =LAST_INTID
+    str     x9, [x10]
+    ldr     x10, =IRQS_TAKEN
+    ldr     x9, [x10]
+    add     x9, x9, #1
+    str     x9, [x10]
+5:  ldp     x9, x10, [sp], #16
+    eret
+
+unexpected:
+    mov     x0, #0x18
+    adr     x1, unexpected_block
+    hlt     #0xf000
+    b       unexpected
+.balign 8
+unexpected_block:
+    .quad   0x20026, 7
+"#
+);
+
+/// What the vectors record (written by the exception handlers above).
+#[unsafe(no_mangle)]
+static mut LAST_ESR: u64 = 0;
+#[unsafe(no_mangle)]
+static mut SYNC_EXCEPTIONS: u64 = 0;
+#[unsafe(no_mangle)]
+static mut LAST_INTID: u64 = 0;
+#[unsafe(no_mangle)]
+static mut IRQS_TAKEN: u64 = 0;
+
+/// Iterations per figure unless Dom0's command line says `iterations=N`.
+const DEFAULT_ITERATIONS: u64 = 100_000;
+
+#[unsafe(no_mangle)]
+extern "C" fn bench_main(dtb: u64) -> ! {
+    let mut out = Out::new();
+    let board = match Board::read(dtb) {
+        Ok(board) => board,
+        Err(why) => {
+            out.line(format_args!("bench: FAIL: device tree at {dtb:#x}: {why}"));
+            out::exit(1);
+        }
+    };
+    let n = board.iterations.unwrap_or(DEFAULT_ITERATIONS).max(1);
+    let hz = ops::frequency();
+    out.line(format_args!("bench: counter {hz} Hz, {n} iterations per figure, {} CPUs", board.cpus().len()));
+
+    out.figure("loop", ops::empty_loop(n));
+    let hypercall = ops::hypercalls(&mut out, n);
+    out.figure("hypercall", hypercall);
+    out.figure("gicd-read", ops::distributor_reads(&board, n));
+    out.figure("abort", ops::aborts(&board, n));
+    // Last: once started, the second CPU keeps a host core busy when it spins.
+    let sgi = sgi::round_trips(&board, &mut out, n, sgi::Idle::Wfi);
+    out.figure("sgi-round-trip", sgi);
+    let sgi = sgi::round_trips(&board, &mut out, n, sgi::Idle::Spin);
+    out.figure("sgi-round-trip-spinning", sgi);
+    out.line(format_args!("bench: done"));
+    out::exit(0)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    Out::new().line(format_args!("bench: PANIC: {}", info.message()));
+    out::exit(9)
+}
