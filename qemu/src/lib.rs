@@ -2,6 +2,7 @@
 //! making boot device trees, and booting with a time limit while capturing
 //! the console. Used by the integration tests and by `cargo boot`.
 
+pub mod bench;
 pub mod cpio;
 pub mod debian;
 pub mod dtb;

@@ -1,0 +1,289 @@
+//! `cargo bench-qemu [-- --runs N --iterations N --only boot,traps,linux,footprint]`:
+//! the hypervisor measured against Xen 4.17 and against no hypervisor on
+//! the same QEMU, as a table of medians with their minimum and maximum.
+//!
+//! - boot: the hypervisor's own count of counter ticks from `primary_main`
+//!   to the ERET into Dom0, on `-m 1G` and `-m 8G`; then the same under
+//!   `-icount shift=0`, where a tick is 10^9/F instructions.
+//! - traps: the `dom0-bench` guest's figures (ns per operation) under ours,
+//!   ours with `loglvl=error`, and Xen 4.17; runs interleaved.
+//! - linux: QEMU's start to the first line of Dom0's `/init` (Debian 6.12),
+//!   with no hypervisor (`virtualization=off`, the kernel booted directly
+//!   with `mem=512M`), under ours and under Xen 4.17; runs interleaved.
+//! - footprint: the image's size, and the heap and stage-2 tables in use at
+//!   Dom0 entry for 512 MiB and 4 GiB Dom0s.
+//!
+//! Progress goes to stderr, the table to stdout.
+
+use qemu_harness::bench::{
+    STAGE2_LINE, Sighting, Spread, bench_machine, boot_ticks, guest_figures, heap_kib, image_size_field,
+    stage2_table_pages, time_to_line,
+};
+use qemu_harness::initramfs::dom0_initramfs;
+use qemu_harness::linux::{DebianKernel, debian_kernel};
+use qemu_harness::{Machine, image};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The hypervisor's log line with the boot's length.
+const BOOT_LINE: &str = "counter ticks from entry to Dom0";
+/// The last line the benchmark guest prints.
+const GUEST_DONE: &str = "bench: done";
+/// `/init`'s first line in the Linux runs.
+const INIT_LINE: &str = "bench: /init started";
+
+struct Options {
+    runs: usize,
+    iterations: u64,
+    sections: Vec<String>,
+}
+
+fn options() -> Options {
+    let mut o = Options { runs: 5, iterations: 100_000, sections: Vec::new() };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().unwrap_or_else(|| usage(&format!("{name} needs a value")));
+        match arg.as_str() {
+            "--runs" => o.runs = value("--runs").parse().unwrap_or_else(|_| usage("--runs takes a number")),
+            "--iterations" => {
+                o.iterations = value("--iterations").parse().unwrap_or_else(|_| usage("--iterations takes a number"))
+            }
+            "--only" => o.sections = value("--only").split(',').map(String::from).collect(),
+            other => usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    o.runs = o.runs.max(1);
+    o
+}
+
+fn usage(why: &str) -> ! {
+    eprintln!("bench: {why}");
+    eprintln!("usage: cargo bench-qemu [-- --runs N --iterations N --only boot,traps,linux,footprint]");
+    std::process::exit(2)
+}
+
+fn main() {
+    let o = options();
+    let wanted = |s: &str| o.sections.is_empty() || o.sections.iter().any(|w| w == s);
+    let hypervisor = image::hypervisor().to_path_buf();
+    println!("QEMU virt, GICv3, cortex-a57, 2 CPUs, TCG; each figure the median [min .. max] of {} runs", o.runs);
+    if wanted("boot") {
+        boot(&o, &hypervisor);
+    }
+    if wanted("traps") {
+        traps(&o, &hypervisor);
+    }
+    if wanted("linux") {
+        linux(&o, &hypervisor);
+    }
+    if wanted("footprint") {
+        footprint(&hypervisor);
+    }
+}
+
+fn progress(section: &str, run: usize, runs: usize, what: &str) {
+    eprintln!("bench: {section} run {}/{runs}: {what}", run + 1);
+}
+
+/// Says why a run gave no figure, with its last lines.
+fn explain(what: &str, s: &Sighting) -> String {
+    let tail: Vec<&str> = s.output.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+    let why = match s.status {
+        Some(code) => format!("QEMU exited with {code}"),
+        None => "time limit".to_string(),
+    };
+    eprintln!("bench: {what}: no figure ({why}); last lines:\n  {}", tail.join("\n  "));
+    why
+}
+
+fn show(s: Option<Spread>, scale: f64, decimals: usize) -> String {
+    match s {
+        Some(s) => format!(
+            "{:.*} [{:.*} .. {:.*}]",
+            decimals,
+            s.median * scale,
+            decimals,
+            s.min * scale,
+            decimals,
+            s.max * scale
+        ),
+        None => "n/a".into(),
+    }
+}
+
+fn ratio(a: Option<Spread>, b: Option<Spread>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b.median > 0.0 => format!("{:.2}", a.median / b.median),
+        _ => "n/a".into(),
+    }
+}
+
+/// (a) The hypervisor's boot, in counter ticks it logs itself.
+fn boot(o: &Options, hypervisor: &Path) {
+    println!();
+    println!("(a) Hypervisor boot: primary_main to the ERET into Dom0 (dom0_mem=512M)");
+    println!("    {:<8} {:<34} {}", "RAM", "time, ms", "instructions (-icount shift=0)");
+    for memory in ["1G", "8G"] {
+        let mut millis = Vec::new();
+        let mut instructions = Vec::new();
+        for run in 0..o.runs {
+            for icount in [false, true] {
+                progress("boot", run, o.runs, &format!("-m {memory}{}", if icount { " -icount shift=0" } else { "" }));
+                let mut machine = bench_machine(memory, "dom0_mem=512M", 1);
+                machine.timeout = Duration::from_secs(120);
+                if icount {
+                    machine.extra = vec!["-icount".into(), "shift=0".into()];
+                }
+                let s = time_to_line(&machine, hypervisor, BOOT_LINE);
+                match boot_ticks(&s.output) {
+                    // With icount at shift 0, one instruction is one nanosecond.
+                    Some((ticks, hz)) if icount => instructions.push(ticks as f64 * 1e9 / hz as f64),
+                    Some((ticks, hz)) => millis.push(ticks as f64 * 1e3 / hz as f64),
+                    None => {
+                        explain(&format!("boot -m {memory}"), &s);
+                    }
+                }
+            }
+        }
+        let exact = instructions.windows(2).all(|w| w[0] == w[1]);
+        let instr = Spread::of(&instructions);
+        let instr = match instr {
+            Some(s) if exact => format!("{:.0} (the same in every run; 16-instruction resolution)", s.median),
+            _ => format!("{} (varies between runs)", show(instr, 1.0, 0)),
+        };
+        println!("    -m {memory:<5} {:<34} {instr}", show(Spread::of(&millis), 1.0, 2));
+    }
+}
+
+/// (b) The trap costs the benchmark guest measures, under each hypervisor.
+fn traps(o: &Options, hypervisor: &Path) {
+    let xen = image::xen_4_17();
+    let configs: [(&str, &Path, &str); 3] = [
+        ("ours", hypervisor, "dom0_mem=512M"),
+        ("ours loglvl=error", hypervisor, "dom0_mem=512M loglvl=error"),
+        ("Xen 4.17", &xen, "dom0_mem=512M"),
+    ];
+    // Samples per figure per configuration, and why some are missing.
+    let mut samples: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
+    let mut missing: BTreeMap<(String, usize), String> = BTreeMap::new();
+    let mut names: Vec<String> = Vec::new();
+    for run in 0..o.runs {
+        for (c, &(name, image, append)) in configs.iter().enumerate() {
+            progress("traps", run, o.runs, name);
+            let mut machine = bench_machine("2G", append, o.iterations);
+            // The slowest figure seen is about 2 ms per operation (Xen's SGI to a vCPU in WFI).
+            machine.timeout = Duration::from_secs(120) + Duration::from_millis(3) * o.iterations as u32;
+            let s = time_to_line(&machine, image, GUEST_DONE);
+            if s.after.is_none() {
+                explain(name, &s);
+            }
+            for (figure, value) in guest_figures(&s.output) {
+                if !names.contains(&figure) {
+                    names.push(figure.clone());
+                }
+                match value {
+                    Ok(ns) => samples.entry((figure, c)).or_default().push(ns),
+                    Err(why) => {
+                        missing.insert((figure, c), why);
+                    }
+                }
+            }
+        }
+    }
+    println!();
+    println!("(b) Trap costs from a bare-metal Dom0, ns per operation over {} iterations", o.iterations);
+    println!("    (-m 2G, dom0_mem=512M; `loop` is the timing loop alone, included in every other figure)");
+    print!("    {:<24}", "operation");
+    for (name, _, _) in &configs {
+        print!(" {name:<30}");
+    }
+    println!(" {:>8} {:>8}", "ours/Xen", "quiet/Xen");
+    for figure in &names {
+        let spread = |c: usize| samples.get(&(figure.clone(), c)).and_then(|v| Spread::of(v));
+        print!("    {figure:<24}");
+        for c in 0..configs.len() {
+            print!(" {:<30}", show(spread(c), 1.0, 1));
+        }
+        println!(" {:>8} {:>8}", ratio(spread(0), spread(2)), ratio(spread(1), spread(2)));
+    }
+    for ((figure, c), why) in &missing {
+        println!("    n/a: {figure} under {}: {why}", configs[*c].0);
+    }
+}
+
+/// (c) Linux's boot to `/init`, with and without a hypervisor.
+fn linux(o: &Options, hypervisor: &Path) {
+    let kernel = debian_kernel(DebianKernel::Trixie6_12);
+    let init = format!("#!/bin/sh\necho \"{INIT_LINE}\"\n/bin/busybox poweroff -f\n");
+    let initrd = dom0_initramfs(kernel, &init);
+    let dom0 = Machine::with_linux_dom0(&kernel.image, &initrd, "console=hvc0 earlycon=xenboot");
+    // The same QEMU options, but no EL2: the kernel itself at EL1 on the
+    // same 2 GiB board, told to use the 512 MiB Dom0 gets.
+    let bare = Machine {
+        virtualization: false,
+        append: Some("console=ttyAMA0 earlycon mem=512M".into()),
+        modules: Vec::new(),
+        extra: vec!["-initrd".into(), initrd.display().to_string()],
+        ..dom0.clone()
+    };
+    let xen = image::xen_4_17();
+    let configs: [(&str, &Machine, PathBuf); 3] = [
+        ("no hypervisor", &bare, kernel.image.clone()),
+        ("ours", &dom0, hypervisor.to_path_buf()),
+        ("Xen 4.17", &dom0, xen),
+    ];
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut why: Vec<Option<String>> = vec![None; configs.len()];
+    for run in 0..o.runs {
+        for (c, (name, machine, image)) in configs.iter().enumerate() {
+            progress("linux", run, o.runs, name);
+            let s = time_to_line(machine, image, INIT_LINE);
+            match s.after {
+                Some(after) => seconds[c].push(after.as_secs_f64()),
+                None => why[c] = Some(explain(&format!("Linux, {name}"), &s)),
+            }
+        }
+    }
+    let spread: Vec<Option<Spread>> = seconds.iter().map(|v| Spread::of(v)).collect();
+    println!();
+    println!("(c) Linux {} as Dom0: QEMU start to the first line of /init, seconds", kernel.release);
+    println!("    {:<16} {:<28} {:>12} {:>8}", "", "seconds", "/no hyperv.", "/Xen");
+    for (c, (name, _, _)) in configs.iter().enumerate() {
+        let note = match (&why[c], spread[c]) {
+            (Some(w), None) => format!("  (never: {w})"),
+            (Some(w), Some(_)) => format!("  (some runs failed: {w})"),
+            _ => String::new(),
+        };
+        println!(
+            "    {name:<16} {:<28} {:>12} {:>8}{note}",
+            show(spread[c], 1.0, 2),
+            ratio(spread[c], spread[0]),
+            ratio(spread[c], spread[2])
+        );
+    }
+}
+
+/// (d) What the hypervisor occupies at Dom0 entry.
+fn footprint(hypervisor: &Path) {
+    let file = std::fs::metadata(hypervisor).map_or(0, |m| m.len());
+    let loaded = image_size_field(hypervisor).unwrap_or(0);
+    println!();
+    println!("(d) Footprint at Dom0 entry (-m 8G)");
+    println!("    image: {} KiB raw, {} KiB loaded (image_size: with BSS and stacks)", file >> 10, loaded >> 10);
+    for dom0_mem in ["512M", "4G"] {
+        eprintln!("bench: footprint: dom0_mem={dom0_mem}");
+        let mut machine = bench_machine("8G", &format!("dom0_mem={dom0_mem}"), 1);
+        machine.timeout = Duration::from_secs(120);
+        let s = time_to_line(&machine, hypervisor, "d0: entering at");
+        let heap = match heap_kib(&s.output) {
+            Some((used, total)) => format!("heap {used} KiB used of {total} KiB"),
+            None => format!("heap n/a ({})", explain("footprint", &s)),
+        };
+        let stage2 = match stage2_table_pages(&s.output) {
+            Some(pages) => format!("stage-2 tables {pages} pages ({} KiB)", pages * 4),
+            None => format!("stage-2 tables n/a (not logged; wanted: \"{STAGE2_LINE}\")"),
+        };
+        println!("    dom0_mem={dom0_mem:<5} {heap}; {stage2}");
+    }
+}
