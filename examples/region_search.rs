@@ -9,27 +9,15 @@
 //! The inputs imitate a fragmented buddy allocator: blocks of 4 KiB to
 //! 1 GiB, aligned to their size, sometimes touching, in free-list order
 //! (grouped by size, not by address); devices of 4 KiB to 16 MiB scattered
-//! over the same span. A fixed seed makes every run search the same inputs.
+//! over the same span. proptest's deterministic generator makes every run
+//! search the same inputs.
 
 use hypervisor::dom0::ext_regions::find;
 use hypervisor::mm::range::PhysRange;
+use proptest::prelude::RngExt;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-
-/// xorshift64*: deterministic, and enough for shaping test inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const PAGE: u64 = 4096;
 /// Free blocks up to order 18 (1 GiB), as the frame allocator keeps them.
@@ -39,17 +27,17 @@ const IPA_LIMIT: u64 = 1 << 48;
 
 /// `n` free blocks starting at 1 GiB, in free-list order, and the end of
 /// the span they cover.
-fn free_blocks(rng: &mut Rng, n: usize) -> (Vec<PhysRange>, u64) {
+fn free_blocks(rng: &mut TestRng, n: usize) -> (Vec<PhysRange>, u64) {
     let mut blocks: Vec<(u64, PhysRange)> = Vec::with_capacity(n);
     let mut cursor: u64 = 1 << 30;
     for _ in 0..n {
-        let order = rng.below(MAX_ORDER + 1);
+        let order = rng.random_range(0..=MAX_ORDER);
         let size = PAGE << order;
         let start = cursor.next_multiple_of(size);
         blocks.push((order, PhysRange::new(start, start + size)));
         // Half the time the next block touches this one (and merges with
         // it in the search); otherwise a gap of up to this block's size.
-        let gap = if rng.below(2) == 0 { 0 } else { rng.below(size / PAGE + 1) * PAGE };
+        let gap = if rng.random_bool(0.5) { 0 } else { rng.random_range(0..=size / PAGE) * PAGE };
         cursor = start + size + gap;
     }
     let end = cursor;
@@ -59,11 +47,11 @@ fn free_blocks(rng: &mut Rng, n: usize) -> (Vec<PhysRange>, u64) {
 }
 
 /// `m` device ranges of 4 KiB to 16 MiB anywhere in `[0, end)`, unsorted.
-fn devices(rng: &mut Rng, m: usize, end: u64) -> Vec<PhysRange> {
+fn devices(rng: &mut TestRng, m: usize, end: u64) -> Vec<PhysRange> {
     (0..m)
         .map(|_| {
-            let size = PAGE << rng.below(13);
-            let start = rng.below(end / PAGE) * PAGE;
+            let size = PAGE << rng.random_range(0..13);
+            let start = rng.random_range(0..end / PAGE) * PAGE;
             PhysRange::new(start, start + size)
         })
         .collect()
@@ -97,7 +85,7 @@ fn main() {
         "{:>10} {:>8} {:>12} {:>16} {:>8} {:>12} {:>8}",
         "blocks", "devices", "time", "ns / N log2 N", "growth", "N log N gr.", "regions"
     );
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = TestRng::deterministic_rng(RngAlgorithm::XorShift);
     let mut by_devices: Vec<Vec<f64>> = vec![Vec::new(); device_counts.len()];
     for (d, &m) in device_counts.iter().enumerate() {
         let mut previous: Option<(usize, f64)> = None;

@@ -24,6 +24,32 @@ _start:
     .long   0
 
 .section .text
+/* This CPU's stack and the vectors, then `function`, which does not return. */
+.macro run_on stack, function
+    ldr     x1, =\stack
+    mov     sp, x1
+    ldr     x1, =vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x0, x19
+    bl      \function
+0:  b       0b
+.endm
+
+/* Stores x9 at `symbol`; x10 is scratch. */
+.macro record symbol
+    ldr     x10, =\symbol
+    str     x9, [x10]
+.endm
+
+/* Adds one to the counter at `symbol`; x9 and x10 are scratch. */
+.macro count symbol
+    ldr     x10, =\symbol
+    ldr     x9, [x10]
+    add     x9, x9, #1
+    str     x9, [x10]
+.endm
+
 entry:
     mov     x19, x0
     ldr     x1, =__bss_start
@@ -32,25 +58,13 @@ entry:
     b.hs    2f
     str     xzr, [x1], #8
     b       1b
-2:  ldr     x1, =__stack0_top
-    mov     sp, x1
-    ldr     x1, =vectors
-    msr     vbar_el1, x1
-    isb
-    mov     x0, x19
-    bl      bench_main
-3:  b       3b
+2:  run_on  __stack0_top, bench_main
 
 /* Where PSCI CPU_ON starts the second CPU (x0 = context id). */
 .global secondary_start
 secondary_start:
-    ldr     x1, =__stack1_top
-    mov     sp, x1
-    ldr     x1, =vectors
-    msr     vbar_el1, x1
-    isb
-    bl      secondary_main
-4:  b       4b
+    mov     x19, x0
+    run_on  __stack1_top, secondary_main
 
 /* Synchronous exceptions at EL1 (the injected aborts) are counted and the
    instruction skipped; IRQs are acknowledged, ended and counted; anything
@@ -73,12 +87,8 @@ vectors:
 sync_handler:
     stp     x9, x10, [sp, #-16]!
     mrs     x9, esr_el1
-    ldr     x10, =LAST_ESR
-    str     x9, [x10]
-    ldr     x10, =SYNC_EXCEPTIONS
-    ldr     x9, [x10]
-    add     x9, x9, #1
-    str     x9, [x10]
+    record  LAST_ESR
+    count   SYNC_EXCEPTIONS
     mrs     x9, elr_el1
     add     x9, x9, #4
     msr     elr_el1, x9
@@ -92,12 +102,8 @@ irq_handler:
     cmp     x10, #1020
     b.hs    5f                      /* spurious */
     msr     s3_0_c12_c12_1, x9      /* ICC_EOIR1_EL1 */
-    ldr     x10, =LAST_INTID
-    str     x9, [x10]
-    ldr     x10, =IRQS_TAKEN
-    ldr     x9, [x10]
-    add     x9, x9, #1
-    str     x9, [x10]
+    record  LAST_INTID
+    count   IRQS_TAKEN
 5:  ldp     x9, x10, [sp], #16
     eret
 
