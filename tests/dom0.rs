@@ -138,3 +138,18 @@ fn the_initrd_is_placed_in_dom0_ram_and_named_in_chosen() {
     out.expect_line("probe: ok: initrd 0x60400000->0x60700005 lies in Dom0 RAM");
     out.expect_line("probe: initrd starts with \"INITRD!!\"");
 }
+
+/// More interrupts at once than the CPU has list registers (QEMU's
+/// Cortex-A57 has 4): six SPIs made pending at the real distributor, an SGI
+/// to itself and the virtual timer, all delivered exactly once through the
+/// list registers, the overflow queue and the maintenance interrupt.
+#[test]
+fn an_interrupt_burst_beyond_the_list_registers_is_delivered() {
+    let mut machine = Machine::with_probe_dom0("cortex-a57", "2G", "dom0_mem=512M");
+    machine.modules[0].bootargs = Some("console=hvc0 probe=interrupts".into());
+    let out = machine.run();
+    assert_probe_passed(&out);
+    out.expect_line("probe: ok: 8 interrupts raised at once, more than the 4 list registers, all delivered");
+    out.expect_line("probe: ok: interrupt 27 delivered once");
+    out.expect_line("probe: ok: interrupt 3 delivered once");
+}
