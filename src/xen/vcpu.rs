@@ -105,8 +105,7 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
     stage2.pin(page);
     let board = call.board;
     // Carry over what the old place held (vCPU 0's is in shared_info), else
-    // start from zero; then select every word, as Xen does, so that nothing
-    // raised meanwhile is missed by the next upcall.
+    // start from zero.
     let old = super::events::vcpu_info(state, vcpu);
     for word in (0..layout::VCPU_INFO_SIZE).step_by(8) {
         let value = old.map_or(0, |old| board.word(old + word).load(Ordering::Acquire));
@@ -114,12 +113,14 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
     }
     target.info.store(info, Ordering::Release);
     drop(stage2);
-    board.word(info + layout::PENDING_SEL).store(u64::MAX, Ordering::Release);
-    // Xen also raises the upcall here, always: a spurious one, which Linux
-    // takes as soon as it returns, before it has noted where its vcpu_info
+    // Xen then selects every word and raises the upcall, always, so that
+    // nothing raised meanwhile is lost: a spurious upcall, which Linux takes
+    // as soon as the call returns, before it has noted where its vcpu_info
     // is, unless the event interrupt stays masked at the GIC until Linux
-    // enables it. Raise it only when an event does wait.
+    // enables it. Here that happens only when an event does wait. (A
+    // selector left set without an upcall would swallow the next event.)
     if super::events::any_pending(state, board) {
+        board.word(info + layout::PENDING_SEL).store(u64::MAX, Ordering::Release);
         super::events::mark_events_pending(state, board, vcpu);
     }
     Ok(0)
