@@ -208,6 +208,19 @@ impl Machine {
         panic!("hypercall {number} never finished");
     }
 
+    /// A reservation call (decrease_reservation, populate_physmap) on the
+    /// one page at `page`: the extents done.
+    pub fn balloon(&self, op: u64, page: u64) -> i64 {
+        let (list, arg) = (RAM.start + 0xf000, RAM.start + 0xf100);
+        self.board.set_u64(list, page >> 12);
+        let mut r = [0u8; 32];
+        r[..8].copy_from_slice(&list.to_le_bytes());
+        r[8..16].copy_from_slice(&1u64.to_le_bytes());
+        r[24..26].copy_from_slice(&super::DOMID_SELF.to_le_bytes());
+        self.board.put(arg, &r);
+        self.call(super::nr::MEMORY_OP, args(&[op, arg]))
+    }
+
     /// x0 of a hypercall from vCPU 0 run to the end.
     pub fn call(&self, number: u64, args: [u64; 5]) -> i64 {
         match self.call_counting(0, number, args).0 {

@@ -69,17 +69,6 @@ fn guest(m: &Machine) -> TestGuest<'static> {
     TestGuest { domain: m.domain, board: m.board }
 }
 
-fn balloon(m: &Machine, op: u64, page: u64) -> i64 {
-    let list = RAM.start + 0x7000;
-    m.board.set_u64(list, page >> 12);
-    let mut r = [0u8; 32];
-    r[..8].copy_from_slice(&list.to_le_bytes());
-    r[8..16].copy_from_slice(&1u64.to_le_bytes());
-    r[24..26].copy_from_slice(&DOMID_SELF.to_le_bytes());
-    m.board.put(ARG, &r);
-    m.call(nr::MEMORY_OP, args(&[op, ARG]))
-}
-
 #[test]
 fn sizes_and_versions() {
     let m = Machine::new(1);
@@ -127,8 +116,8 @@ fn a_self_grant_maps_reads_back_and_unmaps() {
     guest(&m).write(SCRATCH + 0x18, &[0xaa]).unwrap();
     assert_eq!(m.board.byte(PAGE_A + 0x18), 0xaa);
     // The frame stays Dom0's while mapped, and the mapping is no RAM page.
-    assert_eq!(balloon(&m, mem::DECREASE_RESERVATION, PAGE_A), 0);
-    assert_eq!(balloon(&m, mem::POPULATE_PHYSMAP, SCRATCH), 0);
+    assert_eq!(m.balloon(mem::DECREASE_RESERVATION, PAGE_A), 0);
+    assert_eq!(m.balloon(mem::POPULATE_PHYSMAP, SCRATCH), 0);
     let mut b = [0u8; 16];
     b[..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
     b[8..].copy_from_slice(&(SCRATCH >> 12).to_le_bytes());
@@ -138,7 +127,7 @@ fn a_self_grant_maps_reads_back_and_unmaps() {
     assert_eq!(flags(&m, 10), gtf::PERMIT_ACCESS);
     assert!(guest(&m).read(SCRATCH, &mut word).is_err());
     assert_eq!(unmap(&m, SCRATCH, 0, handle), status::BAD_HANDLE, "double unmap");
-    assert_eq!(balloon(&m, mem::DECREASE_RESERVATION, PAGE_A), 1, "free to go now");
+    assert_eq!(m.balloon(mem::DECREASE_RESERVATION, PAGE_A), 1, "free to go now");
 }
 
 #[test]
@@ -183,7 +172,7 @@ fn hostile_maps_change_nothing() {
     grant(&m, 8, gtf::PERMIT_ACCESS, 0, 0x4100_0000);
     grant(&m, 9, gtf::PERMIT_ACCESS, 0, RAM.start + 0x60000);
     grant(&m, 11, gtf::PERMIT_ACCESS | 2, 0, PAGE_A);
-    assert_eq!(balloon(&m, mem::DECREASE_RESERVATION, RAM.start + 0x60000), 1);
+    assert_eq!(m.balloon(mem::DECREASE_RESERVATION, RAM.start + 0x60000), 1);
     let tables = m.domain.stage2.lock().tables();
     let cases: &[(u64, u32, u32, u16, i16)] = &[
         (SCRATCH, 0, 5, 0, status::BAD_GNTREF),
@@ -338,7 +327,7 @@ proptest::proptest! {
                 _ => {
                     let page = pages[gref as usize % 3];
                     let op = if readonly { mem::POPULATE_PHYSMAP } else { mem::DECREASE_RESERVATION };
-                    balloon(&m, op, page);
+                    m.balloon(op, page);
                 }
             }
         }

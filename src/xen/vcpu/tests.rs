@@ -1,5 +1,4 @@
 use super::*;
-use crate::xen::DOMID_SELF;
 use crate::xen::events::tests::{SHARED, alloc_unbound, op as evtchn, with_shared_info};
 use crate::xen::memory::op as mem;
 use crate::xen::nr;
@@ -85,15 +84,8 @@ fn bad_vcpu_info_registrations() {
 fn registered_pages_cannot_be_ballooned_out() {
     let m = with_shared_info(1);
     assert_eq!(register_info(&m, 0, INFO_PAGE >> 12, 0), 0);
-    let list = RAM.start + 0x4000;
     for page in [INFO_PAGE, SHARED] {
-        m.board.set_u64(list, page >> 12);
-        let mut r = [0u8; 32];
-        r[..8].copy_from_slice(&list.to_le_bytes());
-        r[8..16].copy_from_slice(&1u64.to_le_bytes());
-        r[24..26].copy_from_slice(&DOMID_SELF.to_le_bytes());
-        m.board.put(ARG, &r);
-        assert_eq!(m.call(nr::MEMORY_OP, args(&[mem::DECREASE_RESERVATION, ARG])), 0, "{page:#x}");
+        assert_eq!(m.balloon(mem::DECREASE_RESERVATION, page), 0, "{page:#x}");
     }
 }
 
