@@ -110,10 +110,10 @@ pub fn vcpu_info(state: &DomainState, vcpu: usize) -> Option<u64> {
 /// Marks the vCPU's upcall pending; interrupts it on the 0 -> 1 edge, as
 /// Xen does on Arm.
 pub fn mark_events_pending(state: &DomainState, board: &dyn Board, vcpu: usize) {
-    if let Some(info) = vcpu_info(state, vcpu) {
-        if !shared::test_and_set_bit(board, info + layout::UPCALL_PENDING, 0) {
-            board.raise_event(vcpu);
-        }
+    if let Some(info) = vcpu_info(state, vcpu)
+        && !shared::test_and_set_bit(board, info + layout::UPCALL_PENDING, 0)
+    {
+        board.raise_event(vcpu);
     }
 }
 
@@ -166,12 +166,10 @@ fn unmask(state: &DomainState, board: &dyn Board, port: u32) {
     let vcpu = state.events.notify[port as usize].load(Ordering::Acquire) as usize;
     if shared::test_and_clear_bit(board, page + layout::EVTCHN_MASK, port)
         && shared::test_bit(board, page + layout::EVTCHN_PENDING, port)
+        && let Some(info) = vcpu_info(state, vcpu)
+        && !shared::test_and_set_bit(board, info + layout::PENDING_SEL, port / 64)
     {
-        if let Some(info) = vcpu_info(state, vcpu) {
-            if !shared::test_and_set_bit(board, info + layout::PENDING_SEL, port / 64) {
-                mark_events_pending(state, board, vcpu);
-            }
-        }
+        mark_events_pending(state, board, vcpu);
     }
 }
 
