@@ -180,3 +180,17 @@ fn debian_6_12_dom0_on_cpu_max() {
     let out = boot_ours(Machine { cpu: "max".into(), ..machine(DebianKernel::Trixie6_12, "") });
     out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
 }
+
+/// A person at the console: a line typed on the serial port reaches Dom0's
+/// `hvc0` (UART interrupt, the input ring, VIRQ_CONSOLE, CONSOLEIO_read).
+#[test]
+fn typed_input_reaches_the_dom0_shell() {
+    let kernel = debian_kernel(DebianKernel::Trixie6_12);
+    let body = "echo \"init: type a line\"\nread -r line\necho \"init: read [$line]\"\npoweroff -f\n";
+    let initrd = dom0_initramfs(kernel, &init_script(kernel, body));
+    let mut machine = Machine::with_linux_dom0(&kernel.image, &initrd, DOM0_BOOTARGS);
+    machine.typed = vec![("init: type a line".into(), "hello from the console\r".into())];
+    let out = without_dom0_prefix(machine.run_until(KERNEL_PANIC));
+    out.expect_line("init: read [hello from the console]");
+    out.expect_exit(0);
+}

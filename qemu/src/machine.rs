@@ -60,6 +60,9 @@ pub struct Machine {
     pub tree: Tree,
     pub timeout: Duration,
     pub extra: Vec<String>,
+    /// Console input: when a line containing the first string has been
+    /// printed, the second is typed on the serial console, in order.
+    pub typed: Vec<(String, String)>,
 }
 
 impl Default for Machine {
@@ -75,6 +78,7 @@ impl Default for Machine {
             tree: Tree::Generated,
             timeout: Duration::from_secs(60),
             extra: Vec::new(),
+            typed: Vec::new(),
         }
     }
 }
@@ -281,18 +285,25 @@ impl Machine {
         let start = Instant::now();
         let mut child = Command::new("qemu-system-aarch64")
             .args(self.args(image))
-            .stdin(Stdio::null())
+            .stdin(if self.typed.is_empty() { Stdio::null() } else { Stdio::piped() })
             .stdout(std::fs::File::create(&stdout_path).expect("console log"))
             .stderr(std::fs::File::create(&stderr_path).expect("stderr log"))
             .spawn()
             .expect("start qemu-system-aarch64 (run qemu/setup first)");
+        let mut typing = self.typed.iter();
+        let mut next_input = typing.next();
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait for qemu") {
                 break status.code();
             }
-            let seen = until.is_some_and(|needle| {
-                std::fs::read(&stdout_path).is_ok_and(|out| String::from_utf8_lossy(&out).contains(needle))
-            });
+            let console = std::fs::read(&stdout_path).map(|out| String::from_utf8_lossy(&out).into_owned()).unwrap_or_default();
+            if let Some((after, text)) = next_input.filter(|(after, _)| console.contains(after.as_str())) {
+                use std::io::Write as _;
+                let stdin = child.stdin.as_mut().expect("stdin is piped when input is typed");
+                stdin.write_all(text.as_bytes()).and_then(|()| stdin.flush()).unwrap_or_else(|e| panic!("typing after {after:?}: {e}"));
+                next_input = typing.next();
+            }
+            let seen = until.is_some_and(|needle| console.contains(needle));
             if seen || start.elapsed() > self.timeout {
                 let _ = child.kill();
                 let _ = child.wait();
