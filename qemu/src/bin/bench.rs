@@ -67,7 +67,15 @@ fn main() {
     let o = options();
     let wanted = |s: &str| o.sections.is_empty() || o.sections.iter().any(|w| w == s);
     let hypervisor = image::hypervisor().to_path_buf();
-    println!("QEMU virt, GICv3, cortex-a57, 2 CPUs, TCG; each figure the median [min .. max] of {} runs", o.runs);
+    let qemu = std::process::Command::new("qemu-system-aarch64").arg("--version").output().ok();
+    let qemu = qemu.as_ref().and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(String::from));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("{}", qemu.unwrap_or_else(|| "QEMU (version unknown)".into()));
+    println!(
+        "virt, GICv3, cortex-a57, 2 CPUs, TCG; host load average {}",
+        load.split(' ').take(3).collect::<Vec<_>>().join(" ")
+    );
+    println!("Each figure: the median [min .. max] of {} runs", o.runs);
     if wanted("boot") {
         boot(&o, &hypervisor);
     }
@@ -193,19 +201,20 @@ fn traps(o: &Options, hypervisor: &Path) {
     }
     println!();
     println!("(b) Trap costs from a bare-metal Dom0, ns per operation over {} iterations", o.iterations);
-    println!("    (-m 2G, dom0_mem=512M; `loop` is the timing loop alone, included in every other figure)");
+    println!("    (-m 2G, dom0_mem=512M; `loop` is the timing loop alone, included in every other figure;");
+    println!("    quiet/Xen: ours with loglvl=error over Xen)");
     print!("    {:<24}", "operation");
     for (name, _, _) in &configs {
-        print!(" {name:<30}");
+        print!(" {name:<34}");
     }
-    println!(" {:>8} {:>8}", "ours/Xen", "quiet/Xen");
+    println!(" {:>8} {:>9}", "ours/Xen", "quiet/Xen");
     for figure in &names {
         let spread = |c: usize| samples.get(&(figure.clone(), c)).and_then(|v| Spread::of(v));
         print!("    {figure:<24}");
         for c in 0..configs.len() {
-            print!(" {:<30}", show(spread(c), 1.0, 1));
+            print!(" {:<34}", show(spread(c), 1.0, 1));
         }
-        println!(" {:>8} {:>8}", ratio(spread(0), spread(2)), ratio(spread(1), spread(2)));
+        println!(" {:>8} {:>9}", ratio(spread(0), spread(2)), ratio(spread(1), spread(2)));
     }
     for ((figure, c), why) in &missing {
         println!("    n/a: {figure} under {}: {why}", configs[*c].0);
