@@ -135,6 +135,8 @@ fn boot(o: &Options, hypervisor: &Path) {
     for memory in ["1G", "8G"] {
         let mut millis = Vec::new();
         let mut instructions = Vec::new();
+        // Instructions per counter tick under icount: the figures' resolution.
+        let mut per_tick = 0.0;
         for run in 0..o.runs {
             for icount in [false, true] {
                 progress("boot", run, o.runs, &format!("-m {memory}{}", if icount { " -icount shift=0" } else { "" }));
@@ -146,7 +148,10 @@ fn boot(o: &Options, hypervisor: &Path) {
                 let s = time_to_line(&machine, hypervisor, BOOT_LINE);
                 match boot_ticks(&s.output) {
                     // With icount at shift 0, one instruction is one nanosecond.
-                    Some((ticks, hz)) if icount => instructions.push(ticks as f64 * 1e9 / hz as f64),
+                    Some((ticks, hz)) if icount => {
+                        per_tick = 1e9 / hz as f64;
+                        instructions.push(ticks as f64 * per_tick);
+                    }
                     Some((ticks, hz)) => millis.push(ticks as f64 * 1e3 / hz as f64),
                     None => {
                         explain(&format!("boot -m {memory}"), &s);
@@ -154,10 +159,11 @@ fn boot(o: &Options, hypervisor: &Path) {
                 }
             }
         }
-        let exact = instructions.windows(2).all(|w| w[0] == w[1]);
         let instr = Spread::of(&instructions);
         let instr = match instr {
-            Some(s) if exact => format!("{:.0} (the same in every run; 16-instruction resolution)", s.median),
+            Some(s) if s.max - s.min <= per_tick => {
+                format!("{:.0} (every run within one tick, {per_tick:.0} instructions)", s.median)
+            }
             _ => format!("{} (varies between runs)", show(instr, 1.0, 0)),
         };
         println!("    -m {memory:<5} {:<34} {instr}", show(Spread::of(&millis), 1.0, 2));
