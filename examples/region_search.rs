@@ -7,10 +7,12 @@
 //! against the previous one beside the growth N log N predicts.
 //!
 //! The inputs imitate a fragmented buddy allocator: blocks of 4 KiB to
-//! 1 GiB, aligned to their size, sometimes touching, in free-list order
-//! (grouped by size, not by address); devices of 4 KiB to 16 MiB scattered
-//! over the same span. proptest's deterministic generator makes every run
-//! search the same inputs.
+//! 1 GiB, aligned to their size, sometimes touching; devices of 4 KiB to
+//! 16 MiB scattered over the same span. The blocks go in twice: ascending,
+//! as the boot passes them (`FrameAllocator::free_ranges` walks the bitmaps
+//! in address order), and grouped by size, as free lists hold them (the
+//! search's sort then has real work). proptest's deterministic generator,
+//! seeded per size, makes every run search the same inputs.
 
 use hypervisor::dom0::ext_regions::find;
 use hypervisor::mm::range::PhysRange;
@@ -24,6 +26,13 @@ const PAGE: u64 = 4096;
 const MAX_ORDER: u64 = 18;
 /// The IPA space searched: 48 bits hold a million blocks of this mix.
 const IPA_LIMIT: u64 = 1 << 48;
+
+/// The same inputs in every run: a generator seeded with `what` and `n`.
+fn rng(what: u8, n: usize) -> TestRng {
+    let mut seed = [what; 16];
+    seed[8..].copy_from_slice(&(n as u64).to_le_bytes());
+    TestRng::from_seed(RngAlgorithm::XorShift, &seed)
+}
 
 /// `n` free blocks starting at 1 GiB, in free-list order, and the end of
 /// the span they cover.
@@ -77,49 +86,71 @@ fn n_log_n(n: usize) -> f64 {
     n as f64 * (n as f64).log2()
 }
 
+/// One row's figure: the time and its growth over the previous row's.
+struct Cell {
+    ns: f64,
+    n: usize,
+}
+
+impl Cell {
+    /// `time  ns/NlogN  growth  predicted` for this cell after `previous`.
+    fn show(&self, previous: Option<&Cell>) -> String {
+        let (growth, predicted) = match previous {
+            Some(p) => (format!("{:.2}", self.ns / p.ns), format!("{:.2}", n_log_n(self.n) / n_log_n(p.n))),
+            None => ("-".into(), "-".into()),
+        };
+        let time = format!("{:.1} us", self.ns / 1e3);
+        format!("{time:>11} {:>7.2} {growth:>6} {predicted:>6}", self.ns / n_log_n(self.n))
+    }
+}
+
 fn main() {
     let block_counts = [1_000, 10_000, 100_000, 1_000_000];
     let device_counts = [100, 1_000, 10_000];
-    println!("dom0::ext_regions::find, median time per call; N = free blocks + devices");
+    println!("dom0::ext_regions::find, median time per call; N = free blocks + devices;");
+    println!("ns/NlgN = time / (N log2 N); growth = time over the row above; NlgN = what N log N predicts");
     println!(
-        "{:>10} {:>8} {:>12} {:>16} {:>8} {:>12} {:>8}",
-        "blocks", "devices", "time", "ns / N log2 N", "growth", "N log N gr.", "regions"
+        "{:>8} {:>7} | {:^33} | {:^33} | {}",
+        "", "", "blocks ascending (as at boot)", "blocks grouped by size", "regions"
     );
-    let mut rng = TestRng::deterministic_rng(RngAlgorithm::XorShift);
-    let mut by_devices: Vec<Vec<f64>> = vec![Vec::new(); device_counts.len()];
+    println!(
+        "{:>8} {:>7} | {:>11} {:>7} {:>6} {:>6} | {:>11} {:>7} {:>6} {:>6} |",
+        "blocks", "devices", "time", "ns/NlgN", "growth", "NlgN", "time", "ns/NlgN", "growth", "NlgN"
+    );
+    // Ascending times by device count, then block count.
+    let mut ascending: Vec<Vec<f64>> = vec![Vec::new(); device_counts.len()];
     for (d, &m) in device_counts.iter().enumerate() {
-        let mut previous: Option<(usize, f64)> = None;
+        let mut previous: Option<[Cell; 2]> = None;
         for &n in &block_counts {
-            let (free, end) = free_blocks(&mut rng, n);
-            let exclude = devices(&mut rng, m, end);
-            let (time, regions) = time_search(&free, &exclude);
-            let ns = time.as_nanos() as f64;
-            let total = n + m;
-            let (growth, predicted) = match previous {
-                Some((t, p)) => (format!("{:.2}", ns / p), format!("{:.2}", n_log_n(total) / n_log_n(t))),
-                None => ("-".into(), "-".into()),
-            };
+            let (by_size, end) = free_blocks(&mut rng(1, n), n);
+            let mut sorted = by_size.clone();
+            sorted.sort_unstable();
+            let exclude = devices(&mut rng(2, n + m), m, end);
+            let (t_sorted, regions) = time_search(&sorted, &exclude);
+            let (t_by_size, _) = time_search(&by_size, &exclude);
+            let cells = [t_sorted, t_by_size].map(|t| Cell { ns: t.as_nanos() as f64, n: n + m });
+            let [a, b] = &cells;
             println!(
-                "{n:>10} {m:>8} {:>12} {:>16.2} {growth:>8} {predicted:>12} {regions:>8}",
-                format!("{:.1} us", ns / 1e3),
-                ns / n_log_n(total)
+                "{n:>8} {m:>7} | {} | {} | {regions}",
+                a.show(previous.as_ref().map(|p| &p[0])),
+                b.show(previous.as_ref().map(|p| &p[1]))
             );
-            previous = Some((total, ns));
-            by_devices[d].push(ns);
+            ascending[d].push(a.ns);
+            previous = Some(cells);
         }
     }
     println!();
-    println!("Growth with the devices alone (blocks fixed), against N log N:");
+    println!("Growth with the devices alone (the same blocks, ascending), against N log N:");
     for (b, &n) in block_counts.iter().enumerate() {
         let cells: Vec<String> = device_counts
             .windows(2)
             .enumerate()
             .map(|(d, w)| {
-                let measured = by_devices[d + 1][b] / by_devices[d][b];
+                let measured = ascending[d + 1][b] / ascending[d][b];
                 let predicted = n_log_n(n + w[1]) / n_log_n(n + w[0]);
                 format!("{} -> {} devices: {measured:.2} (N log N {predicted:.2})", w[0], w[1])
             })
             .collect();
-        println!("{n:>10} blocks: {}", cells.join("; "));
+        println!("{n:>8} blocks: {}", cells.join("; "));
     }
 }
