@@ -110,8 +110,8 @@ fn main() {
     println!("dom0::ext_regions::find, median time per call; N = free blocks + devices;");
     println!("ns/NlgN = time / (N log2 N); growth = time over the row above; NlgN = what N log N predicts");
     println!(
-        "{:>8} {:>7} | {:^33} | {:^33} | {}",
-        "", "", "blocks ascending (as at boot)", "blocks grouped by size", "regions"
+        "{:>8} {:>7} | {:^33} | {:^33} | regions",
+        "", "", "blocks ascending (as at boot)", "blocks grouped by size"
     );
     println!(
         "{:>8} {:>7} | {:>11} {:>7} {:>6} {:>6} | {:>11} {:>7} {:>6} {:>6} |",

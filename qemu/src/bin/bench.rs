@@ -131,7 +131,7 @@ fn ratio(a: Option<Spread>, b: Option<Spread>) -> String {
 fn boot(o: &Options, hypervisor: &Path) {
     println!();
     println!("(a) Hypervisor boot: primary_main to the ERET into Dom0 (dom0_mem=512M)");
-    println!("    {:<8} {:<34} {}", "RAM", "time, ms", "instructions (-icount shift=0)");
+    println!("    {:<8} {:<34} instructions (-icount shift=0)", "RAM", "time, ms");
     for memory in ["1G", "8G"] {
         let mut millis = Vec::new();
         let mut instructions = Vec::new();
