@@ -95,6 +95,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory);
     let (stage2_root, vtcr) = {
         let s2 = dom0.stage2.lock();
+        log::info!("d0: stage 2: {} table pages (at Dom0 entry)", s2.tables());
         (s2.root_address(), s2.geometry().vtcr(cpu::pa_bits()))
     };
     cpu::this_cpu().set_domain(dom0);

@@ -6,6 +6,7 @@ use super::esr::{self, ec};
 use super::exception::TrapFrame;
 use super::guest::SPSR_EL1H_MASKED;
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1};
+use core::sync::atomic::{AtomicU64, Ordering};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 /// The HVC immediate of a Xen hypercall.
@@ -85,11 +86,18 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
         return;
     }
     let what = if instruction { "instruction fetch" } else if esr::is_write(iss) { "write" } else { "read" };
-    log::warn!(
-        "d0: {what} at IPA {ipa:#x} (VA {:#x}, PC {:#x}) outside Dom0's memory and devices; abort injected",
-        frame.far,
-        frame.elr
-    );
+    // A Dom0 that faults in a loop must not turn the console into its
+    // bottleneck (a line costs a hundred times the abort): the first few
+    // are logged, then every time the count doubles.
+    static ABORTS: AtomicU64 = AtomicU64::new(0);
+    let n = ABORTS.fetch_add(1, Ordering::Relaxed) + 1;
+    if n <= 16 || n.is_power_of_two() {
+        log::warn!(
+            "d0: {what} at IPA {ipa:#x} (VA {:#x}, PC {:#x}) outside Dom0's memory and devices; abort injected ({n} so far)",
+            frame.far,
+            frame.elr
+        );
+    }
     let from_el0 = frame.spsr & 0xf == 0;
     let class = match (instruction, from_el0) {
         (true, true) => ec::IABT_LOWER,
