@@ -23,21 +23,9 @@ mod probe {
     use dtoolkit::fdt::Fdt;
     use dtoolkit::{Node, Property};
 
-    global_asm!(
+    global_asm!(concat!(
+        include_str!("../../common/image.S"),
         r#"
-.section .text.head, "ax"
-.global _start
-_start:
-    b       entry
-    .long   0
-    .quad   0                   /* text_offset */
-    .quad   __image_size
-    .quad   0x2                 /* little endian, 4 KiB pages */
-    .quad   0, 0, 0
-    .ascii  "ARM\x64"
-    .long   0
-
-.section .text
 entry:
     mov     x19, x0
     adr     x1, _start
@@ -76,18 +64,7 @@ wrong_place_text:
 
 /* Synchronous exceptions at EL1 record ESR and FAR and skip the
    instruction; anything else ends the run with exit code 7. */
-.balign 0x800
-vectors:
-    .rept 4
-    .balign 0x80
-    b       unexpected
-    .endr
-    .balign 0x80
-    b       sync_handler
-    .rept 11
-    .balign 0x80
-    b       unexpected
-    .endr
+vector_table sync_handler, unexpected
 
 sync_handler:
     stp     x9, x10, [sp, #-16]!
@@ -103,16 +80,8 @@ sync_handler:
     ldp     x9, x10, [sp], #16
     eret
 
-unexpected:
-    mov     x0, #0x18
-    adr     x1, unexpected_block
-    hlt     #0xf000
-    b       unexpected
-.balign 8
-unexpected_block:
-    .quad   0x20026, 7
 "#
-    );
+    ));
 
     #[unsafe(no_mangle)]
     static mut LAST_ESR: u64 = 0;

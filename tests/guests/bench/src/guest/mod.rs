@@ -9,21 +9,9 @@ use board::Board;
 use core::arch::global_asm;
 use out::Out;
 
-global_asm!(
+global_asm!(concat!(
+    include_str!("../../../common/image.S"),
     r#"
-.section .text.head, "ax"
-.global _start
-_start:
-    b       entry
-    .long   0
-    .quad   0                   /* text_offset */
-    .quad   __image_size
-    .quad   0x2                 /* little endian, 4 KiB pages */
-    .quad   0, 0, 0
-    .ascii  "ARM\x64"
-    .long   0
-
-.section .text
 /* This CPU's stack and the vectors, then `function`, which does not return. */
 .macro run_on stack, function
     ldr     x1, =\stack
@@ -69,20 +57,7 @@ secondary_start:
 /* Synchronous exceptions at EL1 (the injected aborts) are counted and the
    instruction skipped; IRQs are acknowledged, ended and counted; anything
    else ends the run with exit code 7. */
-.balign 0x800
-vectors:
-    .rept 4
-    .balign 0x80
-    b       unexpected
-    .endr
-    .balign 0x80
-    b       sync_handler
-    .balign 0x80
-    b       irq_handler
-    .rept 10
-    .balign 0x80
-    b       unexpected
-    .endr
+vector_table sync_handler, irq_handler
 
 sync_handler:
     stp     x9, x10, [sp, #-16]!
@@ -106,17 +81,8 @@ irq_handler:
     count   IRQS_TAKEN
 5:  ldp     x9, x10, [sp], #16
     eret
-
-unexpected:
-    mov     x0, #0x18
-    adr     x1, unexpected_block
-    hlt     #0xf000
-    b       unexpected
-.balign 8
-unexpected_block:
-    .quad   0x20026, 7
 "#
-);
+));
 
 /// What the vectors record (written by the exception handlers above).
 #[unsafe(no_mangle)]
