@@ -76,15 +76,19 @@ fn stop_for(error: &DtError) -> Stop {
 #[unsafe(no_mangle)]
 extern "C" fn primary_main(dtb_addr: u64) -> ! {
     let entry_ticks = counter_ticks();
+    PHASE_START.store(entry_ticks, core::sync::atomic::Ordering::Relaxed);
     cpu::init_this_cpu(0);
     semihosting::probe();
     console::init_logging();
 
     let (blob, options, plan, heap) = start_from_boot_tree(dtb_addr);
+    phase_done("boot tree copied to the heap");
     // Everything from the boot tree is now owned or in the heap copy: its
     // frames can go back to the allocator.
     release(&plan, "host device tree", |k| *k == Keep::DeviceTree);
+    phase_done("boot tree's frames freed");
     let tree = HostTree::parse(blob).unwrap_or_else(|e| fatal!(stop_for(&e), "{e}"));
+    phase_done("host tree parsed from the heap copy");
 
     cpu::set_topology(tree.cpus.iter().map(|c| c.mpidr));
     log::info!("Boot CPU {:#x} ready; {} CPUs in the device tree", cpu::this_mpidr(), tree.cpus.len());
@@ -100,12 +104,27 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     };
     cpu::this_cpu().set_domain(dom0);
     start_interrupts(&tree);
+    phase_done("interrupts started");
     let free = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
     let (heap_used, heap_total) = heap::usage();
     log::info!("Free frames at Dom0 entry: {free}; heap {} KiB used of {} KiB", heap_used >> 10, heap_total >> 10);
     log::info!("d0: entering at {pc:#x} (EL1h, MMU off) with its device tree at {dtb:#x}");
     log_boot_time(entry_ticks);
     crate::arch::guest::enter_el1(&crate::arch::guest::Entry { pc, x0: dtb, stage2_root, vtcr, vmid: dom0.vmid })
+}
+
+/// The counter at the end of the last boot phase (see [`phase_done`]).
+static PHASE_START: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Logs, at debug level, how long the boot phase ending now took: where
+/// the boot's time goes, for `loglvl=debug` and the benchmark.
+pub fn phase_done(what: &str) {
+    use core::sync::atomic::Ordering::Relaxed;
+    if log::log_enabled!(log::Level::Debug) {
+        let now = counter_ticks();
+        let start = PHASE_START.swap(now, Relaxed);
+        log::debug!("boot phase: {what}: {} ticks", now - start);
+    }
 }
 
 /// The physical counter (CNTPCT_EL0), read after earlier instructions complete.
@@ -172,6 +191,7 @@ fn start_from_boot_tree(dtb_addr: u64) -> (&'static [u8], Options, MemoryPlan, P
 
     let parsed = Options::parse(tree.xen_cmdline.map_or("", |c| c.text));
     console::set_level(parsed.options.loglvl);
+    phase_done("boot tree parsed");
     report_tree(&tree, boot_blob, dtb_addr);
     for d in &parsed.diagnostics {
         log::warn!("command line: {d}");
@@ -190,7 +210,9 @@ fn start_from_boot_tree(dtb_addr: u64) -> (&'static [u8], Options, MemoryPlan, P
         fatal!(stop, "{e}")
     });
     report_plan(&plan);
+    phase_done("memory planned");
     let heap = start_memory(&plan, &tree);
+    phase_done("frame allocator, heap and MMU up");
     let copy: &'static [u8] = alloc::boxed::Box::leak(boot_blob.into());
     (copy, parsed.options, plan, heap)
 }

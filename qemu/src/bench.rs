@@ -167,6 +167,19 @@ pub fn number_after(output: &str, needle: &str) -> Option<u64> {
 
 /// The hypervisor's `boot: N counter ticks from entry to Dom0 (F Hz; ...)`
 /// line: (N, F).
+/// The boot phases the hypervisor logs at debug level, in order:
+/// `boot phase: <what>: <N> ticks`.
+pub fn boot_phases(output: &str) -> Vec<(String, u64)> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let rest = &line[line.find("boot phase: ")? + "boot phase: ".len()..];
+            let (what, ticks) = rest.rsplit_once(": ")?;
+            Some((what.to_string(), ticks.strip_suffix(" ticks")?.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 pub fn boot_ticks(output: &str) -> Option<(u64, u64)> {
     let ticks = number_after(output, "boot: ")?;
     let hz = number_after(output, "counter ticks from entry to Dom0 (")?;
@@ -229,6 +242,10 @@ mod tests {
         let out = "(HV) Free frames at Dom0 entry: 125871; heap 1143 KiB used of 16384 KiB\n\
                    (HV) boot: 6279638 counter ticks from entry to Dom0 (62500000 Hz; entered at tick 436590)\n";
         assert_eq!(boot_ticks(out), Some((6_279_638, 62_500_000)));
+        let phases = "(HV) boot phase: boot tree parsed: 1200 ticks\n\
+                      (HV) d0: BANK[0] 0x60000000-0x80000000 (512 MiB)\n\
+                      (HV) boot phase: kernel copied: 35 ticks\n";
+        assert_eq!(boot_phases(phases), vec![("boot tree parsed".into(), 1200), ("kernel copied".into(), 35)]);
         assert_eq!(heap_kib(out), Some((1143, 16384)));
         assert_eq!(stage2_table_pages(out), None);
         assert_eq!(stage2_table_pages("(HV) d0: stage 2: 7 table pages (at Dom0 entry)\n"), Some(7));

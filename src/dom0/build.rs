@@ -4,7 +4,7 @@
 //! file puts them together on the board.
 
 use crate::arch::cpu;
-use crate::boot::{grant_region, release};
+use crate::boot::{grant_region, phase_done, release};
 use crate::cmdline::Options;
 use crate::domain::{Domain, DomainId};
 use crate::dt::host::HostTree;
@@ -52,6 +52,7 @@ pub fn build(
     for (i, bank) in banks.iter().enumerate() {
         log::info!("d0: BANK[{i}] {bank} ({} MiB)", bank.size() >> 20);
     }
+    phase_done("Dom0 RAM allocated");
 
     let kernel_module = tree.module(ModuleKind::Kernel).expect("checked at boot");
     // SAFETY: the plan checked that modules lie in RAM; they are kept back
@@ -66,11 +67,13 @@ pub fn build(
         .unwrap_or_else(|e| fatal!(Stop::Dom0MemoryUnavailable, "{e}"));
     copy_into_dom0(place.entry, kernel);
     log::info!("d0: kernel {} (entry {:#x}, text_offset {:#x})", place.kernel, place.entry, header.text_offset);
+    phase_done("kernel copied");
     if let (Some(bytes), Some(range)) = (initrd, place.initrd) {
         copy_into_dom0(range.start, bytes);
         log::info!("d0: initrd {range}");
     }
     release(plan, "boot modules, copied into Dom0", |k| matches!(k, Keep::Module(_)));
+    phase_done("initrd copied, modules freed");
 
     let fdt = dtoolkit::fdt::Fdt::new(blob).unwrap_or_else(|e| fatal!(Stop::BadDeviceTree, "{e}"));
     let devices = crate::dt::devices::device_ranges(&fdt)
@@ -84,7 +87,9 @@ pub fn build(
         crate::dt::devices::DeviceRangeKind::PciWindow => ("a PCI aperture", d.range),
     }));
     let ipa_bits = cpu::pa_bits();
+    phase_done("host devices read");
     let stage2 = build_stage2(tree, &banks, &devices, ipa_bits);
+    phase_done("stage 2 built");
     let device_ranges: alloc::vec::Vec<PhysRange> = devices.iter().map(|d| d.range).collect();
     match crate::mm::stage2::audit(&stage2.mappings(), &banks, &device_ranges, hypervisor_memory) {
         Ok(a) => log::info!(
@@ -103,6 +108,7 @@ pub fn build(
         log::error!("d0: no frames for the grant table ({e}); grants will not work");
     }
     crate::domain::set_dom0(dom0);
+    phase_done("stage 2 audited, grant frames reserved");
     let (found, refused) = {
         let guard = FRAMES.lock();
         let frames = guard.as_ref().expect("memory is up");
@@ -126,6 +132,7 @@ pub fn build(
         usable >> 20
     );
 
+    phase_done("extended regions found");
     let hidden: alloc::vec::Vec<&str> = tree.console.iter().map(|c| c.path.as_str()).collect();
     let spec = crate::dt::dom0::Dom0Tree {
         banks: &banks,
@@ -142,6 +149,7 @@ pub fn build(
     }
     copy_into_dom0(place.dtb.start, &dom0_dtb);
     log::info!("d0: device tree at {:#x} ({} bytes)", place.dtb.start, dom0_dtb.len());
+    phase_done("Dom0 device tree made");
     (dom0, place.entry, place.dtb.start)
 }
 

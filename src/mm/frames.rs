@@ -80,6 +80,8 @@ struct Zone<'m> {
     maps: [&'m mut [u64]; ORDERS],
     /// Per order, a word index below which the bitmap is known to be zero.
     hint: [usize; ORDERS],
+    /// Per order, how many bits are set: an empty order is never scanned.
+    free: [u64; ORDERS],
 }
 
 impl Zone<'_> {
@@ -110,32 +112,57 @@ impl Zone<'_> {
         self.maps[order][i / 64] & (1 << (i % 64)) != 0
     }
 
+    /// Marks the block free; it was not.
     fn set(&mut self, pfn: u64, order: usize) {
         let i = self.index(pfn, order);
+        debug_assert!(!self.is_free(pfn, order));
         self.maps[order][i / 64] |= 1 << (i % 64);
         self.hint[order] = self.hint[order].min(i / 64);
+        self.free[order] += 1;
     }
 
+    /// Marks the block taken; it was free.
     fn clear(&mut self, pfn: u64, order: usize) {
         let i = self.index(pfn, order);
+        debug_assert!(self.is_free(pfn, order));
         self.maps[order][i / 64] &= !(1 << (i % 64));
+        self.free[order] -= 1;
     }
 
     /// First free block of `order` at bit index `from` or later.
     fn next_free(&self, order: usize, from: usize) -> Option<usize> {
-        let map = &self.maps[order];
-        let mut word = from / 64;
-        if word >= map.len() {
+        self.next_free_before(order, from, usize::MAX)
+    }
+
+    /// First free block of `order` with a bit index in `[from, end)`: scans
+    /// only the words of that span, and nothing when the order is empty.
+    fn next_free_before(&self, order: usize, from: usize, end: usize) -> Option<usize> {
+        if self.free[order] == 0 || from >= end {
             return None;
         }
-        let mut bits = map[word] & (!0u64 << (from % 64));
+        let map = &self.maps[order];
+        let last_word = ((end - 1) / 64).min(map.len().checked_sub(1)?);
+        let mut word = from / 64;
+        let mut bits = *map.get(word)? & (!0u64 << (from % 64));
         loop {
             if bits != 0 {
-                return Some(word * 64 + bits.trailing_zeros() as usize);
+                let i = word * 64 + bits.trailing_zeros() as usize;
+                return (i < end).then_some(i);
+            }
+            if word >= last_word {
+                return None;
             }
             word += 1;
-            bits = *map.get(word)?;
+            bits = map[word];
         }
+    }
+
+    /// The lowest free block of `order`, scanning from the hint and moving
+    /// it up to what the scan proved empty.
+    fn lowest_free(&mut self, order: usize) -> Option<usize> {
+        let found = self.next_free(order, self.hint[order] * 64);
+        self.hint[order] = found.map_or(self.maps[order].len(), |i| i / 64);
+        found
     }
 
     /// The free block containing frame `pfn`, if the frame is free.
@@ -155,8 +182,7 @@ impl Zone<'_> {
         above
             || (0..order).any(|k| {
                 let first = self.index(pfn, k);
-                let count = 1usize << (order - k);
-                self.next_free(k, first).is_some_and(|i| i < first + count)
+                self.next_free_before(k, first, first + (1usize << (order - k))).is_some()
             })
     }
 }
@@ -200,7 +226,7 @@ impl<'m> FrameAllocator<'m> {
                 map
             });
             zones
-                .try_push(Zone { first, end, maps, hint: [0; ORDERS] })
+                .try_push(Zone { first, end, maps, hint: [0; ORDERS], free: [0; ORDERS] })
                 .map_err(|_| FrameError::TooManyZones)?;
         }
         Ok(Self { zones, free_frames: 0, free_blocks: [0; ORDERS] })
@@ -257,12 +283,10 @@ impl<'m> FrameAllocator<'m> {
         if order > MAX_ORDER {
             return None;
         }
-        let (zone, from, pfn) = (order..ORDERS).find_map(|k| {
+        let free_blocks = self.free_blocks;
+        let (zone, from, pfn) = (order..ORDERS).filter(|&k| free_blocks[k] > 0).find_map(|k| {
             self.zones.iter_mut().enumerate().find_map(|(z, zone)| {
-                let i = zone.next_free(k, zone.hint[k] * 64);
-                // Everything below the word we found is zero: remember it.
-                zone.hint[k] = i.map_or(zone.maps[k].len(), |i| i / 64);
-                i.map(|i| (z, k, zone.pfn_at(i, k)))
+                zone.lowest_free(k).map(|i| (z, k, zone.pfn_at(i, k)))
             })
         })?;
         self.take_and_split(zone, pfn, from, order);
@@ -277,9 +301,10 @@ impl<'m> FrameAllocator<'m> {
             return None;
         }
         let last_pfn = (limit >> FRAME_SHIFT) - (1 << order); // highest start that fits
-        let (zone, from, pfn) = (order..ORDERS).find_map(|k| {
-            self.zones.iter().enumerate().find_map(|(z, zone)| {
-                let i = zone.next_free(k, zone.hint[k] * 64)?;
+        let free_blocks = self.free_blocks;
+        let (zone, from, pfn) = (order..ORDERS).filter(|&k| free_blocks[k] > 0).find_map(|k| {
+            self.zones.iter_mut().enumerate().find_map(|(z, zone)| {
+                let i = zone.lowest_free(k)?;
                 let pfn = zone.pfn_at(i, k);
                 (pfn <= last_pfn).then_some((z, k, pfn))
             })

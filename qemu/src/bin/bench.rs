@@ -1,4 +1,4 @@
-//! `cargo bench-qemu [-- --runs N --iterations N --only boot,traps,linux,footprint]`:
+//! `cargo bench-qemu [-- --runs N --iterations N --only boot,phases,traps,linux,footprint]`:
 //! the hypervisor measured against Xen 4.17 and against no hypervisor on
 //! the same QEMU, as a table of medians with their minimum and maximum.
 //!
@@ -10,13 +10,17 @@
 //! - linux: QEMU's start to the first line of Dom0's `/init` (Debian 6.12),
 //!   with no hypervisor (`virtualization=off`, the kernel booted directly
 //!   with `mem=512M`), under ours and under Xen 4.17; runs interleaved.
+//! - phases: where the boot's instructions go (`loglvl=debug` logs each
+//!   boot phase in counter ticks; under `-icount shift=0` they count
+//!   instructions), on `-m 1G` and `-m 8G` with the small benchmark Dom0
+//!   and on `-m 2G` with Debian's kernel and initrd.
 //! - footprint: the image's size, and the heap and stage-2 tables in use at
 //!   Dom0 entry for 512 MiB and 4 GiB Dom0s.
 //!
 //! Progress goes to stderr, the table to stdout.
 
 use qemu_harness::bench::{
-    STAGE2_LINE, Sighting, Spread, bench_machine, boot_ticks, guest_figures, heap_kib, image_size_field,
+    STAGE2_LINE, boot_phases, Sighting, Spread, bench_machine, boot_ticks, guest_figures, heap_kib, image_size_field,
     stage2_table_pages, time_to_line,
 };
 use qemu_harness::initramfs::dom0_initramfs;
@@ -59,7 +63,7 @@ fn options() -> Options {
 
 fn usage(why: &str) -> ! {
     eprintln!("bench: {why}");
-    eprintln!("usage: cargo bench-qemu [-- --runs N --iterations N --only boot,traps,linux,footprint]");
+    eprintln!("usage: cargo bench-qemu [-- --runs N --iterations N --only boot,phases,traps,linux,footprint]");
     std::process::exit(2)
 }
 
@@ -78,6 +82,9 @@ fn main() {
     println!("Each figure: the median [min .. max] of {} runs", o.runs);
     if wanted("boot") {
         boot(&o, &hypervisor);
+    }
+    if wanted("phases") {
+        phases(&hypervisor);
     }
     if wanted("traps") {
         traps(&o, &hypervisor);
@@ -167,6 +174,59 @@ fn boot(o: &Options, hypervisor: &Path) {
             _ => format!("{} (varies between runs)", show(instr, 1.0, 0)),
         };
         println!("    -m {memory:<5} {:<34} {instr}", show(Spread::of(&millis), 1.0, 2));
+    }
+}
+
+/// (a') The boot phase by phase, in instructions: deterministic, so one run.
+fn phases(hypervisor: &Path) {
+    let kernel = debian_kernel(DebianKernel::Trixie6_12);
+    let initrd = dom0_initramfs(kernel, "#!/bin/sh\n/bin/busybox poweroff -f\n");
+    let linux = Machine::with_linux_dom0(&kernel.image, &initrd, "console=hvc0");
+    let configs = [
+        ("-m 1G", bench_machine("1G", "", 1)),
+        ("-m 8G", bench_machine("8G", "", 1)),
+        ("-m 2G Linux", Machine { memory: "2G".into(), ..linux }),
+    ];
+    let mut columns: Vec<Vec<(String, u64)>> = Vec::new();
+    for (name, machine) in configs.iter() {
+        eprintln!("bench: phases: {name}");
+        let machine = Machine {
+            append: Some("dom0_mem=512M loglvl=debug".into()),
+            extra: vec!["-icount".into(), "shift=0".into()],
+            timeout: Duration::from_secs(300),
+            ..machine.clone()
+        };
+        let s = time_to_line(&machine, hypervisor, BOOT_LINE);
+        let Some((_, hz)) = boot_ticks(&s.output) else {
+            explain(&format!("phases {name}"), &s);
+            columns.push(Vec::new());
+            continue;
+        };
+        let per_tick = 1e9 / hz as f64;
+        columns.push(boot_phases(&s.output).into_iter().map(|(p, t)| (p, (t as f64 * per_tick) as u64)).collect());
+    }
+    println!();
+    println!("(a') Boot phases, thousands of instructions (-icount shift=0, dom0_mem=512M, loglvl=debug)");
+    print!("    {:<42}", "phase");
+    for (name, _) in &configs {
+        print!(" {name:>12}");
+    }
+    println!();
+    let mut names: Vec<&String> = Vec::new();
+    for (phase, _) in columns.iter().flatten() {
+        if !names.contains(&phase) {
+            names.push(phase);
+        }
+    }
+    for phase in names {
+        print!("    {phase:<42}");
+        for column in &columns {
+            match column.iter().find(|(p, _)| p == phase) {
+                Some((_, n)) => print!(" {:>12}", n / 1000),
+                None => print!(" {:>12}", "-"),
+            }
+        }
+        println!();
     }
 }
 
