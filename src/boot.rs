@@ -213,7 +213,7 @@ fn start_from_boot_tree(dtb_addr: u64) -> (&'static [u8], Options, MemoryPlan, P
     phase_done("memory planned");
     let heap = start_memory(&plan, &tree);
     phase_done("frame allocator, heap and MMU up");
-    let copy: &'static [u8] = alloc::boxed::Box::leak(boot_blob.into());
+    let copy: &'static [u8] = alloc::vec::Vec::leak(crate::dt::blob::trimmed_copy(boot_blob));
     (copy, parsed.options, plan, heap)
 }
 

@@ -6,6 +6,8 @@ pub mod esr;
 #[cfg(target_os = "none")]
 pub mod barrier;
 #[cfg(target_os = "none")]
+pub mod copy;
+#[cfg(target_os = "none")]
 pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod exception;

@@ -28,7 +28,7 @@ unsafe fn ram_bytes(range: PhysRange) -> &'static [u8] {
 fn copy_into_dom0(at: u64, bytes: &[u8]) {
     // SAFETY: `at` lies in a Dom0 bank the caller checked holds `bytes`;
     // Dom0 does not run yet, and nothing of the hypervisor's lives there.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
+    unsafe { crate::arch::copy::copy_large(at as *mut u8, bytes.as_ptr(), bytes.len()) };
     crate::arch::barrier::dcache_clean(at, bytes.len() as u64);
 }
 

@@ -4,12 +4,12 @@
 //! extended region must never cover.
 
 use super::DtError;
-use super::props::{bytes, cells, number, str_of, u32_of};
+use super::props::{bytes, cells, number, u32_of};
 use super::walk::{Descend, walk};
 use crate::mm::range::PhysRange;
 use alloc::vec::Vec;
 use dtoolkit::fdt::Fdt;
-use dtoolkit::{Node, Property};
+use dtoolkit::Property;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceRangeKind {
@@ -30,21 +30,20 @@ pub struct DeviceRange {
 pub fn device_ranges(fdt: &Fdt<'_>) -> Result<Vec<DeviceRange>, DtError> {
     let mut out = Vec::new();
     walk(fdt, &mut |visit| {
-        let node = &visit.node;
-        let disabled = node.property("status").as_ref().and_then(str_of).is_some_and(|s| s != "okay" && s != "ok");
-        let not_devices = ["/memory", "/reserved-memory", "/cpus", "/chosen"]
-            .iter()
-            .any(|p| visit.path == *p || visit.path.starts_with(&alloc::format!("{p}@")) || visit.path.starts_with(&alloc::format!("{p}/")));
-        if disabled || (visit.depth == 1 && not_devices) {
+        let props = visit.props;
+        // `/memory`, `/memory@...`, `/cpus` and so on (not `/memory-controller`).
+        let not_devices = ["/memory", "/reserved-memory", "/cpus", "/chosen"].iter().any(|p| {
+            visit.path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with(['@', '/']))
+        });
+        if props.is_disabled() || (visit.depth == 1 && not_devices) {
             return Ok(Descend::No);
         }
-        if let Some(reg) = node.property("reg") {
+        if let Some(reg) = props.reg {
             out.extend(visit.bus.regs(reg.value()).filter_map(Result::ok).filter(|r| !r.is_empty()).map(|range| DeviceRange { range, kind: DeviceRangeKind::Reg }));
         }
-        let is_pci = node.property("device_type").as_ref().and_then(str_of) == Some("pci");
-        if let (true, Some(ranges)) = (is_pci, node.property("ranges")) {
-            let child_cells = node.property("#address-cells").as_ref().and_then(u32_of).unwrap_or(3) as usize;
-            let size_cells = node.property("#size-cells").as_ref().and_then(u32_of).unwrap_or(2) as usize;
+        if let (true, Some(ranges)) = (props.device_type_is("pci"), props.ranges) {
+            let child_cells = props.address_cells.as_ref().and_then(u32_of).unwrap_or(3) as usize;
+            let size_cells = props.size_cells.as_ref().and_then(u32_of).unwrap_or(2) as usize;
             let parent_cells = visit.bus.address_cells as usize;
             let entry = (child_cells + parent_cells + size_cells) * 4;
             if entry > 0 && entry <= 4 * 12 {

@@ -4,11 +4,11 @@
 
 use super::DtError;
 use super::props::{str_of, strings, u32_of};
-use super::walk::{Bus, Descend, Path, RegProblem, Visit, cells_name, path_of, walk};
+use super::walk::{Bus, Descend, NodeProps, Path, RegProblem, Visit, cells_name, path_of, walk};
 use crate::mm::range::{PhysRange, RangeSet};
 use arrayvec::ArrayVec;
 use core::fmt;
-use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::fdt::{Fdt, FdtProperty};
 use dtoolkit::{Node, Property};
 
 pub const MAX_BANKS: usize = 32;
@@ -233,22 +233,22 @@ impl<'a> HostTree<'a> {
         console_path: Option<&str>,
         chosen_bus: &mut Option<Bus>,
     ) -> Result<Descend, DtError> {
-        let node = &visit.node;
-        if is_disabled(node) {
+        let props = visit.props;
+        if props.is_disabled() {
             return Ok(Descend::No);
         }
         match visit.depth {
-            1 if has_device_type(node, "memory") => self.read_memory(visit)?,
+            1 if props.device_type_is("memory") => self.read_memory(visit)?,
             2 if visit.path.starts_with("/reserved-memory/") => self.read_reserved(visit)?,
-            2 if visit.path.starts_with("/cpus/") && has_device_type(node, "cpu") => self.read_cpu(visit)?,
+            2 if visit.path.starts_with("/cpus/") && props.device_type_is("cpu") => self.read_cpu(visit)?,
             2 if visit.path.starts_with("/chosen/") => self.read_module(visit, chosen_bus)?,
             1 if visit.path == "/chosen" => {
-                *chosen_bus = Some(chosen_child_bus(node, self.root_address_cells, self.root_size_cells));
+                *chosen_bus = Some(chosen_child_bus(props, self.root_address_cells, self.root_size_cells));
             }
             _ => {}
         }
         if self.gic.is_none() {
-            if let Some(version) = gic_version(node) {
+            if let Some(version) = gic_version(props) {
                 self.read_gic(visit, version)?;
             }
         }
@@ -272,7 +272,7 @@ impl<'a> HostTree<'a> {
     /// Every `reg` entry of the node, with unusable ones reported.
     fn regs(&mut self, visit: &Visit<'a, '_>) -> ArrayVec<PhysRange, MAX_BANKS> {
         let mut out = ArrayVec::new();
-        let Some(reg) = visit.node.property("reg") else { return out };
+        let Some(reg) = visit.props.reg else { return out };
         for result in visit.bus.regs(reg.value()) {
             match result {
                 Ok(range) if out.try_push(range).is_ok() => {}
@@ -284,7 +284,7 @@ impl<'a> HostTree<'a> {
     }
 
     fn read_memory(&mut self, visit: &Visit<'a, '_>) -> Result<(), DtError> {
-        let Some(reg) = visit.node.property("reg") else {
+        let Some(reg) = visit.props.reg else {
             self.warn(visit.path, "memory node without reg", None);
             return Ok(());
         };
@@ -320,7 +320,7 @@ impl<'a> HostTree<'a> {
 
     fn read_cpu(&mut self, visit: &Visit<'a, '_>) -> Result<(), DtError> {
         let node = &visit.node;
-        let Some(reg) = node.property("reg") else {
+        let Some(reg) = visit.props.reg else {
             self.warn(visit.path, "cpu node without reg ignored", None);
             return Ok(());
         };
@@ -344,7 +344,7 @@ impl<'a> HostTree<'a> {
 
     fn read_module(&mut self, visit: &Visit<'a, '_>, chosen_bus: &Option<Bus>) -> Result<(), DtError> {
         let node = &visit.node;
-        let Some(compatible) = node.property("compatible") else { return Ok(()) };
+        let Some(compatible) = visit.props.compatible else { return Ok(()) };
         let compat = || strings(&compatible);
         if !compat().any(|c| c == "multiboot,module" || c == "xen,multiboot-module") {
             return Ok(());
@@ -369,7 +369,7 @@ impl<'a> HostTree<'a> {
         if self.module(kind).is_some() && kind != ModuleKind::Other {
             return Err(DtError::DuplicateModule { node: path_of(visit.path), kind: kind.name() });
         }
-        let Some(reg) = node.property("reg") else {
+        let Some(reg) = visit.props.reg else {
             return Err(DtError::BadModule { node: path_of(visit.path), why: "no reg property" });
         };
         let bus = chosen_bus.clone().unwrap_or_else(|| Bus::root(self.root_address_cells, self.root_size_cells));
@@ -414,7 +414,7 @@ impl<'a> HostTree<'a> {
         if version == GicVersion::V2 && cpu_interface.is_none() {
             return Err(DtError::BadGic { node: path_of(visit.path), why: "no CPU interface in reg" });
         }
-        let maintenance_intid = visit.node.property("interrupts").and_then(|p| first_intid(p.value()));
+        let maintenance_intid = visit.props.interrupts.and_then(|p| first_intid(p.value()));
         self.gic = Some(Gic {
             version,
             path: path_of(visit.path),
@@ -427,9 +427,9 @@ impl<'a> HostTree<'a> {
     }
 
     fn read_console(&mut self, visit: &Visit<'a, '_>) {
-        let node = &visit.node;
-        let is_pl011 = node
-            .property("compatible")
+        let is_pl011 = visit
+            .props
+            .compatible
             .is_some_and(|c| strings(&c).any(|s| s == "arm,pl011" || s == "arm,sbsa-uart"));
         if !is_pl011 {
             self.warn(visit.path, "console is not a PL011; not used", None);
@@ -439,7 +439,7 @@ impl<'a> HostTree<'a> {
             self.warn(visit.path, "console has no usable reg", None);
             return;
         };
-        let intid = node.property("interrupts").and_then(|p| first_intid(p.value()));
+        let intid = visit.props.interrupts.and_then(|p| first_intid(p.value()));
         self.console = Some(Console { path: path_of(visit.path), mmio, intid });
     }
 
@@ -479,20 +479,11 @@ impl<'a> HostTree<'a> {
     }
 }
 
-fn is_disabled(node: &FdtNode<'_>) -> bool {
-    node.property("status")
-        .as_ref()
-        .and_then(str_of)
-        .is_some_and(|s| s != "okay" && s != "ok")
-}
-
-fn has_device_type(node: &FdtNode<'_>, kind: &str) -> bool {
-    node.property("device_type").as_ref().and_then(str_of) == Some(kind)
-}
-
-fn gic_version(node: &FdtNode<'_>) -> Option<GicVersion> {
-    node.property("interrupt-controller")?;
-    let compatible = node.property("compatible")?;
+fn gic_version(props: &NodeProps<'_>) -> Option<GicVersion> {
+    if !props.interrupt_controller {
+        return None;
+    }
+    let compatible = props.compatible?;
     strings(&compatible).find_map(|c| match c {
         "arm,gic-v3" => Some(GicVersion::V3),
         "arm,gic-400" | "arm,cortex-a15-gic" | "arm,cortex-a9-gic" | "arm,cortex-a7-gic" => Some(GicVersion::V2),
@@ -544,7 +535,7 @@ fn resolves_to(wanted: &str, actual: &str) -> bool {
 /// `#size-cells` is inherited from the root rather than taking the
 /// specification's defaults: QEMU's `guest-loader` writes module `reg` in
 /// the root's cells without setting them on `/chosen`.
-fn chosen_child_bus(chosen: &FdtNode<'_>, root_address_cells: u32, root_size_cells: u32) -> Bus {
-    let cells = |name, inherited| chosen.property(name).as_ref().and_then(u32_of).filter(|&n| n <= 2).unwrap_or(inherited);
-    Bus::root(cells("#address-cells", root_address_cells), cells("#size-cells", root_size_cells))
+fn chosen_child_bus(chosen: &NodeProps<'_>, root_address_cells: u32, root_size_cells: u32) -> Bus {
+    let cells = |prop: Option<FdtProperty<'_>>, inherited| prop.as_ref().and_then(u32_of).filter(|&n| n <= 2).unwrap_or(inherited);
+    Bus::root(cells(chosen.address_cells, root_address_cells), cells(chosen.size_cells, root_size_cells))
 }

@@ -1,5 +1,6 @@
 //! Device trees: reading the host's (and, later, writing Dom0's).
 
+pub mod blob;
 pub mod devices;
 pub mod dom0;
 pub mod host;

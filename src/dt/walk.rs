@@ -3,11 +3,10 @@
 //! `ranges` of its ancestors.
 
 use super::DtError;
-use super::props::{cells, number, u32_of};
+use super::props::{cells, number, str_of, u32_of};
 use crate::mm::range::PhysRange;
 use arrayvec::{ArrayString, ArrayVec};
-use core::fmt::Write;
-use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::fdt::{Fdt, FdtNode, FdtProperty};
 use dtoolkit::{Node, Property};
 
 /// Deepest nesting we follow; real trees stay under 10.
@@ -111,20 +110,20 @@ impl Bus {
 
     /// The bus a node creates for its children, from its `#address-cells`,
     /// `#size-cells` and `ranges`.
-    fn child_bus(&self, node: &FdtNode<'_>, path: &str) -> Result<Bus, DtError> {
-        let cell_count = |name: &str, default: u32| -> Result<u32, DtError> {
-            match node.property(name) {
+    fn child_bus(&self, props: &NodeProps<'_>, path: &str) -> Result<Bus, DtError> {
+        let cell_count = |prop: Option<FdtProperty<'_>>, name: &'static str, default: u32| -> Result<u32, DtError> {
+            match prop {
                 None => Ok(default),
                 Some(p) => match u32_of(&p) {
                     Some(n) if n <= MAX_CELLS => Ok(n),
-                    _ => Err(DtError::BadCells { node: path_of(path), property: cells_name(name) }),
+                    _ => Err(DtError::BadCells { node: path_of(path), property: name }),
                 },
             }
         };
         // Defaults from the Devicetree Specification.
-        let address_cells = cell_count("#address-cells", 2)?;
-        let size_cells = cell_count("#size-cells", 1)?;
-        let map = match node.property("ranges") {
+        let address_cells = cell_count(props.address_cells, "#address-cells", 2)?;
+        let size_cells = cell_count(props.size_cells, "#size-cells", 1)?;
+        let map = match props.ranges {
             None => AddressMap::None,
             Some(p) if p.value().is_empty() => self.map.clone(),
             Some(p) => self.windows(p.value(), address_cells, size_cells),
@@ -176,9 +175,61 @@ pub fn path_of(s: &str) -> Path {
     p
 }
 
+/// The properties the walk and its visitors read on (nearly) every node,
+/// found in one pass: a lookup by name scans all of a node's properties,
+/// and half a dozen lookups per node were most of the boot's tree reading.
+#[derive(Default, Clone, Copy)]
+pub struct NodeProps<'a> {
+    pub status: Option<FdtProperty<'a>>,
+    pub device_type: Option<FdtProperty<'a>>,
+    pub compatible: Option<FdtProperty<'a>>,
+    pub reg: Option<FdtProperty<'a>>,
+    pub ranges: Option<FdtProperty<'a>>,
+    pub address_cells: Option<FdtProperty<'a>>,
+    pub size_cells: Option<FdtProperty<'a>>,
+    pub interrupts: Option<FdtProperty<'a>>,
+    pub interrupt_controller: bool,
+}
+
+impl<'a> NodeProps<'a> {
+    pub fn of(node: &FdtNode<'a>) -> Self {
+        let mut props = Self::default();
+        for p in node.properties() {
+            let slot = match p.name() {
+                "status" => &mut props.status,
+                "device_type" => &mut props.device_type,
+                "compatible" => &mut props.compatible,
+                "reg" => &mut props.reg,
+                "ranges" => &mut props.ranges,
+                "#address-cells" => &mut props.address_cells,
+                "#size-cells" => &mut props.size_cells,
+                "interrupts" => &mut props.interrupts,
+                "interrupt-controller" => {
+                    props.interrupt_controller = true;
+                    continue;
+                }
+                _ => continue,
+            };
+            // As a lookup by name would: the first of duplicates wins.
+            slot.get_or_insert(p);
+        }
+        props
+    }
+
+    /// `status` says the node is not in use ("okay", "ok" or none is).
+    pub fn is_disabled(&self) -> bool {
+        self.status.as_ref().and_then(str_of).is_some_and(|s| s != "okay" && s != "ok")
+    }
+
+    pub fn device_type_is(&self, kind: &str) -> bool {
+        self.device_type.as_ref().and_then(str_of) == Some(kind)
+    }
+}
+
 /// What the walk hands to its visitor for each node.
 pub struct Visit<'a, 'w> {
     pub node: FdtNode<'a>,
+    pub props: &'w NodeProps<'a>,
     pub path: &'w str,
     pub depth: usize,
     /// The address space of this node's `reg`.
@@ -218,14 +269,15 @@ fn walk_node<'a>(
     let pushed = if depth == 0 {
         path.try_push('/').is_ok()
     } else {
-        (parent_len == 1 || path.try_push('/').is_ok()) && write!(path, "{}", node.name()).is_ok()
+        (parent_len == 1 || path.try_push('/').is_ok()) && path.try_push_str(node.name()).is_ok()
     };
     if !pushed {
         return Err(DtError::PathTooLong { node: *path });
     }
-    let descend = visit(&Visit { node, path, depth, bus })?;
+    let props = NodeProps::of(&node);
+    let descend = visit(&Visit { node, props: &props, path, depth, bus })?;
     if descend == Descend::Yes {
-        let mut child_bus = bus.child_bus(&node, path)?;
+        let mut child_bus = bus.child_bus(&props, path)?;
         if depth == 0 {
             // The root's children are in the CPU's address space.
             child_bus.map = AddressMap::Identity;
