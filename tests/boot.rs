@@ -80,6 +80,20 @@ fn debug_level_dumps_the_free_lists_and_unknown_options_are_reported() {
     out.expect_line("free block: order 17 0x60000000->0x80000000");
     out.expect_line("WARNING: command line: unknown option 'no-such-option=1' ignored");
     out.expect_line("WARNING: command line: 'dom0_mem=oops': bad size; default kept");
+    // Where the boot's time went, phase by phase.
+    out.expect_line("boot phase: kernel copied: ");
+    out.expect_line("boot phase: Dom0 device tree made: ");
+    out.expect_exit(0);
+}
+
+/// `stage2-blocks=no` asks for Dom0's RAM in 4 KiB pages; for 8 GiB the
+/// tables would take the heap, so blocks are used, with a warning.
+#[test]
+fn stage2_pages_that_would_fill_the_heap_fall_back_to_blocks() {
+    let out = machine("cortex-a57", "10G", "dom0_mem=8G stage2-blocks=no").run();
+    assert_boot_report(&out);
+    out.expect_line("WARNING: d0: stage 2: RAM in pages would take 16424 KiB of tables, over half the free heap");
+    out.expect_no_line("RAM in 4 KiB pages");
     out.expect_exit(0);
 }
 

@@ -163,6 +163,19 @@ fn without_extended_regions_debian_6_12_balloons() {
     out.expect_line("gnttest: no Xen scratch in /proc/iomem");
 }
 
+/// Dom0's RAM in 4 KiB stage-2 pages (`stage2-blocks=no`, for QEMU's
+/// TLB), and no extended regions: Linux balloons out pages of it, which
+/// the hypervisor unmaps one page leaf at a time.
+#[test]
+fn with_its_ram_in_stage2_pages_debian_6_12_balloons() {
+    let out = boot_ours(Machine {
+        append: Some("dom0_mem=512M ext-regions=no stage2-blocks=no".into()),
+        ..machine(DebianKernel::Trixie6_12, "--ballooned")
+    });
+    out.expect_line("d0: stage 2: RAM in 4 KiB pages (stage2-blocks=no), ");
+    out.expect_line("gnttest: no Xen scratch in /proc/iomem");
+}
+
 #[test]
 fn debian_6_1_dom0_balloons() {
     let out = boot_ours(machine(DebianKernel::Bookworm6_1, "--ballooned"));

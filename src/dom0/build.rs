@@ -88,7 +88,7 @@ pub fn build(
     }));
     let ipa_bits = cpu::pa_bits();
     phase_done("host devices read");
-    let stage2 = build_stage2(tree, &banks, &devices, ipa_bits);
+    let stage2 = build_stage2(tree, &banks, &devices, ipa_bits, ram_in_pages(options, &banks));
     phase_done("stage 2 built");
     let device_ranges: alloc::vec::Vec<PhysRange> = devices.iter().map(|d| d.range).collect();
     match crate::mm::stage2::audit(&stage2.mappings(), &banks, &device_ranges, hypervisor_memory) {
@@ -154,6 +154,28 @@ pub fn build(
 }
 
 
+/// Whether Dom0's RAM goes into its stage 2 as pages (`stage2-blocks=no`):
+/// only if the tables take at most half the free heap.
+fn ram_in_pages(options: &Options, banks: &[PhysRange]) -> bool {
+    if options.stage2_blocks {
+        return false;
+    }
+    let ram: u64 = banks.iter().map(PhysRange::size).sum();
+    let tables = crate::mm::stage2::page_tables_for(ram) as u64 * 4096;
+    let (used, total) = crate::mm::heap::usage();
+    let fits = tables <= (total - used) as u64 / 2;
+    if fits {
+        log::info!("d0: stage 2: RAM in 4 KiB pages (stage2-blocks=no), {} KiB of tables", tables >> 10);
+    } else {
+        log::warn!(
+            "d0: stage 2: RAM in pages would take {} KiB of tables, over half the free heap ({} KiB); blocks used",
+            tables >> 10,
+            (total - used) >> 10
+        );
+    }
+    fits
+}
+
 /// Dom0's stage 2: its RAM, and every host device but what the hypervisor
 /// keeps (its console; the GIC distributor and redistributors, which it
 /// will emulate).
@@ -162,6 +184,7 @@ fn build_stage2(
     banks: &[PhysRange],
     devices: &[crate::dt::devices::DeviceRange],
     ipa_bits: u32,
+    ram_in_pages: bool,
 ) -> crate::mm::stage2::Stage2Map {
     use crate::mm::stage2::{Geometry, Kind, Stage2Map};
     let mut kept: alloc::vec::Vec<PhysRange> = alloc::vec::Vec::new();
@@ -172,7 +195,8 @@ fn build_stage2(
     }
     let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(ipa_bits));
     let mut map = |range: PhysRange, kind: Kind| {
-        if let Err(e) = s2.map(range, kind) {
+        let mapped = if kind == Kind::Ram && ram_in_pages { s2.map_pages(range, kind) } else { s2.map(range, kind) };
+        if let Err(e) = mapped {
             log::warn!("d0: stage 2: cannot map {} ({kind:?}); Dom0 will not see it", e.0);
         }
     };

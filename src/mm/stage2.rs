@@ -171,7 +171,8 @@ impl Translation<S2> for HeapTables {
     }
 }
 
-/// Tables a domain's stage 2 may use in all: 4 MiB of heap.
+/// Tables a domain's stage 2 may take at run time beyond those of its boot
+/// mappings: 4 MiB of heap.
 pub const TABLE_BUDGET: usize = 1024;
 /// The most tables one page change can need (levels 1 to 3 below a level-0 root).
 const TABLES_PER_CHANGE: usize = 3;
@@ -182,6 +183,14 @@ pub struct Stage2Map {
     /// Frames whose 1:1 mapping must stay (shared areas the hypervisor
     /// writes, frames mapped elsewhere through a grant), with use counts.
     pinned: BTreeMap<u64, u32>,
+    /// Tables the boot mappings took (not counted against the budget).
+    boot_tables: usize,
+}
+
+/// Table pages that mapping `bytes` of RAM with 4 KiB pages needs at most:
+/// one last-level table per 2 MiB and one above it per GiB, plus the ends.
+pub fn page_tables_for(bytes: u64) -> usize {
+    (bytes.div_ceil(2 << 20) + bytes.div_ceil(1 << 30) + 2) as usize
 }
 
 // SAFETY: the tables are reached only through `&mut self` or `&self` under
@@ -194,6 +203,7 @@ impl Stage2Map {
             map: Mapping::new(HeapTables { allocated: 0 }, geometry.root_level, Stage2),
             geometry,
             pinned: BTreeMap::new(),
+            boot_tables: 0,
         }
     }
 
@@ -201,17 +211,38 @@ impl Stage2Map {
         self.geometry
     }
 
-    /// Maps `range` (rounded out to pages) 1:1 as `kind`. For building the
-    /// tables before the guest runs: no break-before-make.
+    /// Maps `range` (rounded out to pages) 1:1 as `kind`, with the largest
+    /// blocks that fit. For building the tables before the guest runs: no
+    /// break-before-make.
     pub fn map(&mut self, range: PhysRange, kind: Kind) -> Result<(), MapError> {
+        self.map_boot(range, kind, Constraints::empty())
+    }
+
+    /// As [`map`](Self::map), but with 4 KiB pages only: 2 MiB of tables
+    /// per GiB ([`page_tables_for`]).
+    pub fn map_pages(&mut self, range: PhysRange, kind: Kind) -> Result<(), MapError> {
+        self.map_boot(range, kind, Constraints::NO_BLOCK_MAPPINGS)
+    }
+
+    fn map_boot(&mut self, range: PhysRange, kind: Kind, constraints: Constraints) -> Result<(), MapError> {
         let pages = range.expand_to_alignment(PAGE).ok_or(MapError(range))?;
         if pages.end > self.geometry.limit() {
             return Err(MapError(range));
         }
         let region = MemoryRegion::new(pages.start as usize, pages.end as usize);
-        self.map
-            .map_range(&region, PhysicalAddress(pages.start as usize), kind.attributes(), Constraints::empty())
-            .map_err(|_| MapError(range))
+        let before = self.tables();
+        let result = self
+            .map
+            .map_range(&region, PhysicalAddress(pages.start as usize), kind.attributes(), constraints)
+            .map_err(|_| MapError(range));
+        self.boot_tables += self.tables() - before;
+        result
+    }
+
+    /// Whether a runtime change may take more tables: the guest gets
+    /// `TABLE_BUDGET` beyond what its boot mappings took.
+    fn tables_left(&self) -> bool {
+        self.tables().saturating_sub(self.boot_tables) + TABLES_PER_CHANGE <= TABLE_BUDGET
     }
 
     /// The physical address of the root table, for VTTBR_EL2.
@@ -272,7 +303,7 @@ impl Stage2Map {
         if self.translate(ipa).is_some() {
             return Err(Stage2Error::Mapped);
         }
-        if self.tables() + TABLES_PER_CHANGE > TABLE_BUDGET {
+        if !self.tables_left() {
             return Err(Stage2Error::NoTables);
         }
         self.write(PhysRange::new(ipa, ipa + PAGE), pa, kind.attributes());
@@ -288,7 +319,7 @@ impl Stage2Map {
         if leaf.pa == ipa && self.is_pinned(ipa) {
             return Err(Stage2Error::Pinned);
         }
-        if leaf.size > PAGE && self.tables() + TABLES_PER_CHANGE > TABLE_BUDGET {
+        if leaf.size > PAGE && !self.tables_left() {
             return Err(Stage2Error::NoTables);
         }
         let block = PhysRange::new(ipa & !(leaf.size - 1), (ipa & !(leaf.size - 1)) + leaf.size);
@@ -499,6 +530,26 @@ mod tests {
         let (i, e) = refused.expect("the budget runs out");
         assert_eq!(e, Stage2Error::NoTables);
         assert!(s2.tables() <= TABLE_BUDGET && i > 300, "{i} mappings, {} tables", s2.tables());
+    }
+
+    #[test]
+    fn ram_in_pages_has_only_page_leaves_and_keeps_the_runtime_budget() {
+        let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(48));
+        let ram = PhysRange::new(0x4000_0000, 0xc000_0000); // 2 GiB
+        s2.map_pages(ram, Kind::Ram).unwrap();
+        s2.map(PhysRange::new(0x0800_0000, 0x0801_0000), Kind::Device).unwrap();
+        let leaves = s2.leaves();
+        let ram_leaves: Vec<_> = leaves.iter().filter(|l| l.2 == Kind::Ram).collect();
+        assert!(ram_leaves.iter().all(|l| l.3 == PAGE), "{ram_leaves:x?}");
+        assert_eq!(ram_leaves.iter().map(|l| l.0.size()).sum::<u64>(), ram.size());
+        assert!(s2.tables() <= page_tables_for(ram.size()) + 2, "{} tables", s2.tables());
+        assert!(s2.tables() > TABLE_BUDGET / 2);
+        // The boot tables do not eat the run-time budget: scattered
+        // mappings still get about as far as on an empty map.
+        let tlb = Recorder::default();
+        let mapped = (1..TABLE_BUDGET as u64).take_while(|i| s2.map_page(i << 39, 0x6000_0000, Kind::Ram, &tlb).is_ok()).count();
+        assert!(mapped > 300, "{mapped} run-time mappings");
+        assert_eq!(s2.translate(0x4123_4000).map(|l| (l.pa, l.size)), Some((0x4123_4000, PAGE)));
     }
 
     proptest::proptest! {
