@@ -173,6 +173,24 @@ fn a_truncated_tree_stops_with_a_clear_error() {
     out.expect_exit(10);
 }
 
+/// A tree whose structure block is corrupted at its first property: its
+/// name offset pointing past the strings block, or its token unknown.
+#[test]
+fn a_corrupted_tree_stops_with_a_clear_error() {
+    let blob = Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb()).to_blob();
+    let be32 = |at: usize| u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
+    const FDT_PROP: u32 = 3;
+    let structure = be32(8) as usize;
+    let first_prop = (structure..blob.len()).step_by(4).find(|&at| be32(at) == FDT_PROP).expect("a property");
+    for (name, at, value) in [("bad-name-offset", first_prop + 8, 0x00ff_fff0u32), ("bad-token", first_prop, 0x0000_000a)] {
+        let mut bad = blob.clone();
+        bad[at..at + 4].copy_from_slice(&value.to_be_bytes());
+        let out = raw_tree_boot(bad, name);
+        out.expect_line("FATAL: malformed device tree");
+        out.expect_exit(10);
+    }
+}
+
 #[test]
 fn no_tree_at_all_stops_with_a_clear_error() {
     let out = raw_tree_boot(vec![0u8; 4096], "zeros");
