@@ -4,7 +4,7 @@
 
 use qemu_harness::dtb::Dts;
 use qemu_harness::machine::{Module, Tree};
-use qemu_harness::{Machine, Outcome, work_dir};
+use qemu_harness::{Machine, Outcome, run_dir};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 fn placeholder_kernel() -> PathBuf {
     static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
-        let path = work_dir().join(format!("test-kernel-{}.bin", std::process::id()));
+        let path = run_dir().join("test-kernel.bin");
         std::fs::write(&path, qemu_harness::guest::reach_and_exit()).unwrap();
         path
     })
@@ -147,7 +147,7 @@ fn reserved_memory_and_xen_bootargs_from_an_edited_tree() {
 
 /// A tree QEMU never touches, entered through the boot shim.
 fn raw_tree_boot(blob: Vec<u8>, name: &str) -> Outcome {
-    let path = work_dir().join(format!("{name}-{}.dtb", std::process::id()));
+    let path = run_dir().join(format!("{name}.dtb"));
     std::fs::write(&path, blob).unwrap();
     Machine { tree: Tree::Raw(path), smp: 1, timeout: Duration::from_secs(30), ..Machine::default() }.run()
 }
@@ -287,7 +287,7 @@ fn extended_regions_follow_the_command_line() {
 
 #[test]
 fn a_kernel_that_is_not_an_arm64_image_is_refused() {
-    let path = work_dir().join(format!("not-a-kernel-{}.bin", std::process::id()));
+    let path = run_dir().join("not-a-kernel.bin");
     std::fs::write(&path, vec![0x5au8; 4096]).unwrap();
     let mut m = machine("cortex-a57", "1G", "");
     m.modules[0].file = path;
@@ -308,7 +308,7 @@ fn dom0_is_entered_at_el1_with_its_device_tree() {
 #[test]
 fn dom0_reading_hypervisor_memory_gets_an_abort() {
     for target in [0x4020_0000u64, 0x4100_0000] {
-        let path = work_dir().join(format!("abort-{target:x}-{}.bin", std::process::id()));
+        let path = run_dir().join(format!("abort-{target:x}.bin"));
         std::fs::write(&path, qemu_harness::guest::read_and_expect_abort(target)).unwrap();
         let mut m = machine("cortex-a57", "2G", "");
         m.modules[0].file = path;
@@ -321,7 +321,7 @@ fn dom0_reading_hypervisor_memory_gets_an_abort() {
 
 #[test]
 fn dom0_psci_system_off_ends_the_machine() {
-    let path = work_dir().join(format!("system-off-{}.bin", std::process::id()));
+    let path = run_dir().join("system-off.bin");
     std::fs::write(&path, qemu_harness::guest::smc_and_hang(0x8400_0008)).unwrap();
     let mut m = machine("cortex-a57", "1G", "");
     m.modules[0].file = path;
@@ -365,7 +365,7 @@ fn odd_banks_boot_with_a_warning() {
     let kernel = placeholder_kernel();
     let out = Machine {
         tree: Tree::Raw({
-            let path = work_dir().join(format!("odd-banks-{}.dtb", std::process::id()));
+            let path = run_dir().join("odd-banks.dtb");
             std::fs::write(&path, dts.to_blob()).unwrap();
             path
         }),

@@ -125,7 +125,7 @@ fn a_reserved_memory_carve_out_is_never_a_region() {
 
 #[test]
 fn the_initrd_is_placed_in_dom0_ram_and_named_in_chosen() {
-    let initrd = qemu_harness::work_dir().join(format!("initrd-{}.img", std::process::id()));
+    let initrd = qemu_harness::run_dir().join("initrd.img");
     let mut content = b"INITRD!!".to_vec();
     content.resize(3 * 1024 * 1024 + 5, 0xa5);
     std::fs::write(&initrd, &content).unwrap();

@@ -2,7 +2,7 @@
 //! edited as source text, compiled back. Kept independent of the
 //! hypervisor's device-tree code on purpose, so one cannot hide the other's bug.
 
-use crate::work_dir;
+use crate::run_dir;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -39,7 +39,7 @@ impl Dts {
 
     /// Writes the compiled tree to a file of the harness's and returns its path.
     pub fn write(&self, name: &str) -> PathBuf {
-        let path = work_dir().join(format!("{name}-{}.dtb", std::process::id()));
+        let path = run_dir().join(format!("{name}.dtb"));
         std::fs::write(&path, self.to_blob()).expect("write dtb");
         path
     }

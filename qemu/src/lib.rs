@@ -29,6 +29,28 @@ pub fn work_dir() -> PathBuf {
     dir
 }
 
+/// This test process's scratch files (trees, shims, logs):
+/// `target/qemu/run-<pid>`, made on first use after removing those of
+/// processes that have exited, so repeated runs leave nothing behind.
+pub fn run_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = work_dir();
+        let me = std::process::id();
+        for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix("run-")).and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid.filter(|&pid| pid != me && !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+                eprintln!("harness: removed the scratch files of finished test process {pid}");
+            }
+        }
+        let dir = base.join(format!("run-{me}"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        dir
+    })
+}
+
 /// Writes `bytes` to `path` whole: first under a name of its own, then
 /// renamed, so no other test thread or process ever reads it half written.
 pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) {

@@ -3,7 +3,7 @@
 
 use crate::image;
 use crate::shim;
-use crate::work_dir;
+use crate::run_dir;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -163,7 +163,7 @@ fn escape(value: &str) -> String {
 fn unique_path(stem: &str, ext: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    work_dir().join(format!("{stem}-{}-{n}.{ext}", std::process::id()))
+    run_dir().join(format!("{stem}-{n}.{ext}"))
 }
 
 impl Machine {
