@@ -126,6 +126,8 @@ fn boot_ours(machine: Machine) -> Outcome {
     let grant = out.ranges("(HV) d0: grant table region ");
     assert_eq!(grant.len(), 1, "one grant-table region logged; output:\n{}", out.output);
     assert_dom0_report(&out, grant[0], &out.ranges("(HV) d0: extended region "));
+    // Why Dom0 left for the hypervisor, counted.
+    out.expect_line(" exits to the hypervisor, ");
     let at_entry = logged_number(&out, "free frames at Dom0 entry: ");
     let at_shutdown = logged_number(&out, "free frames at shutdown: ");
     assert_eq!(at_shutdown, at_entry, "free frames at shutdown (less those Dom0 ballooned out) vs at Dom0 entry");

@@ -54,7 +54,10 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     if matches!(source, Source::LowerA64 | Source::LowerA32) {
         match kind & 3 {
             0 => super::traps::handle_guest_sync(frame),
-            1 => super::vgic::handle_irq(),
+            1 => {
+                super::trap_counts::count(super::trap_counts::Exit::Interrupt);
+                super::vgic::handle_irq();
+            }
             3 => super::traps::handle_guest_serror(frame),
             // FIQs: every interrupt is group 1 (the GIC filter sees to
             // it), so none is ever signalled as an FIQ.

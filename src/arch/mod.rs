@@ -26,6 +26,8 @@ pub mod semihosting;
 #[cfg(target_os = "none")]
 pub mod sysregs;
 #[cfg(target_os = "none")]
+pub mod trap_counts;
+#[cfg(target_os = "none")]
 pub mod traps;
 #[cfg(target_os = "none")]
 pub mod vgic;

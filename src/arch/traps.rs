@@ -5,6 +5,7 @@
 use super::esr::{self, ec};
 use super::exception::TrapFrame;
 use super::guest::SPSR_EL1H_MASKED;
+use super::trap_counts::{Exit, count};
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1};
 use core::sync::atomic::{AtomicU64, Ordering};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
@@ -16,9 +17,16 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
     let class = esr::exception_class(frame.esr);
     let iss = esr::iss(frame.esr);
     match class {
-        ec::HVC64 if iss & 0xffff == XEN_HYPERCALL_IMM => hypercall(frame),
-        ec::HVC64 => super::psci::handle(frame),
+        ec::HVC64 if iss & 0xffff == XEN_HYPERCALL_IMM => {
+            count(Exit::Hypercall);
+            hypercall(frame);
+        }
+        ec::HVC64 => {
+            count(Exit::Firmware);
+            super::psci::handle(frame);
+        }
         ec::SMC64 => {
+            count(Exit::Firmware);
             // SMC traps with ELR at the SMC itself.
             frame.elr += 4;
             super::psci::handle(frame);
@@ -26,13 +34,20 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
         ec::DABT_LOWER => {
             let ipa = faulting_ipa(frame);
             let emulated = esr::data_access(iss).is_some_and(|access| super::vgic::emulate_mmio(frame, ipa, access));
-            if !emulated {
+            if emulated {
+                count(Exit::GicAccess);
+            } else {
+                count(Exit::Abort);
                 inject_abort(frame, false);
             }
         }
-        ec::IABT_LOWER => inject_abort(frame, true),
-        ec::SYSREG if super::vgic::emulate_sgi_register(frame, esr::sysreg_access(iss)) => {}
+        ec::IABT_LOWER => {
+            count(Exit::Abort);
+            inject_abort(frame, true);
+        }
+        ec::SYSREG if super::vgic::emulate_sgi_register(frame, esr::sysreg_access(iss)) => count(Exit::Sgi),
         _ => {
+            count(Exit::Other);
             log::warn!("d0: unexpected trap ({}, ESR {:#x}) at PC {:#x}; undefined instruction injected", esr::class_name(class), frame.esr, frame.elr);
             inject(frame, (u64::from(ec::UNKNOWN) << 26) | (1 << 25), 0);
         }

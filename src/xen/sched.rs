@@ -73,6 +73,7 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
 pub fn stop_machine(why: core::fmt::Arguments<'_>, stop: crate::fatal::Stop) -> ! {
     use core::sync::atomic::Ordering;
     log::info!("d0: {why}");
+    crate::arch::trap_counts::log();
     let free = crate::mm::FRAMES.try_lock().and_then(|f| f.as_ref().map(|f| f.free_frames()));
     let ballooned = crate::domain::dom0().map_or(0, |d| d.xen.ballooned.load(Ordering::Acquire));
     match free {
