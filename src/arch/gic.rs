@@ -185,9 +185,20 @@ pub fn init(tree_gic: &host::Gic, mut owned: IntidSet) -> Result<&'static Gic, U
     let stride = if read64(first.start + gicr::TYPER) & gicr::TYPER_VLPIS != 0 { 4 } else { 2 } * FRAME_SIZE;
     owned.insert(maintenance);
     owned.insert(KICK_SGI);
+    let redistributors = tree_gic
+        .redistributors
+        .iter()
+        .map(|&region| {
+            let populated = crate::gic::populated_redistributors(region, stride, |frame| read64(frame + gicr::TYPER));
+            if populated != region {
+                log::info!("GIC: redistributors at {populated}; the rest of {region} is nothing, and aborts");
+            }
+            populated
+        })
+        .collect();
     let gic = GIC.call_once(|| Gic {
         distributor: tree_gic.distributor,
-        redistributors: tree_gic.redistributors.clone(),
+        redistributors,
         redistributor_stride: stride,
         maintenance,
         filter: Filter::new(owned),
