@@ -41,6 +41,8 @@ const POPULATE_ON_DEMAND: u32 = 1 << 16;
 const PAGES_PER_TRAP: u64 = 512;
 const BATCH_PER_TRAP: u64 = 64;
 const PAGE: u64 = 4096;
+/// No frame: refused before anything else, in every space.
+const INVALID_GFN: u64 = u64::MAX;
 
 /// `HYPERVISOR_memory_op(cmd, arg)`.
 pub fn memory_op(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
@@ -198,21 +200,23 @@ fn add_to_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
     if !super::is_self(call, domid) {
         return Err(-ESRCH);
     }
+    if gpfn == INVALID_GFN {
+        return Err(-EINVAL);
+    }
     add_one(call, space, idx, gpfn).map(|()| 0)
 }
 
 /// One entry of add_to_physmap(_batch): what Xen's Arm `xenmem_add_to_physmap_one` does.
 fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), i64> {
-    if gpfn > u64::MAX >> 12 {
-        return Err(-EINVAL);
-    }
-    let page = gpfn << 12;
+    // A space not offered is -ENOSYS whatever the frame number, as in Xen.
+    let page = || if gpfn > u64::MAX >> 12 { Err(-EINVAL) } else { Ok(gpfn << 12) };
     let domain = call.domain;
     match u16::try_from(space) {
         Ok(space::SHARED_INFO) => {
             if idx != 0 {
                 return Err(-EINVAL);
             }
+            let page = page()?;
             let mut stage2 = domain.stage2.lock();
             // Like Xen, a page already placed must be removed before it moves.
             if domain.xen.shared.address().is_some() {
@@ -226,6 +230,7 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), i64> 
             Ok(())
         }
         Ok(space::GRANT_TABLE) => {
+            let page = page()?;
             let mut grants = domain.xen.grants.lock();
             let mut stage2 = domain.stage2.lock();
             grants.map_frame(&mut stage2, call.board, idx, page)
@@ -263,7 +268,7 @@ fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
             let element = |base: u64, size: u64| wire::element(base, i, size).ok_or(-EFAULT);
             let idx = u64_at(&wire::read::<8>(call.memory, element(idxs, 8)?)?, 0);
             let gpfn = u64_at(&wire::read::<8>(call.memory, element(gpfns, 8)?)?, 0);
-            if gpfn == u64::MAX {
+            if gpfn == INVALID_GFN {
                 return Err(-EINVAL);
             }
             let rc = if space == space::GMFN_FOREIGN {

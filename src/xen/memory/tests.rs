@@ -67,6 +67,10 @@ fn shared_info_in_place() {
     assert_eq!(add(&m, DOMID_SELF, space::GMFN_FOREIGN, 0, page >> 12), -ENOSYS, "only through the batch");
     assert_eq!(add(&m, DOMID_SELF, 2, 0, page >> 12), -ENOSYS);
     assert_eq!(add(&m, DOMID_SELF, space::DEV_MMIO, 0, page >> 12), -ENOSYS);
+    for unoffered in [2, space::GMFN_RANGE, space::DEV_MMIO, 6, u16::MAX] {
+        assert_eq!(add(&m, DOMID_SELF, unoffered, 0, 1 << 52), -ENOSYS, "space {unoffered}, whatever the frame");
+        assert_eq!(add(&m, DOMID_SELF, unoffered, 0, u64::MAX), -EINVAL, "INVALID_GFN is checked first");
+    }
     assert_eq!(m.call(nr::MEMORY_OP, args(&[op::ADD_TO_PHYSMAP, RAM.end - 8])), -EFAULT);
     assert_eq!(m.call(nr::MEMORY_OP, args(&[op::ADD_TO_PHYSMAP | 1 << 6, ARG])), -EDOM);
     assert_eq!(m.call(nr::MEMORY_OP, args(&[99, ARG])), -ENOSYS);
