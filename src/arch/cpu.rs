@@ -62,9 +62,11 @@ pub fn mpidr_of(index: usize) -> Option<u64> {
     TOPOLOGY.get().and_then(|t| t.get(index).copied())
 }
 
-/// The index of the CPU with affinity `mpidr`.
+/// The index of the CPU with affinity `mpidr`; none if bits outside the
+/// affinity fields are set (PSCI says they must be zero, and the firmware
+/// refuses them).
 pub fn index_of(mpidr: u64) -> Option<usize> {
-    TOPOLOGY.get().and_then(|t| t.iter().position(|&m| m == mpidr & MPIDR_AFFINITY_MASK))
+    TOPOLOGY.get().and_then(|t| t.iter().position(|&m| m == mpidr))
 }
 
 /// This CPU's MPIDR affinity.
