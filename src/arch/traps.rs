@@ -12,24 +12,39 @@ use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 /// The HVC immediate of a Xen hypercall.
 const XEN_HYPERCALL_IMM: u32 = 0xea1;
+/// The HVC or SMC immediate of an SMCCC call (PSCI among them).
+const SMCCC_IMM: u32 = 0;
 
 pub fn handle_guest_sync(frame: &mut TrapFrame) {
     let class = esr::exception_class(frame.esr);
     let iss = esr::iss(frame.esr);
+    let immediate = iss & 0xffff;
     match class {
-        ec::HVC64 if iss & 0xffff == XEN_HYPERCALL_IMM => {
+        ec::HVC64 if immediate == XEN_HYPERCALL_IMM => {
             count(Exit::Hypercall);
             hypercall(frame);
         }
-        ec::HVC64 => {
+        ec::HVC64 if immediate == SMCCC_IMM => {
             count(Exit::Firmware);
             super::psci::handle(frame);
         }
-        ec::SMC64 => {
+        ec::SMC64 if immediate == SMCCC_IMM => {
             count(Exit::Firmware);
             // SMC traps with ELR at the SMC itself.
             frame.elr += 4;
             super::psci::handle(frame);
+        }
+        // Not an SMCCC call, so the caller may not understand an SMCCC
+        // error: an undefined instruction, as Xen answers. ELR must name
+        // the instruction, and an HVC's is already past it.
+        ec::HVC64 | ec::SMC64 => {
+            count(Exit::Other);
+            if class == ec::HVC64 {
+                frame.elr -= 4;
+            }
+            let instruction = esr::class_name(class);
+            log::warn!("d0: {instruction} #{immediate:#x} at PC {:#x}; undefined instruction injected", frame.elr);
+            inject_undefined(frame);
         }
         ec::DABT_LOWER => {
             let ipa = faulting_ipa(frame);
@@ -49,9 +64,14 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
         _ => {
             count(Exit::Other);
             log::warn!("d0: unexpected trap ({}, ESR {:#x}) at PC {:#x}; undefined instruction injected", esr::class_name(class), frame.esr, frame.elr);
-            inject(frame, (u64::from(ec::UNKNOWN) << 26) | (1 << 25), 0);
+            inject_undefined(frame);
         }
     }
+}
+
+/// An undefined instruction exception for the instruction at ELR.
+fn inject_undefined(frame: &mut TrapFrame) {
+    inject(frame, (u64::from(ec::UNKNOWN) << 26) | (1 << 25), 0);
 }
 
 /// A Xen hypercall: number in x16, arguments in x0..x4, result in x0.
