@@ -153,3 +153,76 @@ fn an_interrupt_burst_beyond_the_list_registers_is_delivered() {
     out.expect_line("probe: ok: interrupt 27 delivered once");
     out.expect_line("probe: ok: interrupt 3 delivered once");
 }
+
+/// The categories of `probe=hostile` and the fewest cases each must run.
+const HOSTILE_CATEGORIES: [(&str, u64); 14] = [
+    ("memory outside Dom0", 49_000),
+    ("unknown calls and sub-ops", 446),
+    ("bad pointers", 391),
+    ("add_to_physmap", 143),
+    ("wrong domain ids", 80),
+    ("out-of-range numbers", 63),
+    ("huge counts", 26),
+    ("malformed arguments", 44),
+    ("double registrations", 43),
+    ("grant maps and unmaps", 63),
+    ("GIC registers", 52),
+    ("SGI system registers", 13),
+    ("PSCI", 69),
+    ("stage-2 table budget", 5),
+];
+
+/// `N cases, M ok` from the probe's line for a hostile category.
+fn hostile_tally(out: &Outcome, category: &str) -> (u64, u64) {
+    let line = out.expect_line(&format!("probe: hostile: {category}: "));
+    let numbers: Vec<u64> =
+        line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect();
+    match numbers[..] {
+        [.., cases, ok] => (cases, ok),
+        _ => panic!("no tally in {line:?}"),
+    }
+}
+
+/// Dom0 as an adversary (`probe=hostile`): every hypercall and sub-op with
+/// bad pointers, domains, numbers and counts, add_to_physmap everywhere,
+/// bad grant maps, loads and stores into the hypervisor's memory, odd GIC
+/// accesses, bad SGI register values and PSCI calls. Each case gets the
+/// answer it expects, the hypervisor answers a sanity call after every
+/// category, and not a frame is lost.
+#[test]
+fn a_hostile_dom0_gets_errors_and_aborts_and_changes_nothing() {
+    let mut machine = Machine::with_probe_dom0("cortex-a57", "2G", "dom0_mem=512M");
+    machine.modules[0].bootargs = Some("console=hvc0 probe=hostile".into());
+    let out = machine.run();
+    assert_probe_passed(&out);
+    out.expect_line("probe: hostile: against this hypervisor");
+    let mut total = 0;
+    for (category, at_least) in HOSTILE_CATEGORIES {
+        let (cases, ok) = hostile_tally(&out, category);
+        println!("{category}: {cases} cases, {ok} ok");
+        assert_eq!(ok, cases, "{category}: every case as expected");
+        assert!(cases >= at_least, "{category}: {cases} cases, fewer than {at_least}");
+        out.expect_line(&format!("probe: ok: hostile: {category}: xen_version still answers afterwards"));
+        total += cases;
+    }
+    let (cases, ok) = hostile_tally(&out, "total");
+    assert_eq!((cases, ok), (total, total));
+    // The sweep of loads and stores covered the hypervisor's image and heap.
+    let swept = logged_range(&out, "probe: hostile: sweeping ");
+    for memory in [logged_range(&out, "(hypervisor image)"), logged_range(&out, "(HV) Heap: ")] {
+        assert!(swept.0 <= memory.0 && memory.1 <= swept.1, "{memory:x?} lies in the sweep {swept:x?}");
+    }
+    let at_entry = logged_number(&out, "Free frames at Dom0 entry: ");
+    let at_shutdown = logged_number(&out, "Free frames at shutdown: ");
+    assert_eq!(at_shutdown, at_entry, "no frame lost or taken");
+    assert_eq!(logged_number(&out, &format!("shutdown: {at_shutdown}; and ")), 0, "nothing left ballooned out");
+}
+
+/// The first `start->end` range on the first line containing `needle`.
+fn logged_range(out: &Outcome, needle: &str) -> (u64, u64) {
+    let line = out.expect_line(needle);
+    let parse = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    line.split_whitespace()
+        .find_map(|word| word.split_once("->").and_then(|(a, b)| Some((parse(a)?, parse(b.trim_end_matches(','))?))))
+        .unwrap_or_else(|| panic!("no range in {line:?}"))
+}

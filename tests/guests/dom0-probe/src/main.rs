@@ -14,6 +14,8 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod probe {
+    mod abi;
+    mod hostile;
     mod hypercalls;
     mod interrupts;
 
@@ -63,22 +65,42 @@ wrong_place_text:
     .asciz  "probe: FAIL: loaded away from 0x60000000, where it is linked (Dom0 bank 0 with dom0_mem=512M)\n"
 
 /* Synchronous exceptions at EL1 record ESR and FAR and skip the
-   instruction; anything else ends the run with exit code 7. */
+   instruction; an instruction abort (a branch into memory that is not
+   ours) returns to the branch's caller instead. Anything else ends the
+   run with exit code 7. */
 vector_table sync_handler, unexpected
 
 sync_handler:
     stp     x9, x10, [sp, #-16]!
-    mrs     x9, esr_el1
-    ldr     x10, =LAST_ESR
-    str     x9, [x10]
     mrs     x9, far_el1
     ldr     x10, =LAST_FAR
     str     x9, [x10]
+    mrs     x9, esr_el1
+    ldr     x10, =LAST_ESR
+    str     x9, [x10]
+    ubfx    x9, x9, #26, #6
+    cmp     x9, #0x21
+    b.eq    1f
     mrs     x9, elr_el1
     add     x9, x9, #4
     msr     elr_el1, x9
     ldp     x9, x10, [sp], #16
     eret
+1:  msr     elr_el1, x30
+    ldp     x9, x10, [sp], #16
+    eret
+
+/* A second vCPU started by the hostile PSCI checks (x0: the context id,
+   the address of a word): waits until the word is non-zero, then turns
+   itself off with PSCI CPU_OFF. Its MMU is off, so it reads memory. */
+.global secondary_park
+secondary_park:
+    ldr     w1, [x0]
+    cbz     w1, secondary_park
+    movz    x0, #0x0002
+    movk    x0, #0x8400, lsl #16
+    hvc     #0
+    b       .
 
 "#
     ));
@@ -152,16 +174,48 @@ sync_handler:
         }
     }
 
+    /// Runs `access`; the ESR of the synchronous exception it took, if it
+    /// took one (the handler then skipped the faulting instruction).
+    fn faults(access: impl FnOnce()) -> Option<u64> {
+        // SAFETY: a static only the exception handler also writes.
+        unsafe { write_volatile(&raw mut LAST_ESR, 0) };
+        access();
+        // SAFETY: as above.
+        let esr = unsafe { read_volatile(&raw const LAST_ESR) };
+        (esr != 0).then_some(esr)
+    }
+
     /// Reads `addr`; `Some(esr)` if that took an exception.
     fn read_faults(addr: u64) -> Option<u64> {
-        // SAFETY: the handler records ESR/FAR and skips the load; x9/x10
-        // are saved by it. A value read is discarded.
-        unsafe {
-            write_volatile(&raw mut LAST_ESR, 0);
-            asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack));
-            let esr = read_volatile(&raw const LAST_ESR);
-            (esr != 0).then_some(esr)
-        }
+        // SAFETY: a faulting load is skipped by the handler; a value read
+        // is discarded.
+        faults(|| unsafe { asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack)) })
+    }
+
+    /// Stores `value` at `addr`; `Some(esr)` if that took an exception.
+    /// Callers aim only at memory that must not be Dom0's.
+    fn write_faults(addr: u64, value: u64) -> Option<u64> {
+        // SAFETY: a faulting store is skipped by the handler.
+        faults(|| unsafe { asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack)) })
+    }
+
+    /// Branches to `addr`; `Some(esr)` if fetching there took an exception
+    /// (the handler returns to the caller). Callers aim only at memory that
+    /// must not be Dom0's.
+    fn fetch_faults(addr: u64) -> Option<u64> {
+        // SAFETY: the fetch aborts and the handler returns through x30;
+        // every caller-saved register is declared clobbered.
+        faults(|| unsafe { asm!("blr {a}", a = in(reg) addr, clobber_abi("C")) })
+    }
+
+    fn word(address: u64) -> u64 {
+        // SAFETY: callers read pages of the probe's, or mapped grant pages.
+        unsafe { read_volatile(address as *const u64) }
+    }
+
+    fn set_word(address: u64, value: u64) {
+        // SAFETY: as above.
+        unsafe { write_volatile(address as *mut u64, value) }
     }
 
     /// A property's value, borrowed from the blob.
@@ -171,7 +225,7 @@ sync_handler:
 
     /// A Xen hypercall with two arguments.
     fn hypercall(number: u64, a0: u64, a1: u64) -> i64 {
-        hypercalls::hypercall(number, [a0, a1, 0, 0, 0])
+        abi::hypercall(number, [a0, a1, 0, 0, 0])
     }
 
     fn be(value: &[u8], cells: usize) -> Option<u64> {
@@ -375,27 +429,53 @@ sync_handler:
         let rc = hypercall(9999, 0, 0);
         r.check(rc == -38, format_args!("an unknown hypercall gets -ENOSYS ({rc})"));
 
+        let bootargs = root.child("chosen").and_then(|c| c.property("bootargs")).map(value).unwrap_or(&[]);
+        let asked = |mode: &[u8]| bootargs.windows(mode.len()).any(|w| w == mode);
+        let gic = root
+            .children()
+            .find(|n| {
+                n.property("compatible").map(value).is_some_and(|c| c.split(|&b| b == 0).any(|s| s == b"arm,gic-v3"))
+            })
+            .and_then(|g| {
+                let mut reg = regs(value(g.property("reg")?), ac, sc);
+                Some((reg.next()?.0, reg.next()?))
+            });
+
         // Interrupts, when asked for: the burst needs a hypervisor that
         // forwards pending SPIs set at the distributor, which Xen does not.
-        let bootargs = root.child("chosen").and_then(|c| c.property("bootargs")).map(value).unwrap_or(&[]);
-        if bootargs.windows(16).any(|w| w == b"probe=interrupts") {
-            let gic = root.children().find(|n| {
-                n.property("compatible").map(value).is_some_and(|c| c.split(|&b| b == 0).any(|s| s == b"arm,gic-v3"))
-            });
-            let reg_value = gic.and_then(|g| g.property("reg")).map(value).unwrap_or(&[]);
-            let mut reg = regs(reg_value, ac, sc);
-            match (reg.next(), reg.next()) {
-                (Some((gicd, _)), Some(redistributors)) => interrupts::check(&mut r, gicd, redistributors),
-                _ => r.check(false, format_args!("a GICv3 with a distributor and redistributors")),
+        if asked(b"probe=interrupts") {
+            match gic {
+                Some((gicd, redistributors)) => interrupts::check(&mut r, gicd, redistributors),
+                None => r.check(false, format_args!("a GICv3 with a distributor and redistributors")),
             }
         }
 
-        // The rest of the hypercalls Linux makes as Dom0.
-        let places = hypercalls::Places {
-            grant_region: reg_entries.first().map(|&(start, _)| start),
-            unmapped: regions.first().map(|&(start, _)| start),
-        };
-        hypercalls::check(&mut r, &places);
+        if asked(b"probe=hostile") {
+            // Dom0 as an adversary, instead of the calls Linux makes.
+            let device = root
+                .children()
+                .find(|n| n.name().starts_with("virtio_mmio"))
+                .and_then(|n| regs(value(n.property("reg")?), ac, sc).next());
+            let mut mpidrs = [u64::MAX; 8];
+            let cpus = root.child("cpus").map(|c| c.children().filter(|n| n.name().starts_with("cpu@")));
+            for (slot, cpu) in mpidrs.iter_mut().zip(cpus.into_iter().flatten()) {
+                *slot = cpu.property("reg").and_then(|p| be(value(p), p.value().len() / 4)).unwrap_or(u64::MAX);
+            }
+            match (reg_entries.first(), gic, device) {
+                (Some(&grant_region), Some((gicd, gicr)), Some((device, _))) => {
+                    let board = hostile::Board { ram: banks, grant_region, regions, gicd, gicr, device, mpidrs };
+                    hostile::run(&mut r, &board);
+                }
+                _ => r.check(false, format_args!("hostile: the tree has a grant region, a GICv3, a virtio device")),
+            }
+        } else {
+            // The rest of the hypercalls Linux makes as Dom0.
+            let places = hypercalls::Places {
+                grant_region: reg_entries.first().map(|&(start, _)| start),
+                unmapped: regions.first().map(|&(start, _)| start),
+            };
+            hypercalls::check(&mut r, &places);
+        }
 
         let failures = r.failures;
         r.say(format_args!("{failures} failures"));

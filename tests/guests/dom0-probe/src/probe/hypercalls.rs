@@ -8,64 +8,9 @@
 //! frame kept rather than freed), the check says which answer it expects
 //! from which.
 
-use super::{Report, read_faults};
-use core::arch::asm;
-use core::ptr::{addr_of_mut, read_volatile, write_volatile};
-
-const EPERM: i64 = -1;
-const ENOENT: i64 = -2;
-const ENXIO: i64 = -6;
-const EFAULT: i64 = -14;
-const EBUSY: i64 = -16;
-const EEXIST: i64 = -17;
-const EINVAL: i64 = -22;
-const ENOSYS: i64 = -38;
-
-const MEMORY_OP: u64 = 12;
-const XEN_VERSION: u64 = 17;
-const CONSOLE_IO: u64 = 18;
-const GRANT_TABLE_OP: u64 = 20;
-const VM_ASSIST: u64 = 21;
-const VCPU_OP: u64 = 24;
-const SCHED_OP: u64 = 29;
-const EVENT_CHANNEL_OP: u64 = 32;
-const PHYSDEV_OP: u64 = 33;
-const HVM_OP: u64 = 34;
-
-const DOMID_SELF: u16 = 0x7ff0;
-
-/// A Xen hypercall: HVC #0xEA1, number in x16, arguments x0..x4, result
-/// in x0. A continued call may change x1..x4 too.
-pub fn hypercall(number: u64, a: [u64; 5]) -> i64 {
-    let result: u64;
-    // SAFETY: the hypervisor writes only memory we point it at, and x0..x4.
-    unsafe {
-        asm!("hvc #0xea1", inout("x0") a[0] => result, inout("x1") a[1] => _, inout("x2") a[2] => _,
-             inout("x3") a[3] => _, inout("x4") a[4] => _, in("x16") number, options(nostack))
-    };
-    result as i64
-}
-
-/// A call taking a pointer to `arg` after `leading` arguments.
-fn with<T>(number: u64, leading: &[u64], arg: &mut T) -> i64 {
-    let mut a = [0u64; 5];
-    a[..leading.len()].copy_from_slice(leading);
-    a[leading.len()] = arg as *mut T as u64;
-    hypercall(number, a)
-}
-
-/// A grant-table operation on `count` structs at `arg`.
-fn grant_op<T>(cmd: u64, arg: &mut T, count: u64) -> i64 {
-    hypercall(GRANT_TABLE_OP, [cmd, arg as *mut T as u64, count, 0, 0])
-}
-
-fn read<T: Copy>(value: &T) -> T {
-    // SAFETY: a reference; the hypervisor may have written it behind the compiler's back.
-    unsafe { read_volatile(value) }
-}
-
-#[repr(C, align(4096))]
-struct Page([u64; 512]);
+use super::abi::*;
+use super::{Report, read_faults, set_word, word};
+use core::ptr::{addr_of_mut, write_volatile};
 
 /// Pages of the probe's own RAM the checks hand to the hypervisor.
 static mut SHARED_INFO: Page = Page([0; 512]);
@@ -74,113 +19,6 @@ static mut GRANTED: Page = Page([0; 512]);
 static mut BALLOON: Page = Page([0; 512]);
 static mut RUNSTATE: [u64; 6] = [0; 6];
 
-fn page_address(page: *mut Page) -> u64 {
-    page as u64
-}
-
-fn word(address: u64) -> u64 {
-    // SAFETY: callers read pages of the probe's, or mapped grant pages.
-    unsafe { read_volatile(address as *const u64) }
-}
-
-fn set_word(address: u64, value: u64) {
-    // SAFETY: as above.
-    unsafe { write_volatile(address as *mut u64, value) }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct AddToPhysmap {
-    domid: u16,
-    size: u16,
-    space: u32,
-    idx: u64,
-    gpfn: u64,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Reservation {
-    extent_start: u64,
-    nr_extents: u64,
-    extent_order: u32,
-    mem_flags: u32,
-    domid: u16,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct EventStruct {
-    words: [u32; 6],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct MapGrantRef {
-    host_addr: u64,
-    flags: u32,
-    gref: u32,
-    dom: u16,
-    status: i16,
-    handle: u32,
-    dev_bus_addr: u64,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct UnmapGrantRef {
-    host_addr: u64,
-    dev_bus_addr: u64,
-    handle: u32,
-    status: i16,
-}
-
-fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> i64 {
-    let mut a = AddToPhysmap { domid: DOMID_SELF, space, idx, gpfn, ..Default::default() };
-    with(MEMORY_OP, &[7], &mut a)
-}
-
-/// decrease_reservation (1) or populate_physmap (6) of one page: extents done.
-fn reservation(op: u64, gfn: u64) -> i64 {
-    let mut list = [gfn];
-    let mut r =
-        Reservation { extent_start: list.as_mut_ptr() as u64, nr_extents: 1, domid: DOMID_SELF, ..Default::default() };
-    with(MEMORY_OP, &[op], &mut r)
-}
-
-fn event(cmd: u64, words: &[u32]) -> (i64, [u32; 6]) {
-    let mut e = EventStruct::default();
-    e.words[..words.len()].copy_from_slice(words);
-    let rc = with(EVENT_CHANNEL_OP, &[cmd], &mut e);
-    (rc, read(&e).words)
-}
-
-/// `dom` and `remote_dom` packed in the first word of alloc_unbound.
-fn alloc_unbound() -> (i64, u32) {
-    let (rc, w) = event(6, &[u32::from(DOMID_SELF) | u32::from(DOMID_SELF) << 16]);
-    (rc, w[1])
-}
-
-fn port_op(cmd: u64, port: u32) -> i64 {
-    event(cmd, &[port]).0
-}
-
-fn map_grant(host_addr: u64, flags: u32, gref: u32, dom: u16) -> MapGrantRef {
-    let mut m = MapGrantRef { host_addr, flags, gref, dom, status: 0x7777, ..Default::default() };
-    let rc = grant_op(0, &mut m, 1);
-    let mut result = read(&m);
-    if rc != 0 {
-        result.status = rc as i16;
-    }
-    result
-}
-
-fn unmap_grant(host_addr: u64, dev_bus_addr: u64, handle: u32) -> i16 {
-    let mut u = UnmapGrantRef { host_addr, dev_bus_addr, handle, status: 0x7777 };
-    let rc = grant_op(1, &mut u, 1);
-    if rc != 0 { rc as i16 } else { read(&u).status }
-}
-
 /// Where the checks may put things: the grant-table region, and an
 /// unmapped address (an extended region) for the grant mapping.
 pub struct Places {
@@ -188,16 +26,11 @@ pub struct Places {
     pub unmapped: Option<u64>,
 }
 
-/// An address beyond any IPA space: nothing is ever there.
-const NOTHING: u64 = 0x0000_ffff_ffff_f000;
-
 /// Runs the checks; whether this is our hypervisor (else Xen 4.17).
 pub fn check(r: &mut Report, places: &Places) -> bool {
-    let mut extra = [0u8; 16];
-    let _ = hypercall(XEN_VERSION, [1, extra.as_mut_ptr() as u64, 0, 0, 0]);
-    let ours = extra.starts_with(b".0-rust");
+    let ours = hypervisor_is_ours();
     r.say(format_args!("hypercalls: checking against {}", if ours { "this hypervisor" } else { "Xen" }));
-    let shared = page_address(addr_of_mut!(SHARED_INFO));
+    let shared = addr_of_mut!(SHARED_INFO) as u64;
 
     // shared_info, as Linux places it: a page of its own RAM.
     let rc = add_to_physmap(0, 0, shared >> 12);
@@ -208,7 +41,7 @@ pub fn check(r: &mut Report, places: &Places) -> bool {
     r.check(rc == EINVAL, format_args!("shared_info index 1 gets -EINVAL ({rc})"));
 
     // vcpu_info for vCPU 0, inside a page, 8-byte aligned.
-    let info = page_address(addr_of_mut!(VCPU_INFO)) + 64;
+    let info = addr_of_mut!(VCPU_INFO) as u64 + 64;
     let mut reg = [info >> 12, 64];
     let rc = with(VCPU_OP, &[10, 0], &mut reg);
     r.check(rc == 0, format_args!("register_vcpu_info for vCPU 0 ({rc})"));
@@ -396,7 +229,7 @@ fn check_grants(r: &mut Report, ours: bool, places: &Places) -> Option<u32> {
     r.check(read_faults(region + 0x1000).is_none(), format_args!("the grant region reads now"));
     let rc = add_to_physmap(1, 64, (region >> 12) + 2);
     r.check(rc == EINVAL, format_args!("grant frame 64 gets -EINVAL ({rc})"));
-    let granted = page_address(addr_of_mut!(GRANTED));
+    let granted = addr_of_mut!(GRANTED) as u64;
     set_word(granted + 0x18, 0x6772_616e_7465_6421);
     let gref = 520; // in frame 1
     let entry = region + gref * 8;
@@ -452,7 +285,7 @@ fn check_grants(r: &mut Report, ours: bool, places: &Places) -> Option<u32> {
 /// granted page is mapped in the hole, as Linux does without extended
 /// regions.
 fn check_balloon(r: &mut Report, ours: bool, granted: Option<u32>) {
-    let page = page_address(addr_of_mut!(BALLOON));
+    let page = addr_of_mut!(BALLOON) as u64;
     set_word(page, 0x6261_6c6c_6f6f_6e21);
     let done = reservation(1, page >> 12);
     r.check(done == 1, format_args!("decrease_reservation of {page:#x}: {done} extent"));

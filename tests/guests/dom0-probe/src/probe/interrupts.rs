@@ -14,10 +14,10 @@ const ISENABLER: u64 = 0x0100;
 const ISPENDR: u64 = 0x0200;
 const IPRIORITYR: u64 = 0x0400;
 const GICD_IROUTER: u64 = 0x6000;
-const GICR_TYPER: u64 = 0x0008;
+pub const GICR_TYPER: u64 = 0x0008;
 const GICR_WAKER: u64 = 0x0014;
-const GICR_SGI_FRAME: u64 = 0x1_0000;
-const GICR_STRIDE: u64 = 0x2_0000;
+pub const GICR_SGI_FRAME: u64 = 0x1_0000;
+pub const GICR_STRIDE: u64 = 0x2_0000;
 const PRIORITY: u8 = 0xa0;
 
 /// The virtual timer's PPI.
@@ -27,31 +27,31 @@ pub const VIRTUAL_TIMER: u32 = 27;
 // Linux's readl/writel are: a trapping hypervisor can only emulate an
 // access whose syndrome describes it.
 
-fn read32(address: u64) -> u32 {
+pub fn read32(address: u64) -> u32 {
     let value: u32;
     // SAFETY: GIC registers, mapped (or emulated) for Dom0.
     unsafe { asm!("ldr {0:w}, [{1}]", out(reg) value, in(reg) address, options(nostack, readonly)) };
     value
 }
 
-fn write32(address: u64, value: u32) {
+pub fn write32(address: u64, value: u32) {
     // SAFETY: as in `read32`.
     unsafe { asm!("str {0:w}, [{1}]", in(reg) value, in(reg) address, options(nostack)) };
 }
 
-fn read64(address: u64) -> u64 {
+pub fn read64(address: u64) -> u64 {
     let value: u64;
     // SAFETY: as in `read32`.
     unsafe { asm!("ldr {0}, [{1}]", out(reg) value, in(reg) address, options(nostack, readonly)) };
     value
 }
 
-fn write64(address: u64, value: u64) {
+pub fn write64(address: u64, value: u64) {
     // SAFETY: as in `read32`.
     unsafe { asm!("str {0}, [{1}]", in(reg) value, in(reg) address, options(nostack)) };
 }
 
-fn write8(address: u64, value: u8) {
+pub fn write8(address: u64, value: u8) {
     // SAFETY: as in `read32`.
     unsafe { asm!("strb {0:w}, [{1}]", in(reg) u32::from(value), in(reg) address, options(nostack)) };
 }
@@ -85,7 +85,28 @@ impl Delivered {
     }
 }
 
-fn enable(base: u64, intid: u32) {
+/// The CPU interface (the virtual one under a hypervisor) on, group 1,
+/// every priority let through; the distributor on with affinity routing.
+pub fn open_cpu_interface(gicd: u64) {
+    // SAFETY: the GIC CPU interface registers (virtual ones under the
+    // hypervisor); no memory is touched.
+    unsafe {
+        asm!("msr icc_sre_el1, {}", "isb", in(reg) 0x7u64);
+        asm!("msr icc_pmr_el1, {}", in(reg) 0xf0u64);
+        asm!("msr icc_igrpen1_el1, {}", "isb", in(reg) 1u64);
+    }
+    write32(gicd + GICD_CTLR, read32(gicd + GICD_CTLR) | GICD_CTLR_ARE | GICD_CTLR_ENABLE_G1);
+}
+
+/// Wakes the redistributor `rd` as Linux does.
+pub fn wake(rd: u64) {
+    write32(rd + GICR_WAKER, read32(rd + GICR_WAKER) & !(1 << 1));
+    while read32(rd + GICR_WAKER) & (1 << 2) != 0 {}
+}
+
+/// Enables `intid` in group 1 at priority 0xa0, at the distributor or a
+/// redistributor's SGI frame (`base`).
+pub fn enable(base: u64, intid: u32) {
     let word = u64::from(intid / 32) * 4;
     write32(base + IGROUPR + word, read32(base + IGROUPR + word) | 1 << (intid % 32));
     write8(base + IPRIORITYR + u64::from(intid), PRIORITY);
@@ -96,20 +117,12 @@ fn enable(base: u64, intid: u32) {
 /// masked, then acknowledges and ends each through ICC_IAR1/EOIR1 until
 /// the expected number arrived or nothing more comes.
 pub fn burst(gicd: u64, rd: u64, spis: &[u32], sgi: u32) -> Delivered {
-    // SAFETY: the GIC CPU interface registers (virtual ones under the
-    // hypervisor); no memory is touched.
-    unsafe {
-        asm!("msr icc_sre_el1, {}", "isb", in(reg) 0x7u64);
-        asm!("msr icc_pmr_el1, {}", in(reg) 0xf0u64);
-        asm!("msr icc_igrpen1_el1, {}", "isb", in(reg) 1u64);
-    }
-    write32(gicd + GICD_CTLR, read32(gicd + GICD_CTLR) | GICD_CTLR_ARE | GICD_CTLR_ENABLE_G1);
+    open_cpu_interface(gicd);
     for &spi in spis {
         write64(gicd + GICD_IROUTER + u64::from(spi) * 8, 0);
         enable(gicd, spi);
     }
-    write32(rd + GICR_WAKER, read32(rd + GICR_WAKER) & !(1 << 1));
-    while read32(rd + GICR_WAKER) & (1 << 2) != 0 {}
+    wake(rd);
     let sgi_frame = rd + GICR_SGI_FRAME;
     enable(sgi_frame, sgi);
     enable(sgi_frame, VIRTUAL_TIMER);
@@ -129,10 +142,15 @@ pub fn burst(gicd: u64, rd: u64, spis: &[u32], sgi: u32) -> Delivered {
         asm!("msr cntv_tval_el0, {}", "msr cntv_ctl_el0, {}", "isb", in(reg) 10u64, in(reg) 1u64);
     }
 
-    let expected = spis.len() + 2;
+    drain(spis.len() + 2, 5_000_000)
+}
+
+/// Acknowledges and ends interrupts through ICC_IAR1/EOIR1 until
+/// `expected` arrived or nothing came for `patience` polls in a row.
+pub fn drain(expected: usize, patience: u32) -> Delivered {
     let mut delivered = Delivered { intids: [0; 32], count: 0 };
     let mut idle_polls = 0u32;
-    while delivered.count < expected && idle_polls < 5_000_000 {
+    while delivered.count < expected && idle_polls < patience {
         let intid: u64;
         // SAFETY: acknowledging a virtual interrupt.
         unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) intid) };
