@@ -1,6 +1,8 @@
 //! The Xen hypercall ABI as the probe calls it: numbers, errno values,
 //! the structs it passes (arm64 layouts) and small wrappers that make one
 //! call each. Shared by the checks of good calls and by the hostile mode.
+//! Written from Xen's public headers, not taken from the hypervisor's
+//! `src/xen`: the probe checks those numbers, so it states its own.
 
 use core::arch::asm;
 use core::ptr::read_volatile;

@@ -66,7 +66,7 @@ const FAMILIES: [Family; 9] = [
     family("physdev_op", PHYSDEV_OP, &[], 0..32),
 ];
 
-pub fn unknown(h: &mut Hostile<'_>) {
+pub fn unknown(h: &mut Hostile<'_>, _board: &Board<'_>) {
     let numbers = (0..64).filter(|n| !IMPLEMENTED.contains(n));
     for number in numbers.chain([64, 1000, 1 << 32 | XEN_VERSION, 1 << 63 | MEMORY_OP, u64::MAX]) {
         h.expect(hypercall(number, [0; 5]), ENOSYS, format_args!("hypercall {number:#x}"));
@@ -160,7 +160,7 @@ const POINTER_CALLS: [PointerCall; 39] = [
 
 /// Pointers found inside structs: the extent list of a reservation, the
 /// arrays of a batch, the runstate area: (what, result, expected).
-fn indirect_pointers(ours: bool, bad: u64) -> [(&'static str, i64, i64); 4] {
+fn indirect_pointers(bad: u64) -> [(&'static str, i64, i64); 4] {
     let mut reservation = Reservation { extent_start: bad, nr_extents: 1, domid: DOMID_SELF, ..Default::default() };
     let extents = with(MEMORY_OP, &[1], &mut reservation);
     let mut good = [scratch_page() >> 12];
@@ -182,11 +182,7 @@ fn indirect_pointers(ours: bool, bad: u64) -> [(&'static str, i64, i64); 4] {
     let runstate = with(VCPU_OP, &[5, 0], &mut area);
     // Xen 4.17 takes any runstate address and writes there when it can;
     // here it must be 8-byte aligned RAM of Dom0's.
-    let runstate_expected = match (ours, bad % 8) {
-        (false, _) => 0,
-        (true, 0) => EFAULT,
-        (true, _) => EINVAL,
-    };
+    let runstate_expected = if bad.is_multiple_of(8) { EFAULT } else { EINVAL };
     [
         ("a reservation's extent list", extents, 0),
         ("a batch's idxs", idxs, EFAULT),
@@ -210,7 +206,7 @@ pub fn bad_pointers(h: &mut Hostile<'_>, board: &Board<'_>) {
             let rc = hypercall(c.number, (c.args)(pointer));
             h.expect(rc, c.expected, format_args!("{} with {what} ({pointer:#x})", c.name));
         }
-        for (field, rc, expected) in indirect_pointers(h.ours, pointer) {
+        for (field, rc, expected) in indirect_pointers(pointer) {
             h.expect(rc, expected, format_args!("{field} at {what} ({pointer:#x})"));
         }
     }
@@ -357,14 +353,13 @@ pub fn double_registrations(h: &mut Hostile<'_>, board: &Board<'_>) {
     h.expect(add_to_physmap(space::SHARED_INFO, 0, shared + 1), EBUSY, format_args!("shared_info again, elsewhere"));
 
     let info = vcpu_info_page();
-    // Xen 4.17 answers a second registration -EINVAL; current Xen -EBUSY.
-    let again = if h.ours { EBUSY } else { EINVAL };
+    // A second registration: -EBUSY, as current Xen (4.17: -EINVAL).
     for (vcpu, offset) in [(0u64, 64u64), (1, 128)] {
         let mut reg = [info >> 12, offset];
         h.expect(with(VCPU_OP, &[10, vcpu], &mut reg), 0, format_args!("vcpu_info for vCPU {vcpu}"));
-        h.expect(with(VCPU_OP, &[10, vcpu], &mut reg), again, format_args!("vcpu_info for vCPU {vcpu} again"));
+        h.expect(with(VCPU_OP, &[10, vcpu], &mut reg), EBUSY, format_args!("vcpu_info for vCPU {vcpu} again"));
         let mut elsewhere = [scratch_page() >> 12, 0];
-        h.expect(with(VCPU_OP, &[10, vcpu], &mut elsewhere), again, format_args!("vcpu_info for vCPU {vcpu}, moved"));
+        h.expect(with(VCPU_OP, &[10, vcpu], &mut elsewhere), EBUSY, format_args!("vcpu_info for vCPU {vcpu}, moved"));
     }
     static mut RUNSTATE: Page = Page([0; 512]);
     let runstate = addr_of_mut!(RUNSTATE) as u64;
@@ -373,13 +368,10 @@ pub fn double_registrations(h: &mut Hostile<'_>, board: &Board<'_>) {
     h.expect(with(VCPU_OP, &[5, 0], &mut area), 0, format_args!("runstate area again: it replaces"));
     // Pinned while registered, here: neither ballooned nor removed. (Xen
     // maps its own frame over shared_info and would let the rest go.)
-    if h.ours {
-        for (what, page) in [("shared_info", shared), ("vcpu_info", info >> 12), ("the runstate area", runstate >> 12)]
-        {
-            h.expect(reservation(1, page), 0, format_args!("decrease_reservation of the {what} page"));
-            let rc = remove_from_physmap(DOMID_SELF, page);
-            h.expect(rc, EBUSY, format_args!("remove_from_physmap of the {what} page"));
-        }
+    for (what, page) in [("shared_info", shared), ("vcpu_info", info >> 12), ("the runstate area", runstate >> 12)] {
+        h.expect(reservation(1, page), 0, format_args!("decrease_reservation of the {what} page"));
+        let rc = remove_from_physmap(DOMID_SELF, page);
+        h.expect(rc, EBUSY, format_args!("remove_from_physmap of the {what} page"));
     }
     let mut unregister = [0u64];
     h.expect(with(VCPU_OP, &[5, 0], &mut unregister), 0, format_args!("runstate area unregistered"));
@@ -538,16 +530,14 @@ pub fn malformed(h: &mut Hostile<'_>, board: &Board<'_>) {
         h.expect(with(VCPU_OP, &[10, 1], &mut info), EINVAL, format_args!("vcpu_info in {what}"));
     }
     // Xen 4.17 takes any runstate address; here it must be aligned RAM.
-    if h.ours {
-        for (what, address) in not_ram {
-            let mut area = [address];
-            h.expect(with(VCPU_OP, &[5, 0], &mut area), EFAULT, format_args!("runstate area in {what}"));
-        }
-        let mut area = [scratch_page() + 4];
-        h.expect(with(VCPU_OP, &[5, 0], &mut area), EINVAL, format_args!("a misaligned runstate area"));
-        let mut area = [board.ram_end() - 16];
-        h.expect(with(VCPU_OP, &[5, 0], &mut area), EFAULT, format_args!("a runstate area running out of RAM"));
+    for (what, address) in not_ram {
+        let mut area = [address];
+        h.expect(with(VCPU_OP, &[5, 0], &mut area), EFAULT, format_args!("runstate area in {what}"));
     }
+    let mut area = [scratch_page() + 4];
+    h.expect(with(VCPU_OP, &[5, 0], &mut area), EINVAL, format_args!("a misaligned runstate area"));
+    let mut area = [board.ram_end() - 16];
+    h.expect(with(VCPU_OP, &[5, 0], &mut area), EFAULT, format_args!("a runstate area running out of RAM"));
 
     // Reservations a 1:1 domain cannot have, with the scratch page out.
     let page = scratch_page() >> 12;
@@ -611,11 +601,9 @@ pub fn malformed(h: &mut Hostile<'_>, board: &Board<'_>) {
     h.expect(grant_op(10, &mut version, 1), 0, format_args!("get_version"));
     h.expect((read(&version)[0] >> 32) as i64, 1, format_args!("get_version says 1"));
     // Xen 4.17 offers version 2 (and would switch to it).
-    if h.ours {
-        let mut v2 = [2u32];
-        h.expect(grant_op(8, &mut v2, 1), ENOSYS, format_args!("grant set_version 2"));
-        h.expect(read(&v2)[0].into(), 1, format_args!("set_version 2 writes back version 1"));
-    }
+    let mut v2 = [2u32];
+    h.expect(grant_op(8, &mut v2, 1), ENOSYS, format_args!("grant set_version 2"));
+    h.expect(read(&v2)[0].into(), 1, format_args!("set_version 2 writes back version 1"));
     let mut shutdown_code = [3u32];
     h.expect(with(SCHED_OP, &[5], &mut shutdown_code), 0, format_args!("sched_op shutdown_code (for a suspend)"));
 }

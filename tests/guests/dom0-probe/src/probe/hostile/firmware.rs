@@ -88,42 +88,40 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
         let absent = board.mpidrs.iter().copied().filter(|&m| m != u64::MAX).max().unwrap_or(0) + 1;
         // Bits outside the affinity fields must be zero (Xen ignores them
         // and would start the vCPU).
-        let outside_affinity = if h.ours { Some(second | 1 << 40) } else { None };
-        for mpidr in [absent, 0xff, 0x100, 1 << 32, u64::MAX].into_iter().chain(outside_affinity) {
+        for mpidr in [absent, 0xff, 0x100, 1 << 32, u64::MAX, second | 1 << 40] {
             let rc = smccc(conduit, CPU_ON, mpidr, entry, context);
             h.expect(rc, INVALID_PARAMETERS, format_args!("CPU_ON of MPIDR {mpidr:#x} over {via}"));
         }
-        // Xen starts a vCPU anywhere and lets it fault there.
-        if h.ours {
-            for (what, pc) in [
-                ("the hypervisor's image", board.grant_region.0),
-                ("past the grant region", board.image_past_grants()),
-                ("an extended region", board.unmapped()),
-                ("a device", board.device),
-                ("a misaligned address", entry + 2),
-                ("just past RAM", board.ram_end()),
-                ("address 0", 0),
-                ("the last address", !3),
-            ] {
-                let rc = smccc(conduit, CPU_ON, second, pc, context);
-                h.expect(rc, INVALID_ADDRESS, format_args!("CPU_ON with an entry at {what} ({pc:#x}) over {via}"));
-            }
-            h.expect(
-                smccc(conduit, AFFINITY_INFO, second, 1, 0),
-                INVALID_PARAMETERS,
-                format_args!("AFFINITY_INFO at level 1 over {via}"),
-            );
-            h.expect(
-                smccc(conduit, PSCI_FEATURES, 0xc400_0001, 0, 0),
-                NOT_SUPPORTED,
-                format_args!("PSCI_FEATURES of CPU_SUSPEND over {via}"),
-            );
-            h.expect(
-                smccc(conduit, SMCCC_ARCH_FEATURES, 0x8000_8000, 0, 0),
-                NOT_SUPPORTED,
-                format_args!("ARCH_WORKAROUND_1 over {via}"),
-            );
+        // Entry points outside Dom0's RAM (Xen starts a vCPU anywhere and
+        // lets it fault there).
+        for (what, pc) in [
+            ("the hypervisor's image", board.grant_region.0),
+            ("past the grant region", board.image_past_grants()),
+            ("an extended region", board.unmapped()),
+            ("a device", board.device),
+            ("a misaligned address", entry + 2),
+            ("just past RAM", board.ram_end()),
+            ("address 0", 0),
+            ("the last address", !3),
+        ] {
+            let rc = smccc(conduit, CPU_ON, second, pc, context);
+            h.expect(rc, INVALID_ADDRESS, format_args!("CPU_ON with an entry at {what} ({pc:#x}) over {via}"));
         }
+        h.expect(
+            smccc(conduit, AFFINITY_INFO, second, 1, 0),
+            INVALID_PARAMETERS,
+            format_args!("AFFINITY_INFO at level 1 over {via}"),
+        );
+        h.expect(
+            smccc(conduit, PSCI_FEATURES, 0xc400_0001, 0, 0),
+            NOT_SUPPORTED,
+            format_args!("PSCI_FEATURES of CPU_SUSPEND over {via}"),
+        );
+        h.expect(
+            smccc(conduit, SMCCC_ARCH_FEATURES, 0x8000_8000, 0, 0),
+            NOT_SUPPORTED,
+            format_args!("ARCH_WORKAROUND_1 over {via}"),
+        );
         h.expect(
             smccc(conduit, CPU_ON, me, entry, context),
             ALREADY_ON,

@@ -8,8 +8,8 @@
 //! selector support, such as QEMU's, RS is ignored or unpredictable.) What the filter does (`src/gic/filter.rs`): an
 //! access the GIC does not define reads as zero and writes nothing; the
 //! hypervisor's interrupts read as zero and keep their state; an access
-//! the syndrome does not describe gets an abort. Xen 4.17 answers a width
-//! a register does not have with an abort too.
+//! the syndrome does not describe gets an abort. (Xen 4.17 answers a
+//! width a register does not have with an abort.)
 
 use super::super::faults;
 use super::super::interrupts::{self, GICR_SGI_FRAME, GICR_STRIDE, GICR_TYPER, drain, enable, read32, read64};
@@ -51,7 +51,6 @@ enum Access {
 /// A load: the value, or the ESR of the abort it took.
 fn load(access: Access, address: u64) -> Result<u64, u64> {
     let mut value = UNTOUCHED;
-    let mut base = address;
     // SAFETY (every arm): a load from a GIC frame or space next to it; it
     // is emulated or aborts, and the handler skips an aborted one.
     let esr = faults(|| unsafe {
@@ -64,21 +63,16 @@ fn load(access: Access, address: u64) -> Result<u64, u64> {
                 asm!("ldp {v}, {w}, [{a}]", a = in(reg) address, v = inout(reg) value, w = out(reg) _, options(nostack))
             }
             Access::WriteBack => {
-                asm!("ldr {v:w}, [{a}], #4", a = inout(reg) base, v = inout(reg) value, options(nostack))
+                asm!("ldr {v:w}, [{a}], #4", a = inout(reg) address => _, v = inout(reg) value, options(nostack))
             }
             Access::Ordered => asm!("ldar {v:w}, [{a}]", a = in(reg) address, v = inout(reg) value, options(nostack)),
         }
     });
-    match esr {
-        Some(esr) => Err(esr),
-        None if base != address => Err(0),
-        None => Ok(value),
-    }
+    esr.map_or(Ok(value), Err)
 }
 
 /// A store; the ESR of the abort it took, if any.
 fn store(access: Access, address: u64, value: u64) -> Option<u64> {
-    let mut base = address;
     // SAFETY (every arm): as in `load`, for stores.
     faults(|| unsafe {
         match access {
@@ -87,7 +81,9 @@ fn store(access: Access, address: u64, value: u64) -> Option<u64> {
             Access::Word => asm!("str {v:w}, [{a}]", a = in(reg) address, v = in(reg) value, options(nostack)),
             Access::Double => asm!("str {v}, [{a}]", a = in(reg) address, v = in(reg) value, options(nostack)),
             Access::Pair => asm!("stp {v}, {v}, [{a}]", a = in(reg) address, v = in(reg) value, options(nostack)),
-            Access::WriteBack => asm!("str {v:w}, [{a}], #4", a = inout(reg) base, v = in(reg) value, options(nostack)),
+            Access::WriteBack => {
+                asm!("str {v:w}, [{a}], #4", a = inout(reg) address => _, v = in(reg) value, options(nostack))
+            }
             Access::Ordered => asm!("stlr {v:w}, [{a}]", a = in(reg) address, v = in(reg) value, options(nostack)),
         }
     })
@@ -103,20 +99,6 @@ impl Hostile<'_> {
         );
     }
 
-    /// A load of a width or place the GIC does not define: zero here, an
-    /// abort from Xen 4.17.
-    fn reads_nothing(&mut self, access: Access, address: u64, what: &str) {
-        if self.ours {
-            self.reads(access, address, 0, what);
-        } else {
-            let got = load(access, address);
-            self.case(
-                got.is_err(),
-                format_args!("{access:?} read of {what} ({address:#x}): expected an abort, got {got:#x?}"),
-            );
-        }
-    }
-
     fn load_aborts(&mut self, access: Access, address: u64, what: &str) {
         let got = load(access, address);
         self.case(
@@ -129,15 +111,13 @@ impl Hostile<'_> {
         self.aborts(store(access, address, 0), format_args!("{access:?} write of {what} ({address:#x})"));
     }
 
-    /// A store that must change nothing the word at `watched` shows. Xen
-    /// 4.17 may abort it; then it must still change nothing.
+    /// A store that must be emulated and change nothing the word at
+    /// `watched` shows.
     fn store_changes_nothing(&mut self, access: Access, address: u64, value: u64, watched: u64, what: &str) {
         let before = read32(watched);
         let esr = store(access, address, value);
         let after = read32(watched);
-        if self.ours {
-            self.no_abort(esr, format_args!("{access:?} write of {what} ({address:#x})"));
-        }
+        self.no_abort(esr, format_args!("{access:?} write of {what} ({address:#x})"));
         self.case(
             before == after,
             format_args!("{access:?} write of {what}: {watched:#x} was {before:#x}, is {after:#x}"),
@@ -177,7 +157,7 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
             (Access::Byte, GICD_IROUTER + 40 * 8, "GICD_IROUTER40"),
             (Access::Half, IPRIORITYR + 40, "GICD_IPRIORITYR10"),
         ] {
-            h.reads_nothing(access, gicd + offset, what);
+            h.reads(access, gicd + offset, 0, what);
         }
         for offset in RESERVED {
             h.reads(Access::Word, gicd + offset, 0, "a reserved distributor offset");
@@ -203,8 +183,8 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
         // The redistributor: its RD frame, its SGI frame, and beyond.
         let typer = read64(rd + GICR_TYPER);
         h.reads(Access::Word, rd + GICR_TYPER + 4, typer >> 32, "GICR_TYPER's upper half");
-        h.reads_nothing(Access::Byte, rd + GICR_TYPER, "GICR_TYPER");
-        h.reads_nothing(Access::Word, rd + GICR_WAKER + 1, "GICR_WAKER, misaligned");
+        h.reads(Access::Byte, rd + GICR_TYPER, 0, "GICR_TYPER");
+        h.reads(Access::Word, rd + GICR_WAKER + 1, 0, "GICR_WAKER, misaligned");
         h.load_aborts(Access::Pair, rd + GICR_TYPER, "GICR_TYPER");
         h.store_aborts(Access::Pair, sgi_frame + ISENABLER, "GICR_ISENABLER0");
         for (what, address) in [
@@ -219,17 +199,15 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
 
         // The hypervisor's private interrupts read as zero, whatever Dom0
         // writes; Dom0's own take what it writes.
-        if h.ours {
-            for intid in [KICK_SGI, MAINTENANCE, 20] {
-                let priority = sgi_frame + IPRIORITYR + u64::from(intid);
-                let expected = if intid == 20 { 0xa0 } else { 0 };
-                h.case(store(Access::Byte, priority, 0xa0).is_none(), format_args!("a byte write of priority {intid}"));
-                h.reads(Access::Byte, priority, expected, "a private interrupt's priority");
-            }
-            let enabled = load(Access::Word, sgi_frame + ISENABLER).unwrap_or(u64::MAX);
-            let hidden = 1 << KICK_SGI | 1 << MAINTENANCE;
-            h.case(enabled & hidden == 0, format_args!("GICR_ISENABLER0 hides the hypervisor's ({enabled:#x})"));
+        for intid in [KICK_SGI, MAINTENANCE, 20] {
+            let priority = sgi_frame + IPRIORITYR + u64::from(intid);
+            let expected = if intid == 20 { 0xa0 } else { 0 };
+            h.case(store(Access::Byte, priority, 0xa0).is_none(), format_args!("a byte write of priority {intid}"));
+            h.reads(Access::Byte, priority, expected, "a private interrupt's priority");
         }
+        let enabled = load(Access::Word, sgi_frame + ISENABLER).unwrap_or(u64::MAX);
+        let hidden = 1 << KICK_SGI | 1 << MAINTENANCE;
+        h.case(enabled & hidden == 0, format_args!("GICR_ISENABLER0 hides the hypervisor's ({enabled:#x})"));
     });
 }
 
@@ -261,8 +239,6 @@ pub fn sgi_registers(h: &mut Hostile<'_>, board: &Board<'_>) {
         Asgi1,
         Sgi0,
     }
-    // The hypervisor keeps SGI 15 for itself; under Xen it is Dom0's.
-    let kick = if h.ours { 0 } else { 1 };
     let cases = [
         ("a valid SGI to this CPU", Register::Sgi1, sgi1r(SGI, 1, 0, 0), 1),
         ("reserved bits set", Register::Sgi1, sgi1r(SGI, 1, 0, RES0), 1),
@@ -272,7 +248,7 @@ pub fn sgi_registers(h: &mut Hostile<'_>, board: &Board<'_>) {
         ("Aff2 1", Register::Sgi1, sgi1r(SGI, 1, AFF2, 0), 0),
         ("Aff3 1", Register::Sgi1, sgi1r(SGI, 1, AFF3, 0), 0),
         ("broadcast to the others", Register::Sgi1, sgi1r(SGI, 0, 0, IRM), 0),
-        ("the hypervisor's SGI 15", Register::Sgi1, sgi1r(u64::from(KICK_SGI), 1, 0, 0), kick),
+        ("the hypervisor's SGI 15", Register::Sgi1, sgi1r(u64::from(KICK_SGI), 1, 0, 0), 0),
         ("ICC_ASGI1R_EL1", Register::Asgi1, sgi1r(SGI, 1, 0, 0), 0),
         ("ICC_SGI0R_EL1", Register::Sgi0, sgi1r(SGI, 1, 0, 0), 0),
         ("zero", Register::Sgi1, 0, 0),

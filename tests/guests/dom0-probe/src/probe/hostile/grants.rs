@@ -133,33 +133,31 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
     // Targets that are not free IPA space (Xen would replace whatever is
     // there; here the target must be page aligned, unmapped, outside the
     // grant region).
-    if h.ours {
-        for (what, address) in [
-            ("a misaligned address", target(1) + 8),
-            ("the grant region", board.grant_region.0 + 0x1000),
-            ("Dom0's mapped RAM", scratch_page()),
-            ("a device", board.device),
-            ("a page already grant-mapped", target(0)),
-            ("beyond the IPA space", NOTHING),
-            ("the top page of the address space", !0xfff),
-        ] {
-            let m = map_grant(address, host, good, 0);
-            h.expect(status(&m), gntst::BAD_VIRT_ADDR.into(), format_args!("map at {what} ({address:#x})"));
-        }
-        h.expect(table.flags(good) as i64, 1, format_args!("the failed maps released the entry"));
-        h.no_abort(read_faults(scratch_page()), format_args!("Dom0's RAM page is still its own"));
-        // Grant mappings and the frames behind them stay while mapped.
-        h.expect(
-            remove_from_physmap(DOMID_SELF, target(0) >> 12),
-            EINVAL,
-            format_args!("remove_from_physmap of a grant map"),
-        );
-        h.expect(reservation(1, target(0) >> 12), 0, format_args!("decrease_reservation of a grant map"));
-        h.expect(reservation(1, granted >> 12), 0, format_args!("decrease_reservation of the frame mapped"));
-        // A hypercall's buffer must be Dom0's RAM: not a grant-table frame.
-        let rc = hypercall(XEN_VERSION, [1, board.grant_region.0, 0, 0, 0]);
-        h.expect(rc, EFAULT, format_args!("a hypercall buffer in a grant-table frame"));
+    for (what, address) in [
+        ("a misaligned address", target(1) + 8),
+        ("the grant region", board.grant_region.0 + 0x1000),
+        ("Dom0's mapped RAM", scratch_page()),
+        ("a device", board.device),
+        ("a page already grant-mapped", target(0)),
+        ("beyond the IPA space", NOTHING),
+        ("the top page of the address space", !0xfff),
+    ] {
+        let m = map_grant(address, host, good, 0);
+        h.expect(status(&m), gntst::BAD_VIRT_ADDR.into(), format_args!("map at {what} ({address:#x})"));
     }
+    h.expect(table.flags(good) as i64, 1, format_args!("the failed maps released the entry"));
+    h.no_abort(read_faults(scratch_page()), format_args!("Dom0's RAM page is still its own"));
+    // Grant mappings and the frames behind them stay while mapped.
+    h.expect(
+        remove_from_physmap(DOMID_SELF, target(0) >> 12),
+        EINVAL,
+        format_args!("remove_from_physmap of a grant map"),
+    );
+    h.expect(reservation(1, target(0) >> 12), 0, format_args!("decrease_reservation of a grant map"));
+    h.expect(reservation(1, granted >> 12), 0, format_args!("decrease_reservation of the frame mapped"));
+    // A hypercall's buffer must be Dom0's RAM: not a grant-table frame.
+    let rc = hypercall(XEN_VERSION, [1, board.grant_region.0, 0, 0, 0]);
+    h.expect(rc, EFAULT, format_args!("a hypercall buffer in a grant-table frame"));
 
     // Unmaps of things never mapped, or not as mapped.
     for (what, handle) in [("a handle never issued", 9999), ("handle u32::MAX", u32::MAX)] {
@@ -230,9 +228,6 @@ static mut UNMAP_OPS: [UnmapGrantRef; MAX_MAPTRACK] =
 /// One batch of 16385 maps: the last finds the maptrack full. One batch
 /// unmaps them all.
 fn maptrack_limit(h: &mut Hostile<'_>, table: &Table, board: &Board<'_>) {
-    if !h.ours {
-        return; // Xen's maptrack holds far more.
-    }
     let refs = (MAX_MAPTRACK / PIN_LIMIT + 1) as u32;
     for gref in 100..100 + refs {
         table.grant(gref, PERMIT_ACCESS, 0, granted_page() >> 12);
@@ -280,9 +275,6 @@ fn maptrack_limit(h: &mut Hostile<'_>, table: &Table, board: &Board<'_>) {
 /// hypervisor's heap running dry. Tables are not given back, so this
 /// comes last.
 pub fn table_budget(h: &mut Hostile<'_>, board: &Board<'_>) {
-    if !h.ours {
-        return; // Xen draws P2M tables from another pool, of another size.
-    }
     const GIB: u64 = 1 << 30;
     const FAR: u64 = 4 << 40;
     const ATTEMPTS: usize = 1100;

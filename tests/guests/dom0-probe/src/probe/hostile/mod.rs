@@ -92,8 +92,6 @@ fn scratch_page() -> u64 {
 /// The run's tally, and the category under way.
 pub struct Hostile<'r> {
     report: &'r mut Report,
-    /// This project's hypervisor, else Xen 4.17.
-    ours: bool,
     category: &'static str,
     cases: u32,
     passed: u32,
@@ -147,27 +145,43 @@ impl Hostile<'_> {
     }
 }
 
-/// Runs every category against the hypervisor; the last one spends the
-/// stage-2 table budget, so nothing that maps pages may follow it.
+/// A category's cases.
+type Cases = fn(&mut Hostile<'_>, &Board<'_>);
+
+/// The categories in the order they run: each leaves what the next rely
+/// on (shared_info and grant frames placed by add_to_physmap); the last
+/// spends the stage-2 table budget, so nothing that maps pages may follow.
+const CATEGORIES: [(&str, Cases); 14] = [
+    ("memory outside Dom0", access::run),
+    ("unknown calls and sub-ops", calls::unknown),
+    ("bad pointers", calls::bad_pointers),
+    ("add_to_physmap", physmap::run),
+    ("wrong domain ids", calls::wrong_domains),
+    ("out-of-range numbers", calls::out_of_range),
+    ("huge counts", calls::huge_counts),
+    ("malformed arguments", calls::malformed),
+    ("double registrations", calls::double_registrations),
+    ("grant maps and unmaps", grants::run),
+    ("GIC registers", gic::run),
+    ("SGI system registers", gic::sgi_registers),
+    ("PSCI", firmware::run),
+    ("stage-2 table budget", grants::table_budget),
+];
+
+/// Runs every category against the hypervisor.
 pub fn run(report: &mut Report, board: &Board<'_>) {
-    let ours = abi::hypervisor_is_ours();
-    report.say(format_args!("hostile: against {}", if ours { "this hypervisor" } else { "Xen" }));
-    let mut h =
-        Hostile { report, ours, category: "", cases: 0, passed: 0, total_cases: 0, total_passed: 0, categories: 0 };
-    h.category("memory outside Dom0", |h| access::run(h, board));
-    h.category("unknown calls and sub-ops", calls::unknown);
-    h.category("bad pointers", |h| calls::bad_pointers(h, board));
-    h.category("add_to_physmap", |h| physmap::run(h, board));
-    h.category("wrong domain ids", |h| calls::wrong_domains(h, board));
-    h.category("out-of-range numbers", |h| calls::out_of_range(h, board));
-    h.category("huge counts", |h| calls::huge_counts(h, board));
-    h.category("malformed arguments", |h| calls::malformed(h, board));
-    h.category("double registrations", |h| calls::double_registrations(h, board));
-    h.category("grant maps and unmaps", |h| grants::run(h, board));
-    h.category("GIC registers", |h| gic::run(h, board));
-    h.category("SGI system registers", |h| gic::sgi_registers(h, board));
-    h.category("PSCI", |h| firmware::run(h, board));
-    h.category("stage-2 table budget", |h| grants::table_budget(h, board));
+    // The answers expected are this hypervisor's. Xen 4.17 differs in
+    // hundreds of them (it maps shared_info and grant frames anywhere,
+    // starts vCPUs anywhere, implements sub-ops this one does not...).
+    if !abi::hypervisor_is_ours() {
+        report.say(format_args!("hostile: not run: the answers expected are this hypervisor's"));
+        return;
+    }
+    report.say(format_args!("hostile: against this hypervisor"));
+    let mut h = Hostile { report, category: "", cases: 0, passed: 0, total_cases: 0, total_passed: 0, categories: 0 };
+    for (name, cases) in CATEGORIES {
+        h.category(name, |h| cases(h, board));
+    }
     let (cases, passed, categories) = (h.total_cases, h.total_passed, h.categories);
     h.report.say(format_args!("hostile: total: {categories} categories, {cases} cases, {passed} ok"));
 }

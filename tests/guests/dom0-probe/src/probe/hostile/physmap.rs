@@ -9,8 +9,11 @@ use super::super::read_faults;
 use super::{Board, Hostile, scratch_page, shared_info_page};
 use crate::probe::abi::*;
 
+/// INVALID_GFN: refused in every space before the space is looked at.
+const INVALID_GFN: u64 = u64::MAX;
+
 /// The places, as frame numbers, with what the cases call them.
-fn targets(board: &Board<'_>) -> [(&'static str, u64); 7] {
+fn targets(board: &Board<'_>) -> [(&'static str, u64); 8] {
     [
         ("Dom0 RAM", scratch_page() >> 12),
         ("a device", board.device >> 12),
@@ -18,7 +21,8 @@ fn targets(board: &Board<'_>) -> [(&'static str, u64); 7] {
         ("the hypervisor's image", board.image_past_grants() >> 12),
         ("an extended region", board.unmapped() >> 12),
         ("beyond the IPA space", NOTHING >> 12),
-        ("an invalid frame number", u64::MAX),
+        ("a frame past any address", 1 << 52),
+        ("INVALID_GFN", INVALID_GFN),
     ]
 }
 
@@ -53,15 +57,18 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
         // its own frame over anything); grant frames only in their region.
         let shared_info = if place == "Dom0 RAM" { None } else { Some(EINVAL) };
         let grant_frame = if place == "the grant region" { None } else { Some(EINVAL) };
+        // Spaces not offered: -ENOSYS, but for INVALID_GFN.
+        let unoffered = Some(if gpfn == INVALID_GFN { EINVAL } else { ENOSYS });
         for (space, idx, expected) in [
             (space::SHARED_INFO, 0, shared_info),
             (space::GRANT_TABLE, 0, grant_frame),
-            (space::GMFN, scratch_page() >> 12, Some(ENOSYS)),
-            (space::GMFN_RANGE, scratch_page() >> 12, Some(ENOSYS)),
+            (space::GMFN, scratch_page() >> 12, unoffered),
+            (space::GMFN_RANGE, scratch_page() >> 12, unoffered),
+            // Foreign maps are for the batch alone, whatever the frame.
             (space::GMFN_FOREIGN, scratch_page() >> 12, Some(ENOSYS)),
-            (space::DEV_MMIO, board.device >> 12, Some(ENOSYS)),
-            (6, 0, Some(ENOSYS)),
-            (u32::MAX, 0, Some(ENOSYS)),
+            (space::DEV_MMIO, board.device >> 12, unoffered),
+            (6, 0, unoffered),
+            (u32::MAX, 0, unoffered),
         ] {
             if let Some(expected) = expected {
                 let rc = add_to_physmap(space, idx, gpfn);
@@ -81,7 +88,7 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
             (space::GMFN_FOREIGN, 1, Some(ESRCH)),
             (space::DEV_MMIO, 0, Some(ENOSYS)),
         ] {
-            if let (Some(entry), true) = (entry, gpfn != u64::MAX) {
+            if let (Some(entry), true) = (entry, gpfn != INVALID_GFN) {
                 let (rc, err) = batch_of_one(DOMID_SELF, space, foreign, 0, gpfn);
                 h.expect(rc, 0, format_args!("add_to_physmap_batch space {space} at {place}: the call"));
                 h.expect(
@@ -104,7 +111,7 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
         let rc = batch_of_one(DOMID_SELF, space, foreign, 0, scratch_page() >> 12).0;
         h.expect(rc, expected, format_args!("add_to_physmap_batch of {what}"));
     }
-    let rc = batch_of_one(DOMID_SELF, space::GMFN_FOREIGN, 1, 0, u64::MAX).0;
+    let rc = batch_of_one(DOMID_SELF, space::GMFN_FOREIGN, 1, 0, INVALID_GFN).0;
     h.expect(rc, EINVAL, format_args!("add_to_physmap_batch to INVALID_GFN"));
 
     // Grant frames: beyond the table, the status frames of version 2.
