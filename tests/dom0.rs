@@ -172,7 +172,7 @@ const HOSTILE_CATEGORIES: [(&str, u64); 14] = [
     ("malformed arguments", 44),
     ("double registrations", 43),
     ("grant maps and unmaps", 63),
-    ("GIC registers", 52),
+    ("GIC registers", 54),
     ("SGI system registers", 13),
     ("PSCI", 69),
     ("stage-2 table budget", 5),

@@ -238,7 +238,7 @@ pub fn emulate_mmio(frame: &mut TrapFrame, ipa: u64, access: DataAccess) -> bool
             Write::Drop => log::debug!("d0: GIC write of {value:#x} to {ipa:#x} dropped"),
         }
     } else {
-        let hardware = if crate::gic::filter::Filter::is_valid(offset, access.width) {
+        let hardware = if crate::gic::filter::Filter::is_valid(kind, offset, access.width) {
             gic::read_register(ipa, access.width)
         } else {
             0

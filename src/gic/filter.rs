@@ -92,9 +92,30 @@ impl Filter {
     }
 
     /// Whether an access of `width` bytes at `offset` is one the GIC
-    /// defines: 1, 2, 4 or 8 bytes, naturally aligned.
-    pub fn is_valid(offset: u64, width: u8) -> bool {
-        matches!(width, 1 | 2 | 4 | 8) && offset % u64::from(width) == 0
+    /// architecture defines (IHI 0069, 12.1.3): naturally aligned words
+    /// anywhere; bytes to the priority and target fields; doublewords to
+    /// the routing registers and the redistributor's 64-bit registers.
+    /// Anything else reads as zero and writes nothing, as the GIC itself
+    /// may answer it, so it never reaches the hardware.
+    pub fn is_valid(frame: Frame, offset: u64, width: u8) -> bool {
+        if !matches!(width, 1 | 4 | 8) || offset % u64::from(width) != 0 {
+            return false;
+        }
+        let in_family = |base: u64, size: u64| (base..base + size).contains(&offset);
+        match width {
+            4 => true,
+            1 => {
+                matches!(frame, Frame::Distributor | Frame::RedistributorSgi)
+                    && (in_family(family::IPRIORITYR, 0x400) || in_family(family::ITARGETSR, 0x400))
+            }
+            _ => match frame {
+                Frame::Distributor => Self::routed_intid(frame, offset).is_some(),
+                Frame::RedistributorControl => {
+                    matches!(offset, gicr::TYPER | gicr::SETLPIR | gicr::CLRLPIR | gicr::PROPBASER | gicr::PENDBASER)
+                }
+                _ => false,
+            },
+        }
     }
 
     /// The bits of an access of `width` bytes at `offset` into a family's
@@ -127,7 +148,7 @@ impl Filter {
 
     /// What Dom0 reads, given what the hardware returned for its access.
     pub fn read(&self, frame: Frame, offset: u64, width: u8, hardware: u64) -> u64 {
-        if !Self::is_valid(offset, width) {
+        if !Self::is_valid(frame, offset, width) {
             return 0;
         }
         let value = hardware & width_mask(width);
@@ -146,7 +167,7 @@ impl Filter {
 
     /// What the hardware gets for Dom0 writing `value`.
     pub fn write(&self, frame: Frame, offset: u64, width: u8, value: u64) -> Write {
-        if !Self::is_valid(offset, width) {
+        if !Self::is_valid(frame, offset, width) {
             return Write::Drop;
         }
         let value = value & width_mask(width);
@@ -165,10 +186,26 @@ impl Filter {
             return if self.owned.contains(intid) { Write::Drop } else { Write::Forward(value) };
         }
         match (frame, offset) {
-            // Affinity routing stays on: the hypervisor's own interrupt
-            // handling depends on it.
-            (Frame::Distributor, gicd::CTLR) => Write::Forward(value | u64::from(gicd::CTLR_ARE)),
+            // Affinity routing and group 1 stay on: the hypervisor's own
+            // interrupts (its console among them) depend on them. Linux
+            // turns the distributor off while it sets it up.
+            (Frame::Distributor, gicd::CTLR) => {
+                Write::Forward(value | u64::from(gicd::CTLR_ARE | gicd::CTLR_ENABLE_G1))
+            }
+            (Frame::Distributor, gicd::SETSPI_NSR | gicd::CLRSPI_NSR) if self.owned.contains(value as u32 & 0x3ff) => {
+                Write::Drop
+            }
+            // Secure-only registers, and LPIs, which Dom0 does not have.
+            (Frame::Distributor, gicd::SETSPI_SR | gicd::CLRSPI_SR) => Write::Drop,
+            (Frame::RedistributorControl, gicr::SETLPIR | gicr::CLRLPIR | gicr::PROPBASER | gicr::PENDBASER) => {
+                Write::Drop
+            }
             (Frame::RedistributorControl, gicr::CTLR) => Write::Forward(value & !gicr::CTLR_ENABLE_LPIS),
+            // A redistributor put to sleep would stop the hypervisor's own
+            // interrupts at that CPU; it stays awake.
+            (Frame::RedistributorControl, gicr::WAKER) => {
+                Write::Forward(value & !u64::from(gicr::WAKER_PROCESSOR_SLEEP))
+            }
             _ => Write::Forward(value),
         }
     }
@@ -234,7 +271,49 @@ mod tests {
         assert_eq!(f.read(Frame::Distributor, gicd::TYPER, 4, 0x0037_ffff), 0x0035_ffff);
         assert_eq!(f.read(Frame::RedistributorControl, gicr::TYPER, 8, 0x0000_0001_0000_0011), 0x0000_0001_0000_0010);
         assert_eq!(f.write(Frame::RedistributorControl, gicr::CTLR, 4, 1), Write::Forward(0));
-        assert_eq!(f.write(Frame::Distributor, gicd::CTLR, 4, 0), Write::Forward(0x10));
+        assert_eq!(f.write(Frame::Distributor, gicd::CTLR, 4, 0), Write::Forward(0x12));
+        assert_eq!(f.write(Frame::RedistributorControl, gicr::SETLPIR, 8, 8192), Write::Drop);
+        assert_eq!(f.write(Frame::RedistributorControl, gicr::PROPBASER, 8, 0x4000_0000), Write::Drop);
+    }
+
+    #[test]
+    fn dom0_cannot_silence_the_hypervisors_interrupts() {
+        let f = filter();
+        // Group 1 stays enabled, the redistributor awake.
+        assert_eq!(f.write(Frame::Distributor, gicd::CTLR, 4, 0x13), Write::Forward(0x13));
+        assert_eq!(f.write(Frame::RedistributorControl, gicr::WAKER, 4, 0b110), Write::Forward(0b100));
+        // The UART's SPI cannot be pended or cleared by number; others can.
+        for register in [gicd::SETSPI_NSR, gicd::CLRSPI_NSR] {
+            assert_eq!(f.write(Frame::Distributor, register, 4, 33), Write::Drop);
+            assert_eq!(f.write(Frame::Distributor, register, 4, 33 | 0x400), Write::Drop, "upper bits ignored");
+            assert_eq!(f.write(Frame::Distributor, register, 4, 34), Write::Forward(34));
+        }
+        assert_eq!(f.write(Frame::Distributor, gicd::SETSPI_SR, 4, 34), Write::Drop);
+    }
+
+    #[test]
+    fn only_the_architected_widths_reach_the_hardware() {
+        for (frame, offset, width, valid) in [
+            (Frame::Distributor, family::ISENABLER, 4, true),
+            (Frame::Distributor, family::ISENABLER, 1, false),
+            (Frame::Distributor, family::ISENABLER, 2, false),
+            (Frame::Distributor, family::ISENABLER, 8, false),
+            (Frame::Distributor, family::IPRIORITYR + 33, 1, true),
+            (Frame::RedistributorSgi, family::IPRIORITYR + 3, 1, true),
+            (Frame::Distributor, family::IPRIORITYR + 32, 2, false),
+            (Frame::Distributor, gicd::IROUTER + 33 * 8, 8, true),
+            (Frame::Distributor, gicd::IROUTER + 33 * 8 + 4, 4, true),
+            (Frame::Distributor, gicd::CTLR, 8, false),
+            (Frame::RedistributorControl, gicr::TYPER, 8, true),
+            (Frame::RedistributorControl, gicr::CTLR, 8, false),
+            (Frame::RedistributorControl, gicr::TYPER + 4, 4, true),
+        ] {
+            assert_eq!(Filter::is_valid(frame, offset, width), valid, "{frame:?} {offset:#x} width {width}");
+            if !valid {
+                assert_eq!(filter().write(frame, offset, width, u64::MAX), Write::Drop);
+                assert_eq!(filter().read(frame, offset, width, u64::MAX), 0);
+            }
+        }
     }
 
     #[test]
@@ -272,7 +351,9 @@ mod tests {
                         prop_assert_eq!(keep, owned);
                         prop_assert_eq!(v & keep, 0);
                     }
-                    Write::Drop => prop_assert!(family.semantics == Semantics::Field),
+                    Write::Drop => prop_assert!(
+                        family.semantics == Semantics::Field || !Filter::is_valid(frame, offset, width)
+                    ),
                 }
             }
             prop_assert!(f.read(frame, offset, width, hardware) <= width_mask(width));

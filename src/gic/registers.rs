@@ -9,6 +9,12 @@ pub const FRAME_SIZE: u64 = 0x1_0000;
 pub mod gicd {
     pub const CTLR: u64 = 0x0000;
     pub const TYPER: u64 = 0x0004;
+    /// Set or clear the pending state of the SPI written (non-secure and
+    /// secure variants).
+    pub const SETSPI_NSR: u64 = 0x0040;
+    pub const CLRSPI_NSR: u64 = 0x0048;
+    pub const SETSPI_SR: u64 = 0x0050;
+    pub const CLRSPI_SR: u64 = 0x0058;
     pub const IROUTER: u64 = 0x6000;
     pub const IROUTER_END: u64 = 0x7fe0;
 
@@ -25,6 +31,12 @@ pub mod gicr {
     pub const CTLR: u64 = 0x0000;
     pub const TYPER: u64 = 0x0008;
     pub const WAKER: u64 = 0x0014;
+    /// Set or clear an LPI's pending state directly.
+    pub const SETLPIR: u64 = 0x0040;
+    pub const CLRLPIR: u64 = 0x0048;
+    /// The LPI tables' addresses (64-bit registers).
+    pub const PROPBASER: u64 = 0x0070;
+    pub const PENDBASER: u64 = 0x0078;
     pub const CTLR_ENABLE_LPIS: u64 = 1 << 0;
     pub const TYPER_PLPIS: u64 = 1 << 0;
     pub const TYPER_VLPIS: u64 = 1 << 1;

@@ -20,7 +20,10 @@ const GICD_CTLR: u64 = 0x0000;
 const GICD_TYPER: u64 = 0x0004;
 const GICD_TYPER_LPIS: u64 = 1 << 17;
 const GICD_IROUTER: u64 = 0x6000;
+const GICD_CTLR_ENABLE_G1: u32 = 1 << 1;
 const GICR_WAKER: u64 = 0x0014;
+const GICR_WAKER_PROCESSOR_SLEEP: u64 = 1 << 1;
+const GICR_WAKER_CHILDREN_ASLEEP: u64 = 1 << 2;
 const GICR_TYPER_LAST: u64 = 1 << 4;
 const IPRIORITYR: u64 = 0x0400;
 const ISENABLER: u64 = 0x0100;
@@ -208,6 +211,23 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
         let enabled = load(Access::Word, sgi_frame + ISENABLER).unwrap_or(u64::MAX);
         let hidden = 1 << KICK_SGI | 1 << MAINTENANCE;
         h.case(enabled & hidden == 0, format_args!("GICR_ISENABLER0 hides the hypervisor's ({enabled:#x})"));
+
+        // Dom0 cannot switch the hypervisor's interrupts off wholesale:
+        // group 1 stays enabled and the redistributor awake.
+        let ctlr = read32(gicd + GICD_CTLR);
+        let stored = store(Access::Word, gicd + GICD_CTLR, 0);
+        let after = read32(gicd + GICD_CTLR);
+        h.case(
+            stored.is_none() && after & GICD_CTLR_ENABLE_G1 != 0,
+            format_args!("GICD_CTLR = 0 leaves group 1 enabled ({after:#x})"),
+        );
+        let _ = store(Access::Word, gicd + GICD_CTLR, u64::from(ctlr));
+        let stored = store(Access::Word, rd + GICR_WAKER, GICR_WAKER_PROCESSOR_SLEEP);
+        let waker = read32(rd + GICR_WAKER);
+        h.case(
+            stored.is_none() && waker & (GICR_WAKER_PROCESSOR_SLEEP | GICR_WAKER_CHILDREN_ASLEEP) as u32 == 0,
+            format_args!("GICR_WAKER ProcessorSleep is refused ({waker:#x})"),
+        );
     });
 }
 
