@@ -354,6 +354,35 @@ fn modules_outside_ram_or_on_the_hypervisor_stop_with_a_clear_error() {
     }
 }
 
+/// Boots `dts` with the placeholder kernel as Dom0 (loaded at 0x4200_0000).
+fn boot_with_placeholder_dom0(dts: Dts, name: &str) -> Outcome {
+    let dts = dts.with_kernel_module(0x4200_0000, 0x1000);
+    let path = run_dir().join(format!("{name}.dtb"));
+    std::fs::write(&path, dts.to_blob()).unwrap();
+    let kernel = placeholder_kernel();
+    Machine {
+        tree: Tree::Raw(path),
+        smp: 1,
+        extra: vec!["-device".into(), format!("loader,file={},addr=0x42000000,force-raw=on", kernel.display())],
+        ..Machine::default()
+    }
+    .run()
+}
+
+/// A device with 4000 `reg` entries 1 GiB apart: its stage-2 tables would
+/// take the heap, so mapping stops at the table limit with a warning, and
+/// Dom0 boots without the rest.
+#[test]
+fn a_flood_of_device_ranges_stops_at_the_table_limit() {
+    let reg: Vec<String> = (64..4064u64).map(|gib| format!("{:#x} {:#x} 0x0 0x1000", gib >> 2, (gib & 3) << 30)).collect();
+    let node = format!("flood@1000000000 {{ compatible = \"test,flood\"; reg = <{}>; }};", reg.join(" "));
+    let out = boot_with_placeholder_dom0(base_dts().add_root_child(&node), "flood");
+    out.expect_line("would take the tables past 3072 pages; Dom0 will not see it");
+    out.expect_line("more ranges not mapped (table limit)");
+    out.expect_line("d0: stage 2 audited");
+    out.expect_exit(0);
+}
+
 #[test]
 fn odd_banks_boot_with_a_warning() {
     // A zero-sized bank, and a second bank overlapping the first.
@@ -361,19 +390,7 @@ fn odd_banks_boot_with_a_warning() {
         "reg = <0x00 0x40000000 0x00 0x40000000>;",
         "reg = <0x00 0x40000000 0x00 0x40000000 0x00 0x50000000 0x00 0x00 0x00 0x70000000 0x00 0x20000000>;",
     );
-    let dts = Dts { text }.with_kernel_module(0x4200_0000, 0x1000);
-    let kernel = placeholder_kernel();
-    let out = Machine {
-        tree: Tree::Raw({
-            let path = run_dir().join("odd-banks.dtb");
-            std::fs::write(&path, dts.to_blob()).unwrap();
-            path
-        }),
-        smp: 1,
-        extra: vec!["-device".into(), format!("loader,file={},addr=0x42000000,force-raw=on", kernel.display())],
-        ..Machine::default()
-    }
-    .run();
+    let out = boot_with_placeholder_dom0(Dts { text }, "odd-banks");
     out.expect_line("WARNING: device tree: /memory@40000000: zero-sized RAM bank ignored");
     out.expect_line("WARNING: device tree: /memory@40000000: RAM bank overlaps another; merged");
     out.expect_line("Memory: 1280 MiB RAM");

@@ -194,11 +194,17 @@ fn build_stage2(
         kept.extend(gic.redistributors.iter().copied());
     }
     let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(ipa_bits));
-    let mut map = |range: PhysRange, kind: Kind| {
+    // Past the table limit, one line says how much was left out.
+    let mut over_limit = 0usize;
+    let mut map = |range: PhysRange, kind: Kind| -> bool {
         let mapped = if kind == Kind::Ram && ram_in_pages { s2.map_pages(range, kind) } else { s2.map(range, kind) };
-        if let Err(e) = mapped {
-            log::warn!("d0: stage 2: cannot map {} ({kind:?}); Dom0 will not see it", e.0);
+        let Err(e) = mapped else { return true };
+        let table_limit = matches!(e, crate::mm::stage2::MapError::TooManyTables(_));
+        if !table_limit || over_limit == 0 {
+            log::warn!("d0: stage 2: cannot map {kind:?}: {e}; Dom0 will not see it");
         }
+        over_limit += usize::from(table_limit);
+        false
     };
     for &bank in banks {
         map(bank, Kind::Ram);
@@ -209,8 +215,10 @@ fn build_stage2(
             log::info!("d0: {} kept by the hypervisor", d.range);
             continue;
         }
-        map(d.range, Kind::Device);
-        passed += 1;
+        passed += usize::from(map(d.range, Kind::Device));
+    }
+    if over_limit > 1 {
+        log::warn!("d0: stage 2: {} more ranges not mapped (table limit)", over_limit - 1);
     }
     let geometry = s2.geometry();
     log::info!(

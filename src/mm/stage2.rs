@@ -60,8 +60,23 @@ impl Kind {
     }
 }
 
+/// Why a boot mapping was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MapError(pub PhysRange);
+pub enum MapError {
+    /// Not inside the IPA space (or wrapping).
+    OutsideIpaSpace(PhysRange),
+    /// Mapping it could take the boot tables past [`BOOT_TABLE_LIMIT`].
+    TooManyTables(PhysRange),
+}
+
+impl core::fmt::Display for MapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::OutsideIpaSpace(r) => write!(f, "{r} is outside the IPA space"),
+            Self::TooManyTables(r) => write!(f, "{r} would take the tables past {BOOT_TABLE_LIMIT} pages"),
+        }
+    }
+}
 
 /// Why a runtime change of one page was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +186,13 @@ impl Translation<S2> for HeapTables {
     }
 }
 
+/// Tables the boot mappings of a domain may take: 12 MiB of the 16 MiB
+/// heap. Enough for 4 GiB of RAM in pages and a thousand scattered devices.
+pub const BOOT_TABLE_LIMIT: usize = 3072;
+/// The most tables one mapping with blocks can add: the two ends of the
+/// range may each need a new table at every level below the root.
+const BLOCK_MAPPING_TABLES: usize = 6;
+
 /// Tables a domain's stage 2 may take at run time beyond those of its boot
 /// mappings: 4 MiB of heap.
 pub const TABLE_BUDGET: usize = 1024;
@@ -225,16 +247,26 @@ impl Stage2Map {
     }
 
     fn map_boot(&mut self, range: PhysRange, kind: Kind, constraints: Constraints) -> Result<(), MapError> {
-        let pages = range.expand_to_alignment(PAGE).ok_or(MapError(range))?;
+        let pages = range.expand_to_alignment(PAGE).ok_or(MapError::OutsideIpaSpace(range))?;
         if pages.end > self.geometry.limit() {
-            return Err(MapError(range));
+            return Err(MapError::OutsideIpaSpace(range));
+        }
+        // A host tree may list any number of device ranges: the tables
+        // they take are bounded, so a hostile tree cannot exhaust the heap.
+        let worst_case = if constraints.contains(Constraints::NO_BLOCK_MAPPINGS) {
+            page_tables_for(pages.size())
+        } else {
+            BLOCK_MAPPING_TABLES
+        };
+        if self.tables() + worst_case > BOOT_TABLE_LIMIT {
+            return Err(MapError::TooManyTables(range));
         }
         let region = MemoryRegion::new(pages.start as usize, pages.end as usize);
         let before = self.tables();
         let result = self
             .map
             .map_range(&region, PhysicalAddress(pages.start as usize), kind.attributes(), constraints)
-            .map_err(|_| MapError(range));
+            .map_err(|_| MapError::OutsideIpaSpace(range));
         self.boot_tables += self.tables() - before;
         result
     }
@@ -530,6 +562,24 @@ mod tests {
         let (i, e) = refused.expect("the budget runs out");
         assert_eq!(e, Stage2Error::NoTables);
         assert!(s2.tables() <= TABLE_BUDGET && i > 300, "{i} mappings, {} tables", s2.tables());
+    }
+
+    #[test]
+    fn scattered_device_ranges_stop_at_the_boot_table_limit() {
+        let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(44));
+        s2.map(PhysRange::new(0x4000_0000, 0x8000_0000), Kind::Ram).unwrap();
+        // One 4 KiB device every GiB: two new tables each.
+        let refused = (2..16 * 1024u64)
+            .map(|gib| PhysRange::new(gib << 30, (gib << 30) + PAGE))
+            .map(|r| s2.map(r, Kind::Device))
+            .position(|r| matches!(r, Err(MapError::TooManyTables(_))))
+            .expect("the limit is reached");
+        assert!(s2.tables() <= BOOT_TABLE_LIMIT && refused > 1000, "{refused} devices, {} tables", s2.tables());
+        // Once reached, it stays reached, and what was mapped is intact.
+        assert!(matches!(s2.map(PhysRange::new(0x1000, 0x2000), Kind::Device), Err(MapError::TooManyTables(_))));
+        assert_eq!(s2.translate(0x4000_0000).map(|l| l.kind), Some(Kind::Ram));
+        // Outside the IPA space is its own error.
+        assert!(matches!(s2.map(PhysRange::new(1 << 44, (1 << 44) + PAGE), Kind::Device), Err(MapError::OutsideIpaSpace(_))));
     }
 
     #[test]
