@@ -43,8 +43,9 @@ fn text_range() -> PhysRange {
 }
 
 /// Borrows the device tree blob at `addr` after checking its header.
+#[allow(clippy::result_large_err)] // see `dt`: errors carry their node inline
 fn device_tree_blob(addr: u64) -> Result<&'static [u8], DtError> {
-    if addr == 0 || addr % 8 != 0 {
+    if addr == 0 || !addr.is_multiple_of(8) {
         return Err(DtError::NoBlob { addr });
     }
     // SAFETY: x0 points at the blob per the boot protocol; we read its
@@ -362,8 +363,8 @@ fn report_free_lists(frames: &FrameAllocator<'_>) {
 /// EL3: say so on the console if the tree names one, then park.
 #[unsafe(no_mangle)]
 extern "C" fn wrong_exception_level(dtb_addr: u64, el: u64) -> ! {
-    if let Ok(tree) = device_tree_blob(dtb_addr).and_then(HostTree::parse) {
-        if let Some(uart) = &tree.console {
+    if let Ok(tree) = device_tree_blob(dtb_addr).and_then(HostTree::parse)
+        && let Some(uart) = &tree.console {
             // SAFETY: as in primary_main.
             unsafe { console::use_uart(uart.mmio.start) };
             crate::println!(
@@ -371,7 +372,6 @@ extern "C" fn wrong_exception_level(dtb_addr: u64, el: u64) -> ! {
                  (QEMU: -machine virt,virtualization=on). Halted."
             );
         }
-    }
     loop {
         aarch64_cpu::asm::wfe();
     }

@@ -14,6 +14,12 @@ pub struct Archive {
     next_inode: u32,
 }
 
+impl Default for Archive {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Archive {
     pub fn new() -> Self {
         Self { bytes: Vec::new(), next_inode: 1 }

@@ -92,7 +92,7 @@ pub fn reach_and_exit() -> Vec<u8> {
 /// 4 GiB): exits `ABORTED` from its synchronous-exception vector, or
 /// `NO_ABORT` if the read completed.
 pub fn read_and_expect_abort(addr: u64) -> Vec<u8> {
-    assert!(addr % 0x1_0000 == 0 && addr < 1 << 32);
+    assert!(addr.is_multiple_of(0x1_0000) && addr < 1 << 32);
     let mut image = Image::new(0x1000);
     let vectors = 0x800;
     image.put(

@@ -5,7 +5,7 @@
 
 /// `MOVZ Xd, #imm16, LSL #shift`.
 pub fn movz(rd: u32, imm16: u16, shift: u32) -> u32 {
-    assert!(rd < 31 && shift % 16 == 0 && shift < 64);
+    assert!(rd < 31 && shift.is_multiple_of(16) && shift < 64);
     0xd280_0000 | ((shift / 16) << 21) | (u32::from(imm16) << 5) | rd
 }
 
@@ -16,7 +16,7 @@ pub fn br(rn: u32) -> u32 {
 
 /// Code that jumps to `entry` with x0 = `dtb` (both below 4 GiB, 64 KiB aligned).
 pub fn code(entry: u64, dtb: u64) -> Vec<u8> {
-    assert!(entry % 0x1_0000 == 0 && entry < 1 << 32 && dtb % 0x1_0000 == 0 && dtb < 1 << 32);
+    assert!(entry.is_multiple_of(0x1_0000) && entry < 1 << 32 && dtb.is_multiple_of(0x1_0000) && dtb < 1 << 32);
     let words = [
         movz(0, (dtb >> 16) as u16, 16),
         movz(1, 0, 0),

@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn decodes_sysreg_traps() {
         // msr ICC_SGI1R_EL1, x2 = S3_0_C12_C11_5.
-        let iss = (3 << 20) | (5 << 17) | (0 << 14) | (12 << 10) | (2 << 5) | (11 << 1);
+        let iss = ((3 << 20) | (5 << 17)) | (12 << 10) | (2 << 5) | (11 << 1);
         let a = sysreg_access(iss);
         assert_eq!(a.encoding, (3, 0, 12, 11, 5));
         assert_eq!(a.register, 2);

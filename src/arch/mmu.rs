@@ -46,6 +46,12 @@ pub struct El2Map {
     map: IdMap<El2>,
 }
 
+impl Default for El2Map {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl El2Map {
     pub fn new() -> Self {
         // Root at level 0: 48-bit addresses, enough for any RAM or device.

@@ -94,7 +94,7 @@ pub fn handle(frame: &mut TrapFrame) {
 fn cpu_on(target: u64, entry: u64, context: u64) -> i64 {
     let Some(index) = cpu::index_of(target) else { return result::INVALID_PARAMETERS };
     let domain = cpu::this_cpu().domain().expect("a vCPU called");
-    if entry % 4 != 0 || !domain.owns_ram(&crate::mm::range::PhysRange::new(entry, entry.saturating_add(4))) {
+    if !entry.is_multiple_of(4) || !domain.owns_ram(&crate::mm::range::PhysRange::new(entry, entry.saturating_add(4))) {
         return result::INVALID_ADDRESS;
     }
     match POWER[index].compare_exchange(Power::Off as u8, Power::OnPending as u8, Ordering::AcqRel, Ordering::Acquire) {

@@ -130,7 +130,7 @@ pub fn check_fixed(
     ipa_limit: u64,
     taken: &[(&'static str, PhysRange)],
 ) -> Result<PhysRange, FixedRegionError> {
-    if start % REGION_ALIGN != 0 || size % REGION_ALIGN != 0 {
+    if !start.is_multiple_of(REGION_ALIGN) || !size.is_multiple_of(REGION_ALIGN) {
         return Err(FixedRegionError::Misaligned);
     }
     if size == 0 {
@@ -227,7 +227,7 @@ mod tests {
         assert_eq!(check_fixed(0x8000_0000, 0x10_0000, limit, &taken), Err(FixedRegionError::Misaligned));
         assert_eq!(check_fixed(0x8000_0000, 0, limit, &taken), Err(FixedRegionError::TooSmall));
         assert!(matches!(check_fixed(limit - (2 * MIB), 4 * MIB, limit, &taken), Err(FixedRegionError::BeyondIpaSpace { .. })));
-        assert!(matches!(check_fixed(u64::MAX - (2 * MIB) + 1, 4 * MIB, limit, &taken), Err(_)));
+        assert!(check_fixed(u64::MAX - (2 * MIB) + 1, 4 * MIB, limit, &taken).is_err());
         assert_eq!(
             check_fixed(0x7000_0000, 1 << 30, limit, &taken),
             Err(FixedRegionError::Overlaps { what: "Dom0 RAM", range: r(0x6000_0000, 0x8000_0000) })

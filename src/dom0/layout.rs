@@ -63,7 +63,7 @@ impl ImageHeader {
         if header.image_size == 0 {
             return Err(KernelError::NoImageSize);
         }
-        if header.text_offset >= 2 * MIB || header.text_offset % 4096 != 0 {
+        if header.text_offset >= 2 * MIB || !header.text_offset.is_multiple_of(4096) {
             return Err(KernelError::BadTextOffset(header.text_offset));
         }
         Ok(header)

@@ -133,11 +133,10 @@ pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeErr
     // The timer loses the hypervisor timer (its fourth interrupt).
     if let Some(timer) = root.children_mut().find(|n| compatible_has(n, &["arm,armv8-timer"])) {
         let value = timer.property("interrupts").map(|p| p.value().to_vec());
-        if let (Some(value), Some(p)) = (value, timer.property_mut("interrupts")) {
-            if value.len() == 4 * 12 {
+        if let (Some(value), Some(p)) = (value, timer.property_mut("interrupts"))
+            && value.len() == 4 * 12 {
                 p.set_value(value[..36].to_vec());
             }
-        }
     }
 
     // A phandle for the GIC if it has none: one no other node uses.

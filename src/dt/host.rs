@@ -218,11 +218,10 @@ impl<'a> HostTree<'a> {
         if tree.banks.is_empty() {
             return Err(DtError::NoMemory);
         }
-        if let Some(path) = console_path {
-            if tree.console.is_none() {
+        if let Some(path) = console_path
+            && tree.console.is_none() {
                 tree.warn(path, "stdout-path names no usable PL011 UART", None);
             }
-        }
         tree.assign_cmdlines(fdt);
         Ok(tree)
     }
@@ -247,11 +246,10 @@ impl<'a> HostTree<'a> {
             }
             _ => {}
         }
-        if self.gic.is_none() {
-            if let Some(version) = gic_version(props) {
+        if self.gic.is_none()
+            && let Some(version) = gic_version(props) {
                 self.read_gic(visit, version)?;
             }
-        }
         if console_path.is_some_and(|p| resolves_to(p, visit.path)) {
             self.read_console(visit);
         }

@@ -159,14 +159,13 @@ pub fn nop_node(blob: &mut [u8], path: &str) {
                 }
             }
             FDT_END_NODE => {
-                if let Some((from, depth)) = target {
-                    if depth == stack.len() {
+                if let Some((from, depth)) = target
+                    && depth == stack.len() {
                         for off in (from..at).step_by(4) {
                             blob[off..off + 4].copy_from_slice(&FDT_NOP.to_be_bytes());
                         }
                         return;
                     }
-                }
                 stack.pop();
             }
             FDT_PROP => {

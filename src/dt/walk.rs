@@ -29,7 +29,9 @@ struct Window {
 }
 
 /// How the `reg` addresses of a node's children map to CPU addresses.
+/// (Inline windows, not boxed: the tree is read before the heap exists.)
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 enum AddressMap {
     /// The root's address space, or one reached through empty `ranges`.
     Identity,
@@ -92,7 +94,7 @@ impl Bus {
     /// Decodes a `reg` value into CPU ranges, one result per entry.
     pub fn regs<'v>(&'v self, value: &'v [u8]) -> impl Iterator<Item = Result<PhysRange, RegProblem>> + 'v {
         let entry = (self.address_cells + self.size_cells) as usize * 4;
-        let bad_length = entry == 0 || value.len() % entry != 0;
+        let bad_length = entry == 0 || !value.len().is_multiple_of(entry);
         let chunks = if bad_length { [].chunks(1) } else { value.chunks(entry) };
         let first_error = bad_length.then_some(Err(RegProblem::BadLength));
         first_error.into_iter().chain(chunks.map(move |chunk| {
@@ -139,7 +141,7 @@ impl Bus {
             return AddressMap::None;
         }
         let entry = (child_cells + self.address_cells + size_cells) as usize * 4;
-        if entry == 0 || value.len() % entry != 0 {
+        if entry == 0 || !value.len().is_multiple_of(entry) {
             return AddressMap::Windows(ArrayVec::new());
         }
         let mut windows = ArrayVec::new();

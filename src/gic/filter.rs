@@ -98,7 +98,7 @@ impl Filter {
     /// Anything else reads as zero and writes nothing, as the GIC itself
     /// may answer it, so it never reaches the hardware.
     pub fn is_valid(frame: Frame, offset: u64, width: u8) -> bool {
-        if !matches!(width, 1 | 4 | 8) || offset % u64::from(width) != 0 {
+        if !matches!(width, 1 | 4 | 8) || !offset.is_multiple_of(u64::from(width)) {
             return false;
         }
         let in_family = |base: u64, size: u64| (base..base + size).contains(&offset);

@@ -269,7 +269,7 @@ impl<'m> FrameAllocator<'m> {
         if order > MAX_ORDER {
             return Err(FrameError::BadOrder(order));
         }
-        if addr % order_size(order) != 0 {
+        if !addr.is_multiple_of(order_size(order)) {
             return Err(FrameError::Misaligned { addr, order });
         }
         let range = PhysRange::from_start_size(addr, order_size(order))
@@ -379,7 +379,7 @@ impl<'m> FrameAllocator<'m> {
     }
 
     fn check_range(&self, range: &PhysRange) -> Result<usize, FrameError> {
-        if range.start % FRAME_SIZE != 0 || range.end % FRAME_SIZE != 0 {
+        if !range.start.is_multiple_of(FRAME_SIZE) || !range.end.is_multiple_of(FRAME_SIZE) {
             return Err(FrameError::Misaligned { addr: range.start | (range.end % FRAME_SIZE), order: 0 });
         }
         self.zone_of(range)
@@ -620,7 +620,7 @@ mod tests {
             assert!(matches!(a.free(0x9000_0000, 0), Err(FrameError::OutsideRam(_))));
             assert!(matches!(a.free(0x40ff_f000, 1), Err(FrameError::Misaligned { .. })));
             assert!(matches!(a.free(0x4000_0000, MAX_ORDER + 1), Err(FrameError::BadOrder(_))));
-            assert!(matches!(a.free(u64::MAX & !0xfff, 0), Err(FrameError::OutsideRam(_))));
+            assert!(matches!(a.free(!0xfff, 0), Err(FrameError::OutsideRam(_))));
             assert!(matches!(
                 a.free_range(PhysRange::new(0x4000_0000, 0x4000_2000)),
                 Err(FrameError::AlreadyFree(_))

@@ -281,7 +281,7 @@ impl GrantTable {
         if active.is_none() && !domain.has_page(stage2, frame) {
             return undo(status::BAD_PAGE);
         }
-        if r.host_addr % PAGE != 0 || self.region.contains(r.host_addr) {
+        if !r.host_addr.is_multiple_of(PAGE) || self.region.contains(r.host_addr) {
             return undo(status::BAD_VIRT_ADDR);
         }
         match stage2.map_page(r.host_addr, frame, Kind::Granted { writable }, board) {

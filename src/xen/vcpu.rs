@@ -134,7 +134,7 @@ fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, 
     let area = if gva == 0 {
         None
     } else {
-        if gva % 8 != 0 {
+        if !gva.is_multiple_of(8) {
             return Err(-EINVAL);
         }
         let mut words = [0u64; RUNSTATE_WORDS];

@@ -128,7 +128,7 @@ fn bad_runstate_areas() {
     assert_eq!(register_runstate(&m, 0, RAM.start + 4), -EINVAL);
     assert_eq!(register_runstate(&m, 0, RAM.end - 16), -EFAULT, "runs off its RAM");
     assert_eq!(register_runstate(&m, 0, 0x4020_0000), -EFAULT);
-    assert_eq!(register_runstate(&m, 0, u64::MAX & !7), -EFAULT);
+    assert_eq!(register_runstate(&m, 0, !7), -EFAULT);
     assert_eq!(register_runstate(&m, 1, RAM.start), -ENOENT);
     assert_eq!(m.call(nr::VCPU_OP, args(&[u64::from(op::REGISTER_RUNSTATE_MEMORY_AREA), 0, 8])), -EFAULT);
 }
