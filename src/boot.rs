@@ -96,7 +96,15 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     if tree.module(crate::dt::host::ModuleKind::Kernel).is_none() {
         fatal!(Stop::NoDom0Kernel, "no Dom0 kernel: /chosen has no multiboot,kernel module");
     }
-    let hypervisor_memory = [image_range(), heap, plan.metadata];
+    let hypervisor_memory = {
+        use crate::mm::audit::{Owned, owned};
+        [
+            Owned { range: cpu::boot_stacks(), what: owned::STACKS },
+            Owned { range: image_range(), what: owned::IMAGE },
+            Owned { range: heap, what: owned::HEAP },
+            Owned { range: plan.metadata, what: owned::METADATA },
+        ]
+    };
     let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory);
     let (stage2_root, vtcr) = {
         let s2 = dom0.stage2.lock();

@@ -1,6 +1,7 @@
 //! A guest domain: what the hypervisor knows about one guest. Dom0 is the
 //! only one built today, but nothing below assumes it is the only one.
 
+use crate::mm::audit::{self, Allowed, Owned, Summary, Violation};
 use crate::mm::range::PhysRange;
 use crate::mm::stage2::{Kind, Leaf, Stage2Map};
 use alloc::vec::Vec;
@@ -49,6 +50,32 @@ impl Domain {
         let page = gpa & !0xfff;
         page.checked_add(0x1000).is_some_and(|end| self.owns_ram(&PhysRange::new(page, end)))
             && matches!(stage2.translate(page), Some(Leaf { pa, kind: Kind::Ram, .. }) if pa == page)
+    }
+
+    /// Audits its stage 2 as it stands ([`audit::audit`]): only its RAM,
+    /// the `devices` passed through and its grant-table frames (in its grant
+    /// region) may be mapped; nothing of `hypervisor`, of its stage-2 tables
+    /// or grant-table frames elsewhere, nor of the free memory `free_ranges`
+    /// lists. That list is read with the grant table and the stage 2 locked,
+    /// so no balloon call moves a frame between it and the tables.
+    pub fn audit_stage2(
+        &self,
+        devices: &[PhysRange],
+        hypervisor: &[Owned],
+        free_ranges: impl FnOnce() -> Vec<PhysRange>,
+    ) -> Result<Summary, Violation> {
+        let page = |pa: u64| PhysRange::new(pa, pa + 0x1000);
+        let grants = self.xen.grants.lock();
+        let stage2 = self.stage2.lock();
+        let grant_frames: Vec<PhysRange> = grants.frame_addresses().map(page).collect();
+        let mut owned: Vec<Owned> =
+            stage2.table_pages().map(|pa| Owned { range: page(pa), what: audit::owned::TABLE }).collect();
+        owned.extend(grant_frames.iter().map(|&range| Owned { range, what: audit::owned::GRANT_FRAME }));
+        owned.extend_from_slice(hypervisor);
+        owned.extend(free_ranges().into_iter().map(|range| Owned { range, what: audit::owned::FREE }));
+        let allowed =
+            Allowed { ram: &self.ram, devices, shared_frames: &grant_frames, shared_window: grants.region() };
+        audit::audit(&stage2.leaves(), &allowed, &owned)
     }
 }
 

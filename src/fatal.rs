@@ -34,6 +34,8 @@ pub enum Stop {
     /// Dom0 shut down after a crash (or for a reason other than power off
     /// or reboot).
     Dom0Crashed = 19,
+    /// Dom0's stage 2 maps something Dom0 must not see.
+    Stage2AuditFailed = 20,
 }
 
 impl Stop {

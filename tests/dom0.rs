@@ -39,8 +39,8 @@ fn default_command_line_on_2g() {
     out.expect_line("probe: ok: xen_version(XENVER_version) = 0x40011 (4.17)");
     out.expect_line("probe: ok: XENVER_get_features: dom0, direct_mapped, auto_translated (0x24805)");
     out.expect_line("probe: ok: a buffer outside Dom0 RAM gets -EFAULT (-14)");
-    out.expect_line("d0: stage 2 audited: ");
-    out.expect_line("512 MiB RAM");
+    out.expect_line("d0: stage 2 audited at build: ");
+    out.expect_line("mappings: RAM 512 MiB, ");
     out.expect_line("probe: ok: a read of extended region 0x42000000 aborts");
     out.expect_line("probe: ok: a read of the grant region 0x40200000 (the hypervisor's image) aborts");
 }

@@ -21,6 +21,12 @@ pub static mut BOOT_STACKS: [Stack; MAX_CPUS] = [const { Stack([0; STACK_SIZE]) 
 #[unsafe(no_mangle)]
 pub static BOOT_STACK_SIZE: usize = STACK_SIZE;
 
+/// Where the boot stacks lie (the hypervisor's, never Dom0's).
+pub fn boot_stacks() -> crate::mm::range::PhysRange {
+    let start = (&raw const BOOT_STACKS) as u64;
+    crate::mm::range::PhysRange::new(start, start + (MAX_CPUS * STACK_SIZE) as u64)
+}
+
 /// What each physical CPU knows about itself. Found through TPIDR_EL2 on
 /// the CPU itself, by index from the others (starting a CPU, kicking it).
 #[derive(Debug)]

@@ -11,8 +11,10 @@ use crate::dt::host::HostTree;
 use crate::fatal;
 use crate::fatal::Stop;
 use crate::mm::FRAMES;
+use crate::mm::audit::{Owned, owned};
 use crate::mm::plan::{Keep, MemoryPlan};
 use crate::mm::range::PhysRange;
+use alloc::vec::Vec;
 
 /// Reads `range` of RAM as bytes.
 ///
@@ -40,7 +42,7 @@ pub fn build(
     blob: &'static [u8],
     options: &Options,
     plan: &MemoryPlan,
-    hypervisor_memory: &[PhysRange],
+    hypervisor_memory: &[Owned],
 ) -> (&'static Domain, u64, u64) {
     use crate::dom0::{layout, memory, regions};
     use crate::dt::host::ModuleKind;
@@ -88,18 +90,13 @@ pub fn build(
     }));
     let ipa_bits = cpu::pa_bits();
     phase_done("host devices read");
-    let stage2 = build_stage2(tree, &banks, &devices, ipa_bits, ram_in_pages(options, &banks));
-    phase_done("stage 2 built");
-    let device_ranges: alloc::vec::Vec<PhysRange> = devices.iter().map(|d| d.range).collect();
-    match crate::mm::stage2::audit(&stage2.mappings(), &banks, &device_ranges, hypervisor_memory) {
-        Ok(a) => log::info!(
-            "d0: stage 2 audited: {} mappings, {} MiB RAM, {} MiB device space, none of the hypervisor's memory",
-            a.mappings,
-            a.ram_bytes >> 20,
-            a.device_bytes >> 20
-        ),
-        Err(v) => fatal!(Stop::Panic, "d0: stage 2 audit failed: {v}"),
+    let kept = kept_devices(tree);
+    let passed: Vec<PhysRange> = devices.iter().map(|d| d.range).filter(|d| !kept.iter().any(|k| k.overlaps(d))).collect();
+    for d in devices.iter().filter(|d| !passed.contains(&d.range)) {
+        log::info!("d0: {} kept by the hypervisor", d.range);
     }
+    let stage2 = build_stage2(&banks, &passed, ipa_bits, ram_in_pages(options, &banks));
+    phase_done("stage 2 built");
     // Dom0 vCPU n runs on CPU n: one vCPU per CPU.
     let vcpus = tree.cpus.len().max(1);
     let dom0: &'static Domain =
@@ -107,6 +104,9 @@ pub fn build(
     if let Err(e) = dom0.xen.grants.lock().reserve_frames(&crate::xen::board::Hardware) {
         log::error!("d0: no frames for the grant table ({e}); grants will not work");
     }
+    let mut hypervisor = hypervisor_memory.to_vec();
+    hypervisor.extend(kept.iter().map(|&range| Owned { range, what: owned::KEPT_DEVICE }));
+    crate::dom0::audit::first(dom0, crate::dom0::audit::Baseline { devices: passed, hypervisor });
     crate::domain::set_dom0(dom0);
     phase_done("stage 2 audited, grant frames reserved");
     let (found, refused) = {
@@ -176,23 +176,26 @@ fn ram_in_pages(options: &Options, banks: &[PhysRange]) -> bool {
     fits
 }
 
-/// Dom0's stage 2: its RAM, and every host device but what the hypervisor
-/// keeps (its console; the GIC distributor and redistributors, which it
-/// will emulate).
-fn build_stage2(
-    tree: &HostTree<'_>,
-    banks: &[PhysRange],
-    devices: &[crate::dt::devices::DeviceRange],
-    ipa_bits: u32,
-    ram_in_pages: bool,
-) -> crate::mm::stage2::Stage2Map {
-    use crate::mm::stage2::{Geometry, Kind, Stage2Map};
-    let mut kept: alloc::vec::Vec<PhysRange> = alloc::vec::Vec::new();
-    kept.extend(tree.console.as_ref().map(|c| c.mmio));
+/// The host devices the hypervisor keeps: its console, and the GIC
+/// distributor and redistributors, which it emulates.
+fn kept_devices(tree: &HostTree<'_>) -> Vec<PhysRange> {
+    let mut kept: Vec<PhysRange> = tree.console.iter().map(|c| c.mmio).collect();
     if let Some(gic) = &tree.gic {
         kept.push(gic.distributor);
         kept.extend(gic.redistributors.iter().copied());
     }
+    kept
+}
+
+/// Dom0's stage 2: its RAM (in pages if `ram_in_pages`) and the host
+/// devices passed through.
+fn build_stage2(
+    banks: &[PhysRange],
+    devices: &[PhysRange],
+    ipa_bits: u32,
+    ram_in_pages: bool,
+) -> crate::mm::stage2::Stage2Map {
+    use crate::mm::stage2::{Geometry, Kind, Stage2Map};
     let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(ipa_bits));
     // Past the table limit, one line says how much was left out.
     let mut over_limit = 0usize;
@@ -210,12 +213,8 @@ fn build_stage2(
         map(bank, Kind::Ram);
     }
     let mut passed = 0;
-    for d in devices {
-        if kept.iter().any(|k| k.overlaps(&d.range)) {
-            log::info!("d0: {} kept by the hypervisor", d.range);
-            continue;
-        }
-        passed += usize::from(map(d.range, Kind::Device));
+    for &device in devices {
+        passed += usize::from(map(device, Kind::Device));
     }
     if over_limit > 1 {
         log::warn!("d0: stage 2: {} more ranges not mapped (table limit)", over_limit - 1);

@@ -7,4 +7,6 @@ pub mod memory;
 pub mod regions;
 
 #[cfg(target_os = "none")]
+pub mod audit;
+#[cfg(target_os = "none")]
 pub mod build;

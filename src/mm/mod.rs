@@ -1,6 +1,7 @@
 //! Memory management: physical ranges, the frame allocator, the boot-time
 //! memory plan and (on the board) the hypervisor heap.
 
+pub mod audit;
 pub mod frames;
 pub mod plan;
 pub mod range;

@@ -17,7 +17,7 @@ use crate::mm::range::PhysRange;
 use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes as S2};
 use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable, Stage2, Translation};
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
@@ -160,9 +160,10 @@ impl Geometry {
 
 /// Table pages from the heap, identity mapped (on the host, their heap
 /// address stands in for the physical one), counted against a budget so a
-/// guest scattering mappings over its IPA space cannot eat the heap.
+/// guest scattering mappings over its IPA space cannot eat the heap, and
+/// recorded so an audit can prove no guest mapping reaches them.
 struct HeapTables {
-    allocated: usize,
+    pages: BTreeSet<u64>,
 }
 
 impl Translation<S2> for HeapTables {
@@ -171,12 +172,12 @@ impl Translation<S2> for HeapTables {
         // SAFETY: the layout has a non-zero size.
         let table = unsafe { alloc::alloc::alloc_zeroed(layout) } as *mut PageTable<S2>;
         let Some(table) = NonNull::new(table) else { alloc::alloc::handle_alloc_error(layout) };
-        self.allocated += 1;
+        self.pages.insert(table.as_ptr() as u64);
         (table, PhysicalAddress(table.as_ptr() as usize))
     }
 
     unsafe fn deallocate_table(&mut self, table: NonNull<PageTable<S2>>) {
-        self.allocated -= 1;
+        self.pages.remove(&(table.as_ptr() as u64));
         // SAFETY: allocated by `allocate_table` with this layout (the caller's promise).
         unsafe { alloc::alloc::dealloc(table.as_ptr() as *mut u8, core::alloc::Layout::new::<PageTable<S2>>()) };
     }
@@ -222,7 +223,7 @@ unsafe impl Send for Stage2Map {}
 impl Stage2Map {
     pub fn new(geometry: Geometry) -> Self {
         Self {
-            map: Mapping::new(HeapTables { allocated: 0 }, geometry.root_level, Stage2),
+            map: Mapping::new(HeapTables { pages: BTreeSet::new() }, geometry.root_level, Stage2),
             geometry,
             pinned: BTreeMap::new(),
             boot_tables: 0,
@@ -284,7 +285,12 @@ impl Stage2Map {
 
     /// Table pages in use.
     pub fn tables(&self) -> usize {
-        self.map.translation().allocated
+        self.map.translation().pages.len()
+    }
+
+    /// The physical address of every table page in use, the root included.
+    pub fn table_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.map.translation().pages.iter().copied()
     }
 
     /// What the page holding `ipa` translates to, if anything.
@@ -389,24 +395,26 @@ impl Stage2Map {
         self.pinned.contains_key(&(frame & !(PAGE - 1)))
     }
 
-    /// Every leaf: IPA range, output address, kind, and the size of the
-    /// mapping (4 KiB page, 2 MiB or 1 GiB block), merged where adjacent,
-    /// alike and contiguous in both address spaces.
-    pub fn leaves(&self) -> Vec<(PhysRange, u64, Kind, u64)> {
-        let mut out: Vec<(PhysRange, u64, Kind, u64)> = Vec::new();
+    /// Every valid leaf, read from the descriptors the MMU walks, merged
+    /// where adjacent, alike and contiguous in both address spaces.
+    pub fn leaves(&self) -> Vec<Extent> {
+        let mut out: Vec<Extent> = Vec::new();
         let whole = MemoryRegion::new(0, self.geometry.limit() as usize);
         let _ = self.map.walk_range(&whole, &mut |region, descriptor, level| {
             let Some(kind) = Kind::of(descriptor.flags()) else { return Ok(()) };
             let granule = 1u64 << (12 + 9 * (3 - level));
-            let range = PhysRange::new(region.start().0 as u64, region.end().0 as u64);
-            let pa = descriptor.output_address().0 as u64 + (range.start & (granule - 1));
+            let ipa = PhysRange::new(region.start().0 as u64, region.end().0 as u64);
+            let pa = descriptor.output_address().0 as u64 + (ipa.start & (granule - 1));
             match out.last_mut() {
-                Some((last, last_pa, k, g))
-                    if last.end == range.start && *k == kind && *g == granule && *last_pa + last.size() == pa =>
+                Some(last)
+                    if last.ipa.end == ipa.start
+                        && last.kind == kind
+                        && last.granule == granule
+                        && last.frames().end == pa =>
                 {
-                    last.end = range.end
+                    last.ipa.end = ipa.end
                 }
-                _ => out.push((range, pa, kind, granule)),
+                _ => out.push(Extent { ipa, pa, kind, granule }),
             }
             Ok(())
         });
@@ -416,7 +424,36 @@ impl Stage2Map {
     /// Every mapped IPA range with its kind and mapping size, merged where
     /// adjacent and alike. For checks that Dom0 sees exactly what it should.
     pub fn mappings(&self) -> Vec<(PhysRange, Kind, u64)> {
-        self.leaves().into_iter().map(|(range, _, kind, granule)| (range, kind, granule)).collect()
+        self.leaves().into_iter().map(|e| (e.ipa, e.kind, e.granule)).collect()
+    }
+}
+
+/// A run of leaf entries of one kind and mapping size, contiguous in both
+/// the IPA and the physical address space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub ipa: PhysRange,
+    /// Where `ipa.start` lands.
+    pub pa: u64,
+    pub kind: Kind,
+    /// The size of each entry: 4 KiB page, 2 MiB or 1 GiB block.
+    pub granule: u64,
+}
+
+impl Extent {
+    /// The physical frames the run maps.
+    pub fn frames(&self) -> PhysRange {
+        PhysRange::new(self.pa, self.pa + self.ipa.size())
+    }
+
+    pub fn is_one_to_one(&self) -> bool {
+        self.ipa.start == self.pa
+    }
+}
+
+impl core::fmt::Display for Extent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "IPA {} -> {:#x} ({:?})", self.ipa, self.pa, self.kind)
     }
 }
 
@@ -640,9 +677,33 @@ mod tests {
                 let ipa = base - 2 * MIB + page * PAGE;
                 proptest::prop_assert_eq!(s2.translate(ipa).map(|l| (l.pa, l.kind)), model.get(&ipa).copied(), "{:#x}", ipa);
             }
-            let leaf_pages: u64 = s2.leaves().iter().map(|(r, _, _, _)| r.size() / PAGE).sum();
+            let leaf_pages: u64 = s2.leaves().iter().map(|e| e.ipa.size() / PAGE).sum();
             proptest::prop_assert_eq!(leaf_pages, model.len() as u64);
         }
+    }
+
+    #[test]
+    fn table_pages_are_the_tables_walked() {
+        let mut s2 = dom0_like();
+        let root = s2.root_address();
+        let before: Vec<u64> = s2.table_pages().collect();
+        assert!(before.contains(&root));
+        assert_eq!(before.len(), s2.tables());
+        // Splitting a block adds the subtables it needs, and only those.
+        s2.unmap_page(0x6010_3000, &Recorder::default()).unwrap();
+        let after: Vec<u64> = s2.table_pages().collect();
+        assert_eq!(after.len(), before.len() + 1);
+        assert!(before.iter().all(|t| after.contains(t)));
+        // It is the very table the walk reads: entry 0x102 maps the page
+        // before the hole, entry 0x103 is the hole.
+        let new_table = *after.iter().find(|t| !before.contains(t)).unwrap();
+        let entry = |i: u64| {
+            // SAFETY: on the host a table's address is its heap address; the
+            // map owns it and nothing writes it while `s2` is borrowed here.
+            unsafe { core::ptr::read((new_table + 8 * i) as *const u64) }
+        };
+        assert_eq!((entry(0x102) & 0xffff_ffff_f000, entry(0x102) & 1), (0x6010_2000, 1));
+        assert_eq!(entry(0x103) & 1, 0);
     }
 
     #[test]
@@ -651,116 +712,5 @@ mod tests {
         assert!(s2.map(PhysRange::new(1 << 36, (1 << 36) + 4096), Kind::Ram).is_err());
         assert!(s2.map(PhysRange::new(0, u64::MAX), Kind::Ram).is_err());
         assert!(s2.mappings().is_empty());
-    }
-}
-
-/// What an audit of a guest's stage 2 found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AuditSummary {
-    pub ram_bytes: u64,
-    pub device_bytes: u64,
-    pub mappings: usize,
-}
-
-/// A mapping the guest must not have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuditViolation {
-    /// RAM mapped outside the guest's own banks.
-    RamOutsideGuest(PhysRange),
-    /// A device mapping that is not a passed-through host device.
-    UnknownDevice(PhysRange),
-    /// Anything overlapping memory the hypervisor keeps.
-    HypervisorMemory { mapped: PhysRange, owned: PhysRange },
-}
-
-impl core::fmt::Display for AuditViolation {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::RamOutsideGuest(r) => write!(f, "RAM {r} is mapped but is not the guest's"),
-            Self::UnknownDevice(r) => write!(f, "device range {r} is mapped but is no passed-through device"),
-            Self::HypervisorMemory { mapped, owned } => {
-                write!(f, "{mapped} is mapped and overlaps hypervisor memory {owned}")
-            }
-        }
-    }
-}
-
-/// Proves from the tables themselves that the guest sees only its RAM and
-/// its devices, and nothing of `hypervisor` (image, heap, tables, metadata).
-pub fn audit(
-    mappings: &[(PhysRange, Kind, u64)],
-    guest_ram: &[PhysRange],
-    devices: &[PhysRange],
-    hypervisor: &[PhysRange],
-) -> Result<AuditSummary, AuditViolation> {
-    let covered = |r: &PhysRange, by: &[PhysRange]| {
-        // Every page of `r` lies in some range of `by`.
-        let mut at = r.start;
-        while at < r.end {
-            match by.iter().find(|b| b.contains(at)) {
-                Some(b) => at = b.end.min(r.end),
-                None => return false,
-            }
-        }
-        true
-    };
-    let pages =
-        |by: &[PhysRange]| -> Vec<PhysRange> { by.iter().filter_map(|b| b.expand_to_alignment(4096)).collect() };
-    let devices = pages(devices);
-    let mut summary = AuditSummary::default();
-    for &(range, kind, _) in mappings {
-        if let Some(owned) = hypervisor.iter().find(|h| h.overlaps(&range)) {
-            return Err(AuditViolation::HypervisorMemory { mapped: range, owned: *owned });
-        }
-        match kind {
-            Kind::Ram | Kind::Granted { .. } if !covered(&range, guest_ram) => {
-                return Err(AuditViolation::RamOutsideGuest(range));
-            }
-            Kind::Device if !covered(&range, &devices) => return Err(AuditViolation::UnknownDevice(range)),
-            Kind::Ram | Kind::Granted { .. } => summary.ram_bytes += range.size(),
-            Kind::Device => summary.device_bytes += range.size(),
-        }
-        summary.mappings += 1;
-    }
-    Ok(summary)
-}
-
-#[cfg(test)]
-mod audit_tests {
-    use super::*;
-
-    fn r(s: u64, e: u64) -> PhysRange {
-        PhysRange::new(s, e)
-    }
-
-    #[test]
-    fn a_correct_map_passes_and_every_kind_of_leak_is_caught() {
-        let ram = [r(0x6000_0000, 0x8000_0000)];
-        let devices = [r(0x900_0000, 0x900_0100), r(0xa00_0000, 0xa00_0200)];
-        let hypervisor = [r(0x4020_0000, 0x4060_0000), r(0x4100_0000, 0x4200_0000)];
-        let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(44));
-        s2.map(ram[0], Kind::Ram).unwrap();
-        s2.map(devices[0], Kind::Device).unwrap();
-        s2.map(devices[1], Kind::Device).unwrap();
-        let summary = audit(&s2.mappings(), &ram, &devices, &hypervisor).unwrap();
-        assert_eq!(summary.ram_bytes, 512 << 20);
-        assert_eq!(summary.device_bytes, 0x2000);
-
-        let mut leak = Stage2Map::new(Geometry::for_ipa_bits(44));
-        leak.map(ram[0], Kind::Ram).unwrap();
-        leak.map(r(0x4100_0000, 0x4100_1000), Kind::Ram).unwrap();
-        assert!(matches!(
-            audit(&leak.mappings(), &ram, &devices, &hypervisor),
-            Err(AuditViolation::HypervisorMemory { .. })
-        ));
-        let mut stray = Stage2Map::new(Geometry::for_ipa_bits(44));
-        stray.map(r(0x8000_0000, 0x8000_1000), Kind::Ram).unwrap();
-        assert_eq!(
-            audit(&stray.mappings(), &ram, &devices, &hypervisor),
-            Err(AuditViolation::RamOutsideGuest(r(0x8000_0000, 0x8000_1000)))
-        );
-        let mut odd = Stage2Map::new(Geometry::for_ipa_bits(44));
-        odd.map(r(0xb00_0000, 0xb00_1000), Kind::Device).unwrap();
-        assert!(matches!(audit(&odd.mappings(), &ram, &devices, &hypervisor), Err(AuditViolation::UnknownDevice(_))));
     }
 }

@@ -124,6 +124,16 @@ impl GrantTable {
         }
     }
 
+    /// The IPA range the table's frames go in.
+    pub fn region(&self) -> PhysRange {
+        self.region
+    }
+
+    /// The hypervisor frames holding the table, mapped in the region or not.
+    pub fn frame_addresses(&self) -> impl Iterator<Item = u64> + '_ {
+        self.frames.iter().map(|f| f.pa)
+    }
+
     /// Frames the region holds: the table's maximum size.
     pub fn max_frames(&self) -> u32 {
         (self.region.size() / PAGE) as u32

@@ -65,15 +65,19 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
     result.unwrap_or_else(Outcome::Return)
 }
 
-/// Logs how Dom0 ended and the free memory, then stops the machine. The
-/// count is comparable with the one at Dom0 entry: frames Dom0 ballooned
-/// out are free but still its own to take back, so they are counted apart;
-/// any other difference is memory the hypervisor lost.
+/// Logs how Dom0 ended, audits its stage 2 once more, logs the free
+/// memory, then stops the machine. The count is comparable with the one at
+/// Dom0 entry: frames Dom0 ballooned out are free but still its own to take
+/// back, so they are counted apart; any other difference is memory the
+/// hypervisor lost.
 #[cfg(target_os = "none")]
 pub fn stop_machine(why: core::fmt::Arguments<'_>, stop: crate::fatal::Stop) -> ! {
     use core::sync::atomic::Ordering;
     log::info!("d0: {why}");
     crate::arch::trap_counts::log();
+    if let Some(dom0) = crate::domain::dom0() {
+        crate::dom0::audit::again(dom0, "at shutdown");
+    }
     let free = crate::mm::FRAMES.try_lock().and_then(|f| f.as_ref().map(|f| f.free_frames()));
     let ballooned = crate::domain::dom0().map_or(0, |d| d.xen.ballooned.load(Ordering::Acquire));
     match free {
