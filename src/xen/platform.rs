@@ -68,7 +68,7 @@ mod tests {
     fn settime64_reaches_shared_info() {
         let m = with_shared_info(1);
         assert_eq!(settime(&m, XENPF_INTERFACE_VERSION, 1_700_000_000, 250, 0, 2_000_000_500), 0);
-        let word = |off| crate::xen::shared::load_u32(m.board, SHARED + off);
+        let word = |off| crate::xen::shared::load_u32(&m.board, SHARED + off);
         assert_eq!(word(layout::WC_SEC), 1_699_999_997);
         assert_eq!(word(layout::WC_NSEC), 999_999_750);
         assert_eq!(word(layout::WC_VERSION), 2, "even: stable");

@@ -1,13 +1,16 @@
 //! A model machine for host tests of the hypercalls: sparse physical
 //! memory, a real frame allocator, a recording TLB and event interrupt, and
-//! a Dom0 whose virtual addresses equal its guest-physical ones.
+//! a Dom0 whose virtual addresses equal its guest-physical ones. A machine
+//! owns all of it and frees it when dropped, so a fuzzer can make many.
 
 use super::{Board, Call, GuestMemory, Outcome, dispatch};
 use crate::domain::{Domain, DomainId};
+use crate::mm::audit::{Owned, Summary, Violation};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::range::{PhysRange, RangeSet};
 use crate::mm::stage2::{Geometry, Kind, Stage2Map, Tlb};
 use std::collections::{BTreeMap, VecDeque};
+use std::mem::ManuallyDrop;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,9 +21,54 @@ pub const GRANT_REGION: PhysRange = PhysRange::new(0x4020_0000, 0x4024_0000);
 /// Unmapped IPA space, like an extended region.
 pub const SCRATCH: u64 = 0x4800_0000;
 
+type Page = [AtomicU64; 512];
+
+/// A frame allocator together with the metadata storage it borrows, which
+/// is freed after it.
+struct Frames {
+    allocator: ManuallyDrop<FrameAllocator<'static>>,
+    storage: *mut [u64],
+}
+
+// SAFETY: `storage` is touched only through `allocator`, and freed in `drop`.
+unsafe impl Send for Frames {}
+
+impl Frames {
+    fn new(banks: &RangeSet<4>) -> Self {
+        let storage = Box::into_raw(vec![0u64; FrameAllocator::storage_words(banks)].into_boxed_slice());
+        // SAFETY: just allocated; lent to the allocator alone, which `drop`
+        // ends before freeing it.
+        let allocator = FrameAllocator::new(banks, unsafe { &mut *storage }).unwrap();
+        Self { allocator: ManuallyDrop::new(allocator), storage }
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here, before the storage it borrows.
+        unsafe { ManuallyDrop::drop(&mut self.allocator) };
+        // SAFETY: from `Box::into_raw` in `new`; its only borrower is gone.
+        drop(unsafe { Box::from_raw(self.storage) });
+    }
+}
+
+impl std::ops::Deref for Frames {
+    type Target = FrameAllocator<'static>;
+    fn deref(&self) -> &Self::Target {
+        &self.allocator
+    }
+}
+
+impl std::ops::DerefMut for Frames {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.allocator
+    }
+}
+
 pub struct TestBoard {
-    pages: Mutex<BTreeMap<u64, &'static [AtomicU64; 512]>>,
-    frames: Mutex<FrameAllocator<'static>>,
+    /// Pages are boxed and never removed, so a word handed out stays put.
+    pages: Mutex<BTreeMap<u64, Box<Page>>>,
+    frames: Mutex<Frames>,
     pub raised: Mutex<Vec<usize>>,
     pub console: Mutex<Vec<u8>>,
     pub input: Mutex<VecDeque<u8>>,
@@ -32,8 +80,7 @@ impl TestBoard {
     pub fn new() -> Self {
         let mut banks = RangeSet::<4>::new();
         banks.insert(PhysRange::new(0x4000_0000, 0x8000_0000)).unwrap();
-        let storage = Box::leak(vec![0u64; FrameAllocator::storage_words(&banks)].into_boxed_slice());
-        let mut frames = FrameAllocator::new(&banks, storage).unwrap();
+        let mut frames = Frames::new(&banks);
         frames.free_range(HYPERVISOR_FREE).unwrap();
         Self {
             pages: Mutex::new(BTreeMap::new()),
@@ -52,6 +99,10 @@ impl TestBoard {
 
     pub fn is_free(&self, pa: u64) -> bool {
         self.frames.lock().unwrap().free_ranges().any(|r| r.contains(pa))
+    }
+
+    pub fn free_ranges(&self) -> Vec<PhysRange> {
+        self.frames.lock().unwrap().free_ranges().collect()
     }
 
     pub fn take_raised(&self) -> Vec<usize> {
@@ -100,12 +151,12 @@ impl Tlb for TestBoard {
 impl Board for TestBoard {
     fn word(&self, pa: u64) -> &AtomicU64 {
         assert_eq!(pa % 8, 0, "unaligned word {pa:#x}");
-        let page = *self
-            .pages
-            .lock()
-            .unwrap()
-            .entry(pa & !0xfff)
-            .or_insert_with(|| Box::leak(Box::new([const { AtomicU64::new(0) }; 512])));
+        let mut pages = self.pages.lock().unwrap();
+        let page: *const Page =
+            &**pages.entry(pa & !0xfff).or_insert_with(|| Box::new([const { AtomicU64::new(0) }; 512]));
+        // SAFETY: the page is boxed, so the map's changes never move it, and
+        // it is freed only with the board, which the returned borrow outlives not.
+        let page = unsafe { &*page };
         &page[((pa & 0xfff) / 8) as usize]
     }
     fn alloc_frame(&self) -> Option<u64> {
@@ -176,23 +227,57 @@ impl GuestMemory for TestGuest<'_> {
 
 /// Dom0 with `vcpus` vCPUs on a fresh model machine.
 pub struct Machine {
-    pub domain: &'static Domain,
-    pub board: &'static TestBoard,
+    pub domain: Domain,
+    pub board: TestBoard,
 }
 
 impl Machine {
     pub fn new(vcpus: usize) -> Self {
         let mut stage2 = Stage2Map::new(Geometry::for_ipa_bits(40));
         stage2.map(RAM, Kind::Ram).unwrap();
-        let domain = Box::leak(Box::new(Domain::new(DomainId(0), 1, vec![RAM], stage2, vcpus, GRANT_REGION)));
-        Machine { domain, board: Box::leak(Box::new(TestBoard::new())) }
+        let domain = Domain::new(DomainId(0), 1, vec![RAM], stage2, vcpus, GRANT_REGION);
+        Machine { domain, board: TestBoard::new() }
+    }
+
+    /// The guest's memory as a hypercall reaches it.
+    pub fn guest(&self) -> TestGuest<'_> {
+        TestGuest { domain: &self.domain, board: &self.board }
     }
 
     /// One trap: hypercall `number` from vCPU `vcpu`.
     pub fn trap(&self, vcpu: usize, number: u64, args: [u64; 5]) -> Outcome {
-        let mut memory = TestGuest { domain: self.domain, board: self.board };
-        let mut call = Call { domain: self.domain, vcpu, memory: &mut memory, board: self.board };
+        let mut memory = self.guest();
+        let mut call = Call { domain: &self.domain, vcpu, memory: &mut memory, board: &self.board };
         dispatch(&mut call, number, args)
+    }
+
+    /// Where grant entry `gref` lies, if Dom0 put its table frame in place.
+    pub fn grant_entry(&self, gref: u32) -> Option<u64> {
+        let ipa = GRANT_REGION.start + u64::from(gref) * 8;
+        let leaf = GRANT_REGION.contains(ipa).then(|| self.domain.stage2.lock().translate(ipa))??;
+        Some(leaf.pa + (ipa & 0xfff))
+    }
+
+    /// Dom0 fills in grant entry `gref` (flags, the domain granted to, the
+    /// frame), as it writes its table: directly, through its grant region.
+    pub fn write_grant(&self, gref: u32, flags: u16, domid: u16, frame: u64) -> bool {
+        let entry = u64::from(flags) | u64::from(domid) << 16 | (frame >> 12) << 32;
+        self.grant_entry(gref).map(|pa| self.board.set_u64(pa, entry)).is_some()
+    }
+
+    /// Dom0's stage 2 audited as the board does at shutdown; the model has
+    /// no devices, and its hypervisor owns no more than the domain says.
+    pub fn audit(&self) -> Result<Summary, Violation> {
+        let hypervisor: [Owned; 0] = [];
+        self.domain.audit_stage2(&[], &hypervisor, || self.board.free_ranges())
+    }
+
+    /// Frames free, plus those the hypervisor holds for Dom0 (its grant
+    /// table), less those Dom0 ballooned out: constant for a machine's life.
+    pub fn frames_accounted(&self) -> u64 {
+        let held = self.domain.xen.grants.lock().frame_addresses().count() as u64;
+        let ballooned = self.domain.xen.ballooned.load(Ordering::Acquire);
+        self.board.free_frames() + held - ballooned
     }
 
     /// A hypercall run to the end, re-executed while it continues, as the
@@ -228,6 +313,16 @@ impl Machine {
             other => panic!("hypercall {number} ended with {other:?}"),
         }
     }
+}
+
+/// A struct of `size` bytes with `(offset, value, width)` fields,
+/// little-endian, the rest zero.
+pub fn le(fields: &[(usize, u64, usize)], size: usize) -> Vec<u8> {
+    let mut b = vec![0u8; size];
+    for &(at, value, width) in fields {
+        b[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+    }
+    b
 }
 
 /// Arguments x0..x4 from up to five values.

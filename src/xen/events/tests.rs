@@ -1,7 +1,7 @@
 use super::*;
 use crate::xen::memory::{op as mem, space};
 use crate::xen::nr;
-use crate::xen::testing::{Machine, RAM, args};
+use crate::xen::testing::{Machine, RAM, args, le};
 
 pub const SHARED: u64 = RAM.start + 0x10000;
 const ARG: u64 = RAM.start + 0x2000;
@@ -11,14 +11,6 @@ pub fn op(m: &Machine, cmd: u32, bytes: &[u8]) -> (i64, Vec<u8>) {
     m.board.put(ARG, bytes);
     let rc = m.call(nr::EVENT_CHANNEL_OP, args(&[u64::from(cmd), ARG]));
     (rc, m.board.get(ARG, bytes.len()))
-}
-
-fn le(fields: &[(usize, u64, usize)], size: usize) -> Vec<u8> {
-    let mut b = vec![0u8; size];
-    for &(at, value, width) in fields {
-        b[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
-    }
-    b
 }
 
 pub fn alloc_unbound(m: &Machine, dom: u16, remote: u16) -> Result<u32, i64> {
@@ -178,19 +170,19 @@ fn ipis_and_vcpu_binding() {
 #[test]
 fn virqs_raised_from_interrupt_context() {
     let m = with_shared_info(1);
-    raise_virq(&m.domain.xen, m.board, virq::CONSOLE); // unbound: nothing
+    raise_virq(&m.domain.xen, &m.board, virq::CONSOLE); // unbound: nothing
     assert!(m.board.take_raised().is_empty());
     let port = bind_virq(&m, virq::CONSOLE, 0).unwrap();
     clear_vcpu0(&m);
-    raise_virq(&m.domain.xen, m.board, virq::CONSOLE);
+    raise_virq(&m.domain.xen, &m.board, virq::CONSOLE);
     assert!(pending(&m, port));
     assert_eq!(m.board.take_raised(), vec![0]);
-    assert!(upcall_pending(&m.domain.xen, m.board, 0));
+    assert!(upcall_pending(&m.domain.xen, &m.board, 0));
     assert_eq!(port_op(&m, op::CLOSE, port), 0);
     assert!(!pending(&m, port), "closing clears the pending bit");
-    raise_virq(&m.domain.xen, m.board, virq::CONSOLE);
+    raise_virq(&m.domain.xen, &m.board, virq::CONSOLE);
     assert!(!pending(&m, port));
-    raise_virq(&m.domain.xen, m.board, 9999);
+    raise_virq(&m.domain.xen, &m.board, 9999);
     assert_eq!(bind_virq(&m, virq::CONSOLE, 0), Ok(port), "bindable again");
 }
 
@@ -250,7 +242,7 @@ fn events_before_shared_info_are_harmless() {
     assert_eq!(port_op(&m, op::SEND, b), 0);
     assert_eq!(port_op(&m, op::UNMASK, a), 0);
     assert!(m.board.take_raised().is_empty());
-    assert!(!upcall_pending(&m.domain.xen, m.board, 0));
+    assert!(!upcall_pending(&m.domain.xen, &m.board, 0));
 }
 
 proptest::proptest! {

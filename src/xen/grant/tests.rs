@@ -1,6 +1,6 @@
 use super::*;
 use crate::xen::memory::{op as mem, space};
-use crate::xen::testing::{GRANT_REGION, Machine, RAM, SCRATCH, TestGuest, args};
+use crate::xen::testing::{GRANT_REGION, Machine, RAM, SCRATCH, args};
 use crate::xen::{DOMID_SELF, GuestMemory, nr};
 
 const ARG: u64 = RAM.start + 0x6000;
@@ -22,19 +22,12 @@ fn machine() -> Machine {
     m
 }
 
-/// The physical address of grant entry `gref`, as Dom0 reaches it in its
-/// grant region.
-fn entry_pa(m: &Machine, gref: u32) -> u64 {
-    let ipa = GRANT_REGION.start + u64::from(gref) * 8;
-    m.domain.stage2.lock().translate(ipa).unwrap().pa + (ipa & 0xfff)
-}
-
 fn grant(m: &Machine, gref: u32, flags: u16, domid: u16, frame: u64) {
-    m.board.set_u64(entry_pa(m, gref), u64::from(flags) | u64::from(domid) << 16 | (frame >> 12) << 32);
+    assert!(m.write_grant(gref, flags, domid, frame), "entry {gref} is in a frame in place");
 }
 
 fn flags(m: &Machine, gref: u32) -> u16 {
-    m.board.u64(entry_pa(m, gref)) as u16
+    m.board.u64(m.grant_entry(gref).unwrap()) as u16
 }
 
 fn map_request(host_addr: u64, flags: u32, gref: u32, dom: u16) -> [u8; 32] {
@@ -63,10 +56,6 @@ fn unmap(m: &Machine, host_addr: u64, dev_bus_addr: u64, handle: u32) -> i16 {
     m.board.put(ARG, &b);
     assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::UNMAP_GRANT_REF), ARG, 1])), 0);
     u16_at(&m.board.get(ARG, 24), 20) as i16
-}
-
-fn guest(m: &Machine) -> TestGuest<'static> {
-    TestGuest { domain: m.domain, board: m.board }
 }
 
 #[test]
@@ -111,9 +100,9 @@ fn a_self_grant_maps_reads_back_and_unmaps() {
     assert_eq!((status, bus), (status::OKAY, PAGE_A));
     assert_eq!(flags(&m, 10), gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING);
     let mut word = [0u8; 8];
-    guest(&m).read(SCRATCH + 0x10, &mut word).unwrap();
+    m.guest().read(SCRATCH + 0x10, &mut word).unwrap();
     assert_eq!(u64::from_le_bytes(word), 0x0123_4567_89ab_cdef, "the granted page, seen at the new address");
-    guest(&m).write(SCRATCH + 0x18, &[0xaa]).unwrap();
+    m.guest().write(SCRATCH + 0x18, &[0xaa]).unwrap();
     assert_eq!(m.board.byte(PAGE_A + 0x18), 0xaa);
     // The frame stays Dom0's while mapped, and the mapping is no RAM page.
     assert_eq!(m.balloon(mem::DECREASE_RESERVATION, PAGE_A), 0);
@@ -125,7 +114,7 @@ fn a_self_grant_maps_reads_back_and_unmaps() {
     assert_eq!(m.call(nr::MEMORY_OP, args(&[mem::REMOVE_FROM_PHYSMAP, ARG])), -EINVAL);
     assert_eq!(unmap(&m, SCRATCH, 0, handle), status::OKAY);
     assert_eq!(flags(&m, 10), gtf::PERMIT_ACCESS);
-    assert!(guest(&m).read(SCRATCH, &mut word).is_err());
+    assert!(m.guest().read(SCRATCH, &mut word).is_err());
     assert_eq!(unmap(&m, SCRATCH, 0, handle), status::BAD_HANDLE, "double unmap");
     assert_eq!(m.balloon(mem::DECREASE_RESERVATION, PAGE_A), 1, "free to go now");
 }
@@ -139,8 +128,8 @@ fn read_only_grants() {
     let (status, handle, _) = map(&m, SCRATCH, map::HOST_MAP | map::READONLY, 600, 0);
     assert_eq!(status, status::OKAY);
     assert_eq!(flags(&m, 600), gtf::PERMIT_ACCESS | gtf::READONLY | gtf::READING);
-    assert!(guest(&m).write(SCRATCH, &[1]).is_err(), "read-only in stage 2");
-    assert!(guest(&m).read(SCRATCH, &mut [0]).is_ok());
+    assert!(m.guest().write(SCRATCH, &[1]).is_err(), "read-only in stage 2");
+    assert!(m.guest().read(SCRATCH, &mut [0]).is_ok());
     assert_eq!(unmap(&m, SCRATCH, PAGE_B, handle), status::OKAY, "the right bus address is fine");
     assert_eq!(flags(&m, 600), gtf::PERMIT_ACCESS | gtf::READONLY);
 }
@@ -274,11 +263,11 @@ fn maptrack_runs_out_cleanly() {
             m.board.set_u64(pa, u64::from(gtf::PERMIT_ACCESS) | (PAGE_A >> 12) << 32);
         }
         let r = MapRequest { gref, ..request(i) };
-        assert_eq!(grants.map_one(m.domain, &mut stage2, m.board, &r).0, status::OKAY, "map {i}");
+        assert_eq!(grants.map_one(&m.domain, &mut stage2, &m.board, &r).0, status::OKAY, "map {i}");
     }
-    assert_eq!(grants.map_one(m.domain, &mut stage2, m.board, &request(MAX_MAPTRACK as u64)).0, status::NO_SPACE);
-    assert_eq!(grants.unmap_one(&mut stage2, m.board, SCRATCH, 0, 0), status::OKAY);
-    assert_eq!(grants.map_one(m.domain, &mut stage2, m.board, &request(0)).1, 0, "the freed handle again");
+    assert_eq!(grants.map_one(&m.domain, &mut stage2, &m.board, &request(MAX_MAPTRACK as u64)).0, status::NO_SPACE);
+    assert_eq!(grants.unmap_one(&mut stage2, &m.board, SCRATCH, 0, 0), status::OKAY);
+    assert_eq!(grants.map_one(&m.domain, &mut stage2, &m.board, &request(0)).1, 0, "the freed handle again");
 }
 
 #[test]
@@ -294,11 +283,13 @@ fn pin_counts_are_bounded() {
 
 proptest::proptest! {
     /// Random maps, unmaps and ballooning: every live mapping shows its
-    /// frame at its address, the entry's flags match the live mappings,
-    /// and no mapped frame is ever free.
+    /// frame at its address, the entry's flags match the live mappings, no
+    /// mapped frame is ever free, no frame is lost, and the stage 2 passes
+    /// the audit.
     #[test]
     fn grant_state_stays_consistent(ops in proptest::collection::vec((0u8..4, 0u32..6, 0u64..8, proptest::bool::ANY), 1..60)) {
         let m = machine();
+        let accounted = m.frames_accounted();
         let pages = [PAGE_A, PAGE_B, RAM.start + 0x52000];
         for gref in 0..6u32 {
             let ro = if gref % 3 == 2 { gtf::READONLY } else { 0 };
@@ -346,14 +337,45 @@ proptest::proptest! {
             proptest::prop_assert_eq!(f & gtf::READING != 0, !users.is_empty());
             proptest::prop_assert_eq!(f & gtf::WRITING != 0, users.iter().any(|l| l.3));
         }
+        proptest::prop_assert_eq!(m.frames_accounted(), accounted);
+        let summary = m.audit().map_err(|v| proptest::test_runner::TestCaseError::fail(v.to_string()))?;
+        proptest::prop_assert_eq!(summary.granted_bytes, live.len() as u64 * PAGE);
     }
+}
+
+#[test]
+fn the_audit_follows_grants_and_ballooning_and_names_a_leak() {
+    use crate::mm::audit::{Violation, owned};
+    let m = machine();
+    grant(&m, 5, gtf::PERMIT_ACCESS, 0, PAGE_A);
+    assert_eq!(map(&m, SCRATCH, map::HOST_MAP, 5, 0).0, status::OKAY);
+    assert_eq!(m.balloon(mem::DECREASE_RESERVATION, PAGE_B), 1);
+    let summary = m.audit().unwrap();
+    assert_eq!(summary.granted_bytes, PAGE);
+    assert_eq!(summary.shared_bytes, 2 * PAGE, "grant frames 0 and 1");
+    assert_eq!(summary.ram_bytes, RAM.size() - PAGE, "less the ballooned page");
+    // What the hypercalls never do: a table frame outside the region, a
+    // ballooned frame back behind the allocator's back.
+    let table_frame = m.domain.xen.grants.lock().frame_addresses().next().unwrap();
+    let leaked = |ipa: u64, pa: u64| {
+        m.domain.stage2.lock().map_page(ipa, pa, Kind::Ram, &m.board).unwrap();
+        let found = m.audit();
+        m.domain.stage2.lock().unmap_page(ipa, &m.board).unwrap();
+        match found {
+            Err(Violation::HypervisorMemory { mapping, owned }) if mapping.ipa.contains(ipa) => owned.what,
+            other => panic!("{ipa:#x} -> {pa:#x}: {other:?}"),
+        }
+    };
+    assert_eq!(leaked(SCRATCH + PAGE, table_frame), owned::GRANT_FRAME);
+    assert_eq!(leaked(PAGE_B, PAGE_B), owned::FREE);
+    assert!(m.audit().is_ok());
 }
 
 #[test]
 fn frames_reserved_at_build_are_used_as_the_guest_grows_the_table() {
     let m = Machine::new(1);
     let free = m.board.free_frames();
-    m.domain.xen.grants.lock().reserve_frames(m.board).unwrap();
+    m.domain.xen.grants.lock().reserve_frames(&m.board).unwrap();
     assert_eq!(m.board.free_frames(), free - 64);
     assert_eq!(m.domain.xen.grants.lock().nr_frames(), 0);
     let mut b = [0u8; 24];

@@ -110,13 +110,13 @@ fn runstate_area_shows_running_and_accounts_time() {
     // flag ends clear.
     assert_eq!(m.call(nr::VM_ASSIST, args(&[u64::from(VMASST_CMD_ENABLE), 5])), 0);
     m.board.now.store(12_000, Ordering::Relaxed);
-    set_runstate(m.domain, m.board, 0, runstate::OFFLINE);
+    set_runstate(&m.domain, &m.board, 0, runstate::OFFLINE);
     assert_eq!((read(0), read(1), read(2)), (u64::from(runstate::OFFLINE), 12_000, 12_000));
     assert_eq!(read(1) & runstate::UPDATE, 0);
     // Unregistering (a call: vCPU 0 runs again) stops the updates and unpins.
     assert_eq!(register_runstate(&m, 0, 0), 0);
     assert_eq!(read(0), u64::from(runstate::RUNNING));
-    set_runstate(m.domain, m.board, 0, runstate::OFFLINE);
+    set_runstate(&m.domain, &m.board, 0, runstate::OFFLINE);
     assert_eq!(read(0), u64::from(runstate::RUNNING));
     assert!(!m.domain.stage2.lock().is_pinned(area));
     assert!(m.domain.stage2.lock().is_pinned(other));
