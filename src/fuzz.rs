@@ -17,6 +17,8 @@ use crate::dt::testing::{blob, node, sprinkle_nops, virt};
 use crate::mm::range::PhysRange;
 use std::time::{Duration, Instant};
 
+mod hypercalls;
+
 /// xorshift64*: small, fast, reproducible.
 struct Rng(u64);
 
@@ -32,6 +34,9 @@ impl Rng {
     }
     fn chance(&mut self, one_in: u64) -> bool {
         self.below(one_in) == 0
+    }
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len() as u64) as usize]
     }
 }
 

@@ -168,8 +168,7 @@ pub fn audit(extents: &[Extent], allowed: &Allowed<'_>, owned: &[Owned]) -> Resu
     let mut summary = Summary::default();
     for &e in extents {
         let frames = e.frames();
-        let is_shared =
-            e.kind == Kind::Ram && allowed.shared_window.contains_range(&e.ipa) && shared.covers(&frames);
+        let is_shared = e.kind == Kind::Ram && allowed.shared_window.contains_range(&e.ipa) && shared.covers(&frames);
         if !is_shared && let Some(&o) = owned.iter().find(|o| o.range.overlaps(&frames)) {
             return Err(Violation::HypervisorMemory { mapping: e, owned: o });
         }

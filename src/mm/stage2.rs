@@ -395,6 +395,11 @@ impl Stage2Map {
         self.pinned.contains_key(&(frame & !(PAGE - 1)))
     }
 
+    /// Every pinned frame.
+    pub fn pinned_frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pinned.keys().copied()
+    }
+
     /// Every valid leaf, read from the descriptors the MMU walks, merged
     /// where adjacent, alike and contiguous in both address spaces.
     pub fn leaves(&self) -> Vec<Extent> {

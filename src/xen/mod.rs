@@ -20,7 +20,7 @@ pub mod wire;
 #[cfg(target_os = "none")]
 pub mod board;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use crate::domain::Domain;
 use crate::mm::stage2::Tlb;

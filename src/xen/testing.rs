@@ -206,18 +206,32 @@ impl TestGuest<'_> {
     }
 }
 
+impl TestGuest<'_> {
+    /// The physical address of each byte of `[gva, gva + len)`, translated
+    /// a page at a time.
+    fn pas(&self, gva: u64, len: usize, write: bool) -> Result<Vec<u64>, i64> {
+        let mut pas: Vec<u64> = Vec::with_capacity(len);
+        for i in 0..len as u64 {
+            let va = gva.checked_add(i).ok_or(-14)?;
+            let pa = match pas.last() {
+                Some(&last) if va & 0xfff != 0 => last + 1,
+                _ => self.pa(va, write)?,
+            };
+            pas.push(pa);
+        }
+        Ok(pas)
+    }
+}
+
 impl GuestMemory for TestGuest<'_> {
     fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), i64> {
-        let pas: Vec<u64> = (0..bytes.len() as u64)
-            .map(|i| gva.checked_add(i).ok_or(-14).and_then(|va| self.pa(va, true)))
-            .collect::<Result<_, _>>()?;
+        let pas = self.pas(gva, bytes.len(), true)?;
         pas.iter().zip(bytes).for_each(|(&pa, &b)| self.board.set_byte(pa, b));
         Ok(())
     }
     fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), i64> {
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = self.board.byte(self.pa(gva.checked_add(i as u64).ok_or(-14)?, false)?);
-        }
+        let pas = self.pas(gva, bytes.len(), false)?;
+        pas.iter().zip(bytes.iter_mut()).for_each(|(&pa, b)| *b = self.board.byte(pa));
         Ok(())
     }
     fn translate(&mut self, gva: u64, write: bool) -> Result<u64, i64> {

@@ -75,11 +75,15 @@ impl Scene {
         if t.second_bank_pages > 0 {
             ram.push(PhysRange::new(SECOND_BANK, SECOND_BANK + t.second_bank_pages * PAGE));
         }
-        let devices: Vec<PhysRange> =
-            t.device_sizes.iter().enumerate().map(|(i, &size)| {
+        let devices: Vec<PhysRange> = t
+            .device_sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
                 let start = DEVICE_BASE + i as u64 * MIB + 0x10;
                 PhysRange::new(start, start + size)
-            }).collect();
+            })
+            .collect();
         let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(44));
         ram.iter().for_each(|&bank| s2.map(bank, Kind::Ram).unwrap());
         devices.iter().for_each(|&d| s2.map(d, Kind::Device).unwrap());
