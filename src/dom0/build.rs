@@ -91,7 +91,8 @@ pub fn build(
     let ipa_bits = cpu::pa_bits();
     phase_done("host devices read");
     let kept = kept_devices(tree);
-    let passed: Vec<PhysRange> = devices.iter().map(|d| d.range).filter(|d| !kept.iter().any(|k| k.overlaps(d))).collect();
+    let passed: Vec<PhysRange> =
+        devices.iter().map(|d| d.range).filter(|d| !kept.iter().any(|k| k.overlaps(d))).collect();
     for d in devices.iter().filter(|d| !passed.contains(&d.range)) {
         log::info!("d0: {} kept by the hypervisor", d.range);
     }

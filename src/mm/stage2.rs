@@ -197,8 +197,8 @@ const BLOCK_MAPPING_TABLES: usize = 6;
 /// Tables a domain's stage 2 may take at run time beyond those of its boot
 /// mappings: 4 MiB of heap.
 pub const TABLE_BUDGET: usize = 1024;
-/// The most tables one page change can need (levels 1 to 3 below a level-0 root).
-const TABLES_PER_CHANGE: usize = 3;
+/// The level of page entries.
+const PAGE_LEVEL: usize = 3;
 
 pub struct Stage2Map {
     map: Mapping<HeapTables, Stage2>,
@@ -272,12 +272,6 @@ impl Stage2Map {
         result
     }
 
-    /// Whether a runtime change may take more tables: the guest gets
-    /// `TABLE_BUDGET` beyond what its boot mappings took.
-    fn tables_left(&self) -> bool {
-        self.tables().saturating_sub(self.boot_tables) + TABLES_PER_CHANGE <= TABLE_BUDGET
-    }
-
     /// The physical address of the root table, for VTTBR_EL2.
     pub fn root_address(&self) -> u64 {
         self.map.root_address().0 as u64
@@ -286,6 +280,12 @@ impl Stage2Map {
     /// Table pages in use.
     pub fn tables(&self) -> usize {
         self.map.translation().pages.len()
+    }
+
+    /// Table pages taken at run time, beyond the boot mappings' (what
+    /// `TABLE_BUDGET` bounds).
+    pub fn runtime_tables(&self) -> usize {
+        self.tables().saturating_sub(self.boot_tables)
     }
 
     /// The physical address of every table page in use, the root included.
@@ -323,6 +323,26 @@ impl Stage2Map {
         Ok(())
     }
 
+    /// The tables a change of the single page at `ipa` adds: one for each
+    /// level between the entry now covering it (empty or a block) and the
+    /// page level. Exact, so a page just unmapped from an existing table
+    /// can always be mapped back, however little budget is left.
+    fn tables_needed(&self, ipa: u64) -> usize {
+        let mut level = self.geometry.root_level;
+        let page = MemoryRegion::new(ipa as usize, (ipa + PAGE) as usize);
+        let _ = self.map.walk_range(&page, &mut |_, _, entry_level| {
+            level = entry_level;
+            Ok(())
+        });
+        PAGE_LEVEL - level
+    }
+
+    /// Whether a runtime change of the page at `ipa` fits the budget: the
+    /// guest gets `TABLE_BUDGET` tables beyond what its boot mappings took.
+    fn within_budget(&self, ipa: u64) -> Result<(), Stage2Error> {
+        if self.runtime_tables() + self.tables_needed(ipa) > TABLE_BUDGET { Err(Stage2Error::NoTables) } else { Ok(()) }
+    }
+
     fn write(&mut self, range: PhysRange, pa: u64, attributes: S2) {
         let region = MemoryRegion::new(range.start as usize, range.end as usize);
         // Inside the IPA space and without TABLE_OR_PAGE: cannot fail.
@@ -341,9 +361,7 @@ impl Stage2Map {
         if self.translate(ipa).is_some() {
             return Err(Stage2Error::Mapped);
         }
-        if !self.tables_left() {
-            return Err(Stage2Error::NoTables);
-        }
+        self.within_budget(ipa)?;
         self.write(PhysRange::new(ipa, ipa + PAGE), pa, kind.attributes());
         tlb.publish();
         Ok(())
@@ -357,8 +375,8 @@ impl Stage2Map {
         if leaf.pa == ipa && self.is_pinned(ipa) {
             return Err(Stage2Error::Pinned);
         }
-        if leaf.size > PAGE && !self.tables_left() {
-            return Err(Stage2Error::NoTables);
+        if leaf.size > PAGE {
+            self.within_budget(ipa)?;
         }
         let block = PhysRange::new(ipa & !(leaf.size - 1), (ipa & !(leaf.size - 1)) + leaf.size);
         // Break: the whole entry (page or block) goes invalid first.
@@ -604,6 +622,11 @@ mod tests {
         let (i, e) = refused.expect("the budget runs out");
         assert_eq!(e, Stage2Error::NoTables);
         assert!(s2.tables() <= TABLE_BUDGET && i > 300, "{i} mappings, {} tables", s2.tables());
+        // A page whose table exists needs none: it maps, and maps back.
+        let beside = ((i - 1) << 39) + PAGE;
+        assert_eq!(s2.map_page(beside, 0x6000_0000, Kind::Ram, &tlb), Ok(()));
+        assert!(s2.unmap_page(beside, &tlb).is_ok());
+        assert_eq!(s2.map_page(beside, 0x6000_0000, Kind::Ram, &tlb), Ok(()));
     }
 
     #[test]
@@ -631,9 +654,9 @@ mod tests {
         s2.map_pages(ram, Kind::Ram).unwrap();
         s2.map(PhysRange::new(0x0800_0000, 0x0801_0000), Kind::Device).unwrap();
         let leaves = s2.leaves();
-        let ram_leaves: Vec<_> = leaves.iter().filter(|l| l.2 == Kind::Ram).collect();
-        assert!(ram_leaves.iter().all(|l| l.3 == PAGE), "{ram_leaves:x?}");
-        assert_eq!(ram_leaves.iter().map(|l| l.0.size()).sum::<u64>(), ram.size());
+        let ram_leaves: Vec<_> = leaves.iter().filter(|l| l.kind == Kind::Ram).collect();
+        assert!(ram_leaves.iter().all(|l| l.granule == PAGE), "{ram_leaves:x?}");
+        assert_eq!(ram_leaves.iter().map(|l| l.ipa.size()).sum::<u64>(), ram.size());
         assert!(s2.tables() <= page_tables_for(ram.size()) + 2, "{} tables", s2.tables());
         assert!(s2.tables() > TABLE_BUDGET / 2);
         // The boot tables do not eat the run-time budget: scattered

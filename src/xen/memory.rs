@@ -136,9 +136,10 @@ fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
         }
         for (done, page) in pages.enumerate() {
             if stage2.unmap_page(page, call.board).is_err() {
-                // Out of tables splitting a block: put back what went.
+                // Out of tables splitting a block: put back what went, into
+                // the tables it left, which needs none.
                 for p in (0..done as u64).map(|i| base + i * PAGE) {
-                    let _ = stage2.map_page(p, p, Kind::Ram, call.board);
+                    stage2.map_page(p, p, Kind::Ram, call.board).expect("a page just unmapped maps back");
                 }
                 return false;
             }

@@ -3,7 +3,7 @@
 //! a Dom0 whose virtual addresses equal its guest-physical ones. A machine
 //! owns all of it and frees it when dropped, so a fuzzer can make many.
 
-use super::{Board, Call, GuestMemory, Outcome, dispatch};
+use super::{Board, Call, DOMID_SELF, GuestMemory, Outcome, dispatch};
 use crate::domain::{Domain, DomainId};
 use crate::mm::audit::{Owned, Summary, Violation};
 use crate::mm::frames::FrameAllocator;
@@ -277,6 +277,43 @@ impl Machine {
     pub fn write_grant(&self, gref: u32, flags: u16, domid: u16, frame: u64) -> bool {
         let entry = u64::from(flags) | u64::from(domid) << 16 | (frame >> 12) << 32;
         self.grant_entry(gref).map(|pa| self.board.set_u64(pa, entry)).is_some()
+    }
+
+    /// Brings Dom0's stage 2 to `tables` table pages taken at run time
+    /// (from fewer), spent on read-only grant mappings of one page of its
+    /// own, one per 2 MiB of free IPA space, as a busy or hostile Dom0 can
+    /// with map_grant_ref.
+    pub fn spend_tables(&self, tables: usize) {
+        use super::grant::{gtf, map, op};
+        use super::memory::{op::ADD_TO_PHYSMAP, space};
+        const GIB: u64 = 1 << 30;
+        const ARG: u64 = RAM.start + 0x3f_f000;
+        if self.grant_entry(0).is_none() {
+            let frame = le(
+                &[(0, DOMID_SELF.into(), 2), (4, space::GRANT_TABLE.into(), 4), (16, GRANT_REGION.start >> 12, 8)],
+                24,
+            );
+            self.board.put(ARG, &frame);
+            assert_eq!(self.call(super::nr::MEMORY_OP, args(&[ADD_TO_PHYSMAP, ARG])), 0);
+        }
+        // Two GiB of IPA space far above RAM: their level-2 tables first,
+        // then one level-3 table per mapping, so the count lands exactly.
+        let base = 0x40_0000_0000;
+        let slots = [base, base + GIB]
+            .into_iter()
+            .chain((1..512).flat_map(|i| [base + i * (2 << 20), base + GIB + i * (2 << 20)]));
+        for (n, host_addr) in slots.enumerate() {
+            if self.domain.stage2.lock().runtime_tables() >= tables {
+                break;
+            }
+            let gref = (n / 100) as u32; // an entry maps at most 127 times
+            assert!(self.write_grant(gref, gtf::PERMIT_ACCESS | gtf::READONLY, 0, RAM.start + 0x3f_e000));
+            let flags = u64::from(map::HOST_MAP | map::READONLY);
+            self.board.put(ARG, &le(&[(0, host_addr, 8), (8, flags, 4), (12, gref.into(), 4)], 32));
+            assert_eq!(self.call(super::nr::GRANT_TABLE_OP, args(&[u64::from(op::MAP_GRANT_REF), ARG, 1])), 0);
+            assert_eq!(self.board.get(ARG + 18, 2), [0, 0], "mapping {n} at {host_addr:#x}");
+        }
+        assert_eq!(self.domain.stage2.lock().runtime_tables(), tables);
     }
 
     /// Dom0's stage 2 audited as the board does at shutdown; the model has

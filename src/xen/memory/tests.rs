@@ -258,3 +258,34 @@ fn physmap_batches_fail_foreign_entries_one_by_one() {
     m.board.put(ARG, &b);
     assert_eq!(m.call(nr::MEMORY_OP, args(&[op::ADD_TO_PHYSMAP_BATCH, ARG])), -EFAULT, "errs runs off its RAM");
 }
+
+/// A 2 MiB extent straddling two blocks of RAM, ballooned out while the
+/// table budget runs out: each block must be split, and when the second
+/// cannot be, the pages already unmapped come back. None may vanish,
+/// unmapped but neither free nor counted as ballooned out.
+#[test]
+fn ballooning_out_of_tables_loses_no_page() {
+    let pages = RAM.size() / PAGE;
+    let straddling = RAM.start + (2 << 20) - 256 * PAGE;
+    let mut outcomes = Vec::new();
+    for tables in crate::mm::stage2::TABLE_BUDGET - 8..=crate::mm::stage2::TABLE_BUDGET {
+        let m = Machine::new(1);
+        m.spend_tables(tables);
+        let accounted = m.frames_accounted();
+        let done = reservation(&m, op::DECREASE_RESERVATION, &[straddling >> 12], 9);
+        let first_block_split = mapped(&m, straddling).is_some_and(|l| l.size == PAGE);
+        outcomes.push(match done {
+            1 => "ballooned",
+            _ if first_block_split => "put back",
+            _ => "refused",
+        });
+        let out = (0..512).filter(|i| mapped(&m, straddling + i * PAGE).is_none()).count() as u64;
+        assert_eq!(out, done as u64 * 512, "with {tables} tables: the whole extent or none of it");
+        let ram_mapped = m.audit().unwrap().ram_bytes / PAGE;
+        let ballooned = m.domain.xen.ballooned.load(core::sync::atomic::Ordering::Acquire);
+        assert_eq!(ram_mapped + ballooned, pages, "with {tables} tables: every page mapped or ballooned out");
+        assert_eq!(m.frames_accounted(), accounted);
+    }
+    // Enough tables, enough for the first split only, not even that.
+    assert_eq!(outcomes.last_chunk(), Some(&["ballooned", "put back", "refused"]), "{outcomes:?}");
+}
