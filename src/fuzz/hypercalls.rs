@@ -7,8 +7,10 @@
 //! pointers or bytes instead. Dom0 also fills in grant entries between
 //! calls, so maps reach deep. Checked on every call: no panic, the call
 //! ends, x0 is 0, a value the call documents, or a Xen errno, grant
-//! statuses are GNTST codes, and no frame is lost; after every sequence,
-//! the stage 2 passes the audit the board runs at shutdown.
+//! statuses are GNTST codes, no frame is lost and every pinned frame is
+//! still Dom0's; after every sequence, the stage 2 passes the audit the
+//! board runs at shutdown, and each page of Dom0's RAM is mapped or
+//! ballooned out.
 
 use super::{Rng, mutate, run};
 use crate::xen::errno::*;
@@ -155,16 +157,7 @@ impl Dom0<'_> {
             11 => page(HYPERVISOR_FREE.start, HYPERVISOR_FREE.size() / PAGE, rng),
             12 => page(0x900_0000, 16, rng),
             13 => rng.pick(&[STRUCTS, ARRAYS[0], RAM.end - 8]),
-            14 => rng.pick(&[
-                0,
-                RAM.start - PAGE,
-                RAM.end,
-                1 << 40,
-                (1 << 40) - PAGE,
-                1 << 48,
-                !0xfff,
-                u64::MAX,
-            ]),
+            14 => rng.pick(&[0, RAM.start - PAGE, RAM.end, 1 << 40, (1 << 40) - PAGE, 1 << 48, !0xfff, u64::MAX]),
             _ => rng.next(),
         }
     }
@@ -615,6 +608,7 @@ fn assert_pinned_frames_are_the_guests(m: &Machine, call: &Hypercall) {
 
 #[test]
 fn fuzz_hypercalls() {
+    let mut calls = 0u64;
     run("hypercalls", |rng| {
         let m = Machine::new(1 + rng.below(4) as usize);
         if rng.chance(2) {
@@ -624,6 +618,10 @@ fn fuzz_hypercalls() {
         if !rng.chance(4) {
             linux_boot(rng, &m);
         }
+        if rng.chance(64) {
+            // A Dom0 that spent (almost) all its stage-2 tables.
+            m.spend_tables(crate::mm::stage2::TABLE_BUDGET - rng.below(16) as usize);
+        }
         let accounted = m.frames_accounted();
         let mut d = Dom0 { m: &m, granted: Vec::new(), mapped: Vec::new() };
         for _ in 0..1 + rng.below(48) {
@@ -632,6 +630,7 @@ fn fuzz_hypercalls() {
             }
             let call = hypercall(rng, &d);
             let outcome = m.call_counting(call.vcpu, call.number, call.args).0;
+            calls += 1;
             m.board.console.lock().unwrap().clear();
             let running = check(&mut d, &call, outcome);
             assert_eq!(m.frames_accounted(), accounted, "a frame lost or made up by {call:?}");
@@ -640,8 +639,9 @@ fn fuzz_hypercalls() {
                 break;
             }
         }
-        if let Err(violation) = m.audit() {
-            panic!("stage 2 after the sequence: {violation}");
-        }
+        let audit = m.audit().unwrap_or_else(|violation| panic!("stage 2 after the sequence: {violation}"));
+        let ballooned = m.domain.xen.ballooned.load(std::sync::atomic::Ordering::Acquire);
+        assert_eq!(audit.ram_bytes / PAGE + ballooned, RAM.size() / PAGE, "every RAM page mapped or ballooned out");
     });
+    println!("fuzz hypercalls: {calls} hypercalls in those sequences");
 }
