@@ -88,6 +88,12 @@ fn hypercalls_a_linux_dom0_makes() {
     let at_entry = logged_number(&out, "Free frames at Dom0 entry: ");
     let at_shutdown = logged_number(&out, "Free frames at shutdown: ");
     assert_eq!(at_shutdown, at_entry, "the ballooned page came back; grant frames were reserved before entry");
+    // After the grant and balloon checks, Dom0 sees all its RAM again, no
+    // grant mapping, and the two grant-table frames it placed.
+    let audit = out.expect_line_after("(HV) d0: shutdown: power off", "(HV) d0: stage 2 audited at shutdown: ");
+    for part in ["RAM 512 MiB,", "granted 0 KiB,", "shared 8 KiB;"] {
+        assert!(audit.contains(part), "{part:?} in {audit:?}");
+    }
 }
 
 #[test]

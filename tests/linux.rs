@@ -119,8 +119,14 @@ fn without_dom0_prefix(out: Outcome) -> Outcome {
     Outcome { output: lines.join("\n"), ..out }
 }
 
+/// The hypervisor's audit of Dom0's stage 2 at shutdown (a failed one
+/// stops the machine with exit code 20).
+const SHUTDOWN_AUDIT: &str = "(HV) d0: stage 2 audited at shutdown: ";
+
 /// Runs `machine` on our hypervisor and checks Dom0's report against the
-/// hypervisor's log, and that every frame Dom0 held came back by shutdown.
+/// hypervisor's log, that Dom0's stage 2 passed the audit at shutdown with
+/// Linux's grant-table frames in the grant region, and that every frame
+/// Dom0 held came back by shutdown.
 fn boot_ours(machine: Machine) -> Outcome {
     let out = without_dom0_prefix(machine.run_until(KERNEL_PANIC));
     let grant = out.ranges("(HV) d0: grant table region ");
@@ -128,6 +134,8 @@ fn boot_ours(machine: Machine) -> Outcome {
     assert_dom0_report(&out, grant[0], &out.ranges("(HV) d0: extended region "));
     // Why Dom0 left for the hypervisor, counted.
     out.expect_line(" exits to the hypervisor, ");
+    let audit = out.expect_line_after("init: gnttest exited 0", SHUTDOWN_AUDIT);
+    assert!(!audit.contains("shared 0 KiB"), "Linux's grant-table frames mapped in the grant region: {audit}");
     let at_entry = logged_number(&out, "free frames at Dom0 entry: ");
     let at_shutdown = logged_number(&out, "free frames at shutdown: ");
     assert_eq!(at_shutdown, at_entry, "free frames at shutdown (less those Dom0 ballooned out) vs at Dom0 entry");
@@ -153,6 +161,8 @@ fn dom0_lines_read_the_same_with_our_prefix() {
 fn debian_6_12_dom0_maps_grants_in_the_extended_regions() {
     let out = boot_ours(machine(DebianKernel::Trixie6_12, ""));
     out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
+    let audit = out.expect_line_after("gnttest: 1000 rounds of map, mmap, touch, munmap, unmap", SHUTDOWN_AUDIT);
+    assert!(audit.contains("granted 0 KiB"), "none of gnttest's grant mappings is left: {audit}");
 }
 
 #[test]

@@ -106,6 +106,16 @@ impl Outcome {
         }
     }
 
+    /// Panics with the whole output unless a line containing `needle`
+    /// follows one containing `earlier`; returns the first such line.
+    pub fn expect_line_after(&self, earlier: &str, needle: &str) -> &str {
+        let mut lines = self.output.lines();
+        match lines.find(|l| l.contains(earlier)).and_then(|_| lines.find(|l| l.contains(needle))) {
+            Some(line) => line,
+            None => panic!("no line contains {needle:?} after one containing {earlier:?}; output:\n{}", self.output),
+        }
+    }
+
     pub fn expect_no_line(&self, needle: &str) {
         if let Some(line) = self.output.lines().find(|l| l.contains(needle)) {
             panic!("unexpected line {line:?}; output:\n{}", self.output);
@@ -330,5 +340,18 @@ impl Machine {
         let blob = std::fs::read(&path).expect("read dumped tree");
         let _ = std::fs::remove_file(path);
         blob
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_found_only_after_the_earlier_one() {
+        let out = Outcome { status: Some(0), output: "b 1\na\nb 2\nb 3\n".into(), elapsed: Duration::ZERO };
+        assert_eq!(out.expect_line_after("a", "b"), "b 2");
+        assert!(std::panic::catch_unwind(|| out.expect_line_after("b 3", "b")).is_err(), "nothing after the last");
+        assert!(std::panic::catch_unwind(|| out.expect_line_after("c", "b")).is_err(), "no earlier line");
     }
 }
