@@ -22,7 +22,7 @@ pub struct Baseline {
 static BASELINE: spin::Once<Baseline> = spin::Once::new();
 
 /// Audits Dom0's stage 2 against `baseline`, and every later audit too.
-pub fn first(dom0: &Domain, baseline: Baseline) {
+pub fn at_build(dom0: &Domain, baseline: Baseline) {
     BASELINE.call_once(|| baseline);
     again(dom0, "at build");
 }

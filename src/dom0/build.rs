@@ -107,7 +107,7 @@ pub fn build(
     }
     let mut hypervisor = hypervisor_memory.to_vec();
     hypervisor.extend(kept.iter().map(|&range| Owned { range, what: owned::KEPT_DEVICE }));
-    crate::dom0::audit::first(dom0, crate::dom0::audit::Baseline { devices: passed, hypervisor });
+    crate::dom0::audit::at_build(dom0, crate::dom0::audit::Baseline { devices: passed, hypervisor });
     crate::domain::set_dom0(dom0);
     phase_done("stage 2 audited, grant frames reserved");
     let (found, refused) = {

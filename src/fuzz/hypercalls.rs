@@ -111,6 +111,18 @@ const GNTTAB_MAP_GRANT_REF: Shape =
 const GNTTAB_UNMAP_GRANT_REF: Shape =
     (24, &[(0, 8, Field::HostAddress), (8, 8, Field::Address), (16, 4, Field::Handle)]);
 const EVTCHN_PORT: Shape = (4, &[(0, 4, Field::Port)]);
+/// With a settime64 in its union.
+const XEN_PLATFORM_OP: Shape = (
+    136,
+    &[
+        (0, 4, Field::PlatformCmd),
+        (4, 4, Field::PlatformVersion),
+        (8, 8, Field::Any),
+        (16, 4, Field::Any),
+        (20, 4, Field::Small),
+        (24, 8, Field::Any),
+    ],
+);
 
 fn event_shape(cmd: u32) -> Shape {
     use events::op::*;
@@ -442,21 +454,7 @@ fn hypercall(rng: &mut Rng, d: &Dom0<'_>) -> Hypercall {
             };
             Hypercall::new(number, [cmd.into(), at(rng, shape), 0, 0, 0])
         }
-        nr::PLATFORM_OP => {
-            // struct xen_platform_op with a settime64 in its union.
-            let shape: Shape = (
-                136,
-                &[
-                    (0, 4, Field::PlatformCmd),
-                    (4, 4, Field::PlatformVersion),
-                    (8, 8, Field::Any),
-                    (16, 4, Field::Any),
-                    (20, 4, Field::Small),
-                    (24, 8, Field::Any),
-                ],
-            );
-            Hypercall::new(number, [at(rng, shape), 0, 0, 0, 0])
-        }
+        nr::PLATFORM_OP => Hypercall::new(number, [at(rng, XEN_PLATFORM_OP), 0, 0, 0, 0]),
         nr::VM_ASSIST => {
             let kind = rng.pick(&[vcpu::VMASST_TYPE_RUNSTATE_UPDATE_FLAG.into(), any % 64, any]);
             Hypercall::new(number, [rng.below(3), kind, 0, 0, 0])
