@@ -165,7 +165,14 @@ mod tests {
     /// Three producers (interrupts on several CPUs) and `consumers` threads
     /// (vCPUs reading) sharing a small ring; what each consumer saw.
     fn run(consumers: usize) -> Vec<Vec<u8>> {
+        use std::sync::atomic::AtomicUsize;
         let ring = Arc::new(ByteRing::<64>::new());
+        // Consumers stop when every byte is taken, not after a while idle:
+        // on a loaded machine a producer may sleep for any time.
+        let taken = Arc::new(AtomicUsize::new(0));
+        // Set once every producer is done: a lost byte then fails the
+        // count below instead of hanging the test.
+        let produced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let producers: Vec<_> = (0..3u8)
             .map(|p| {
                 let ring = ring.clone();
@@ -181,16 +188,20 @@ mod tests {
             .collect();
         let consumers: Vec<_> = (0..consumers)
             .map(|_| {
-                let ring = ring.clone();
+                let (ring, taken, produced) = (ring.clone(), taken.clone(), produced.clone());
                 std::thread::spawn(move || {
-                    let (mut seen, mut idle) = (Vec::new(), 0);
-                    while idle < 2_000_000 {
+                    let mut seen = Vec::new();
+                    while taken.load(Ordering::Relaxed) < 3 * PER_PRODUCER {
+                        // Read before popping: empty after everything was
+                        // produced means nothing more will come.
+                        let done = produced.load(Ordering::Acquire);
                         match ring.pop() {
                             Some(b) => {
                                 seen.push(b);
-                                idle = 0;
+                                taken.fetch_add(1, Ordering::Relaxed);
                             }
-                            None => idle += 1,
+                            None if done => break,
+                            None => std::thread::yield_now(),
                         }
                     }
                     seen
@@ -198,6 +209,7 @@ mod tests {
             })
             .collect();
         producers.into_iter().for_each(|p| p.join().unwrap());
+        produced.store(true, Ordering::Release);
         consumers.into_iter().map(|c| c.join().unwrap()).collect()
     }
 
