@@ -2,6 +2,7 @@
 //! logged at shutdown. Where a guest's time under the hypervisor goes (a
 //! Linux boot makes thousands of GIC accesses, each a trap).
 
+use crate::dt::host::MAX_CPUS;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone, Copy)]
@@ -23,15 +24,23 @@ const KINDS: usize = 7;
 const NAMES: [&str; KINDS] =
     ["hypercalls", "firmware calls", "GIC accesses", "SGIs sent", "aborts", "interrupts", "other"];
 
-static COUNTS: [AtomicU64; KINDS] = [const { AtomicU64::new(0) }; KINDS];
+/// One CPU's counts, in a cache line of their own: counting on every exit
+/// must not bounce a shared line between CPUs.
+#[repr(align(64))]
+struct Counts([AtomicU64; KINDS]);
+
+static COUNTS: [Counts; MAX_CPUS] = [const { Counts([const { AtomicU64::new(0) }; KINDS]) }; MAX_CPUS];
 
 pub fn count(exit: Exit) {
-    COUNTS[exit as usize].fetch_add(1, Ordering::Relaxed);
+    // Only this CPU writes its line; relaxed is enough for a statistic.
+    let mine = &COUNTS[super::cpu::this_cpu().index].0[exit as usize];
+    mine.store(mine.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
-/// One line: the total and each kind that occurred.
+/// One line: the total over all CPUs and each kind that occurred.
 pub fn log() {
-    let counts: [u64; KINDS] = core::array::from_fn(|i| COUNTS[i].load(Ordering::Relaxed));
+    let counts: [u64; KINDS] =
+        core::array::from_fn(|i| COUNTS.iter().map(|cpu| cpu.0[i].load(Ordering::Relaxed)).sum());
     let mut line = arrayvec::ArrayString::<256>::new();
     for (name, n) in NAMES.iter().zip(counts).filter(|&(_, n)| n > 0) {
         let _ = core::fmt::write(&mut line, format_args!(", {n} {name}"));
