@@ -1,7 +1,7 @@
 /*
  * Shared by the bare-metal test guests (dom0-probe, bench): the arm64 Image
  * header that makes them bootable as Dom0 kernels, the shape of their EL1
- * vector table, and the handler that ends a run on an exception nobody
+ * vector table, the zeroing of BSS, and the handler that ends a run on an exception nobody
  * expected. Each guest includes it with `include_str!` ahead of its own
  * assembly and defines `entry` and the handlers it names.
  */
@@ -37,6 +37,17 @@ vectors:
     .balign 0x80
     b       unexpected
     .endr
+.endm
+
+/* Zeroes BSS (__bss_start to __bss_end, 8-byte aligned); x1, x2 scratch. */
+.macro zero_bss
+    ldr     x1, =__bss_start
+    ldr     x2, =__bss_end
+8:  cmp     x1, x2
+    b.hs    9f
+    str     xzr, [x1], #8
+    b       8b
+9:
 .endm
 
 /* An exception nobody expected: leave QEMU with exit code 7. */

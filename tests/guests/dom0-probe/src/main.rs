@@ -34,13 +34,8 @@ entry:
     ldr     x2, =_start
     cmp     x1, x2
     b.ne    wrong_place
-    ldr     x1, =__bss_start
-    ldr     x2, =__bss_end
-1:  cmp     x1, x2
-    b.hs    2f
-    str     xzr, [x1], #8
-    b       1b
-2:  ldr     x1, =__stack_top
+    zero_bss
+    ldr     x1, =__stack_top
     mov     sp, x1
     ldr     x1, =vectors
     msr     vbar_el1, x1

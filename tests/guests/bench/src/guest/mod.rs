@@ -40,13 +40,8 @@ global_asm!(concat!(
 
 entry:
     mov     x19, x0
-    ldr     x1, =__bss_start
-    ldr     x2, =__bss_end
-1:  cmp     x1, x2
-    b.hs    2f
-    str     xzr, [x1], #8
-    b       1b
-2:  run_on  __stack0_top, bench_main
+    zero_bss
+    run_on  __stack0_top, bench_main
 
 /* Where PSCI CPU_ON starts the second CPU (x0 = context id). */
 .global secondary_start
