@@ -3,6 +3,8 @@
 //! CPU through the real firmware into the hypervisor (`secondary_entry` in
 //! boot/head.S), which then enters Dom0 at the address Dom0 gave.
 
+use crate::xen::board::Hardware;
+use crate::xen::vcpu::{runstate, set_runstate};
 use super::cpu;
 use super::exception::TrapFrame;
 use crate::dt::host::MAX_CPUS;
@@ -126,11 +128,14 @@ fn cpu_on(target: u64, entry: u64, context: u64) -> i64 {
 fn cpu_off() -> i64 {
     let index = cpu::current_index();
     log::info!("d0: vCPU {index} off");
+    let domain = cpu::this_cpu().domain().expect("a vCPU called");
+    set_runstate(domain, &Hardware, index, runstate::OFFLINE);
     POWER[index].store(Power::Off as u8, Ordering::Release);
     let e = smccc::psci::cpu_off::<smccc::Smc>();
     // Only reached if the firmware refused.
     log::error!("d0: firmware CPU_OFF failed: {e:?}");
     POWER[index].store(Power::On as u8, Ordering::Release);
+    set_runstate(domain, &Hardware, index, runstate::RUNNING);
     result::INTERNAL_FAILURE
 }
 
@@ -157,5 +162,6 @@ extern "C" fn secondary_main(index: usize) -> ! {
         (s2.root_address(), s2.geometry().vtcr(cpu::pa_bits()))
     };
     POWER[index].store(Power::On as u8, Ordering::Release);
+    set_runstate(domain, &Hardware, index, runstate::RUNNING);
     super::guest::enter_el1(&super::guest::Entry { pc, x0, stage2_root, vtcr, vmid: domain.vmid })
 }

@@ -81,15 +81,10 @@ pub fn interrupt() {
     loop {
         let byte = UART.lock().as_ref().and_then(|u| u.read_byte());
         match byte {
-            Some(b) => receive(b),
+            Some(b) => input::received(b),
             None => break,
         }
     }
-}
-
-/// One byte typed on the console.
-fn receive(byte: u8) {
-    input::received(byte);
 }
 
 /// A guest's console output, as it comes (new lines get a carriage return,

@@ -117,12 +117,6 @@ pub fn mark_events_pending(state: &DomainState, board: &dyn Board, vcpu: usize) 
     }
 }
 
-/// Whether the vCPU has an upcall pending: for the interrupt controller,
-/// to raise the event PPI again when Dom0 unmasks it or the edge was lost.
-pub fn upcall_pending(state: &DomainState, board: &dyn Board, vcpu: usize) -> bool {
-    vcpu_info(state, vcpu).is_some_and(|info| board.word(info).load(Ordering::Acquire) & 0xff != 0)
-}
-
 /// Whether any unmasked port is pending in shared_info.
 pub fn any_pending(state: &DomainState, board: &dyn Board) -> bool {
     let Some(page) = state.shared.address() else { return false };

@@ -156,7 +156,6 @@ impl DomainState {
 
 /// Runs hypercall `number` with arguments `args` (x0..x4).
 pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
-    vcpu::note_running(call);
     match number {
         nr::XEN_VERSION => version::xen_version(args[0], args[1], call.memory).into(),
         nr::MEMORY_OP => memory::memory_op(call, args),
@@ -168,7 +167,6 @@ pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
         nr::CONSOLE_IO => console::console_io(call, args),
         nr::SCHED_OP => sched::sched_op(call, args[0] as u32, args[1]),
         nr::PLATFORM_OP => platform::platform_op(call, args[0]).into(),
-        nr::PHYSDEV_OP => platform::physdev_op(args[0] as u32).into(),
         _ => Outcome::Return(-errno::ENOSYS),
     }
 }

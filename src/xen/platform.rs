@@ -1,6 +1,6 @@
 //! `HYPERVISOR_platform_op` (`public/platform.h`): Dom0 setting the wall
-//! clock, which the hypervisor passes on in shared_info; and
-//! `HYPERVISOR_physdev_op`, which Xen on Arm does not implement either.
+//! clock, which the hypervisor passes on in shared_info. (`physdev_op`,
+//! which Xen on Arm does not implement either, falls to dispatch's -ENOSYS.)
 
 use super::Call;
 use super::errno::*;
@@ -37,10 +37,6 @@ pub fn platform_op(call: &mut Call<'_>, arg: u64) -> i64 {
 pub fn wallclock_base(secs: u64, nsecs: u32, system_time: u64) -> (u64, u32) {
     let x = secs.wrapping_mul(1_000_000_000).wrapping_add(u64::from(nsecs)).wrapping_sub(system_time);
     (x / 1_000_000_000, (x % 1_000_000_000) as u32)
-}
-
-pub fn physdev_op(_cmd: u32) -> i64 {
-    -ENOSYS
 }
 
 #[cfg(test)]

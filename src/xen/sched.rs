@@ -38,11 +38,6 @@ impl Reason {
             other => Reason::Unknown(other),
         }
     }
-
-    /// Whether the domain ended in good order.
-    pub fn is_clean(self) -> bool {
-        matches!(self, Reason::PowerOff | Reason::Reboot)
-    }
 }
 
 pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
@@ -124,7 +119,6 @@ mod tests {
             m.board.put(at, &(code as u32).to_le_bytes());
             assert_eq!(m.trap(0, nr::SCHED_OP, args(&[u64::from(op::SHUTDOWN), at])), Outcome::Shutdown(reason));
         }
-        assert!(Reason::PowerOff.is_clean() && !Reason::Crash.is_clean());
         assert_eq!(m.trap(0, nr::SCHED_OP, args(&[u64::from(op::SHUTDOWN), RAM.end - 2])), Outcome::Return(-EFAULT));
         m.board.put(at, &[DOMID_SELF.to_le_bytes().as_slice(), &[0, 0], &3u32.to_le_bytes()].concat());
         assert_eq!(

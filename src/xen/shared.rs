@@ -27,7 +27,6 @@ pub mod layout {
     pub const WC_SEC: u64 = 1076;
     pub const WC_NSEC: u64 = 1080;
     pub const WC_SEC_HI: u64 = 1084;
-    pub const SHARED_INFO_SIZE: u64 = 1088;
 }
 
 /// No address registered.
@@ -62,10 +61,6 @@ impl SharedInfo {
             write_wallclock(board, pa, sec, nsec);
         }
         self.address.store(pa, Ordering::Release);
-    }
-
-    pub fn unregister(&self) {
-        self.address.store(NONE, Ordering::Release);
     }
 
     /// Records the wall clock and updates the page if there is one.

@@ -202,11 +202,6 @@ pub fn set_runstate(domain: &Domain, board: &dyn Board, vcpu: usize, state: u32)
     publish(domain, board, vcpu);
 }
 
-/// The calling vCPU is plainly running.
-pub fn note_running(call: &Call<'_>) {
-    set_runstate(call.domain, call.board, call.vcpu, runstate::RUNNING);
-}
-
 /// `HYPERVISOR_vm_assist(cmd, type)`.
 pub fn vm_assist(call: &mut Call<'_>, cmd: u32, kind: u32) -> i64 {
     if kind >= 64 || VMASST_VALID & (1 << kind) == 0 {

@@ -3,6 +3,11 @@ use crate::xen::memory::{op as mem, space};
 use crate::xen::nr;
 use crate::xen::testing::{Machine, RAM, args, le};
 
+/// The vCPU's `evtchn_upcall_pending` byte, as Dom0 would read it.
+fn upcall_pending(state: &DomainState, board: &dyn Board, vcpu: usize) -> bool {
+    vcpu_info(state, vcpu).is_some_and(|info| board.word(info).load(Ordering::Acquire) & 0xff != 0)
+}
+
 pub const SHARED: u64 = RAM.start + 0x10000;
 const ARG: u64 = RAM.start + 0x2000;
 
