@@ -76,15 +76,19 @@ pub fn enable_input() {
     }
 }
 
-/// The UART's interrupt: takes every received byte to Dom0's console input.
+/// The UART's interrupt: takes the received bytes to Dom0's console input.
+/// More than fit here keep the interrupt asserted, and it comes back.
 pub fn interrupt() {
-    loop {
-        let byte = UART.lock().as_ref().and_then(|u| u.read_byte());
-        match byte {
-            Some(b) => input::received(b),
-            None => break,
+    let mut bytes = arrayvec::ArrayVec::<u8, 64>::new();
+    if let Some(uart) = UART.lock().as_ref() {
+        while !bytes.is_full() {
+            match uart.read_byte() {
+                Some(b) => bytes.push(b),
+                None => break,
+            }
         }
     }
+    input::received(&bytes);
 }
 
 /// A guest's console output, as it comes (new lines get a carriage return,
@@ -92,12 +96,7 @@ pub fn interrupt() {
 pub fn write_bytes(bytes: &[u8]) {
     let mut uart = UART.lock();
     match uart.as_mut() {
-        Some(uart) => bytes.iter().for_each(|&b| {
-            if b == b'\n' {
-                uart.write_byte(b'\r');
-            }
-            uart.write_byte(b);
-        }),
+        Some(uart) => uart.write_bytes(bytes),
         None => bytes.utf8_chunks().for_each(|chunk| {
             semihosting::write(chunk.valid());
             if !chunk.invalid().is_empty() {

@@ -100,14 +100,21 @@ impl Pl011 {
     }
 }
 
-impl core::fmt::Write for Pl011 {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for b in s.bytes() {
+impl Pl011 {
+    /// Writes `bytes`, a carriage return before each new line.
+    pub fn write_bytes(&self, bytes: &[u8]) {
+        for &b in bytes {
             if b == b'\n' {
                 self.write_byte(b'\r');
             }
             self.write_byte(b);
         }
+    }
+}
+
+impl core::fmt::Write for Pl011 {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.write_bytes(s.as_bytes());
         Ok(())
     }
 }

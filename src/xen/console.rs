@@ -4,8 +4,7 @@
 
 use super::errno::*;
 use super::{Call, Outcome};
-use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use super::Board;
 
 pub const CONSOLEIO_WRITE: u32 = 0;
 pub const CONSOLEIO_READ: u32 = 1;
@@ -15,14 +14,28 @@ const WRITE_PER_TRAP: u32 = 1024;
 /// Bytes read per call at most (the guest asks again).
 const READ_PER_CALL: u32 = 512;
 
-/// A domain's console output state.
+/// A domain's console output state: whether its output so far ended a
+/// line. Held while a chunk is written, so vCPUs writing at once get one
+/// prefix per line.
 pub struct Console {
-    at_line_start: AtomicBool,
+    at_line_start: spin::Mutex<bool>,
 }
 
 impl Console {
     pub fn new() -> Self {
-        Self { at_line_start: AtomicBool::new(true) }
+        Self { at_line_start: spin::Mutex::new(true) }
+    }
+
+    /// Writes `bytes` to the board's console, `prefix` before each line.
+    fn write(&self, board: &dyn Board, prefix: &[u8], bytes: &[u8]) {
+        let mut at_line_start = self.at_line_start.lock();
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            if *at_line_start {
+                board.console_write(prefix);
+            }
+            board.console_write(line);
+            *at_line_start = line.ends_with(b"\n");
+        }
     }
 }
 
@@ -32,36 +45,20 @@ impl Default for Console {
     }
 }
 
-/// `bytes` with `prefix` before each line, given whether the previous
-/// output ended a line; also returns whether this output does.
-pub fn prefixed(prefix: &[u8], bytes: &[u8], at_line_start: bool) -> (Vec<u8>, bool) {
-    let mut out = Vec::with_capacity(bytes.len() + prefix.len() * 2);
-    let mut start = at_line_start;
-    for &b in bytes {
-        if start {
-            out.extend_from_slice(prefix);
-        }
-        out.push(b);
-        start = b == b'\n';
-    }
-    (out, start)
-}
-
 /// `HYPERVISOR_console_io(cmd, count, buffer)`.
 pub fn console_io(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
     let (cmd, count, buffer) = (args[0] as u32, args[1] as u32, args[2]);
     match cmd {
         CONSOLEIO_WRITE => {
             let chunk = count.min(WRITE_PER_TRAP);
-            let mut bytes = alloc::vec![0u8; chunk as usize];
-            if call.memory.read(buffer, &mut bytes).is_err() {
+            let mut buf = [0u8; WRITE_PER_TRAP as usize];
+            let bytes = &mut buf[..chunk as usize];
+            if call.memory.read(buffer, bytes).is_err() {
                 return Outcome::Return(-EFAULT);
             }
-            let console = &call.domain.xen.console;
-            let prefix = alloc::format!("(d{}) ", call.domain.id.0);
-            let (out, ends_line) = prefixed(prefix.as_bytes(), &bytes, console.at_line_start.load(Ordering::Acquire));
-            console.at_line_start.store(ends_line, Ordering::Release);
-            call.board.console_write(&out);
+            let mut prefix = arrayvec::ArrayString::<12>::new();
+            let _ = core::fmt::write(&mut prefix, format_args!("(d{}) ", call.domain.id.0));
+            call.domain.xen.console.write(call.board, prefix.as_bytes(), bytes);
             if chunk < count {
                 let mut again = args;
                 again[1] = u64::from(count - chunk);
@@ -74,14 +71,14 @@ pub fn console_io(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
             if (count as i32) < 0 {
                 return Outcome::Return(-E2BIG);
             }
-            let n = count.min(READ_PER_CALL) as usize;
-            let mut bytes = alloc::vec![0u8; n];
+            let mut buf = [0u8; READ_PER_CALL as usize];
+            let bytes = &mut buf[..count.min(READ_PER_CALL) as usize];
             // Check the buffer before taking input out of the ring, so a bad
             // pointer loses nothing.
-            if call.memory.write(buffer, &bytes).is_err() {
+            if call.memory.write(buffer, bytes).is_err() {
                 return Outcome::Return(-EFAULT);
             }
-            let got = call.board.console_read(&mut bytes);
+            let got = call.board.console_read(bytes);
             if call.memory.write(buffer, &bytes[..got]).is_err() {
                 return Outcome::Return(-EFAULT);
             }
@@ -95,20 +92,18 @@ pub fn console_io(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_line_gets_the_prefix_once() {
-        let (out, end) = prefixed(b"(d0) ", b"one\ntwo\n", true);
-        assert_eq!(out, b"(d0) one\n(d0) two\n");
-        assert!(end);
-        let (out, end) = prefixed(b"(d0) ", b"par", true);
-        assert_eq!((out.as_slice(), end), (&b"(d0) par"[..], false));
-        let (out, end) = prefixed(b"(d0) ", b"tial\r\nx", false);
-        assert_eq!((out.as_slice(), end), (&b"tial\r\n(d0) x"[..], false));
-        assert_eq!(prefixed(b"(d0) ", b"", true), (Vec::new(), true));
-    }
-
     use crate::xen::nr;
     use crate::xen::testing::{Machine, RAM, args};
+
+    #[test]
+    fn every_line_gets_the_prefix_once() {
+        let m = Machine::new(1);
+        let console = Console::new();
+        for part in [&b"one\ntwo\npar"[..], b"", b"tial\r\nx"] {
+            console.write(&m.board, b"(d0) ", part);
+        }
+        assert_eq!(m.board.console.lock().unwrap().as_slice(), b"(d0) one\n(d0) two\n(d0) partial\r\n(d0) x");
+    }
 
     #[test]
     fn writes_continue_in_chunks_and_reads_drain_input() {
