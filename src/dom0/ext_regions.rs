@@ -4,7 +4,7 @@
 //! device-tree/guest.txt`). Found in memory nobody uses: the frame
 //! allocator's free ranges, minus everything Dom0 sees or must not touch.
 
-use crate::mm::range::{PhysRange, align_down, align_up};
+use crate::mm::range::{PhysRange, align_down, align_up, merged};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -35,8 +35,8 @@ impl Regions {
 /// at least 64 MiB each, at most `MAX_REGIONS` (the largest), ascending.
 /// O((n + m) log(n + m)) for n free and m excluded ranges.
 pub fn find(free: impl IntoIterator<Item = PhysRange>, exclude: &[PhysRange], ipa_limit: u64) -> Regions {
-    let free = normalise(free.into_iter().map(|r| r.intersection(&PhysRange::new(0, ipa_limit))));
-    let exclude = normalise(exclude.iter().copied());
+    let free = merged(free.into_iter().map(|r| r.intersection(&PhysRange::new(0, ipa_limit))));
+    let exclude = merged(exclude.iter().copied());
 
     let mut found = Vec::new();
     let mut ex = exclude.iter().peekable();
@@ -84,20 +84,6 @@ fn push_aligned(found: &mut Vec<PhysRange>, range: PhysRange) {
     if end > start && end - start >= MIN_REGION_SIZE {
         found.push(PhysRange::new(start, end));
     }
-}
-
-/// Sorted, merged, non-empty.
-fn normalise(ranges: impl Iterator<Item = PhysRange>) -> Vec<PhysRange> {
-    let mut v: Vec<PhysRange> = ranges.filter(|r| !r.is_empty()).collect();
-    v.sort_unstable();
-    let mut out: Vec<PhysRange> = Vec::with_capacity(v.len());
-    for r in v {
-        match out.last_mut() {
-            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-            _ => out.push(r),
-        }
-    }
-    out
 }
 
 /// Why an `ext-regions=<start>,<size>` range was refused.

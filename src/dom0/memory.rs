@@ -47,7 +47,10 @@ fn floor_order(bytes: u64) -> usize {
 /// Takes `dom0_mem` bytes (rounded up to 4 MiB) out of `frames` as Dom0's
 /// banks, ascending and merged. On failure everything taken is given back.
 pub fn allocate(frames: &mut FrameAllocator<'_>, dom0_mem: u64) -> Result<Vec<PhysRange>, Dom0MemError> {
-    let wanted = dom0_mem.next_multiple_of(order_size(MIN_ORDER));
+    // A size near 2^64 (any number parses) is simply more than there is.
+    let Some(wanted) = dom0_mem.checked_next_multiple_of(order_size(MIN_ORDER)) else {
+        return Err(Dom0MemError::NotEnough { wanted: dom0_mem, missing: dom0_mem });
+    };
     let mut taken: Vec<(u64, usize)> = Vec::new();
     let give_back = |frames: &mut FrameAllocator<'_>, taken: &[(u64, usize)]| {
         for &(addr, order) in taken {
@@ -70,34 +73,18 @@ pub fn allocate(frames: &mut FrameAllocator<'_>, dom0_mem: u64) -> Result<Vec<Ph
     taken.push(bank0);
     let mut remaining = wanted - order_size(bank0.1);
 
-    // The rest: the largest blocks that do not overshoot.
+    // The rest: the largest blocks that do not overshoot (a block of the
+    // largest free order is always there to take).
     while remaining > 0 {
-        let mut order = floor_order(remaining).min(frames.largest_free_order().unwrap_or(0));
-        let block = loop {
-            if order < MIN_ORDER {
-                give_back(frames, &taken);
-                return Err(Dom0MemError::NotEnough { wanted, missing: remaining });
-            }
-            if let Some(addr) = frames.alloc(order) {
-                break (addr, order);
-            }
-            order -= 1;
+        let order = floor_order(remaining).min(frames.largest_free_order().unwrap_or(0));
+        let Some(addr) = (order >= MIN_ORDER).then(|| frames.alloc(order)).flatten() else {
+            give_back(frames, &taken);
+            return Err(Dom0MemError::NotEnough { wanted, missing: remaining });
         };
-        taken.push(block);
-        remaining -= order_size(block.1);
+        taken.push((addr, order));
+        remaining -= order_size(order);
     }
-
-    let mut banks: Vec<PhysRange> =
-        taken.iter().map(|&(addr, order)| PhysRange::new(addr, addr + order_size(order))).collect();
-    banks.sort_unstable();
-    let mut merged: Vec<PhysRange> = Vec::with_capacity(banks.len());
-    for bank in banks {
-        match merged.last_mut() {
-            Some(last) if last.end == bank.start => last.end = bank.end,
-            _ => merged.push(bank),
-        }
-    }
-    Ok(merged)
+    Ok(crate::mm::range::merged(taken.iter().map(|&(addr, order)| PhysRange::new(addr, addr + order_size(order)))))
 }
 
 #[cfg(test)]
@@ -153,9 +140,11 @@ mod tests {
     fn too_much_is_refused_and_nothing_is_lost() {
         with_free(&[(0x4000_0000, 0x8000_0000)], &[], |f| {
             let before: Vec<_> = f.free_blocks().collect();
-            let err = allocate(f, 2 * GIB).unwrap_err();
-            assert!(matches!(err, Dom0MemError::NotEnough { .. }), "{err}");
-            assert_eq!(f.free_blocks().collect::<Vec<_>>(), before);
+            for too_much in [2 * GIB, u64::MAX - MIB, u64::MAX] {
+                let err = allocate(f, too_much).unwrap_err();
+                assert!(matches!(err, Dom0MemError::NotEnough { .. }), "{err}");
+                assert_eq!(f.free_blocks().collect::<Vec<_>>(), before);
+            }
         });
     }
 

@@ -139,16 +139,7 @@ struct Cover(Vec<PhysRange>);
 
 impl Cover {
     fn new(ranges: impl IntoIterator<Item = PhysRange>) -> Self {
-        let mut sorted: Vec<PhysRange> = ranges.into_iter().filter(|r| !r.is_empty()).collect();
-        sorted.sort_unstable_by_key(|r| r.start);
-        let mut merged: Vec<PhysRange> = Vec::with_capacity(sorted.len());
-        for r in sorted {
-            match merged.last_mut() {
-                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-                _ => merged.push(r),
-            }
-        }
-        Self(merged)
+        Self(crate::mm::range::merged(ranges))
     }
 
     fn covers(&self, range: &PhysRange) -> bool {

@@ -280,17 +280,7 @@ impl<'m> FrameAllocator<'m> {
     /// Allocates one block of `order`: the lowest-addressed block of the
     /// smallest order that fits, split down as needed.
     pub fn alloc(&mut self, order: usize) -> Option<u64> {
-        if order > MAX_ORDER {
-            return None;
-        }
-        let free_blocks = self.free_blocks;
-        let (zone, from, pfn) = (order..ORDERS).filter(|&k| free_blocks[k] > 0).find_map(|k| {
-            self.zones.iter_mut().enumerate().find_map(|(z, zone)| {
-                zone.lowest_free(k).map(|i| (z, k, zone.pfn_at(i, k)))
-            })
-        })?;
-        self.take_and_split(zone, pfn, from, order);
-        Some(pfn << FRAME_SHIFT)
+        self.alloc_below(order, u64::MAX)
     }
 
     /// Allocates one block of `order` lying wholly below `limit`: the

@@ -65,6 +65,21 @@ impl PhysRange {
     }
 }
 
+/// `ranges` sorted, with overlapping and touching ones merged and empty
+/// ones dropped: the disjoint cover of their union.
+pub fn merged(ranges: impl IntoIterator<Item = PhysRange>) -> alloc::vec::Vec<PhysRange> {
+    let mut sorted: alloc::vec::Vec<PhysRange> = ranges.into_iter().filter(|r| !r.is_empty()).collect();
+    sorted.sort_unstable();
+    let mut out: alloc::vec::Vec<PhysRange> = alloc::vec::Vec::with_capacity(sorted.len());
+    for r in sorted {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 impl fmt::Debug for PhysRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
