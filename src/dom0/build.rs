@@ -143,6 +143,7 @@ pub fn build(
         extended_regions: &found.regions,
         event_ppi: crate::xen::events::EVENT_PPI,
         hidden: &hidden,
+        gic: tree.gic.as_ref().map_or("", |g| g.path.as_str()),
     };
     let dom0_dtb = crate::dt::dom0::build(&fdt, &spec).unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
     if dom0_dtb.len() as u64 > place.dtb.size() {

@@ -4,7 +4,7 @@
 //! extended region must never cover.
 
 use super::DtError;
-use super::props::{bytes, cells, number, u32_of};
+use super::props::u32_of;
 use super::walk::{Descend, walk};
 use crate::mm::range::PhysRange;
 use alloc::vec::Vec;
@@ -25,16 +25,16 @@ pub struct DeviceRange {
     pub kind: DeviceRangeKind,
 }
 
-/// Collects the MMIO ranges of every enabled node outside `/memory`,
-/// `/reserved-memory`, `/cpus` and `/chosen` (whose `reg`s are not devices).
+/// Collects the MMIO ranges of every enabled node but RAM (`device_type =
+/// "memory"`), `/reserved-memory`, `/cpus` and `/chosen` (whose `reg`s are
+/// not devices); PCI apertures through the buses above them.
 pub fn device_ranges(fdt: &Fdt<'_>) -> Result<Vec<DeviceRange>, DtError> {
     let mut out = Vec::new();
     walk(fdt, &mut |visit| {
         let props = visit.props;
-        // `/memory`, `/memory@...`, `/cpus` and so on (not `/memory-controller`).
-        let not_devices = ["/memory", "/reserved-memory", "/cpus", "/chosen"].iter().any(|p| {
-            visit.path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with(['@', '/']))
-        });
+        // RAM by what it is, as the host-tree reader and Dom0's tree know it.
+        let not_devices = props.device_type_is("memory")
+            || ["/reserved-memory", "/cpus", "/chosen"].iter().any(|p| visit.path == *p);
         if props.is_disabled() || (visit.depth == 1 && not_devices) {
             return Ok(Descend::No);
         }
@@ -42,20 +42,16 @@ pub fn device_ranges(fdt: &Fdt<'_>) -> Result<Vec<DeviceRange>, DtError> {
             out.extend(visit.bus.regs(reg.value()).filter_map(Result::ok).filter(|r| !r.is_empty()).map(|range| DeviceRange { range, kind: DeviceRangeKind::Reg }));
         }
         if let (true, Some(ranges)) = (props.device_type_is("pci"), props.ranges) {
-            let child_cells = props.address_cells.as_ref().and_then(u32_of).unwrap_or(3) as usize;
-            let size_cells = props.size_cells.as_ref().and_then(u32_of).unwrap_or(2) as usize;
-            let parent_cells = visit.bus.address_cells as usize;
-            let entry = (child_cells + parent_cells + size_cells) * 4;
-            if entry > 0 && entry <= 4 * 12 {
-                for chunk in bytes(&ranges).chunks_exact(entry) {
-                    let words: Vec<u32> = cells(chunk).collect();
-                    let parent = number(&words[child_cells..child_cells + parent_cells]);
-                    let size = number(&words[child_cells + parent_cells..]);
-                    if let Some(range) = parent.zip(size).and_then(|(p, s)| PhysRange::from_start_size(p, s)) {
-                        out.push(DeviceRange { range, kind: DeviceRangeKind::PciWindow });
-                    }
-                }
-            }
+            // PCI's defaults: three address cells, two size cells.
+            let child_cells = props.address_cells.as_ref().and_then(u32_of).unwrap_or(3);
+            let size_cells = props.size_cells.as_ref().and_then(u32_of).unwrap_or(2);
+            out.extend(
+                visit
+                    .bus
+                    .ranges_cpu_side(ranges.value(), child_cells, size_cells)
+                    .filter(|r| !r.is_empty())
+                    .map(|range| DeviceRange { range, kind: DeviceRangeKind::PciWindow }),
+            );
         }
         Ok(Descend::Yes)
     })?;
@@ -92,5 +88,29 @@ mod tests {
         assert_eq!(regs, vec![0x900_0000, 0x800_0000, 0x80a_0000, 0x808_0000, 0x40_1000_0000]);
         let windows: Vec<_> = ranges.iter().filter(|d| d.kind == DeviceRangeKind::PciWindow).map(|d| d.range).collect();
         assert_eq!(windows, vec![PhysRange::new(0x3eff_0000, 0x3f00_0000), PhysRange::new(0x1000_0000, 0x3eff_0000)]);
+    }
+
+    /// RAM is known by its device_type, whatever its name; a PCI bridge
+    /// behind a bus with an offset has its apertures translated.
+    #[test]
+    fn ram_by_type_and_apertures_through_their_bus() {
+        let bridge = node("pcie@0")
+            .str("device_type", "pci")
+            .cells("#address-cells", &[3])
+            .cells("#size-cells", &[2])
+            .cells("ranges", &[0x0200_0000, 0, 0x1000_0000, 0x1000_0000, 0, 0x100_0000]);
+        let soc = node("soc")
+            .cells("#address-cells", &[1])
+            .cells("#size-cells", &[1])
+            .cells("ranges", &[0x1000_0000, 0, 0x2000_0000, 0x1000_0000]) // child 0x1000_0000 at CPU 0x2000_0000
+            .child(bridge);
+        let tree = virt(&[(0x4000_0000, 1 << 30)])
+            .child(node("dram@80000000").str("device_type", "memory").reg64(&[(0x8000_0000, 0x1000_0000)]))
+            .child(soc);
+        let b = blob(&tree, &[]);
+        let ranges = device_ranges(&Fdt::new(&b).unwrap()).unwrap();
+        assert!(ranges.iter().all(|d| !d.range.overlaps(&PhysRange::new(0x8000_0000, 0x9000_0000))), "{ranges:x?}");
+        let windows: Vec<_> = ranges.iter().filter(|d| d.kind == DeviceRangeKind::PciWindow).map(|d| d.range).collect();
+        assert_eq!(windows, vec![PhysRange::new(0x2000_0000, 0x2100_0000)]);
     }
 }

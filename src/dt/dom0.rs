@@ -26,6 +26,8 @@ pub struct Dom0Tree<'a> {
     pub event_ppi: u32,
     /// Host paths of nodes Dom0 must not see (the hypervisor's UART).
     pub hidden: &'a [&'a str],
+    /// The host path of the interrupt controller Dom0 gets (`HostTree::gic`).
+    pub gic: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,31 @@ fn max_phandle(node: &DeviceTreeNode) -> u32 {
 pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeError> {
     let mut tree = DeviceTree::from_fdt(host);
     tree.memory_reservations.clear();
+    // The GIC as Dom0 gets it: no ITS, no maintenance interrupt, no child
+    // address space; a phandle (one no other node uses) if it has none.
+    let fresh_phandle = max_phandle(&tree.root).checked_add(1).ok_or(Dom0TreeError::NoFreePhandle)?;
+    let gic = tree.find_node_mut(spec.gic).ok_or(Dom0TreeError::NoInterruptController)?;
+    let its: Vec<String> = gic.children().filter(|c| compatible_has(c, &["arm,gic-v3-its"])).map(|c| String::from(c.name())).collect();
+    for name in its {
+        gic.remove_child(&name);
+    }
+    gic.remove_property("interrupts");
+    gic.remove_property("ranges");
+    let gic_phandle = match u32_prop(gic, "phandle") {
+        Some(p) => p,
+        None => {
+            gic.add_property(prop("phandle", fresh_phandle));
+            fresh_phandle
+        }
+    };
+    // The hypervisor's own devices, wherever they sit.
+    for path in spec.hidden {
+        if let Some((parent, leaf)) = path.rsplit_once('/')
+            && let Some(parent) = tree.find_node_mut(if parent.is_empty() { "/" } else { parent })
+        {
+            parent.remove_child(leaf);
+        }
+    }
     let root = &mut tree.root;
     let address_cells = u32_prop(root, "#address-cells").unwrap_or(2);
     let size_cells = u32_prop(root, "#size-cells").unwrap_or(1);
@@ -94,8 +121,7 @@ pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeErr
         .filter(|n| {
             let name = n.name();
             let is_memory = n.property("device_type").is_some_and(|p| p.value() == b"memory\0");
-            let hidden = spec.hidden.iter().any(|h| h.strip_prefix('/') == Some(name));
-            is_memory || hidden || compatible_has(n, &["arm,armv8-pmuv3", "arm,cortex-a15-pmu"]) || name == "hypervisor"
+            is_memory || compatible_has(n, &["arm,armv8-pmuv3", "arm,cortex-a15-pmu"]) || name == "hypervisor"
         })
         .map(|n| String::from(n.name()))
         .collect();
@@ -138,28 +164,6 @@ pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeErr
                 p.set_value(value[..36].to_vec());
             }
     }
-
-    // A phandle for the GIC if it has none: one no other node uses.
-    let fresh_phandle = max_phandle(root).checked_add(1).ok_or(Dom0TreeError::NoFreePhandle)?;
-
-    // The GIC: no ITS, no maintenance interrupt, no child address space.
-    let gic = root
-        .children_mut()
-        .find(|n| n.property("interrupt-controller").is_some() && compatible_has(n, &["arm,gic-v3", "arm,gic-400", "arm,cortex-a15-gic"]))
-        .ok_or(Dom0TreeError::NoInterruptController)?;
-    let its: Vec<String> = gic.children().filter(|c| compatible_has(c, &["arm,gic-v3-its"])).map(|c| String::from(c.name())).collect();
-    for name in its {
-        gic.remove_child(&name);
-    }
-    gic.remove_property("interrupts");
-    gic.remove_property("ranges");
-    let gic_phandle = match u32_prop(gic, "phandle") {
-        Some(p) => p,
-        None => {
-            gic.add_property(prop("phandle", fresh_phandle));
-            fresh_phandle
-        }
-    };
 
     // Xen's guest binding: reg[0] the grant table, reg[1..] the regions.
     let reg = cells_of(
@@ -210,7 +214,37 @@ mod tests {
             extended_regions: regions,
             event_ppi: 0,
             hidden: &["/pl011@9000000"],
+            gic: "/intc@8000000",
         }
+    }
+
+    /// The hypervisor's UART and the GIC found by their paths, at any depth.
+    #[test]
+    fn nodes_below_the_root_are_found_by_path() {
+        let soc = node("soc")
+            .cells("#address-cells", &[2])
+            .cells("#size-cells", &[2])
+            .child(node("serial@9000000").str("compatible", "arm,pl011").reg64(&[(0x900_0000, 0x1000)]))
+            .child(node("serial@9001000").str("compatible", "arm,pl011").reg64(&[(0x900_1000, 0x1000)]))
+            .child(
+                node("gic@8000000")
+                    .strs("compatible", &["arm,gic-v3"])
+                    .flag("interrupt-controller")
+                    .cells("interrupts", &[1, 9, 4]),
+            );
+        let host = blob(&virt(&[(0x4000_0000, 2 * GIB)]).child(soc), &[]);
+        let banks = [PhysRange::new(0x6000_0000, 0x8000_0000)];
+        let spec = Dom0Tree { hidden: &["/soc/serial@9000000"], gic: "/soc/gic@8000000", ..spec(&banks, &[]) };
+        let out = build(&Fdt::new(&host).unwrap(), &spec).unwrap();
+        let fdt = Fdt::new(&out).unwrap();
+        assert!(fdt.find_node("/soc/serial@9000000").is_none(), "the hypervisor's UART is hidden");
+        assert!(fdt.find_node("/soc/serial@9001000").is_some(), "another UART stays");
+        let gic = fdt.find_node("/soc/gic@8000000").unwrap();
+        assert!(gic.property("interrupts").is_none(), "no maintenance interrupt");
+        let phandle = gic.property("phandle").unwrap().value().to_vec();
+        assert_eq!(fdt.find_node("/hypervisor").unwrap().property("interrupt-parent").unwrap().value(), phandle);
+        let missing = Dom0Tree { gic: "/soc/gic@9999", ..spec };
+        assert_eq!(build(&Fdt::new(&host).unwrap(), &missing), Err(Dom0TreeError::NoInterruptController));
     }
 
     #[test]

@@ -133,6 +133,43 @@ impl Bus {
         Ok(Bus { address_cells, size_cells, map })
     }
 
+    /// The entries of a `ranges` value of a node on this bus whose children
+    /// have `child_cells` address and `size_cells` size cells, decoded as
+    /// (child address, parent address, size); a number wider than 64 bits
+    /// is `None`. Nothing for a malformed value.
+    fn ranges_entries<'v>(
+        &'v self,
+        value: &'v [u8],
+        child_cells: u32,
+        size_cells: u32,
+    ) -> impl Iterator<Item = (Option<u64>, Option<u64>, Option<u64>)> + 'v {
+        let entry = (child_cells + self.address_cells + size_cells) as usize * 4;
+        let usable = child_cells.max(size_cells) <= MAX_CELLS && entry != 0 && value.len().is_multiple_of(entry);
+        let chunks = if usable { value.chunks(entry) } else { [].chunks(1) };
+        chunks.map(move |chunk| {
+            let mut words = [0u32; 3 * MAX_CELLS as usize];
+            for (slot, cell) in words.iter_mut().zip(cells(chunk)) {
+                *slot = cell;
+            }
+            let (child, rest) = words[..chunk.len() / 4].split_at(child_cells as usize);
+            let (parent, size) = rest.split_at(self.address_cells as usize);
+            (number(child), number(parent), number(size))
+        })
+    }
+
+    /// The CPU side of each `ranges` entry (see `ranges_entries`), through
+    /// this bus's own translation, whatever the child addresses are: PCI
+    /// host bridges' apertures.
+    pub fn ranges_cpu_side<'v>(
+        &'v self,
+        value: &'v [u8],
+        child_cells: u32,
+        size_cells: u32,
+    ) -> impl Iterator<Item = PhysRange> + 'v {
+        self.ranges_entries(value, child_cells, size_cells)
+            .filter_map(|(_, parent, size)| self.translate(parent?, size?).ok())
+    }
+
     /// Resolves a non-empty `ranges` value. Entries we cannot use (PCI's
     /// three-cell child addresses, untranslatable parents) are left out, so
     /// addresses behind them report `NotTranslatable`.
@@ -140,21 +177,9 @@ impl Bus {
         if self.map == AddressMap::None {
             return AddressMap::None;
         }
-        let entry = (child_cells + self.address_cells + size_cells) as usize * 4;
-        if entry == 0 || !value.len().is_multiple_of(entry) {
-            return AddressMap::Windows(ArrayVec::new());
-        }
         let mut windows = ArrayVec::new();
-        for chunk in value.chunks(entry) {
-            let mut words = [0u32; 3 * MAX_CELLS as usize];
-            for (slot, cell) in words.iter_mut().zip(cells(chunk)) {
-                *slot = cell;
-            }
-            let (child, rest) = words[..chunk.len() / 4].split_at(child_cells as usize);
-            let (parent, size) = rest.split_at(self.address_cells as usize);
-            let (Some(child), Some(parent), Some(size)) = (number(child), number(parent), number(size)) else {
-                continue;
-            };
+        for (child, parent, size) in self.ranges_entries(value, child_cells, size_cells) {
+            let (Some(child), Some(parent), Some(size)) = (child, parent, size) else { continue };
             if let Ok(cpu) = self.translate(parent, size) {
                 let _ = windows.try_push(Window { child, cpu: cpu.start, size });
             }
