@@ -15,6 +15,24 @@ const XEN_HYPERCALL_IMM: u32 = 0xea1;
 /// The HVC or SMC immediate of an SMCCC call (PSCI among them).
 const SMCCC_IMM: u32 = 0;
 
+/// Counts one kind of guest-triggered event for its log line: a Dom0 that
+/// faults in a loop must not turn the console into its bottleneck (a line
+/// costs a hundred times the trap), so the first few are logged, then each
+/// time the count doubles.
+struct LogLimit(AtomicU64);
+
+impl LogLimit {
+    const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    /// The count so far, including this one, if this one is to be logged.
+    fn next(&self) -> Option<u64> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        (n <= 16 || n.is_power_of_two()).then_some(n)
+    }
+}
+
 pub fn handle_guest_sync(frame: &mut TrapFrame) {
     let class = esr::exception_class(frame.esr);
     let iss = esr::iss(frame.esr);
@@ -42,8 +60,11 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             if class == ec::HVC64 {
                 frame.elr -= 4;
             }
-            let instruction = esr::class_name(class);
-            log::warn!("d0: {instruction} #{immediate:#x} at PC {:#x}; undefined instruction injected", frame.elr);
+            static LIMIT: LogLimit = LogLimit::new();
+            if let Some(n) = LIMIT.next() {
+                let instruction = esr::class_name(class);
+                log::warn!("d0: {instruction} #{immediate:#x} at PC {:#x}; undefined instruction injected ({n} so far)", frame.elr);
+            }
             inject_undefined(frame);
         }
         ec::DABT_LOWER => {
@@ -63,7 +84,11 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
         ec::SYSREG if super::vgic::emulate_sgi_register(frame, esr::sysreg_access(iss)) => count(Exit::Sgi),
         _ => {
             count(Exit::Other);
-            log::warn!("d0: unexpected trap ({}, ESR {:#x}) at PC {:#x}; undefined instruction injected", esr::class_name(class), frame.esr, frame.elr);
+            static LIMIT: LogLimit = LogLimit::new();
+            if let Some(n) = LIMIT.next() {
+                let class = esr::class_name(class);
+                log::warn!("d0: unexpected trap ({class}, ESR {:#x}) at PC {:#x}; undefined instruction injected ({n} so far)", frame.esr, frame.elr);
+            }
             inject_undefined(frame);
         }
     }
@@ -121,12 +146,8 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
         return;
     }
     let what = if instruction { "instruction fetch" } else if esr::is_write(iss) { "write" } else { "read" };
-    // A Dom0 that faults in a loop must not turn the console into its
-    // bottleneck (a line costs a hundred times the abort): the first few
-    // are logged, then every time the count doubles.
-    static ABORTS: AtomicU64 = AtomicU64::new(0);
-    let n = ABORTS.fetch_add(1, Ordering::Relaxed) + 1;
-    if n <= 16 || n.is_power_of_two() {
+    static LIMIT: LogLimit = LogLimit::new();
+    if let Some(n) = LIMIT.next() {
         log::warn!(
             "d0: {what} at IPA {ipa:#x} (VA {:#x}, PC {:#x}) outside Dom0's memory and devices; abort injected ({n} so far)",
             frame.far,
@@ -148,7 +169,10 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
 /// An SError from the guest (an external abort on a device it drives, say):
 /// logged, and passed on to the guest as a virtual SError.
 pub fn handle_guest_serror(frame: &mut TrapFrame) {
-    log::warn!("d0: SError (ESR {:#x}) at PC {:#x}; virtual SError injected", frame.esr, frame.elr);
+    static LIMIT: LogLimit = LogLimit::new();
+    if let Some(n) = LIMIT.next() {
+        log::warn!("d0: SError (ESR {:#x}) at PC {:#x}; virtual SError injected ({n} so far)", frame.esr, frame.elr);
+    }
     HCR_EL2.modify(HCR_EL2::VSE.val(1));
 }
 
