@@ -87,12 +87,12 @@ fn debug_level_dumps_the_free_lists_and_unknown_options_are_reported() {
 }
 
 /// `stage2-blocks=no` asks for Dom0's RAM in 4 KiB pages; for 8 GiB the
-/// tables would take the heap, so blocks are used, with a warning.
+/// tables would pass the boot table limit, so blocks are used, with a warning.
 #[test]
-fn stage2_pages_that_would_fill_the_heap_fall_back_to_blocks() {
+fn stage2_pages_past_the_table_limit_fall_back_to_blocks() {
     let out = machine("cortex-a57", "10G", "dom0_mem=8G stage2-blocks=no").run();
     assert_boot_report(&out);
-    out.expect_line("WARNING: d0: stage 2: RAM in pages would take 16424 KiB of tables, over half the free heap");
+    out.expect_line("WARNING: d0: stage 2: 8192 MiB of RAM in pages would take 4106 table pages, over the limit; blocks used");
     out.expect_no_line("RAM in 4 KiB pages");
     out.expect_exit(0);
 }

@@ -91,12 +91,12 @@ pub fn build(
     let ipa_bits = cpu::pa_bits();
     phase_done("host devices read");
     let kept = kept_devices(tree);
-    let passed: Vec<PhysRange> =
-        devices.iter().map(|d| d.range).filter(|d| !kept.iter().any(|k| k.overlaps(d))).collect();
-    for d in devices.iter().filter(|d| !passed.contains(&d.range)) {
-        log::info!("d0: {} kept by the hypervisor", d.range);
+    let (held, passed): (Vec<PhysRange>, Vec<PhysRange>) =
+        devices.iter().map(|d| d.range).partition(|d| kept.iter().any(|k| k.overlaps(d)));
+    for range in held {
+        log::info!("d0: {range} kept by the hypervisor");
     }
-    let stage2 = build_stage2(&banks, &passed, ipa_bits, ram_in_pages(options, &banks));
+    let stage2 = build_stage2(&banks, &passed, ipa_bits, !options.stage2_blocks);
     phase_done("stage 2 built");
     // Dom0 vCPU n runs on CPU n: one vCPU per CPU.
     let vcpus = tree.cpus.len().max(1);
@@ -156,28 +156,6 @@ pub fn build(
 }
 
 
-/// Whether Dom0's RAM goes into its stage 2 as pages (`stage2-blocks=no`):
-/// only if the tables take at most half the free heap.
-fn ram_in_pages(options: &Options, banks: &[PhysRange]) -> bool {
-    if options.stage2_blocks {
-        return false;
-    }
-    let ram: u64 = banks.iter().map(PhysRange::size).sum();
-    let tables = crate::mm::stage2::page_tables_for(ram) as u64 * 4096;
-    let (used, total) = crate::mm::heap::usage();
-    let fits = tables <= (total - used) as u64 / 2;
-    if fits {
-        log::info!("d0: stage 2: RAM in 4 KiB pages (stage2-blocks=no), {} KiB of tables", tables >> 10);
-    } else {
-        log::warn!(
-            "d0: stage 2: RAM in pages would take {} KiB of tables, over half the free heap ({} KiB); blocks used",
-            tables >> 10,
-            (total - used) >> 10
-        );
-    }
-    fits
-}
-
 /// The host devices the hypervisor keeps: its console, and the GIC
 /// distributor and redistributors, which it emulates.
 fn kept_devices(tree: &HostTree<'_>) -> Vec<PhysRange> {
@@ -189,34 +167,50 @@ fn kept_devices(tree: &HostTree<'_>) -> Vec<PhysRange> {
     kept
 }
 
-/// Dom0's stage 2: its RAM (in pages if `ram_in_pages`) and the host
-/// devices passed through.
+/// Dom0's stage 2: its RAM (in 4 KiB pages if `ram_in_pages` and the
+/// tables fit the boot limit, else in blocks) and the host devices passed
+/// through, as far as the table limit allows.
 fn build_stage2(
     banks: &[PhysRange],
     devices: &[PhysRange],
     ipa_bits: u32,
     ram_in_pages: bool,
 ) -> crate::mm::stage2::Stage2Map {
-    use crate::mm::stage2::{Geometry, Kind, Stage2Map};
+    use crate::mm::stage2::{Geometry, Kind, MapError, Stage2Map, page_tables_for};
     let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(ipa_bits));
-    // Past the table limit, one line says how much was left out.
-    let mut over_limit = 0usize;
-    let mut map = |range: PhysRange, kind: Kind| -> bool {
-        let mapped = if kind == Kind::Ram && ram_in_pages { s2.map_pages(range, kind) } else { s2.map(range, kind) };
-        let Err(e) = mapped else { return true };
-        let table_limit = matches!(e, crate::mm::stage2::MapError::TooManyTables(_));
-        if !table_limit || over_limit == 0 {
-            log::warn!("d0: stage 2: cannot map {kind:?}: {e}; Dom0 will not see it");
-        }
-        over_limit += usize::from(table_limit);
-        false
-    };
+    let ram: u64 = banks.iter().map(PhysRange::size).sum();
+    let mut in_pages = ram_in_pages;
     for &bank in banks {
-        map(bank, Kind::Ram);
+        let mut mapped = if in_pages { s2.map_pages(bank, Kind::Ram) } else { s2.map(bank, Kind::Ram) };
+        if in_pages && matches!(mapped, Err(MapError::TooManyTables(_))) {
+            log::warn!(
+                "d0: stage 2: {} MiB of RAM in pages would take {} table pages, over the limit; blocks used",
+                ram >> 20,
+                page_tables_for(ram)
+            );
+            in_pages = false;
+            mapped = s2.map(bank, Kind::Ram);
+        }
+        if let Err(e) = mapped {
+            fatal!(Stop::Dom0MemoryUnavailable, "d0: stage 2: cannot map Dom0's RAM: {e}");
+        }
     }
-    let mut passed = 0;
+    if in_pages {
+        log::info!("d0: stage 2: RAM in 4 KiB pages (stage2-blocks=no), {} table pages", s2.tables());
+    }
+    // Past the table limit, one line says how much was left out.
+    let (mut passed, mut over_limit) = (0usize, 0usize);
     for &device in devices {
-        passed += usize::from(map(device, Kind::Device));
+        match s2.map(device, Kind::Device) {
+            Ok(()) => passed += 1,
+            Err(e) => {
+                let table_limit = matches!(e, MapError::TooManyTables(_));
+                if !table_limit || over_limit == 0 {
+                    log::warn!("d0: stage 2: cannot map a device: {e}; Dom0 will not see it");
+                }
+                over_limit += usize::from(table_limit);
+            }
+        }
     }
     if over_limit > 1 {
         log::warn!("d0: stage 2: {} more ranges not mapped (table limit)", over_limit - 1);
