@@ -106,11 +106,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         ]
     };
     let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory);
-    let (stage2_root, vtcr) = {
-        let s2 = dom0.stage2.lock();
-        log::info!("d0: stage 2: {} table pages (at Dom0 entry)", s2.tables());
-        (s2.root_address(), s2.geometry().vtcr(cpu::pa_bits()))
-    };
+    log::info!("d0: stage 2: {} table pages (at Dom0 entry)", dom0.stage2.lock().tables());
     cpu::this_cpu().set_domain(dom0);
     start_interrupts(&tree);
     phase_done("interrupts started");
@@ -119,7 +115,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     log::info!("Free frames at Dom0 entry: {free}; heap {} KiB used of {} KiB", heap_used >> 10, heap_total >> 10);
     log::info!("d0: entering at {pc:#x} (EL1h, MMU off) with its device tree at {dtb:#x}");
     log_boot_time(entry_ticks);
-    crate::arch::guest::enter_el1(&crate::arch::guest::Entry { pc, x0: dtb, stage2_root, vtcr, vmid: dom0.vmid })
+    crate::arch::guest::enter_el1(&crate::arch::guest::Entry::new(dom0, pc, dtb))
 }
 
 /// The counter at the end of the last boot phase (see [`phase_done`]).

@@ -16,13 +16,23 @@ pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// protocol requires at kernel entry.
 const SCTLR_EL1_RES1: u64 = 0x30d0_0800;
 
+/// Where a vCPU starts: its domain's stage 2 and VMID, and its first
+/// PC and x0 (the device tree for the boot vCPU, CPU_ON's context id for
+/// the others).
 pub struct Entry {
     pub pc: u64,
-    /// x0 at entry: the device tree's address.
     pub x0: u64,
     pub stage2_root: u64,
     pub vtcr: u64,
     pub vmid: u16,
+}
+
+impl Entry {
+    pub fn new(domain: &crate::domain::Domain, pc: u64, x0: u64) -> Self {
+        let s2 = domain.stage2.lock();
+        let vtcr = s2.geometry().vtcr(super::cpu::pa_bits());
+        Self { pc, x0, stage2_root: s2.root_address(), vtcr, vmid: domain.vmid }
+    }
 }
 
 fn has_pointer_auth() -> bool {
@@ -84,9 +94,7 @@ pub fn enter_el1(entry: &Entry) -> ! {
     CNTVOFF_EL2.set(0);
     // Dom0 vCPU n runs on CPU n: it sees the real IDs.
     VMPIDR_EL2.set(MPIDR_EL1.get());
-    let midr = MIDR_EL1.get();
-    // SAFETY: VPIDR_EL2 only changes what the guest reads as MIDR_EL1.
-    unsafe { asm!("msr vpidr_el2, {}", in(reg) midr, options(nomem, nostack, preserves_flags)) };
+    super::sysregs::VPIDR_EL2.set(MIDR_EL1.get());
     SCTLR_EL1.set(SCTLR_EL1_RES1);
     // SAFETY: drops stale stage-1+2 translations of this VMID; no memory effect.
     unsafe { asm!("isb", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags)) };

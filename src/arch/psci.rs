@@ -157,11 +157,8 @@ extern "C" fn secondary_main(index: usize) -> ! {
     super::vgic::init_this_cpu();
     let domain = cpu::this_cpu().domain().expect("CPU_ON recorded the domain");
     let (pc, x0) = (START[index].0.load(Ordering::Acquire), START[index].1.load(Ordering::Acquire));
-    let (stage2_root, vtcr) = {
-        let s2 = domain.stage2.lock();
-        (s2.root_address(), s2.geometry().vtcr(cpu::pa_bits()))
-    };
+    let entry = super::guest::Entry::new(domain, pc, x0);
     POWER[index].store(Power::On as u8, Ordering::Release);
     set_runstate(domain, &Hardware, index, runstate::RUNNING);
-    super::guest::enter_el1(&super::guest::Entry { pc, x0, stage2_root, vtcr, vmid: domain.vmid })
+    super::guest::enter_el1(&entry)
 }

@@ -68,7 +68,11 @@ sysreg!(
 sysreg!(
     /// HCRX_EL2 (FEAT_HCX): more of EL2's trap controls.
     HcrxEl2, "s3_4_c1_c2_2", write);
+sysreg!(
+    /// VPIDR_EL2: what the guest reads as MIDR_EL1.
+    VpidrEl2, "vpidr_el2", write);
 
+pub const VPIDR_EL2: VpidrEl2 = VpidrEl2;
 pub const ID_AA64MMFR3_EL1: IdAa64Mmfr3El1 = IdAa64Mmfr3El1;
 pub const ID_AA64ISAR2_EL1: IdAa64Isar2El1 = IdAa64Isar2El1;
 pub const HCRX_EL2: HcrxEl2 = HcrxEl2;

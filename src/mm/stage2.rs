@@ -445,7 +445,8 @@ impl Stage2Map {
     }
 
     /// Every mapped IPA range with its kind and mapping size, merged where
-    /// adjacent and alike. For checks that Dom0 sees exactly what it should.
+    /// adjacent and alike: the tests' view of `leaves`.
+    #[cfg(test)]
     pub fn mappings(&self) -> Vec<(PhysRange, Kind, u64)> {
         self.leaves().into_iter().map(|e| (e.ipa, e.kind, e.granule)).collect()
     }
