@@ -260,10 +260,6 @@ fn port_arg(call: &mut Call<'_>, arg: u64) -> Result<u32, i64> {
     wire::read::<4>(call.memory, arg).map(|b| u32_at(&b, 0))
 }
 
-fn own_domain(call: &Call<'_>, domid: u16) -> Result<(), i64> {
-    if super::is_self(call, domid) { Ok(()) } else { Err(-ESRCH) }
-}
-
 fn check_vcpu(call: &Call<'_>, vcpu: u32) -> Result<(), i64> {
     if (vcpu as usize) < call.domain.xen.vcpus.len() { Ok(()) } else { Err(-ENOENT) }
 }
@@ -271,7 +267,7 @@ fn check_vcpu(call: &Call<'_>, vcpu: u32) -> Result<(), i64> {
 /// `struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }`
 fn alloc_unbound(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
     let mut b = wire::read::<8>(call.memory, arg)?;
-    own_domain(call, u16_at(&b, 0))?;
+    super::own_domain(call, u16_at(&b, 0))?;
     let remote = match u16_at(&b, 2) {
         DOMID_SELF => call.domain.id.0,
         other => other,
@@ -285,7 +281,7 @@ fn alloc_unbound(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
 /// remote_port, local_port; }`: only to the caller's own unbound ports.
 fn bind_interdomain(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
     let mut b = wire::read::<12>(call.memory, arg)?;
-    own_domain(call, u16_at(&b, 0))?;
+    super::own_domain(call, u16_at(&b, 0))?;
     let remote_port = u32_at(&b, 4);
     let own = call.domain.id.0;
     let local_port = {
@@ -354,7 +350,7 @@ fn send(call: &mut Call<'_>, port: u32) -> Result<i64, i64> {
 /// status, vcpu; union { ... } u; }` (24 bytes).
 fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
     let mut b = wire::read::<24>(call.memory, arg)?;
-    own_domain(call, u16_at(&b, 0))?;
+    super::own_domain(call, u16_at(&b, 0))?;
     let port = u32_at(&b, 4);
     let own = call.domain.id.0;
     let (binding, vcpu) = {
@@ -400,7 +396,7 @@ fn bind_vcpu(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
 /// `struct evtchn_reset { domid_t dom; }`: closes every port.
 fn reset(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
     let b = wire::read::<2>(call.memory, arg)?;
-    own_domain(call, u16_at(&b, 0))?;
+    super::own_domain(call, u16_at(&b, 0))?;
     let own = call.domain.id.0;
     let mut ports = lock(call);
     for port in 1..NR_PORTS {

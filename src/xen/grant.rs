@@ -372,13 +372,13 @@ pub fn grant_table_op(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
 fn batch(call: &mut Call<'_>, args: [u64; 5], size: u64, one: fn(&mut Call<'_>, u64) -> Result<(), i64>) -> Outcome {
     let (uop, count) = (args[1], args[2] as u32);
     for i in 0..count {
+        let Some(at) = wire::element(uop, u64::from(i), size) else { return Outcome::Return(-EFAULT) };
         if i == OPS_PER_TRAP {
             let mut again = args;
-            again[1] = uop + u64::from(i) * size;
+            again[1] = at;
             again[2] = u64::from(count - i);
             return Outcome::Continue(again);
         }
-        let Some(at) = wire::element(uop, u64::from(i), size) else { return Outcome::Return(-EFAULT) };
         if let Err(e) = one(call, at) {
             return Outcome::Return(e);
         }
@@ -448,9 +448,7 @@ fn set_version(call: &mut Call<'_>, at: u64) -> Result<i64, i64> {
 /// `{ domid_t dom; uint16_t pad; uint32_t version; }`
 fn get_version(call: &mut Call<'_>, at: u64) -> Result<i64, i64> {
     let mut b = wire::read::<8>(call.memory, at)?;
-    if !super::is_self(call, u16_at(&b, 0)) {
-        return Err(-ESRCH);
-    }
+    super::own_domain(call, u16_at(&b, 0))?;
     put_u32(&mut b, 4, 1);
     wire::write(call.memory, at, &b).map(|()| 0)
 }

@@ -28,9 +28,7 @@ pub fn hvm_op(call: &mut Call<'_>, op: u64, arg: u64) -> i64 {
     }
     wire::value((|| {
         let mut b = wire::read::<16>(call.memory, arg)?;
-        if !super::is_self(call, u16_at(&b, 0)) {
-            return Err(-ESRCH);
-        }
+        super::own_domain(call, u16_at(&b, 0))?;
         let index = u32_at(&b, 4);
         let guest_visible = matches!(index, CALLBACK_IRQ | STORE_PFN | STORE_EVTCHN | CONSOLE_PFN | CONSOLE_EVTCHN);
         if op == HVMOP_SET_PARAM {

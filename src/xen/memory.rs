@@ -77,9 +77,7 @@ pub fn memory_op(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
 /// most, highest frame number.
 fn reservation_size(call: &mut Call<'_>, op: u64, arg: u64) -> Result<i64, i64> {
     let b = wire::read::<2>(call.memory, arg)?;
-    if !super::is_self(call, u16_at(&b, 0)) {
-        return Err(-ESRCH);
-    }
+    super::own_domain(call, u16_at(&b, 0))?;
     let ram = &call.domain.ram;
     let total: u64 = ram.iter().map(|r| r.size() / PAGE).sum();
     Ok(match op {
@@ -198,9 +196,7 @@ fn add_to_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
     if space == u32::from(space::GMFN_FOREIGN) {
         return Err(-ENOSYS);
     }
-    if !super::is_self(call, domid) {
-        return Err(-ESRCH);
-    }
+    super::own_domain(call, domid)?;
     if gpfn == INVALID_GFN {
         return Err(-EINVAL);
     }
@@ -253,9 +249,7 @@ fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
         if space == space::GMFN_RANGE {
             return Err(-EOPNOTSUPP);
         }
-        if !super::is_self(call, domid) {
-            return Err(-ESRCH);
-        }
+        super::own_domain(call, domid)?;
         if size < start || (size == start && start != 0) {
             return Err(-EILSEQ);
         }
@@ -294,9 +288,7 @@ fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
 /// unmap_grant_ref only) stay.
 fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
     let b = wire::read::<16>(call.memory, arg)?;
-    if !super::is_self(call, u16_at(&b, 0)) {
-        return Err(-ESRCH);
-    }
+    super::own_domain(call, u16_at(&b, 0))?;
     let gpfn = u64_at(&b, 8);
     if gpfn > u64::MAX >> 12 {
         return Err(-ENOENT);
@@ -313,13 +305,7 @@ fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
                 grants.forget_mapping(page);
                 return Ok(0);
             }
-            Some(_) if domain.has_page(&stage2, page) => {
-                if stage2.is_pinned(page) {
-                    return Err(-EBUSY);
-                }
-                true
-            }
-            Some(_) => false,
+            Some(_) => domain.has_page(&stage2, page),
         }
     };
     if !is_ram {

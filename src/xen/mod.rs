@@ -176,3 +176,9 @@ pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
 pub fn is_self(call: &Call<'_>, domid: u16) -> bool {
     domid == DOMID_SELF || domid == call.domain.id.0
 }
+
+/// The caller's own domain, or -ESRCH: the domid check of every call that
+/// names one.
+pub fn own_domain(call: &Call<'_>, domid: u16) -> Result<(), i64> {
+    if is_self(call, domid) { Ok(()) } else { Err(-errno::ESRCH) }
+}

@@ -1,7 +1,7 @@
 //! `HYPERVISOR_xen_version` (`public/version.h`).
 
-use super::GuestMemory;
-use super::errno::{EFAULT, ENOSYS};
+use super::errno::ENOSYS;
+use super::{GuestMemory, wire};
 
 pub const XENVER_VERSION: u64 = 0;
 pub const XENVER_EXTRAVERSION: u64 = 1;
@@ -42,33 +42,27 @@ fn padded<const N: usize>(text: &str) -> [u8; N] {
 }
 
 pub fn xen_version(cmd: u64, arg: u64, memory: &mut dyn GuestMemory) -> i64 {
-    let result = match cmd {
+    let written = match cmd {
         XENVER_VERSION => return i64::from((MAJOR << 16) | MINOR),
         XENVER_PAGESIZE => return 4096,
-        XENVER_EXTRAVERSION => memory.write(arg, &padded::<16>(".0-rust")),
-        XENVER_CAPABILITIES => memory.write(arg, &padded::<1024>("xen-3.0-aarch64 ")),
-        XENVER_CHANGESET => memory.write(arg, &padded::<64>(env!("CARGO_PKG_VERSION"))),
-        XENVER_GET_FEATURES => {
-            // struct xen_feature_info { uint32_t submap_idx; uint32_t submap; }
-            let mut info = [0u8; 8];
-            if memory.read(arg, &mut info).is_err() {
-                return -EFAULT;
-            }
-            let idx = u32::from_le_bytes([info[0], info[1], info[2], info[3]]);
-            info[4..].copy_from_slice(&dom0_features(idx).to_le_bytes());
-            memory.write(arg, &info)
-        }
+        XENVER_EXTRAVERSION => wire::write(memory, arg, &padded::<16>(".0-rust")),
+        XENVER_CAPABILITIES => wire::write(memory, arg, &padded::<1024>("xen-3.0-aarch64 ")),
+        XENVER_CHANGESET => wire::write(memory, arg, &padded::<64>(env!("CARGO_PKG_VERSION"))),
+        // struct xen_feature_info { uint32_t submap_idx; uint32_t submap; }
+        XENVER_GET_FEATURES => wire::read::<8>(memory, arg).and_then(|mut info| {
+            let submap = dom0_features(wire::u32_at(&info, 0));
+            wire::put_u32(&mut info, 4, submap);
+            wire::write(memory, arg, &info)
+        }),
         _ => return -ENOSYS,
     };
-    match result {
-        Ok(()) => 0,
-        Err(_) => -EFAULT,
-    }
+    wire::value(written.map(|()| 0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xen::errno::EFAULT;
     use crate::xen::nr;
     use crate::xen::testing::{Machine, RAM, args};
 
