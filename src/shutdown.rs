@@ -22,6 +22,30 @@ pub fn stop(why: Stop) -> ! {
     }
 }
 
+/// Logs how Dom0 ended, audits its stage 2 once more, logs the free
+/// memory, then stops the machine. The count is comparable with the one at
+/// Dom0 entry: frames Dom0 ballooned out are free but still its own to take
+/// back, so they are counted apart; any other difference is memory the
+/// hypervisor lost.
+pub fn stop_machine(why: core::fmt::Arguments<'_>, code: Stop) -> ! {
+    use core::sync::atomic::Ordering;
+    log::info!("d0: {why}");
+    crate::arch::trap_counts::log();
+    if let Some(dom0) = crate::domain::dom0() {
+        crate::dom0::audit::again(dom0, "at shutdown");
+    }
+    let free = crate::mm::FRAMES.try_lock().and_then(|f| f.as_ref().map(|f| f.free_frames()));
+    let ballooned = crate::domain::dom0().map_or(0, |d| d.xen.ballooned.load(Ordering::Acquire));
+    match free {
+        Some(free) => log::info!(
+            "Free frames at shutdown: {}; and {ballooned} Dom0 ballooned out",
+            free.saturating_sub(ballooned)
+        ),
+        None => log::info!("Free frames at shutdown: unknown (allocator busy)"),
+    }
+    stop(code)
+}
+
 /// Logs a fatal error and stops with its code.
 #[macro_export]
 macro_rules! fatal {

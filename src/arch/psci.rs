@@ -79,8 +79,8 @@ pub fn handle(frame: &mut TrapFrame) {
         CPU_ON => cpu_on(a1, a2, a3),
         CPU_OFF => cpu_off(),
         AFFINITY_INFO => affinity_info(a1, a2),
-        SYSTEM_OFF => crate::xen::sched::stop_machine(format_args!("PSCI SYSTEM_OFF"), Stop::PowerOff),
-        SYSTEM_RESET => crate::xen::sched::stop_machine(
+        SYSTEM_OFF => crate::shutdown::stop_machine(format_args!("PSCI SYSTEM_OFF"), Stop::PowerOff),
+        SYSTEM_RESET => crate::shutdown::stop_machine(
             format_args!("PSCI SYSTEM_RESET; the hypervisor cannot reboot the board, powering off"),
             Stop::PowerOff,
         ),

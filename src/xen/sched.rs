@@ -60,42 +60,17 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
     result.unwrap_or_else(Outcome::Return)
 }
 
-/// Logs how Dom0 ended, audits its stage 2 once more, logs the free
-/// memory, then stops the machine. The count is comparable with the one at
-/// Dom0 entry: frames Dom0 ballooned out are free but still its own to take
-/// back, so they are counted apart; any other difference is memory the
-/// hypervisor lost.
-#[cfg(target_os = "none")]
-pub fn stop_machine(why: core::fmt::Arguments<'_>, stop: crate::fatal::Stop) -> ! {
-    use core::sync::atomic::Ordering;
-    log::info!("d0: {why}");
-    crate::arch::trap_counts::log();
-    if let Some(dom0) = crate::domain::dom0() {
-        crate::dom0::audit::again(dom0, "at shutdown");
-    }
-    let free = crate::mm::FRAMES.try_lock().and_then(|f| f.as_ref().map(|f| f.free_frames()));
-    let ballooned = crate::domain::dom0().map_or(0, |d| d.xen.ballooned.load(Ordering::Acquire));
-    match free {
-        Some(free) => log::info!(
-            "Free frames at shutdown: {}; and {ballooned} Dom0 ballooned out",
-            free.saturating_sub(ballooned)
-        ),
-        None => log::info!("Free frames at shutdown: unknown (allocator busy)"),
-    }
-    crate::shutdown::stop(stop)
-}
-
 /// Ends the machine for a shutdown hypercall.
 #[cfg(target_os = "none")]
 pub fn shut_down(reason: Reason) -> ! {
     use crate::fatal::Stop;
     match reason {
-        Reason::PowerOff => stop_machine(format_args!("shutdown: power off"), Stop::PowerOff),
+        Reason::PowerOff => crate::shutdown::stop_machine(format_args!("shutdown: power off"), Stop::PowerOff),
         Reason::Reboot => {
-            stop_machine(format_args!("shutdown: reboot, which is not supported; powering off"), Stop::PowerOff)
+            crate::shutdown::stop_machine(format_args!("shutdown: reboot, which is not supported; powering off"), Stop::PowerOff)
         }
-        Reason::Crash => stop_machine(format_args!("shutdown: Dom0 crashed"), Stop::Dom0Crashed),
-        other => stop_machine(format_args!("shutdown ({other:?}): halting"), Stop::Dom0Crashed),
+        Reason::Crash => crate::shutdown::stop_machine(format_args!("shutdown: Dom0 crashed"), Stop::Dom0Crashed),
+        other => crate::shutdown::stop_machine(format_args!("shutdown ({other:?}): halting"), Stop::Dom0Crashed),
     }
 }
 
