@@ -19,8 +19,8 @@ use crate::xen::grant::{self, ENTRIES_PER_FRAME, gtf, map, status};
 use crate::xen::memory::{self, space};
 use crate::xen::testing::{GRANT_REGION, HYPERVISOR_FREE, Machine, RAM, SCRATCH, args, le};
 use crate::xen::{DOMID_SELF, Outcome, hvm, nr, platform, sched, vcpu, version};
+use crate::mm::frames::FRAME_SIZE as PAGE;
 
-const PAGE: u64 = 4096;
 /// Where Dom0 puts the structs and arrays it passes: its last pages, so a
 /// huge count runs off its RAM soon rather than through all of it.
 const STRUCTS: u64 = RAM.end - 0x4000;

@@ -19,8 +19,7 @@ use super::range::PhysRange;
 use super::stage2::{Extent, Kind};
 use alloc::vec::Vec;
 use core::fmt;
-
-const PAGE: u64 = 4096;
+use crate::mm::frames::FRAME_SIZE as PAGE;
 
 /// What the guest may see.
 #[derive(Debug, Clone, Copy)]

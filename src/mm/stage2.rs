@@ -20,8 +20,7 @@ use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable, Stage2, Trans
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-
-const PAGE: u64 = 4096;
+use crate::mm::frames::FRAME_SIZE as PAGE;
 
 /// What an IPA range is to the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

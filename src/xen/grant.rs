@@ -18,6 +18,7 @@ use crate::mm::stage2::{Kind, Stage2Error, Stage2Map};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use crate::mm::frames::FRAME_SIZE as PAGE;
 
 pub mod op {
     pub const MAP_GRANT_REF: u32 = 0;
@@ -59,7 +60,6 @@ pub mod gtf {
     pub const WRITING: u16 = 1 << 4;
 }
 
-const PAGE: u64 = 4096;
 pub const ENTRIES_PER_FRAME: u32 = 512;
 /// Mapping handles a domain may hold at once.
 pub const MAX_MAPTRACK: usize = 16384;

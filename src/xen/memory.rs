@@ -10,6 +10,7 @@ use super::wire::{self, u16_at, u32_at, u64_at};
 use super::{Call, Outcome};
 use crate::mm::stage2::Kind;
 use core::sync::atomic::Ordering;
+use crate::mm::frames::FRAME_SIZE as PAGE;
 
 pub mod op {
     pub const INCREASE_RESERVATION: u64 = 0;
@@ -40,7 +41,6 @@ const POPULATE_ON_DEMAND: u32 = 1 << 16;
 /// Pages changed (or batch entries done) before the call continues later.
 const PAGES_PER_TRAP: u64 = 512;
 const BATCH_PER_TRAP: u64 = 64;
-const PAGE: u64 = 4096;
 /// No frame: refused before anything else, in every space.
 const INVALID_GFN: u64 = u64::MAX;
 

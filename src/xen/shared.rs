@@ -13,6 +13,7 @@
 
 use super::Board;
 use core::sync::atomic::{AtomicU64, Ordering};
+use crate::mm::frames::FRAME_SIZE as PAGE;
 
 /// Layout of `struct shared_info` and `struct vcpu_info` on arm64.
 pub mod layout {
@@ -31,8 +32,6 @@ pub mod layout {
 
 /// No address registered.
 pub const NONE: u64 = u64::MAX;
-
-const PAGE: u64 = 4096;
 
 /// Where a domain's shared_info is, and the wall clock it carries.
 pub struct SharedInfo {

@@ -8,6 +8,7 @@ use super::wire::{self, u32_at, u64_at};
 use super::{Board, Call, DomainState};
 use crate::domain::Domain;
 use core::sync::atomic::{AtomicU64, Ordering};
+use crate::mm::frames::FRAME_SIZE as PAGE;
 
 pub mod op {
     pub const REGISTER_RUNSTATE_MEMORY_AREA: u32 = 5;
@@ -29,7 +30,6 @@ pub const VMASST_TYPE_RUNSTATE_UPDATE_FLAG: u32 = 5;
 /// The assists Xen offers on Arm.
 const VMASST_VALID: u64 = 1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG;
 
-const PAGE: u64 = 4096;
 /// `struct vcpu_runstate_info`: int state; u64 state_entry_time; u64 time[4].
 const RUNSTATE_WORDS: usize = 6;
 
