@@ -103,11 +103,13 @@ impl Hostile<'_> {
     }
 
     fn load_aborts(&mut self, access: Access, address: u64, what: &str) {
-        let got = load(access, address);
-        self.case(
-            got.is_err(),
-            format_args!("{access:?} read of {what} ({address:#x}): expected an abort, got {got:#x?}"),
-        );
+        match load(access, address) {
+            Err(esr) => self.aborts(Some(esr), format_args!("{access:?} read of {what} ({address:#x})")),
+            Ok(value) => self.case(
+                false,
+                format_args!("{access:?} read of {what} ({address:#x}): expected an abort, read {value:#x}"),
+            ),
+        }
     }
 
     fn store_aborts(&mut self, access: Access, address: u64, what: &str) {

@@ -134,9 +134,20 @@ impl Hostile<'_> {
         self.case(got == expected, format_args!("{what}: expected {expected}, got {got}"));
     }
 
-    /// A case whose answer is an abort injected into Dom0.
+    /// A case whose answer is an abort injected into Dom0: a synchronous
+    /// external abort, which is what the hypervisor injects (a fault the
+    /// CPU raised at EL1 by itself, say a stage-1 address-size fault,
+    /// would prove nothing about the hypervisor).
     fn aborts(&mut self, esr: Option<u64>, what: fmt::Arguments<'_>) {
-        self.case(esr.is_some(), format_args!("{what}: expected an abort, none came"));
+        const FAULT_STATUS: u64 = 0x3f;
+        const SYNCHRONOUS_EXTERNAL_ABORT: u64 = 0x10;
+        match esr {
+            Some(esr) => self.case(
+                esr & FAULT_STATUS == SYNCHRONOUS_EXTERNAL_ABORT,
+                format_args!("{what}: expected the hypervisor's external abort, got ESR {esr:#x}"),
+            ),
+            None => self.case(false, format_args!("{what}: expected an abort, none came")),
+        }
     }
 
     /// A case whose access must be emulated, not aborted.
