@@ -45,13 +45,6 @@ fn default_command_line_on_2g() {
     out.expect_line("probe: ok: a read of the grant region 0x40200000 (the hypervisor's image) aborts");
 }
 
-/// The number at the end of the first line containing `needle`.
-fn logged_number(out: &Outcome, needle: &str) -> u64 {
-    let line = out.expect_line(needle);
-    line.rsplit(needle).next().and_then(|n| n.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).unwrap_or_else(|| {
-        panic!("no number after {needle:?} in {line:?}")
-    })
-}
 
 /// The hypercalls Linux makes as Dom0, good and hostile, as the probe
 /// checks them; it ends the run with SCHEDOP_shutdown, and every frame it
@@ -85,8 +78,8 @@ fn hypercalls_a_linux_dom0_makes() {
     ] {
         out.expect_line(line);
     }
-    let at_entry = logged_number(&out, "Free frames at Dom0 entry: ");
-    let at_shutdown = logged_number(&out, "Free frames at shutdown: ");
+    let at_entry = out.number_after("Free frames at Dom0 entry: ");
+    let at_shutdown = out.number_after("Free frames at shutdown: ");
     assert_eq!(at_shutdown, at_entry, "the ballooned page came back; grant frames were reserved before entry");
     // After the grant and balloon checks, Dom0 sees all its RAM again, no
     // grant mapping, and the two grant-table frames it placed.
@@ -222,10 +215,10 @@ fn a_hostile_dom0_gets_errors_and_aborts_and_changes_nothing() {
     for memory in [logged_range(&out, "(hypervisor image)"), logged_range(&out, "(HV) Heap: ")] {
         assert!(swept.0 <= memory.0 && memory.1 <= swept.1, "{memory:x?} lies in the sweep {swept:x?}");
     }
-    let at_entry = logged_number(&out, "Free frames at Dom0 entry: ");
-    let at_shutdown = logged_number(&out, "Free frames at shutdown: ");
+    let at_entry = out.number_after("Free frames at Dom0 entry: ");
+    let at_shutdown = out.number_after("Free frames at shutdown: ");
     assert_eq!(at_shutdown, at_entry, "no frame lost or taken");
-    assert_eq!(logged_number(&out, &format!("shutdown: {at_shutdown}; and ")), 0, "nothing left ballooned out");
+    assert_eq!(out.number_after(&format!("shutdown: {at_shutdown}; and ")), 0, "nothing left ballooned out");
 }
 
 /// The first `start->end` range on the first line containing `needle`.

@@ -98,19 +98,6 @@ fn xen_4_17_runs_debian_6_1_which_balloons() {
     out.expect_line("gnttest: no Xen scratch in /proc/iomem");
 }
 
-/// The number in the line containing `needle` (compared case-blind), just after it.
-fn logged_number(out: &Outcome, needle: &str) -> u64 {
-    let needle = needle.to_lowercase();
-    let line = out
-        .output
-        .lines()
-        .find(|l| l.to_lowercase().contains(&needle))
-        .unwrap_or_else(|| panic!("no line contains {needle:?}; output:\n{}", out.output))
-        .to_lowercase();
-    let after = &line[line.find(&needle).unwrap() + needle.len()..];
-    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or_else(|_| panic!("no number after {needle:?} in {line:?}"))
-}
 
 /// The output with Dom0's console lines as Dom0 wrote them: our hypervisor
 /// prefixes each with `(d0) ` (Xen 4.17 does not, for Dom0).
@@ -136,8 +123,8 @@ fn boot_ours(machine: Machine) -> Outcome {
     out.expect_line(" exits to the hypervisor, ");
     let audit = out.expect_line_after("init: gnttest exited 0", SHUTDOWN_AUDIT);
     assert!(!audit.contains("shared 0 KiB"), "Linux's grant-table frames mapped in the grant region: {audit}");
-    let at_entry = logged_number(&out, "free frames at Dom0 entry: ");
-    let at_shutdown = logged_number(&out, "free frames at shutdown: ");
+    let at_entry = out.number_after("Free frames at Dom0 entry: ");
+    let at_shutdown = out.number_after("Free frames at shutdown: ");
     assert_eq!(at_shutdown, at_entry, "free frames at shutdown (less those Dom0 ballooned out) vs at Dom0 entry");
     out
 }
@@ -153,8 +140,8 @@ fn dom0_lines_read_the_same_with_our_prefix() {
     let out = without_dom0_prefix(Outcome { status: Some(0), output: output.into(), elapsed: Default::default() });
     assert_eq!(reg_seen_by_init(&out), vec![(0x4020_0000, 0x4024_0000), (0x4200_0000, 0x6000_0000)]);
     assert_eq!(out.ranges("gnttest: extended region "), vec![(0x4200_0000, 0x6000_0000)]);
-    assert_eq!(logged_number(&out, "free frames at Dom0 entry: "), 388063);
-    assert_eq!(logged_number(&out, "free frames at shutdown: "), 388063);
+    assert_eq!(out.number_after("Free frames at Dom0 entry: "), 388063);
+    assert_eq!(out.number_after("Free frames at shutdown: "), 388063);
 }
 
 #[test]

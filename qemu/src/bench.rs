@@ -5,24 +5,12 @@
 
 use crate::image;
 use crate::machine::{Machine, Module};
-use crate::work_dir;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The benchmark guest `tests/guests/bench` as a raw image, built once per process.
-pub fn dom0_bench() -> &'static Path {
-    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let elf = image::build_elf("dom0-bench", "dom0-bench");
-        let out = work_dir().join("dom0-bench.bin");
-        image::raw_image(&elf, &out);
-        out
-    })
-}
 
 /// The benchmark guest as Dom0 on `memory` of RAM (2 CPUs, cortex-a57),
 /// with the hypervisor's command line `append` and `iterations` per figure.
@@ -34,7 +22,7 @@ pub fn bench_machine(memory: &str, append: &str, iterations: u64) -> Machine {
         append: Some(append.into()),
         modules: vec![Module {
             addr: 0x4200_0000,
-            file: dom0_bench().to_path_buf(),
+            file: image::dom0_bench().to_path_buf(),
             kernel: true,
             bootargs: Some(format!("iterations={iterations}")),
         }],
@@ -165,8 +153,6 @@ pub fn number_after(output: &str, needle: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The hypervisor's `boot: N counter ticks from entry to Dom0 (F Hz; ...)`
-/// line: (N, F).
 /// The boot phases the hypervisor logs at debug level, in order:
 /// `boot phase: <what>: <N> ticks`.
 pub fn boot_phases(output: &str) -> Vec<(String, u64)> {
@@ -180,23 +166,19 @@ pub fn boot_phases(output: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The hypervisor's `boot: N counter ticks from entry to Dom0 (F Hz; ...)`
+/// line: (N, F).
 pub fn boot_ticks(output: &str) -> Option<(u64, u64)> {
     let ticks = number_after(output, "boot: ")?;
     let hz = number_after(output, "counter ticks from entry to Dom0 (")?;
     Some((ticks, hz))
 }
 
-/// The line that says how many stage-2 table pages Dom0 has at entry:
-/// `d0: stage 2: N table pages` (or any line with both parts). Not logged
-/// yet by the hypervisor; read when it is.
-pub const STAGE2_LINE: &str = "d0: stage 2: N table pages (at Dom0 entry)";
-
-/// The number of stage-2 table pages from a `... stage 2 ...: N table pages` line.
+/// Stage-2 table pages at Dom0 entry, from the hypervisor's
+/// `d0: stage 2: N table pages (at Dom0 entry)`.
 pub fn stage2_table_pages(output: &str) -> Option<u64> {
-    output.lines().filter(|l| l.contains("stage 2") && l.contains(" table pages")).find_map(|l| {
-        let before = &l[..l.find(" table pages")?];
-        before.rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-    })
+    let line = output.lines().find(|l| l.ends_with(" table pages (at Dom0 entry)"))?;
+    number_after(line, "d0: stage 2: ")
 }
 
 /// The heap in use and its size at Dom0 entry, in KiB, from `heap X KiB used of Y KiB`.
@@ -249,6 +231,8 @@ mod tests {
         assert_eq!(heap_kib(out), Some((1143, 16384)));
         assert_eq!(stage2_table_pages(out), None);
         assert_eq!(stage2_table_pages("(HV) d0: stage 2: 7 table pages (at Dom0 entry)\n"), Some(7));
-        assert_eq!(stage2_table_pages("(HV) Free frames: 3; stage 2 uses 12 table pages\n"), Some(12));
+        let pages_mode = "(HV) d0: stage 2: RAM in 4 KiB pages (stage2-blocks=no), 258 table pages\n\
+                          (HV) d0: stage 2: 260 table pages (at Dom0 entry)\n";
+        assert_eq!(stage2_table_pages(pages_mode), Some(260));
     }
 }

@@ -60,6 +60,11 @@ pub fn dom0_probe() -> &'static Path {
     built_once("dom0-probe")
 }
 
+/// The benchmark guest `tests/guests/bench`.
+pub fn dom0_bench() -> &'static Path {
+    built_once("dom0-bench")
+}
+
 /// The Linux program `tests/guests/gnttest` (an ELF), built once per process.
 pub fn gnttest() -> &'static Path {
     static ELF: OnceLock<PathBuf> = OnceLock::new();

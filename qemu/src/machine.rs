@@ -116,6 +116,13 @@ impl Outcome {
         }
     }
 
+    /// The number just after `needle` in the first line containing it;
+    /// panics with the whole output if there is none.
+    pub fn number_after(&self, needle: &str) -> u64 {
+        crate::bench::number_after(self.expect_line(needle), needle)
+            .unwrap_or_else(|| panic!("no number after {needle:?}; output:\n{}", self.output))
+    }
+
     pub fn expect_no_line(&self, needle: &str) {
         if let Some(line) = self.output.lines().find(|l| l.contains(needle)) {
             panic!("unexpected line {line:?}; output:\n{}", self.output);
