@@ -111,8 +111,7 @@ fn quiet_level_logs_nothing_but_the_end() {
 /// QEMU's own tree with edits, given with `-dtb`: QEMU rewrites /memory in
 /// it, leaving FDT_NOP tokens behind.
 fn edited_tree(edit: impl FnOnce(Dts) -> Dts, name: &str) -> PathBuf {
-    let base = Machine { modules: vec![], ..machine("cortex-a57", "1G", "") };
-    edit(Dts::from_blob(&base.generated_dtb())).write(name)
+    edit(base_dts()).write(name)
 }
 
 #[test]
@@ -158,7 +157,7 @@ fn raw_tree_boot(blob: Vec<u8>, name: &str) -> Outcome {
 
 #[test]
 fn a_tree_without_memory_stops_with_a_clear_error() {
-    let dts = Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb()).remove_nodes("memory");
+    let dts = tree_with_kernel().remove_nodes("memory");
     let out = raw_tree_boot(dts.to_blob(), "no-memory");
     out.expect_line("FATAL: no RAM: the device tree has no usable /memory node");
     out.expect_exit(12);
@@ -167,7 +166,7 @@ fn a_tree_without_memory_stops_with_a_clear_error() {
 #[test]
 fn a_truncated_tree_stops_with_a_clear_error() {
     // Compacted by dtc, so that half the blob is half the structure.
-    let mut blob = Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb()).to_blob();
+    let mut blob = tree_with_kernel().to_blob();
     let size = blob.len();
     blob.truncate(size / 2);
     // Keep the header's size claim: the blob ends early inside the structure.
@@ -181,7 +180,7 @@ fn a_truncated_tree_stops_with_a_clear_error() {
 /// name offset pointing past the strings block, or its token unknown.
 #[test]
 fn a_corrupted_tree_stops_with_a_clear_error() {
-    let blob = Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb()).to_blob();
+    let blob = tree_with_kernel().to_blob();
     let be32 = |at: usize| u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
     const FDT_PROP: u32 = 3;
     let structure = be32(8) as usize;
@@ -204,7 +203,7 @@ fn no_tree_at_all_stops_with_a_clear_error() {
 
 #[test]
 fn absurd_address_cells_stop_with_a_clear_error() {
-    let dts = Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb());
+    let dts = tree_with_kernel();
     let text = dts.text.replacen("#address-cells = <0x02>;", "#address-cells = <0x63>;", 1);
     let out = raw_tree_boot(Dts { text }.to_blob(), "cells");
     out.expect_line("FATAL: /: unsupported #address-cells");
@@ -230,7 +229,7 @@ fn booted_at_el1_says_why_and_parks() {
 fn a_faulting_console_gives_a_crash_report_through_semihosting() {
     // The tree names a PL011 where nothing answers: the first write to it
     // takes an external abort at EL2.
-    let dts = Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb());
+    let dts = tree_with_kernel();
     let text = dts.text.replace("reg = <0x00 0x9000000 0x00 0x1000>;", "reg = <0x00 0xdead0000 0x00 0x1000>;");
     assert_ne!(text, dts.text, "the UART's reg is where we expect it");
     let out = raw_tree_boot(Dts { text }.to_blob(), "bad-uart");
@@ -335,9 +334,18 @@ fn dom0_psci_system_off_ends_the_machine() {
     out.expect_exit(0);
 }
 
-/// QEMU's tree for a 1 GiB machine (no modules), as dtc source to edit.
+/// QEMU's tree for a 1 GiB machine (no modules), as dtc source to edit;
+/// dumped once per process.
 fn base_dts() -> Dts {
-    Dts::from_blob(&Machine { modules: vec![], ..machine("cortex-a57", "1G", "") }.generated_dtb())
+    static TREE: std::sync::OnceLock<Dts> = std::sync::OnceLock::new();
+    TREE.get_or_init(|| Dts::from_blob(&Machine { modules: vec![], ..machine("cortex-a57", "1G", "") }.generated_dtb()))
+        .clone()
+}
+
+/// The same with the placeholder kernel's module in /chosen.
+fn tree_with_kernel() -> Dts {
+    static TREE: std::sync::OnceLock<Dts> = std::sync::OnceLock::new();
+    TREE.get_or_init(|| Dts::from_blob(&machine("cortex-a57", "1G", "").generated_dtb())).clone()
 }
 
 #[test]

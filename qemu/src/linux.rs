@@ -52,8 +52,7 @@ const BUSYBOX: Pin = Pin {
 
 /// The Xen device drivers gnttest and Dom0's tools use, in load order. In
 /// both kernels all four are modules (CONFIG_XEN_DEV_EVTCHN, _PRIVCMD,
-/// _GNTDEV, _GRANT_DEV_ALLOC =m); one built in would be listed in
-/// `Kernel::built_in` instead.
+/// _GNTDEV, _GRANT_DEV_ALLOC =m); one built in needs no loading.
 pub const XEN_MODULES: [&str; 4] = ["xen-evtchn", "xen-privcmd", "xen-gntdev", "xen-gntalloc"];
 
 /// A kernel ready to boot.
@@ -65,8 +64,6 @@ pub struct Kernel {
     pub image: PathBuf,
     /// The `XEN_MODULES` that are modules, uncompressed, in load order.
     pub modules: Vec<PathBuf>,
-    /// The `XEN_MODULES` built into the kernel.
-    pub built_in: Vec<&'static str>,
 }
 
 /// The kernel `which`, fetched and prepared once per process.
@@ -106,7 +103,7 @@ fn prepare(unpacked: &Path) -> Kernel {
     let built_in_list = std::fs::read_to_string(modules_dir.join("modules.builtin")).unwrap_or_default();
     let cache = workspace_root().join("qemu/cache/linux").join(&release);
     std::fs::create_dir_all(&cache).expect("create qemu/cache/linux");
-    let mut kernel = Kernel { release, image, modules: Vec::new(), built_in: Vec::new() };
+    let mut kernel = Kernel { release, image, modules: Vec::new() };
     for name in XEN_MODULES {
         let in_tree = modules_dir.join("kernel/drivers/xen").join(format!("{name}.ko"));
         let compressed = in_tree.with_extension("ko.xz");
@@ -114,9 +111,7 @@ fn prepare(unpacked: &Path) -> Kernel {
             kernel.modules.push(in_tree);
         } else if compressed.is_file() {
             kernel.modules.push(decompress_xz(&compressed, &cache.join(format!("{name}.ko"))));
-        } else if built_in_list.lines().any(|l| l == format!("kernel/drivers/xen/{name}.ko")) {
-            kernel.built_in.push(name);
-        } else {
+        } else if !built_in_list.lines().any(|l| l == format!("kernel/drivers/xen/{name}.ko")) {
             panic!("{name} is neither a module nor built into {}", kernel.release);
         }
     }

@@ -59,7 +59,7 @@ wrong_place_block:
 wrong_place_text:
     .asciz  "probe: FAIL: loaded away from 0x60000000, where it is linked (Dom0 bank 0 with dom0_mem=512M)\n"
 
-/* Synchronous exceptions at EL1 record ESR and FAR and skip the
+/* Synchronous exceptions at EL1 record ESR and skip the
    instruction; an instruction abort (a branch into memory that is not
    ours) returns to the branch's caller instead. Anything else ends the
    run with exit code 7. */
@@ -67,9 +67,6 @@ vector_table sync_handler, unexpected
 
 sync_handler:
     stp     x9, x10, [sp, #-16]!
-    mrs     x9, far_el1
-    ldr     x10, =LAST_FAR
-    str     x9, [x10]
     mrs     x9, esr_el1
     ldr     x10, =LAST_ESR
     str     x9, [x10]
@@ -102,8 +99,6 @@ secondary_park:
 
     #[unsafe(no_mangle)]
     static mut LAST_ESR: u64 = 0;
-    #[unsafe(no_mangle)]
-    static mut LAST_FAR: u64 = 0;
 
     unsafe extern "C" {
         static __image_start: u8;

@@ -72,7 +72,6 @@ irq_handler:
     cmp     x10, #1020
     b.hs    5f                      /* spurious */
     msr     s3_0_c12_c12_1, x9      /* ICC_EOIR1_EL1 */
-    record  LAST_INTID
     count   IRQS_TAKEN
 5:  ldp     x9, x10, [sp], #16
     eret
@@ -84,8 +83,6 @@ irq_handler:
 static mut LAST_ESR: u64 = 0;
 #[unsafe(no_mangle)]
 static mut SYNC_EXCEPTIONS: u64 = 0;
-#[unsafe(no_mangle)]
-static mut LAST_INTID: u64 = 0;
 #[unsafe(no_mangle)]
 static mut IRQS_TAKEN: u64 = 0;
 

@@ -6,16 +6,16 @@
 
 use core::arch::asm;
 
-const GICD_CTLR: u64 = 0x0000;
-const GICD_CTLR_ENABLE_G1: u32 = 1 << 1;
+pub const GICD_CTLR: u64 = 0x0000;
+pub const GICD_CTLR_ENABLE_G1: u32 = 1 << 1;
 const GICD_CTLR_ARE: u32 = 1 << 4;
 const IGROUPR: u64 = 0x0080;
-const ISENABLER: u64 = 0x0100;
+pub const ISENABLER: u64 = 0x0100;
 const ISPENDR: u64 = 0x0200;
-const IPRIORITYR: u64 = 0x0400;
-const GICD_IROUTER: u64 = 0x6000;
+pub const IPRIORITYR: u64 = 0x0400;
+pub const GICD_IROUTER: u64 = 0x6000;
 pub const GICR_TYPER: u64 = 0x0008;
-const GICR_WAKER: u64 = 0x0014;
+pub const GICR_WAKER: u64 = 0x0014;
 pub const GICR_SGI_FRAME: u64 = 0x1_0000;
 pub const GICR_STRIDE: u64 = 0x2_0000;
 const PRIORITY: u8 = 0xa0;

@@ -12,21 +12,18 @@
 //! width a register does not have with an abort.)
 
 use super::super::faults;
-use super::super::interrupts::{self, GICR_SGI_FRAME, GICR_STRIDE, GICR_TYPER, drain, enable, read32, read64};
+use super::super::interrupts::{
+    self, GICD_CTLR, GICD_CTLR_ENABLE_G1, GICD_IROUTER, GICR_SGI_FRAME, GICR_STRIDE, GICR_TYPER, GICR_WAKER, IPRIORITYR,
+    ISENABLER, drain, enable, read32, read64,
+};
 use super::{Board, Hostile, mmu};
 use core::arch::asm;
 
-const GICD_CTLR: u64 = 0x0000;
 const GICD_TYPER: u64 = 0x0004;
 const GICD_TYPER_LPIS: u64 = 1 << 17;
-const GICD_IROUTER: u64 = 0x6000;
-const GICD_CTLR_ENABLE_G1: u32 = 1 << 1;
-const GICR_WAKER: u64 = 0x0014;
 const GICR_WAKER_PROCESSOR_SLEEP: u64 = 1 << 1;
 const GICR_WAKER_CHILDREN_ASLEEP: u64 = 1 << 2;
 const GICR_TYPER_LAST: u64 = 1 << 4;
-const IPRIORITYR: u64 = 0x0400;
-const ISENABLER: u64 = 0x0100;
 /// Offsets the GICv3 architecture leaves reserved in the distributor.
 const RESERVED: [u64; 3] = [0x0014, 0x0f30, 0xc000];
 /// What a load leaves in its register when the handler skipped it.
