@@ -17,7 +17,7 @@ fn qemu_virt_tree() -> Vec<u8> {
     let path = std::env::temp_dir().join(format!("device-tree-bench-{}.dtb", std::process::id()));
     let machine = format!("virt,gic-version=3,virtualization=on,dumpdtb={}", path.display());
     let status = std::process::Command::new("qemu-system-aarch64")
-        .args(["-machine", &machine, "-cpu", "cortex-a57", "-smp", "2", "-m", "2G", "-nographic"])
+        .args(["-nodefaults", "-machine", &machine, "-cpu", "cortex-a57", "-smp", "2", "-m", "2G", "-display", "none"])
         .stderr(std::process::Stdio::null())
         .status()
         .expect("run qemu-system-aarch64 (qemu/setup installs it), or pass a DTB");

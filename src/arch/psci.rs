@@ -1,4 +1,4 @@
-//! PSCI and SMCCC for Dom0 (DESIGN.md §7): the hypervisor is Dom0's
+//! PSCI and SMCCC for Dom0: the hypervisor is Dom0's
 //! firmware. Dom0 vCPU n is physical CPU n, so CPU_ON starts the physical
 //! CPU through the real firmware into the hypervisor (`secondary_entry` in
 //! boot/head.S), which then enters Dom0 at the address Dom0 gave.

@@ -1,4 +1,4 @@
-//! GICv3 virtualisation for Dom0 (DESIGN.md §7). Dom0 vCPU n runs on
+//! GICv3 virtualisation for Dom0 (the README's "Serving Dom0"). Dom0 vCPU n runs on
 //! physical CPU n, always, so each CPU's list registers belong to one vCPU
 //! and are never switched. Physical interrupts of Dom0's are acknowledged
 //! at EL2, their priority dropped, and handed over in a list register with

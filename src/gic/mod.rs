@@ -1,4 +1,4 @@
-//! The GICv3 as the hypervisor virtualises it for Dom0 (DESIGN.md §7): Dom0
+//! The GICv3 as the hypervisor virtualises it for Dom0: Dom0
 //! drives the real distributor and redistributors through a filter that
 //! hides the interrupts the hypervisor keeps, and receives its interrupts
 //! through the list registers. This folder holds the pure parts (register

@@ -46,7 +46,8 @@ struct Options {
 
 fn options() -> Options {
     let mut o = Options { runs: 5, iterations: 100_000, sections: Vec::new() };
-    let mut args = std::env::args().skip(1);
+    // `cargo bench-qemu -- --runs 1` hands the program a `--` of its own.
+    let mut args = std::env::args().skip(1).skip_while(|a| a == "--");
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().unwrap_or_else(|| usage(&format!("{name} needs a value")));
         match arg.as_str() {
@@ -64,7 +65,7 @@ fn options() -> Options {
 
 fn usage(why: &str) -> ! {
     eprintln!("bench: {why}");
-    eprintln!("usage: cargo bench-qemu [-- --runs N --iterations N --only boot,phases,traps,linux,footprint]");
+    eprintln!("usage: cargo bench-qemu [--runs N] [--iterations N] [--only boot,phases,traps,linux,footprint]");
     std::process::exit(2)
 }
 
