@@ -81,6 +81,7 @@ pub fn enable_input() {
 pub fn interrupt() {
     let mut bytes = arrayvec::ArrayVec::<u8, 64>::new();
     if let Some(uart) = UART.lock().as_ref() {
+        uart.acknowledge_receive();
         while !bytes.is_full() {
             match uart.read_byte() {
                 Some(b) => bytes.push(b),

@@ -76,10 +76,16 @@ impl Pl011 {
         self.registers.imsc.write(INT::RX::SET + INT::RT::SET);
     }
 
+    /// Clears the receive interrupts. Done before the bytes are read, not
+    /// after: a byte arriving between the last read and a later clear would
+    /// wait with its interrupt cleared until another byte came.
+    pub fn acknowledge_receive(&self) {
+        self.registers.icr.write(INT::RX::SET + INT::RT::SET);
+    }
+
     /// The next received byte, if one waits.
     pub fn read_byte(&self) -> Option<u8> {
         if self.registers.fr.is_set(FR::RXFE) {
-            self.registers.icr.write(INT::RX::SET + INT::RT::SET);
             return None;
         }
         Some(self.registers.dr.get() as u8)
