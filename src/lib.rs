@@ -32,4 +32,6 @@ pub mod console {
     pub mod input;
 }
 #[cfg(target_os = "none")]
+pub mod router;
+#[cfg(target_os = "none")]
 pub mod shutdown;

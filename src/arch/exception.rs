@@ -53,12 +53,12 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     // Nothing a guest does, in AArch64 or AArch32 state, may stop us.
     if matches!(source, Source::LowerA64 | Source::LowerA32) {
         match kind & 3 {
-            0 => super::traps::handle_guest_sync(frame),
+            0 => crate::router::traps::handle_guest_sync(frame),
             1 => {
                 super::trap_counts::count(super::trap_counts::Exit::Interrupt);
                 super::vgic::handle_irq();
             }
-            3 => super::traps::handle_guest_serror(frame),
+            3 => crate::router::traps::handle_guest_serror(frame),
             // FIQs: every interrupt is group 1 (the GIC filter sees to
             // it), so none is ever signalled as an FIQ.
             _ => {}

@@ -28,6 +28,5 @@ pub mod sysregs;
 #[cfg(target_os = "none")]
 pub mod trap_counts;
 #[cfg(target_os = "none")]
-pub mod traps;
 #[cfg(target_os = "none")]
 pub mod vgic;

@@ -3,7 +3,7 @@
 //! CPU through the real firmware into the hypervisor (`secondary_entry` in
 //! boot/head.S), which then enters Dom0 at the address Dom0 gave.
 
-use crate::xen::board::Hardware;
+use crate::router::xen_board::Hardware;
 use crate::xen::vcpu::{runstate, set_runstate};
 use super::cpu;
 use super::exception::TrapFrame;

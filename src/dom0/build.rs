@@ -102,7 +102,7 @@ pub fn build(
     let vcpus = tree.cpus.len().max(1);
     let dom0: &'static Domain =
         alloc::boxed::Box::leak(alloc::boxed::Box::new(Domain::new(DomainId(0), 1, banks.clone(), stage2, vcpus, grant)));
-    if let Err(e) = dom0.xen.grants.lock().reserve_frames(&crate::xen::board::Hardware) {
+    if let Err(e) = dom0.xen.grants.lock().reserve_frames(&crate::router::xen_board::Hardware) {
         log::error!("d0: no frames for the grant table ({e}); grants will not work");
     }
     let mut hypervisor = hypervisor_memory.to_vec();

@@ -17,8 +17,6 @@ pub mod vcpu;
 pub mod version;
 pub mod wire;
 
-#[cfg(target_os = "none")]
-pub mod board;
 #[cfg(test)]
 pub(crate) mod testing;
 

@@ -2,10 +2,10 @@
 //! stage-2 faults. Nothing a guest does here stops the hypervisor: unknown
 //! calls get an error code, bad accesses an abort injected back.
 
-use super::esr::{self, ec};
-use super::exception::TrapFrame;
-use super::guest::SPSR_EL1H_MASKED;
-use super::trap_counts::{Exit, count};
+use crate::arch::esr::{self, ec};
+use crate::arch::exception::TrapFrame;
+use crate::arch::guest::SPSR_EL1H_MASKED;
+use crate::arch::trap_counts::{Exit, count};
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1};
 use core::sync::atomic::{AtomicU64, Ordering};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
@@ -44,13 +44,13 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
         }
         ec::HVC64 if immediate == SMCCC_IMM => {
             count(Exit::Firmware);
-            super::psci::handle(frame);
+            crate::arch::psci::handle(frame);
         }
         ec::SMC64 if immediate == SMCCC_IMM => {
             count(Exit::Firmware);
             // SMC traps with ELR at the SMC itself.
             frame.elr += 4;
-            super::psci::handle(frame);
+            crate::arch::psci::handle(frame);
         }
         // Not an SMCCC call, so the caller may not understand an SMCCC
         // error: an undefined instruction, as Xen answers. ELR must name
@@ -69,7 +69,7 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
         }
         ec::DABT_LOWER => {
             let ipa = faulting_ipa(frame);
-            let emulated = esr::data_access(iss).is_some_and(|access| super::vgic::emulate_mmio(frame, ipa, access));
+            let emulated = esr::data_access(iss).is_some_and(|access| crate::arch::vgic::emulate_mmio(frame, ipa, access));
             if emulated {
                 count(Exit::GicAccess);
             } else {
@@ -81,7 +81,7 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             count(Exit::Abort);
             inject_abort(frame, true);
         }
-        ec::SYSREG if super::vgic::emulate_sgi_register(frame, esr::sysreg_access(iss)) => count(Exit::Sgi),
+        ec::SYSREG if crate::arch::vgic::emulate_sgi_register(frame, esr::sysreg_access(iss)) => count(Exit::Sgi),
         _ => {
             count(Exit::Other);
             static LIMIT: LogLimit = LogLimit::new();
@@ -104,10 +104,10 @@ fn hypercall(frame: &mut TrapFrame) {
     use crate::xen::Outcome;
     let r = &frame.regs;
     let (number, args) = (r[16], [r[0], r[1], r[2], r[3], r[4]]);
-    let domain = super::cpu::this_cpu().domain().expect("a guest trapped, so one runs here");
-    let mut memory = super::guest_memory::GuestRam { domain };
-    let board = &crate::xen::board::Hardware;
-    let mut call = crate::xen::Call { domain, vcpu: super::cpu::current_index(), memory: &mut memory, board };
+    let domain = crate::arch::cpu::this_cpu().domain().expect("a guest trapped, so one runs here");
+    let mut memory = crate::arch::guest_memory::GuestRam { domain };
+    let board = &super::xen_board::Hardware;
+    let mut call = crate::xen::Call { domain, vcpu: crate::arch::cpu::current_index(), memory: &mut memory, board };
     match crate::xen::dispatch(&mut call, number, args) {
         Outcome::Return(result) => {
             if result == -crate::xen::errno::ENOSYS {
@@ -141,7 +141,7 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
     // simply tried again.
     const TRANSLATION_FAULT: core::ops::RangeInclusive<u32> = 0x04..=0x07;
     if TRANSLATION_FAULT.contains(&(iss & 0x3f))
-        && super::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock().translate(ipa).is_some())
+        && crate::arch::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock().translate(ipa).is_some())
     {
         return;
     }

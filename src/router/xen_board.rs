@@ -2,7 +2,7 @@
 //! identity map, the frame allocator, TLB maintenance for the running
 //! domain's VMID, the vGIC, the generic timer's counter, the UART.
 
-use super::Board;
+use crate::xen::Board;
 use crate::mm::FRAMES;
 use crate::mm::range::PhysRange;
 use crate::mm::stage2::Tlb;
@@ -65,7 +65,7 @@ impl Board for Hardware {
     }
 
     fn raise_event(&self, vcpu: usize) {
-        crate::arch::vgic::raise(vcpu, super::events::EVENT_INTID);
+        crate::arch::vgic::raise(vcpu, crate::xen::events::EVENT_INTID);
     }
 
     fn now_ns(&self) -> u64 {
