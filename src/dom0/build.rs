@@ -85,14 +85,16 @@ pub fn build(
     taken.ranges.extend(banks.iter().map(|&b| ("Dom0 RAM", b)));
     taken.ranges.extend(tree.reserved.iter().map(|r| ("reserved memory", r.range)));
     taken.ranges.extend(devices.iter().map(|d| match d.kind {
-        crate::dt::devices::DeviceRangeKind::Reg => ("a host device", d.range),
+        crate::dt::devices::DeviceRangeKind::Reg if d.enabled => ("a host device", d.range),
+        crate::dt::devices::DeviceRangeKind::Reg => ("a disabled host device", d.range),
         crate::dt::devices::DeviceRangeKind::PciWindow => ("a PCI aperture", d.range),
     }));
     let ipa_bits = cpu::pa_bits();
     phase_done("host devices read");
     let kept = kept_devices(tree);
+    // Disabled devices are not Dom0's; they only keep extended regions off.
     let (held, passed): (Vec<PhysRange>, Vec<PhysRange>) =
-        devices.iter().map(|d| d.range).partition(|d| kept.iter().any(|k| k.overlaps(d)));
+        devices.iter().filter(|d| d.enabled).map(|d| d.range).partition(|d| kept.iter().any(|k| k.overlaps(d)));
     for range in held {
         log::info!("d0: {range} kept by the hypervisor");
     }
