@@ -86,50 +86,109 @@ fn push_aligned(found: &mut Vec<PhysRange>, range: PhysRange) {
     }
 }
 
-/// Why an `ext-regions=<start>,<size>` range was refused.
+/// Why an `ext-regions=<start>,<size>` range was refused: the rules a
+/// found region obeys, and the places the search never looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FixedRegionError {
     Misaligned,
     TooSmall,
     BeyondIpaSpace { limit: u64 },
-    /// It overlaps something Dom0 sees or the hypervisor keeps.
+    /// It overlaps something Dom0 sees, a device or the hypervisor's memory.
     Overlaps { what: &'static str, range: PhysRange },
+    /// Part of it is RAM that is not free: someone holds it.
+    RamInUse { range: PhysRange },
 }
 
 impl fmt::Display for FixedRegionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Misaligned => write!(f, "start and size must be multiples of 2 MiB"),
-            Self::TooSmall => write!(f, "smaller than 2 MiB"),
+            Self::TooSmall => write!(f, "smaller than the {} MiB minimum", MIN_REGION_SIZE >> 20),
             Self::BeyondIpaSpace { limit } => write!(f, "ends beyond the {limit:#x} IPA space"),
             Self::Overlaps { what, range } => write!(f, "overlaps {what} {range}"),
+            Self::RamInUse { range } => write!(f, "covers RAM in use (not free) at {range}"),
         }
     }
 }
 
-/// Checks a range given on the command line. `taken` lists, with a name
-/// each, everything it must stay clear of (Dom0 RAM, host `reg`s, PCI
-/// apertures, reserved memory, the grant-table region).
+/// Where an accepted fixed range lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// In free RAM, as a found region would be.
+    FreeRam,
+    /// Partly in free RAM, partly where no RAM is.
+    PartlyOutsideRam,
+    /// Where no RAM is: advertised on the operator's word that nothing
+    /// answers there, since the tree cannot say.
+    OutsideRam,
+}
+
+/// A fixed range that passed every check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedRegion {
+    pub range: PhysRange,
+    pub placement: Placement,
+}
+
+/// Checks a range given on the command line, the operator's override for
+/// boards where the search is wrong: the shape of a found region (2 MiB
+/// aligned, at least `MIN_REGION_SIZE`, below `ipa_limit`), clear of
+/// everything in `taken` (each with a name: Dom0 RAM, the grant-table
+/// region, reserved memory, every device, enabled or not, the hypervisor's
+/// memory) and, where it lies in `ram`, only on `free` memory. Outside RAM
+/// it is accepted, and says so ([`Placement`]).
 pub fn check_fixed(
     start: u64,
     size: u64,
     ipa_limit: u64,
     taken: &[(&'static str, PhysRange)],
-) -> Result<PhysRange, FixedRegionError> {
+    ram: &[PhysRange],
+    free: &[PhysRange],
+) -> Result<FixedRegion, FixedRegionError> {
     if !start.is_multiple_of(REGION_ALIGN) || !size.is_multiple_of(REGION_ALIGN) {
         return Err(FixedRegionError::Misaligned);
     }
-    if size == 0 {
+    if size < MIN_REGION_SIZE {
         return Err(FixedRegionError::TooSmall);
     }
     let range = PhysRange::from_start_size(start, size).ok_or(FixedRegionError::BeyondIpaSpace { limit: ipa_limit })?;
     if range.end > ipa_limit {
         return Err(FixedRegionError::BeyondIpaSpace { limit: ipa_limit });
     }
-    match taken.iter().find(|(_, r)| r.overlaps(&range)) {
-        Some(&(what, r)) => Err(FixedRegionError::Overlaps { what, range: r }),
-        None => Ok(range),
+    // The lowest overlap, so the reason does not depend on list order.
+    if let Some(&(what, r)) = taken.iter().filter(|(_, r)| r.overlaps(&range)).min_by_key(|(_, r)| r.start) {
+        return Err(FixedRegionError::Overlaps { what, range: r });
     }
+    let free = merged(free.iter().copied());
+    let mut in_ram = 0;
+    for bank in merged(ram.iter().copied()) {
+        let part = bank.intersection(&range);
+        if part.is_empty() {
+            continue;
+        }
+        if let Some(held) = first_uncovered(part, &free) {
+            return Err(FixedRegionError::RamInUse { range: held });
+        }
+        in_ram += part.size();
+    }
+    let placement = match in_ram {
+        0 => Placement::OutsideRam,
+        _ if in_ram == range.size() => Placement::FreeRam,
+        _ => Placement::PartlyOutsideRam,
+    };
+    Ok(FixedRegion { range, placement })
+}
+
+/// The first part of `range` that `cover` (sorted, disjoint) leaves out.
+fn first_uncovered(range: PhysRange, cover: &[PhysRange]) -> Option<PhysRange> {
+    let mut at = range.start;
+    for c in cover.iter().filter(|c| c.overlaps(&range)) {
+        if c.start > at {
+            return Some(PhysRange::new(at, c.start));
+        }
+        at = c.end;
+    }
+    (at < range.end).then(|| PhysRange::new(at, range.end))
 }
 
 #[cfg(test)]
@@ -139,7 +198,7 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
-    fn r(start: u64, end: u64) -> PhysRange {
+    const fn r(start: u64, end: u64) -> PhysRange {
         PhysRange::new(start, end)
     }
 
@@ -204,21 +263,57 @@ mod tests {
         assert_eq!(found.regions[0].start, 72 << 32);
     }
 
+    const RAM: [PhysRange; 1] = [r(0x4000_0000, 0xc000_0000)];
+
+    /// Each rule a fixed range must pass, on a 2 GiB board: RAM
+    /// 0x4000_0000->0xc000_0000, Dom0's 0x6000_0000->0x8000_0000, the rest
+    /// of RAM free but for the heap and the allocator's metadata.
     #[test]
     fn fixed_ranges_are_checked() {
-        let taken = [("Dom0 RAM", r(0x6000_0000, 0x8000_0000)), ("device", r(0x900_0000, 0x900_1000))];
+        let taken = [
+            ("Dom0 RAM", r(0x6000_0000, 0x8000_0000)),
+            ("a host device", r(0x900_0000, 0x900_1000)),
+            ("a disabled host device", r(0x1000_0000, 0x1000_1000)),
+            ("the hypervisor's heap", r(0x4100_0000, 0x4200_0000)),
+            ("the frame allocator's metadata", r(0x4000_0000, 0x4001_0000)),
+        ];
+        let free = [r(0x4001_0000, 0x4100_0000), r(0x4200_0000, 0x6000_0000), r(0x8000_0000, 0xbff0_0000)];
         let limit = 1 << 40;
-        assert_eq!(check_fixed(0x8000_0000, 1 << 30, limit, &taken), Ok(r(0x8000_0000, 0xc000_0000)));
-        assert_eq!(check_fixed(0x8010_0000, 1 << 30, limit, &taken), Err(FixedRegionError::Misaligned));
-        assert_eq!(check_fixed(0x8000_0000, 0x10_0000, limit, &taken), Err(FixedRegionError::Misaligned));
-        assert_eq!(check_fixed(0x8000_0000, 0, limit, &taken), Err(FixedRegionError::TooSmall));
-        assert!(matches!(check_fixed(limit - (2 * MIB), 4 * MIB, limit, &taken), Err(FixedRegionError::BeyondIpaSpace { .. })));
-        assert!(check_fixed(u64::MAX - (2 * MIB) + 1, 4 * MIB, limit, &taken).is_err());
+        let check = |start: u64, size: u64| check_fixed(start, size, limit, &taken, &RAM, &free);
+        let refused = |start: u64, size: u64| check(start, size).err();
+        let in_free_ram = FixedRegion { range: r(0x8000_0000, 0x8400_0000), placement: Placement::FreeRam };
+        assert_eq!(check(0x8000_0000, 64 * MIB), Ok(in_free_ram));
+
+        assert_eq!(refused(0x8000_0000, 2 * MIB), Some(FixedRegionError::TooSmall), "2 MiB passed before");
+        assert_eq!(refused(0x8000_0000, 62 * MIB), Some(FixedRegionError::TooSmall));
+        assert_eq!(refused(0x8000_0000, 0), Some(FixedRegionError::TooSmall));
+        assert_eq!(refused(0x8010_0000, 1 << 30), Some(FixedRegionError::Misaligned));
+        assert_eq!(refused(0x8000_0000, 65 * MIB), Some(FixedRegionError::Misaligned));
+        let beyond = Some(FixedRegionError::BeyondIpaSpace { limit });
+        assert_eq!(refused(limit - 32 * MIB, 64 * MIB), beyond);
+        assert_eq!(refused(u64::MAX - 2 * MIB + 1, 64 * MIB), beyond, "wraps past 2^64");
         assert_eq!(
-            check_fixed(0x7000_0000, 1 << 30, limit, &taken),
-            Err(FixedRegionError::Overlaps { what: "Dom0 RAM", range: r(0x6000_0000, 0x8000_0000) })
+            refused(0x7000_0000, 1 << 30),
+            Some(FixedRegionError::Overlaps { what: "Dom0 RAM", range: r(0x6000_0000, 0x8000_0000) })
         );
-        assert!(matches!(check_fixed(0x900_0000, 2 * MIB, limit, &taken), Err(FixedRegionError::Overlaps { what: "device", .. })));
+        let overlaps = |start, size| match refused(start, size) {
+            Some(FixedRegionError::Overlaps { what, .. }) => what,
+            other => panic!("{start:#x}: {other:?}"),
+        };
+        assert_eq!(overlaps(0x800_0000, 64 * MIB), "a host device");
+        assert_eq!(overlaps(0x1000_0000, 64 * MIB), "a disabled host device");
+        assert_eq!(overlaps(0x4000_0000, 64 * MIB), "the frame allocator's metadata", "the lowest overlap is named");
+        assert_eq!(overlaps(0x4100_0000, 64 * MIB), "the hypervisor's heap");
+        // Held RAM the list does not name is refused too: only free RAM will do.
+        assert_eq!(refused(0xbc00_0000, 64 * MIB), Some(FixedRegionError::RamInUse { range: r(0xbff0_0000, 0xc000_0000) }));
+
+        // Outside RAM it is the operator's word, and says so.
+        let outside = check(0x1_0000_0000, 1 << 30).unwrap();
+        assert_eq!(outside, FixedRegion { range: r(0x1_0000_0000, 0x1_4000_0000), placement: Placement::OutsideRam });
+        assert_eq!(check(0x2000_0000, 64 * MIB).unwrap().placement, Placement::OutsideRam, "below RAM");
+        let free_to_the_top = [r(0x8000_0000, 0xc000_0000)];
+        let partly = check_fixed(0xa000_0000, 1 << 30, limit, &taken, &RAM, &free_to_the_top).unwrap();
+        assert_eq!(partly.placement, Placement::PartlyOutsideRam);
     }
 
     fn ranges(max: u64) -> impl Strategy<Value = Vec<PhysRange>> {
