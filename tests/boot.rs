@@ -269,7 +269,10 @@ fn extended_regions_follow_the_command_line() {
         ("ext-regions=0x100000000000,1G", "the given range is refused: ends beyond the 0x100000000000 IPA space"),
         ("ext-regions=0x100000000,2M", "the given range is refused: smaller than the 64 MiB minimum"),
         ("ext-regions=0x8000000,64M", "the given range is refused: overlaps a host device 0x08000000->0x08010000"),
-        ("ext-regions=0x40000000,64M", "the given range is refused: overlaps the frame allocator's metadata 0x40000000->0x40021000"),
+        (
+            "ext-regions=0x40000000,64M",
+            "the given range is refused: overlaps the frame allocator's metadata 0x40000000->0x40021000",
+        ),
         ("ext-regions=0x80000000", "the given value is malformed: expected yes, no or <start>,<size>"),
     ] {
         let out = run(bad);

@@ -108,7 +108,8 @@ pub fn build(
     // frames just taken: a fixed range must miss them all.
     let mut own_memory = hypervisor_memory.to_vec();
     let page = |pa: u64| PhysRange::new(pa, pa + crate::mm::frames::FRAME_SIZE);
-    own_memory.extend(dom0.xen.grants.lock().frame_addresses().map(|pa| Owned { range: page(pa), what: owned::GRANT_FRAME }));
+    let grant_frames: Vec<PhysRange> = dom0.xen.grants.lock().frame_addresses().map(page).collect();
+    own_memory.extend(grant_frames.into_iter().map(|range| Owned { range, what: owned::GRANT_FRAME }));
     let reserved = tree.reserved.iter().map(|r| r.range);
     let taken = regions::Taken::new(grant, &banks, reserved, &devices, &own_memory);
     let ram: Vec<PhysRange> = tree.ram.iter().collect();

@@ -313,7 +313,8 @@ mod tests {
         assert_eq!(overlaps(0x4000_0000, 64 * MIB), "the frame allocator's metadata", "the lowest overlap is named");
         assert_eq!(overlaps(0x4100_0000, 64 * MIB), "the hypervisor's heap");
         // Held RAM the list does not name is refused too: only free RAM will do.
-        assert_eq!(refused(0xbc00_0000, 64 * MIB), Some(FixedRegionError::RamInUse { range: r(0xbff0_0000, 0xc000_0000) }));
+        let held = r(0xbff0_0000, 0xc000_0000);
+        assert_eq!(refused(0xbc00_0000, 64 * MIB), Some(FixedRegionError::RamInUse { range: held }));
 
         // Outside RAM it is the operator's word, and says so.
         let outside = check(0x1_0000_0000, 1 << 30).unwrap();

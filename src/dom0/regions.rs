@@ -159,7 +159,8 @@ mod tests {
     }
 
     fn board() -> Board {
-        let device = |start: u64, enabled| DeviceRange { range: r(start, start + 0x1000), kind: DeviceRangeKind::Reg, enabled };
+        let device =
+            |start: u64, enabled| DeviceRange { range: r(start, start + 0x1000), kind: DeviceRangeKind::Reg, enabled };
         let hypervisor = [
             Owned { range: r(0x4020_0000, 0x4060_0000), what: owned::IMAGE },
             Owned { range: r(0x4040_0000, 0x4060_0000), what: owned::STACKS },
@@ -206,7 +207,8 @@ mod tests {
     #[test]
     fn the_search_none_and_a_fixed_range_in_free_ram() {
         let auto = choose_on_board(ExtRegions::Auto);
-        assert_eq!(auto.regions.regions, vec![r(0x4320_0000, 0x5000_0000), r(0x5200_0000, 0x6000_0000), r(0x8000_0000, 0xc000_0000)]);
+        let found = vec![r(0x4320_0000, 0x5000_0000), r(0x5200_0000, 0x6000_0000), r(0x8000_0000, 0xc000_0000)];
+        assert_eq!(auto.regions.regions, found);
         assert_eq!(auto.note, None);
         assert_eq!(choose_on_board(ExtRegions::Disabled), Choice { regions: Regions::default(), note: None });
         let in_ram = fixed(0x8000_0000, 1 << 30);
