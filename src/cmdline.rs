@@ -2,7 +2,9 @@
 //! `name=value` tokens, `-` and `_` interchangeable in names, booleans as
 //! `yes|no|true|false|on|off|enable|disable|1|0` (a bare `name` means yes,
 //! `no-name` means no), sizes with `K|M|G|T` suffixes. Unknown options and
-//! bad values are reported, never fatal: the default stays in force.
+//! bad values are reported, never fatal: the default stays in force, but
+//! for `ext-regions=`, whose bad values advertise no extended regions (see
+//! [`ExtRegions::Malformed`]).
 
 use arrayvec::ArrayVec;
 use core::fmt;
@@ -28,8 +30,15 @@ pub enum ExtRegions {
     Auto,
     /// Advertise none: only the grant-table region.
     Disabled,
-    /// Advertise exactly this range, once checked.
+    /// Advertise exactly this range, once checked
+    /// ([`crate::dom0::ext_regions::check_fixed`]). Start and size are
+    /// addresses, so a bare number is bytes (unlike `dom0_mem`).
     Fixed { start: u64, size: u64 },
+    /// A value that is none of the above: like a refused range, it
+    /// advertises none. The option overrides the search on boards where
+    /// the search is wrong, so falling back to it would use what the
+    /// operator tried to avoid.
+    Malformed { why: &'static str },
 }
 
 /// The options the hypervisor understands, with their defaults.
@@ -204,14 +213,10 @@ fn parse_ext_regions(value: Option<&str>) -> Result<ExtRegions, &'static str> {
     let (start, size) = value
         .split_once(',')
         .ok_or("expected yes, no or <start>,<size>")?;
+    // Bare numbers are bytes. Whether the range is usable (zero, too
+    // small, wrapping, ...) is the range check's question, at Dom0 build.
     let start = parse_size(start, 0).ok_or("bad start address")?;
     let size = parse_size(size, 0).ok_or("bad size")?;
-    if size == 0 {
-        return Err("size is zero");
-    }
-    if start.checked_add(size).is_none() {
-        return Err("range wraps past the end of the address space");
-    }
     Ok(ExtRegions::Fixed { start, size })
 }
 
@@ -262,11 +267,13 @@ impl Options {
                     None => parsed.report(token.text, Problem::BadValue("expected a size")),
                 }
             } else if name_eq(name, "ext_regions") {
-                match (negated, parse_ext_regions(token.value)) {
-                    (true, _) => opts.ext_regions = ExtRegions::Disabled,
-                    (false, Ok(regions)) => opts.ext_regions = regions,
-                    (false, Err(why)) => parsed.report(token.text, Problem::BadValue(why)),
-                }
+                // A malformed value is applied, not reported here: Dom0's
+                // build logs it as an error, where it advertises none.
+                opts.ext_regions = match (negated, parse_ext_regions(token.value)) {
+                    (true, _) => ExtRegions::Disabled,
+                    (false, Ok(regions)) => regions,
+                    (false, Err(why)) => ExtRegions::Malformed { why },
+                };
             } else if name_eq(name, "stage2_blocks") {
                 match token.value.map_or(Some(true), parse_bool) {
                     Some(on) => opts.stage2_blocks = on != negated,
@@ -338,27 +345,36 @@ mod tests {
             ("ext-regions=0x80000000,1G", ExtRegions::Fixed { start: 0x8000_0000, size: 1 << 30 }),
             ("ext-regions=2147483648,0x200000", ExtRegions::Fixed { start: 0x8000_0000, size: 0x20_0000 }),
             ("ext-regions=2G,512m", ExtRegions::Fixed { start: 1 << 31, size: 512 << 20 }),
+            // Addresses, so bare numbers are bytes (dom0_mem's are KiB).
+            ("ext-regions=4294967296,67108864", ExtRegions::Fixed { start: 1 << 32, size: 64 << 20 }),
+            // Shape and place are the range check's to refuse, not the parser's.
+            ("ext-regions=0x1000,0", ExtRegions::Fixed { start: 0x1000, size: 0 }),
+            ("ext-regions=0xffffffffffffffff,2", ExtRegions::Fixed { start: u64::MAX, size: 2 }),
         ] {
             assert_eq!(opts(line).ext_regions, want, "{line}");
         }
     }
 
+    /// A malformed `ext-regions=` value is no reason to search: it is kept,
+    /// with why, for Dom0's build to refuse (and log); later tokens still
+    /// override it.
     #[test]
-    fn bad_values_keep_the_default_and_say_why() {
-        for line in [
-            "ext-regions=maybe",
-            "ext-regions=0x1000",
-            "ext-regions=0x1000,",
-            "ext-regions=,4K",
-            "ext-regions=0x1000,0",
-            "ext-regions=0xffffffffffffffff,2",
-            "ext-regions=0x,1",
-            "ext-regions=1,99999999999T",
+    fn malformed_ext_regions_are_kept_with_the_reason() {
+        for (line, why) in [
+            ("ext-regions=maybe", "expected yes, no or <start>,<size>"),
+            ("ext-regions=0x80000000", "expected yes, no or <start>,<size>"),
+            ("ext-regions=", "expected yes, no or <start>,<size>"),
+            ("ext-regions=0x1000,", "bad size"),
+            ("ext-regions=,4K", "bad start address"),
+            ("ext-regions=0x,1", "bad start address"),
+            ("ext-regions=1,99999999999T", "bad size"),
+            ("ext-regions=no ext-regions=2G", "expected yes, no or <start>,<size>"),
         ] {
             let parsed = Options::parse(line);
-            assert_eq!(parsed.options.ext_regions, ExtRegions::Auto, "{line}");
-            assert!(matches!(parsed.diagnostics[0].problem, Problem::BadValue(_)), "{line}");
+            assert_eq!(parsed.options.ext_regions, ExtRegions::Malformed { why }, "{line}");
+            assert!(parsed.diagnostics.is_empty(), "{line}: reported once, at Dom0's build");
         }
+        assert_eq!(opts("ext-regions=2G ext-regions=no").ext_regions, ExtRegions::Disabled);
     }
 
     #[test]

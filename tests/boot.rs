@@ -261,16 +261,22 @@ fn extended_regions_follow_the_command_line() {
     out.expect_exit(REACHED);
 
     // Off and a fixed range (their spellings are the command line's host
-    // tests; what Dom0 then sees, tests/dom0.rs): the refusals' reasons.
+    // tests; what Dom0 then sees, tests/dom0.rs): every bad value, refused
+    // or malformed, is an error naming its rule, and advertises none.
     for (bad, why) in [
-        ("ext-regions=0x70000000,256M", "overlaps Dom0 RAM 0x60000000->0x80000000"),
-        ("ext-regions=0x100100000,1G", "start and size must be multiples of 2 MiB"),
-        ("ext-regions=0x100000000000,1G", "ends beyond the 0x100000000000 IPA space"),
-        ("ext-regions=0x8000000,2M", "overlaps a host device 0x08000000->0x08010000"),
-        ("ext-regions=0x40200000,2M", "overlaps the grant-table region"),
+        ("ext-regions=0x70000000,256M", "the given range is refused: overlaps Dom0 RAM 0x60000000->0x80000000"),
+        ("ext-regions=0x100100000,1G", "the given range is refused: start and size must be multiples of 2 MiB"),
+        ("ext-regions=0x100000000000,1G", "the given range is refused: ends beyond the 0x100000000000 IPA space"),
+        ("ext-regions=0x100000000,2M", "the given range is refused: smaller than the 64 MiB minimum"),
+        ("ext-regions=0x8000000,64M", "the given range is refused: overlaps a host device 0x08000000->0x08010000"),
+        (
+            "ext-regions=0x40000000,64M",
+            "the given range is refused: overlaps the frame allocator's metadata 0x40000000->0x40021000",
+        ),
+        ("ext-regions=0x80000000", "the given value is malformed: expected yes, no or <start>,<size>"),
     ] {
         let out = run(bad);
-        out.expect_line(&format!("ext-regions: the given range is refused: {why}"));
+        out.expect_line(&format!("ERROR: ext-regions: {why}; no extended regions advertised"));
         out.expect_line("d0: 0 extended regions");
         out.expect_exit(REACHED);
     }

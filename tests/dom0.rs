@@ -102,13 +102,22 @@ fn ext_regions_off_and_fixed_and_refused() {
     assert!(assert_probe_passed(&out).is_empty());
     out.expect_line("probe: ok: 0 extended regions");
     out.expect_line("d0: 0 extended regions, 0 MiB");
+    // Beyond the 2 GiB of RAM: taken on the operator's word, with a warning.
     let out = boot("cortex-a57", "2G", "ext-regions=0x100000000,1G");
     assert_eq!(assert_probe_passed(&out), vec![(0x1_0000_0000, 0x1_4000_0000)]);
     out.expect_line("d0: 1 extended regions, 1024 MiB");
-    // A refused range (the reasons: tests/boot.rs) leaves none.
-    let out = boot("cortex-a57", "2G", "ext-regions=0x60000000,256M");
-    out.expect_line("ext-regions: the given range is refused");
-    assert!(assert_probe_passed(&out).is_empty());
+    out.expect_line(
+        "WARNING: ext-regions: 0x100000000->0x140000000 lies outside RAM; advertised as given, on the operator's word",
+    );
+    // A refused range and a malformed value (the reasons: tests/boot.rs)
+    // both leave none, never the search's.
+    for bad in ["ext-regions=0x60000000,256M", "ext-regions=0x80000000"] {
+        let out = boot("cortex-a57", "2G", bad);
+        out.expect_line("ERROR: ext-regions: the given ");
+        out.expect_line("; no extended regions advertised");
+        assert!(assert_probe_passed(&out).is_empty(), "{bad}");
+        out.expect_line("probe: ok: 0 extended regions");
+    }
 }
 
 #[test]

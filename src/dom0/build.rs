@@ -81,18 +81,12 @@ pub fn build(
     let devices = crate::dt::devices::device_ranges(&fdt)
         .unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
     let grant = grant_region();
-    let mut taken = regions::Taken { ranges: alloc::vec![("the grant-table region", grant)] };
-    taken.ranges.extend(banks.iter().map(|&b| ("Dom0 RAM", b)));
-    taken.ranges.extend(tree.reserved.iter().map(|r| ("reserved memory", r.range)));
-    taken.ranges.extend(devices.iter().map(|d| match d.kind {
-        crate::dt::devices::DeviceRangeKind::Reg => ("a host device", d.range),
-        crate::dt::devices::DeviceRangeKind::PciWindow => ("a PCI aperture", d.range),
-    }));
     let ipa_bits = cpu::pa_bits();
     phase_done("host devices read");
     let kept = kept_devices(tree);
+    // Disabled devices are not Dom0's; they only keep extended regions off.
     let (held, passed): (Vec<PhysRange>, Vec<PhysRange>) =
-        devices.iter().map(|d| d.range).partition(|d| kept.iter().any(|k| k.overlaps(d)));
+        devices.iter().filter(|d| d.enabled).map(|d| d.range).partition(|d| kept.iter().any(|k| k.overlaps(d)));
     for range in held {
         log::info!("d0: {range} kept by the hypervisor");
     }
@@ -110,14 +104,26 @@ pub fn build(
     crate::dom0::audit::at_build(dom0, crate::dom0::audit::Baseline { devices: passed, hypervisor });
     crate::domain::set_dom0(dom0);
     phase_done("stage 2 audited, grant frames reserved");
-    let (found, refused) = {
+    // The hypervisor's memory as the audit knows it, and the grant-table
+    // frames just taken: a fixed range must miss them all.
+    let mut own_memory = hypervisor_memory.to_vec();
+    let page = |pa: u64| PhysRange::new(pa, pa + crate::mm::frames::FRAME_SIZE);
+    let grant_frames: Vec<PhysRange> = dom0.xen.grants.lock().frame_addresses().map(page).collect();
+    own_memory.extend(grant_frames.into_iter().map(|range| Owned { range, what: owned::GRANT_FRAME }));
+    let reserved = tree.reserved.iter().map(|r| r.range);
+    let taken = regions::Taken::new(grant, &banks, reserved, &devices, &own_memory);
+    let ram: Vec<PhysRange> = tree.ram.iter().collect();
+    let choice = {
         let guard = FRAMES.lock();
         let frames = guard.as_ref().expect("memory is up");
-        regions::choose(options.ext_regions, frames.free_ranges(), &taken, 1 << ipa_bits)
+        regions::choose(options.ext_regions, &ram, frames.free_ranges(), &taken, 1 << ipa_bits)
     };
-    if let Some(why) = refused {
-        log::error!("ext-regions: the given range is refused: {why}; no extended regions advertised");
+    match choice.note {
+        Some(note) if note.is_error() => log::error!("{note}"),
+        Some(note) => log::warn!("{note}"),
+        None => {}
     }
+    let found = choice.regions;
     log::info!("d0: grant table region {grant}");
     for (i, region) in found.regions.iter().enumerate() {
         log::info!("d0: extended region {i}: {region}");

@@ -268,6 +268,11 @@ pub struct Visit<'a, 'w> {
 pub enum Descend {
     Yes,
     No,
+    /// Enter them, but a malformed part of this subtree (bad cells, too
+    /// deep, a path too long, a visitor's error) ends the subtree's walk
+    /// instead of failing the whole walk: for nodes read only to be careful,
+    /// like disabled ones, which must not stop a boot that ignores them.
+    BestEffort,
 }
 
 /// Visits every node depth-first, parents before children.
@@ -298,21 +303,44 @@ fn walk_node<'a>(
     } else {
         (parent_len == 1 || path.try_push('/').is_ok()) && path.try_push_str(node.name()).is_ok()
     };
-    if !pushed {
-        return Err(DtError::PathTooLong { node: *path });
-    }
+    let walked = if pushed {
+        visit_and_descend(node, bus, path, depth, visit)
+    } else {
+        Err(DtError::PathTooLong { node: *path })
+    };
+    // Back to the parent's path whatever happened, so that a subtree given
+    // up on (`Descend::BestEffort`) leaves its siblings' paths right.
+    path.truncate(parent_len);
+    walked
+}
+
+fn visit_and_descend<'a>(
+    node: FdtNode<'a>,
+    bus: &Bus,
+    path: &mut Path,
+    depth: usize,
+    visit: &mut dyn FnMut(&Visit<'a, '_>) -> Result<Descend, DtError>,
+) -> Result<(), DtError> {
     let props = NodeProps::of(&node);
     let descend = visit(&Visit { node, props: &props, path, depth, bus })?;
-    if descend == Descend::Yes {
-        let mut child_bus = bus.child_bus(&props, path)?;
-        if depth == 0 {
-            // The root's children are in the CPU's address space.
-            child_bus.map = AddressMap::Identity;
-        }
-        for child in node.children() {
-            walk_node(child, &child_bus, path, depth + 1, visit)?;
+    if descend == Descend::No {
+        return Ok(());
+    }
+    let best_effort = descend == Descend::BestEffort;
+    let mut child_bus = match bus.child_bus(&props, path) {
+        Ok(child_bus) => child_bus,
+        Err(_) if best_effort => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if depth == 0 {
+        // The root's children are in the CPU's address space.
+        child_bus.map = AddressMap::Identity;
+    }
+    for child in node.children() {
+        match walk_node(child, &child_bus, path, depth + 1, visit) {
+            Err(_) if best_effort => break,
+            walked => walked?,
         }
     }
-    path.truncate(parent_len);
     Ok(())
 }
