@@ -24,24 +24,53 @@ use crate::domain::Domain;
 use crate::mm::stage2::Tlb;
 use core::sync::atomic::AtomicU64;
 
-/// Xen's errno values (`public/errno.h`), negated in x0.
+/// A Xen errno (`public/errno.h`): the error of every call, positive
+/// inside the hypervisor; negated once, where it becomes x0 (`-errno`, or
+/// [`Errno::to_x0`]). Grant status codes (`grant::status`) are another thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(u16);
+
+impl Errno {
+    /// The value a guest sees in x0 (or in a per-entry error array).
+    pub const fn to_x0(self) -> i64 {
+        -(self.0 as i64)
+    }
+}
+
+/// `-EINVAL` is x0's value, as in C.
+impl core::ops::Neg for Errno {
+    type Output = i64;
+    fn neg(self) -> i64 {
+        self.to_x0()
+    }
+}
+
+/// Shown as the guest would see it (`-12`), as logs always did.
+impl core::fmt::Display for Errno {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.to_x0())
+    }
+}
+
+/// Xen's errno values.
 pub mod errno {
-    pub const EPERM: i64 = 1;
-    pub const ENOENT: i64 = 2;
-    pub const ESRCH: i64 = 3;
-    pub const ENXIO: i64 = 6;
-    pub const E2BIG: i64 = 7;
-    pub const ENOMEM: i64 = 12;
-    pub const EACCES: i64 = 13;
-    pub const EFAULT: i64 = 14;
-    pub const EBUSY: i64 = 16;
-    pub const EEXIST: i64 = 17;
-    pub const EINVAL: i64 = 22;
-    pub const ENOSPC: i64 = 28;
-    pub const EDOM: i64 = 33;
-    pub const ENOSYS: i64 = 38;
-    pub const EILSEQ: i64 = 84;
-    pub const EOPNOTSUPP: i64 = 95;
+    use super::Errno;
+    pub const EPERM: Errno = Errno(1);
+    pub const ENOENT: Errno = Errno(2);
+    pub const ESRCH: Errno = Errno(3);
+    pub const ENXIO: Errno = Errno(6);
+    pub const E2BIG: Errno = Errno(7);
+    pub const ENOMEM: Errno = Errno(12);
+    pub const EACCES: Errno = Errno(13);
+    pub const EFAULT: Errno = Errno(14);
+    pub const EBUSY: Errno = Errno(16);
+    pub const EEXIST: Errno = Errno(17);
+    pub const EINVAL: Errno = Errno(22);
+    pub const ENOSPC: Errno = Errno(28);
+    pub const EDOM: Errno = Errno(33);
+    pub const ENOSYS: Errno = Errno(38);
+    pub const EILSEQ: Errno = Errno(84);
+    pub const EOPNOTSUPP: Errno = Errno(95);
 }
 
 /// Hypercall numbers (x16).
@@ -66,11 +95,11 @@ pub const DOMID_SELF: u16 = 0x7ff0;
 /// translated through the guest's own page tables and its stage 2, landing
 /// in the guest's RAM. Every access can fail with `EFAULT`.
 pub trait GuestMemory {
-    fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), i64>;
-    fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), i64>;
+    fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), Errno>;
+    fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), Errno>;
     /// The physical address behind `gva` (for areas the hypervisor keeps
     /// updating, like the runstate), if it is the guest's RAM.
-    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, i64>;
+    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, Errno>;
 }
 
 /// What the hypercalls need from the machine. On the board this is the
@@ -124,6 +153,19 @@ impl From<i64> for Outcome {
     }
 }
 
+/// The dispatch edge: an error becomes its negated errno in x0.
+impl From<Errno> for Outcome {
+    fn from(error: Errno) -> Self {
+        Outcome::Return(error.to_x0())
+    }
+}
+
+impl From<Result<i64, Errno>> for Outcome {
+    fn from(result: Result<i64, Errno>) -> Self {
+        result.map_or_else(Outcome::from, Outcome::Return)
+    }
+}
+
 /// The per-domain state behind the hypercalls.
 pub struct DomainState {
     pub vcpus: alloc::vec::Vec<vcpu::Vcpu>,
@@ -165,7 +207,7 @@ pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
         nr::CONSOLE_IO => console::console_io(call, args),
         nr::SCHED_OP => sched::sched_op(call, args[0] as u32, args[1]),
         nr::PLATFORM_OP => platform::platform_op(call, args[0]).into(),
-        _ => Outcome::Return(-errno::ENOSYS),
+        _ => errno::ENOSYS.into(),
     }
 }
 
@@ -177,6 +219,6 @@ pub fn is_self(call: &Call<'_>, domid: u16) -> bool {
 
 /// The caller's own domain, or -ESRCH: the domid check of every call that
 /// names one.
-pub fn own_domain(call: &Call<'_>, domid: u16) -> Result<(), i64> {
-    if is_self(call, domid) { Ok(()) } else { Err(-errno::ESRCH) }
+pub fn own_domain(call: &Call<'_>, domid: u16) -> Result<(), Errno> {
+    if is_self(call, domid) { Ok(()) } else { Err(errno::ESRCH) }
 }

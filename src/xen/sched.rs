@@ -50,14 +50,14 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
             if super::is_self(call, u16_at(&b, 0)) {
                 Ok(Outcome::Shutdown(Reason::from_code(u32_at(&b, 4))))
             } else {
-                Err(-ESRCH)
+                Err(ESRCH)
             }
         }),
         // The code is for a later suspend, which a hardware domain cannot do.
         op::SHUTDOWN_CODE => wire::read::<4>(call.memory, arg).map(|_| Outcome::Return(0)),
-        _ => Err(-ENOSYS),
+        _ => Err(ENOSYS),
     };
-    result.unwrap_or_else(Outcome::Return)
+    result.unwrap_or_else(Outcome::from)
 }
 
 /// Ends the machine for a shutdown hypercall.

@@ -3,7 +3,8 @@
 //! a Dom0 whose virtual addresses equal its guest-physical ones. A machine
 //! owns all of it and frees it when dropped, so a fuzzer can make many.
 
-use super::{Board, Call, DOMID_SELF, GuestMemory, Outcome, dispatch};
+use super::errno::EFAULT;
+use super::{Board, Call, DOMID_SELF, Errno, GuestMemory, Outcome, dispatch};
 use crate::domain::{Domain, DomainId};
 use crate::mm::audit::{Owned, Summary, Violation};
 use crate::mm::frames::FrameAllocator;
@@ -195,12 +196,12 @@ pub struct TestGuest<'a> {
 }
 
 impl TestGuest<'_> {
-    fn pa(&self, gva: u64, write: bool) -> Result<u64, i64> {
-        let leaf = self.domain.stage2.lock().translate(gva).ok_or(-14)?;
+    fn pa(&self, gva: u64, write: bool) -> Result<u64, Errno> {
+        let leaf = self.domain.stage2.lock().translate(gva).ok_or(EFAULT)?;
         let pa = leaf.pa + (gva & 0xfff);
         let writable = !matches!(leaf.kind, Kind::Granted { writable: false });
         if (write && !writable) || !self.domain.owns_ram(&PhysRange::new(pa, pa + 1)) {
-            return Err(-14);
+            return Err(EFAULT);
         }
         Ok(pa)
     }
@@ -209,10 +210,10 @@ impl TestGuest<'_> {
 impl TestGuest<'_> {
     /// The physical address of each byte of `[gva, gva + len)`, translated
     /// a page at a time.
-    fn pas(&self, gva: u64, len: usize, write: bool) -> Result<Vec<u64>, i64> {
+    fn pas(&self, gva: u64, len: usize, write: bool) -> Result<Vec<u64>, Errno> {
         let mut pas: Vec<u64> = Vec::with_capacity(len);
         for i in 0..len as u64 {
-            let va = gva.checked_add(i).ok_or(-14)?;
+            let va = gva.checked_add(i).ok_or(EFAULT)?;
             let pa = match pas.last() {
                 Some(&last) if va & 0xfff != 0 => last + 1,
                 _ => self.pa(va, write)?,
@@ -224,17 +225,17 @@ impl TestGuest<'_> {
 }
 
 impl GuestMemory for TestGuest<'_> {
-    fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), i64> {
+    fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), Errno> {
         let pas = self.pas(gva, bytes.len(), true)?;
         pas.iter().zip(bytes).for_each(|(&pa, &b)| self.board.set_byte(pa, b));
         Ok(())
     }
-    fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), i64> {
+    fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), Errno> {
         let pas = self.pas(gva, bytes.len(), false)?;
         pas.iter().zip(bytes.iter_mut()).for_each(|(&pa, b)| *b = self.board.byte(pa));
         Ok(())
     }
-    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, i64> {
+    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, Errno> {
         self.pa(gva, write)
     }
 }

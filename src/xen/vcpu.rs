@@ -3,6 +3,7 @@
 //! `vm_assist`, whose only Arm use is the runstate update flag.
 
 use super::errno::*;
+use super::Errno;
 use super::shared::{NONE, layout};
 use super::wire::{self, u32_at, u64_at};
 use super::{Board, Call, DomainState};
@@ -66,30 +67,30 @@ impl Vcpu {
 }
 
 /// `HYPERVISOR_vcpu_op(cmd, vcpuid, arg)`. As on Xen for Arm, only the two
-/// registrations exist; other commands are -EINVAL, after the vCPU check.
-pub fn vcpu_op(call: &mut Call<'_>, cmd: u32, vcpu: u32, arg: u64) -> i64 {
+/// registrations exist; other commands are EINVAL, after the vCPU check.
+pub fn vcpu_op(call: &mut Call<'_>, cmd: u32, vcpu: u32, arg: u64) -> Result<i64, Errno> {
     let vcpu = vcpu as usize;
     if vcpu >= call.domain.xen.vcpus.len() {
-        return -ENOENT;
+        return Err(ENOENT);
     }
-    wire::value(match cmd {
+    match cmd {
         op::REGISTER_VCPU_INFO => register_vcpu_info(call, vcpu, arg),
         op::REGISTER_RUNSTATE_MEMORY_AREA => register_runstate(call, vcpu, arg),
-        _ => Err(-EINVAL),
-    })
+        _ => Err(EINVAL),
+    }
 }
 
 /// `struct vcpu_register_vcpu_info { uint64_t mfn; uint32_t offset, rsvd; }`:
 /// vcpu_info at `mfn` page + `offset`, in the domain's RAM, 8-byte aligned,
 /// within the page; once per vCPU (errors as current Xen).
-fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, i64> {
+fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, Errno> {
     let b = wire::read::<16>(call.memory, arg)?;
     let (gfn, offset) = (u64_at(&b, 0), u64::from(u32_at(&b, 8)));
     if gfn > u64::MAX >> 12 || offset >= PAGE {
-        return Err(-EINVAL);
+        return Err(EINVAL);
     }
     if offset > PAGE - layout::VCPU_INFO_SIZE || offset % 8 != 0 {
-        return Err(-ENXIO);
+        return Err(ENXIO);
     }
     let state = &call.domain.xen;
     let target = &state.vcpus[vcpu];
@@ -97,10 +98,10 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
     let info = page + offset;
     let mut stage2 = call.domain.stage2.lock();
     if target.info().is_some() {
-        return Err(-EBUSY);
+        return Err(EBUSY);
     }
     if !call.domain.has_page(&stage2, page) {
-        return Err(-EINVAL);
+        return Err(EINVAL);
     }
     stage2.pin(page);
     let board = call.board;
@@ -129,17 +130,17 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
 /// `struct vcpu_register_runstate_memory_area { union { ... uint64_t p; } addr; }`:
 /// a guest virtual address, translated now (the guest's kernel mapping of
 /// it does not move) and kept pinned. Address 0 unregisters.
-fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, i64> {
+fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, Errno> {
     let gva = u64_at(&wire::read::<8>(call.memory, arg)?, 0);
     let area = if gva == 0 {
         None
     } else {
         if !gva.is_multiple_of(8) {
-            return Err(-EINVAL);
+            return Err(EINVAL);
         }
         let mut words = [0u64; RUNSTATE_WORDS];
         for (i, word) in words.iter_mut().enumerate() {
-            let va = gva.checked_add(8 * i as u64).ok_or(-EFAULT)?;
+            let va = gva.checked_add(8 * i as u64).ok_or(EFAULT)?;
             *word = call.memory.translate(va, true)?;
         }
         Some(words)
@@ -150,7 +151,7 @@ fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, 
         // The translation was checked without the lock: check it again.
         if let Some(words) = &area {
             if words.iter().any(|&pa| !domain.has_page(&stage2, pa)) {
-                return Err(-EFAULT);
+                return Err(EFAULT);
             }
             words.iter().for_each(|&pa| stage2.pin(pa));
         }
@@ -203,17 +204,17 @@ pub fn set_runstate(domain: &Domain, board: &dyn Board, vcpu: usize, state: u32)
 }
 
 /// `HYPERVISOR_vm_assist(cmd, type)`.
-pub fn vm_assist(call: &mut Call<'_>, cmd: u32, kind: u32) -> i64 {
+pub fn vm_assist(call: &mut Call<'_>, cmd: u32, kind: u32) -> Result<i64, Errno> {
     if kind >= 64 || VMASST_VALID & (1 << kind) == 0 {
-        return -EINVAL;
+        return Err(EINVAL);
     }
     let assists: &DomainState = &call.domain.xen;
     match cmd {
         VMASST_CMD_ENABLE => assists.vm_assist.fetch_or(1 << kind, Ordering::AcqRel),
         VMASST_CMD_DISABLE => assists.vm_assist.fetch_and(!(1 << kind), Ordering::AcqRel),
-        _ => return -ENOSYS,
+        _ => return Err(ENOSYS),
     };
-    0
+    Ok(0)
 }
 
 #[cfg(test)]
