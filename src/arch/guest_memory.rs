@@ -72,7 +72,7 @@ impl GuestMemory for GuestRam<'_> {
     // last byte: no other vCPU can balloon a page out (and its frame be
     // reused) in between.
     fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), Errno> {
-        let _stage2 = self.domain.stage2.lock();
+        let _stage2 = self.domain.stage2.lock_holding_no_xen_lock();
         let mut at = 0;
         for (pa, len) in self.pieces(gva, bytes.len(), true)? {
             // SAFETY: `pa..pa + len` is the domain's RAM (checked), mapped at EL2.
@@ -83,7 +83,7 @@ impl GuestMemory for GuestRam<'_> {
     }
 
     fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), Errno> {
-        let _stage2 = self.domain.stage2.lock();
+        let _stage2 = self.domain.stage2.lock_holding_no_xen_lock();
         let mut at = 0;
         for (pa, len) in self.pieces(gva, bytes.len(), false)? {
             // SAFETY: as above.
@@ -94,7 +94,7 @@ impl GuestMemory for GuestRam<'_> {
     }
 
     fn translate(&mut self, gva: u64, write: bool) -> Result<u64, Errno> {
-        let _stage2 = self.domain.stage2.lock();
+        let _stage2 = self.domain.stage2.lock_holding_no_xen_lock();
         Ok(self.pieces(gva, 1, write)?[0].0)
     }
 }

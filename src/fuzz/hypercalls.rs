@@ -599,9 +599,9 @@ fn linux_boot(rng: &mut Rng, m: &Machine) {
 /// Frames the hypervisor writes or a grant maps (pinned) are still the
 /// guest's own pages, never handed back to the allocator.
 fn assert_pinned_frames_are_the_guests(m: &Machine, call: &Hypercall) {
-    let stage2 = m.domain.stage2.lock();
+    let stage2 = m.domain.stage2.lock_holding_no_xen_lock();
     for frame in stage2.pinned_frames() {
-        assert!(m.domain.has_page(&stage2, frame), "pinned frame {frame:#x} left the guest after {call:?}");
+        assert!(m.domain.view().has_page(&stage2, frame), "pinned frame {frame:#x} left the guest after {call:?}");
     }
 }
 

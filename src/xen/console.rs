@@ -57,7 +57,7 @@ pub fn console_io(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
                 return Outcome::from(EFAULT);
             }
             let mut prefix = arrayvec::ArrayString::<12>::new();
-            let _ = core::fmt::write(&mut prefix, format_args!("(d{}) ", call.domain.id.0));
+            let _ = core::fmt::write(&mut prefix, format_args!("(d{}) ", call.domain.id));
             call.domain.xen.console.write(call.board, prefix.as_bytes(), bytes);
             if chunk < count {
                 let mut again = args;

@@ -225,7 +225,7 @@ impl Ports<'_> {
 }
 
 fn lock<'a>(call: &'a Call<'_>) -> Ports<'a> {
-    let state = &call.domain.xen;
+    let state = call.domain.xen;
     Ports { state, board: call.board, table: state.events.ports.lock() }
 }
 
@@ -238,7 +238,7 @@ pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Result<i64, 
         op::BIND_IPI => bind_ipi(call, arg),
         op::BIND_PIRQ => wire::read::<12>(call.memory, arg).and(Err(EINVAL)),
         op::CLOSE => port_arg(call, arg).and_then(|port| {
-            let own = call.domain.id.0;
+            let own = call.domain.id;
             lock(call).close(port, own).map(|()| 0)
         }),
         op::SEND => port_arg(call, arg).and_then(|port| send(call, port)),
@@ -248,7 +248,7 @@ pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Result<i64, 
             if port >= NR_PORTS {
                 return Err(EINVAL);
             }
-            unmask(&call.domain.xen, call.board, port);
+            unmask(call.domain.xen, call.board, port);
             Ok(0)
         }),
         op::RESET | op::RESET_CONT => reset(call, arg),
@@ -270,7 +270,7 @@ fn alloc_unbound(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let mut b = wire::read::<8>(call.memory, arg)?;
     super::own_domain(call, u16_at(&b, 0))?;
     let remote = match u16_at(&b, 2) {
-        DOMID_SELF => call.domain.id.0,
+        DOMID_SELF => call.domain.id,
         other => other,
     };
     let port = lock(call).allocate(Binding::Unbound { remote }, 0)?;
@@ -284,7 +284,7 @@ fn bind_interdomain(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let mut b = wire::read::<12>(call.memory, arg)?;
     super::own_domain(call, u16_at(&b, 0))?;
     let remote_port = u32_at(&b, 4);
-    let own = call.domain.id.0;
+    let own = call.domain.id;
     let local_port = {
         let mut ports = lock(call);
         if ports.get(remote_port)? != (Binding::Unbound { remote: own }) {
@@ -353,7 +353,7 @@ fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let mut b = wire::read::<24>(call.memory, arg)?;
     super::own_domain(call, u16_at(&b, 0))?;
     let port = u32_at(&b, 4);
-    let own = call.domain.id.0;
+    let own = call.domain.id;
     let (binding, vcpu) = {
         let ports = lock(call);
         (ports.get(port)?, ports.events().notify[port as usize].load(Ordering::Acquire))
@@ -398,7 +398,7 @@ fn bind_vcpu(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
 fn reset(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let b = wire::read::<2>(call.memory, arg)?;
     super::own_domain(call, u16_at(&b, 0))?;
-    let own = call.domain.id.0;
+    let own = call.domain.id;
     let mut ports = lock(call);
     for port in 1..NR_PORTS {
         let _ = ports.close(port, own);

@@ -12,8 +12,7 @@ use super::errno::*;
 use super::Errno;
 use super::shared;
 use super::wire::{self, put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};
-use super::{Board, Call, Outcome};
-use crate::domain::Domain;
+use super::{Board, Call, DomainView, Outcome};
 use crate::mm::range::PhysRange;
 use crate::mm::stage2::{Kind, Stage2Error, Stage2Map};
 use alloc::collections::BTreeMap;
@@ -244,7 +243,7 @@ impl GrantTable {
     /// One map_grant_ref: (status, handle, dev_bus_addr).
     fn map_one(
         &mut self,
-        domain: &Domain,
+        domain: &DomainView<'_>,
         stage2: &mut Stage2Map,
         board: &dyn Board,
         r: &MapRequest,
@@ -257,7 +256,7 @@ impl GrantTable {
         if r.flags & (map::DEVICE_MAP | map::APPLICATION_MAP | map::CONTAINS_PTE) != 0 {
             return fail(status::GENERAL_ERROR);
         }
-        if r.dom != domain.id.0 {
+        if r.dom != domain.id {
             return fail(status::BAD_DOMAIN);
         }
         if self.free_handles.is_empty() && self.maptrack.len() >= MAX_MAPTRACK {
@@ -276,7 +275,7 @@ impl GrantTable {
             Some(_) => 0,
         };
         let frame = if newly != 0 {
-            match Self::claim_entry(board, entry, domain.id.0, writable) {
+            match Self::claim_entry(board, entry, domain.id, writable) {
                 Ok(gfn) => active.map_or(u64::from(gfn) << 12, |a| a.frame),
                 Err(status) => return fail(status),
             }
@@ -396,8 +395,8 @@ fn map_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
     let (status, handle, bus) = {
         let domain = call.domain;
         let mut grants = domain.xen.grants.lock();
-        let mut stage2 = domain.stage2.lock();
-        grants.map_one(domain, &mut stage2, call.board, &request)
+        let mut stage2 = domain.stage2.lock_after_grants(&grants);
+        grants.map_one(&domain, &mut stage2, call.board, &request)
     };
     put_u16(&mut b, 18, status as u16);
     if status == status::OKAY {
@@ -413,7 +412,7 @@ fn unmap_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
     let status = {
         let domain = call.domain;
         let mut grants = domain.xen.grants.lock();
-        let mut stage2 = domain.stage2.lock();
+        let mut stage2 = domain.stage2.lock_after_grants(&grants);
         grants.unmap_one(&mut stage2, call.board, u64_at(&b, 0), u64_at(&b, 8), u32_at(&b, 16))
     };
     put_u16(&mut b, 20, status as u16);

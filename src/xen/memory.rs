@@ -128,7 +128,7 @@ fn reservation(call: &mut Call<'_>, op: u64, start: u64, arg: u64) -> Progress {
 fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
     let domain = call.domain;
     {
-        let mut stage2 = domain.stage2.lock();
+        let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
         let pages = (0..n).map(|i| base + i * PAGE);
         if !pages.clone().all(|p| domain.has_page(&stage2, p) && !stage2.is_pinned(p)) {
             return false;
@@ -155,7 +155,7 @@ fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
 fn populate(call: &Call<'_>, base: u64, n: u64) -> bool {
     let domain = call.domain;
     let board = call.board;
-    let mut stage2 = domain.stage2.lock();
+    let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
     let pages = (0..n).map(|i| base + i * PAGE);
     let in_ram = domain.owns_ram(&crate::mm::range::PhysRange::new(base, base + n * PAGE));
     if !in_ram || pages.clone().any(|p| stage2.translate(p).is_some()) {
@@ -215,7 +215,7 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), Errno
                 return Err(EINVAL);
             }
             let page = page()?;
-            let mut stage2 = domain.stage2.lock();
+            let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
             // Like Xen, a page already placed must be removed before it moves.
             if domain.xen.shared.address().is_some() {
                 return Err(EBUSY);
@@ -230,7 +230,7 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), Errno
         Ok(space::GRANT_TABLE) => {
             let page = page()?;
             let mut grants = domain.xen.grants.lock();
-            let mut stage2 = domain.stage2.lock();
+            let mut stage2 = domain.stage2.lock_after_grants(&grants);
             grants.map_frame(&mut stage2, call.board, idx, page)
         }
         _ => Err(ENOSYS),
@@ -298,7 +298,7 @@ fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let domain = call.domain;
     let is_ram = {
         let mut grants = domain.xen.grants.lock();
-        let mut stage2 = domain.stage2.lock();
+        let mut stage2 = domain.stage2.lock_after_grants(&grants);
         match stage2.translate(page) {
             None | Some(crate::mm::stage2::Leaf { kind: Kind::Device, .. }) => return Err(ENOENT),
             Some(_) if grants.frame_at(page).is_some() => {

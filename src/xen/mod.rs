@@ -6,6 +6,7 @@
 //! interrupt, the clock, the console).
 
 pub mod console;
+pub mod domain;
 pub mod events;
 pub mod grant;
 pub mod hvm;
@@ -20,7 +21,7 @@ pub mod wire;
 #[cfg(test)]
 pub(crate) mod testing;
 
-use crate::domain::Domain;
+pub use domain::{DomainView, Stage2Lock};
 use crate::mm::stage2::Tlb;
 use core::sync::atomic::AtomicU64;
 
@@ -127,7 +128,7 @@ pub trait Board: Tlb + Sync {
 
 /// One hypercall in progress: who makes it, and what it may touch.
 pub struct Call<'a> {
-    pub domain: &'a Domain,
+    pub domain: DomainView<'a>,
     /// The calling vCPU's index in the domain.
     pub vcpu: usize,
     pub memory: &'a mut dyn GuestMemory,
@@ -211,10 +212,18 @@ pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
     }
 }
 
-/// The domain a domid names, as seen by the caller: itself only, for
-/// DOMID_SELF or its own id (there are no other domains yet).
+impl<'a> Call<'a> {
+    /// The domain `domid` names, as the caller may reach it: DOMID_SELF or
+    /// its own id; any other is -ESRCH while there are no other domains
+    /// (DomUs will be found here).
+    pub fn find_domain(&self, domid: u16) -> Result<DomainView<'a>, Errno> {
+        if domid == DOMID_SELF || domid == self.domain.id { Ok(self.domain) } else { Err(errno::ESRCH) }
+    }
+}
+
+/// Whether `domid` names the caller (DOMID_SELF or its own id).
 pub fn is_self(call: &Call<'_>, domid: u16) -> bool {
-    domid == DOMID_SELF || domid == call.domain.id.0
+    domid == DOMID_SELF || domid == call.domain.id
 }
 
 /// The caller's own domain, or -ESRCH: the domid check of every call that

@@ -1,6 +1,7 @@
 //! `HYPERVISOR_sched_op` (`public/sched.h`): yielding and blocking return
-//! at once (each vCPU has its own CPU), and a shutdown of the hardware
-//! domain stops the machine, as in Xen.
+//! at once (each vCPU has its own CPU), and a shutdown says why in its
+//! [`Outcome::Shutdown`]: the caller (the router) stops the machine for the
+//! hardware domain, as Xen does.
 
 use super::errno::*;
 use super::wire::{self, u16_at, u32_at};
@@ -58,20 +59,6 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
         _ => Err(ENOSYS),
     };
     result.unwrap_or_else(Outcome::from)
-}
-
-/// Ends the machine for a shutdown hypercall.
-#[cfg(target_os = "none")]
-pub fn shut_down(reason: Reason) -> ! {
-    use crate::fatal::Stop;
-    match reason {
-        Reason::PowerOff => crate::shutdown::stop_machine(format_args!("shutdown: power off"), Stop::PowerOff),
-        Reason::Reboot => {
-            crate::shutdown::stop_machine(format_args!("shutdown: reboot, which is not supported; powering off"), Stop::PowerOff)
-        }
-        Reason::Crash => crate::shutdown::stop_machine(format_args!("shutdown: Dom0 crashed"), Stop::Dom0Crashed),
-        other => crate::shutdown::stop_machine(format_args!("shutdown ({other:?}): halting"), Stop::Dom0Crashed),
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use super::errno::EFAULT;
 use super::{Board, Call, DOMID_SELF, Errno, GuestMemory, Outcome, dispatch};
-use crate::domain::{Domain, DomainId};
+use super::{DomainState, DomainView, Stage2Lock};
 use crate::mm::audit::{Owned, Summary, Violation};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::range::{PhysRange, RangeSet};
@@ -191,13 +191,13 @@ impl Board for TestBoard {
 /// The guest's memory: virtual == guest-physical, through its stage 2, as
 /// the board's AT walk would go, and only into its RAM.
 pub struct TestGuest<'a> {
-    pub domain: &'a Domain,
+    pub domain: DomainView<'a>,
     pub board: &'a TestBoard,
 }
 
 impl TestGuest<'_> {
     fn pa(&self, gva: u64, write: bool) -> Result<u64, Errno> {
-        let leaf = self.domain.stage2.lock().translate(gva).ok_or(EFAULT)?;
+        let leaf = self.domain.stage2.lock_holding_no_xen_lock().translate(gva).ok_or(EFAULT)?;
         let pa = leaf.pa + (gva & 0xfff);
         let writable = !matches!(leaf.kind, Kind::Granted { writable: false });
         if (write && !writable) || !self.domain.owns_ram(&PhysRange::new(pa, pa + 1)) {
@@ -240,9 +240,23 @@ impl GuestMemory for TestGuest<'_> {
     }
 }
 
+/// The model's domain: what a board's domain lends the hypercalls.
+pub struct TestDomain {
+    pub id: u16,
+    pub ram: Vec<PhysRange>,
+    pub stage2: Stage2Lock,
+    pub xen: DomainState,
+}
+
+impl TestDomain {
+    pub fn view(&self) -> DomainView<'_> {
+        DomainView { id: self.id, ram: &self.ram, stage2: &self.stage2, xen: &self.xen }
+    }
+}
+
 /// Dom0 with `vcpus` vCPUs on a fresh model machine.
 pub struct Machine {
-    pub domain: Domain,
+    pub domain: TestDomain,
     pub board: TestBoard,
 }
 
@@ -250,26 +264,31 @@ impl Machine {
     pub fn new(vcpus: usize) -> Self {
         let mut stage2 = Stage2Map::new(Geometry::for_ipa_bits(40));
         stage2.map(RAM, Kind::Ram).unwrap();
-        let domain = Domain::new(DomainId(0), 1, vec![RAM], stage2, vcpus, GRANT_REGION);
+        let domain = TestDomain {
+            id: 0,
+            ram: vec![RAM],
+            stage2: Stage2Lock::new(stage2),
+            xen: DomainState::new(vcpus, GRANT_REGION),
+        };
         Machine { domain, board: TestBoard::new() }
     }
 
     /// The guest's memory as a hypercall reaches it.
     pub fn guest(&self) -> TestGuest<'_> {
-        TestGuest { domain: &self.domain, board: &self.board }
+        TestGuest { domain: self.domain.view(), board: &self.board }
     }
 
     /// One trap: hypercall `number` from vCPU `vcpu`.
     pub fn trap(&self, vcpu: usize, number: u64, args: [u64; 5]) -> Outcome {
         let mut memory = self.guest();
-        let mut call = Call { domain: &self.domain, vcpu, memory: &mut memory, board: &self.board };
+        let mut call = Call { domain: self.domain.view(), vcpu, memory: &mut memory, board: &self.board };
         dispatch(&mut call, number, args)
     }
 
     /// Where grant entry `gref` lies, if Dom0 put its table frame in place.
     pub fn grant_entry(&self, gref: u32) -> Option<u64> {
         let ipa = GRANT_REGION.start + u64::from(gref) * 8;
-        let leaf = GRANT_REGION.contains(ipa).then(|| self.domain.stage2.lock().translate(ipa))??;
+        let leaf = GRANT_REGION.contains(ipa).then(|| self.domain.stage2.lock_holding_no_xen_lock().translate(ipa))??;
         Some(leaf.pa + (ipa & 0xfff))
     }
 
@@ -304,7 +323,7 @@ impl Machine {
             .into_iter()
             .chain((1..512).flat_map(|i| [base + i * (2 << 20), base + GIB + i * (2 << 20)]));
         for (n, host_addr) in slots.enumerate() {
-            if self.domain.stage2.lock().runtime_tables() >= tables {
+            if self.domain.stage2.lock_holding_no_xen_lock().runtime_tables() >= tables {
                 break;
             }
             let gref = (n / 100) as u32; // an entry maps at most 127 times
@@ -314,14 +333,14 @@ impl Machine {
             assert_eq!(self.call(super::nr::GRANT_TABLE_OP, args(&[u64::from(op::MAP_GRANT_REF), ARG, 1])), 0);
             assert_eq!(self.board.get(ARG + 18, 2), [0, 0], "mapping {n} at {host_addr:#x}");
         }
-        assert_eq!(self.domain.stage2.lock().runtime_tables(), tables);
+        assert_eq!(self.domain.stage2.lock_holding_no_xen_lock().runtime_tables(), tables);
     }
 
     /// Dom0's stage 2 audited as the board does at shutdown; the model has
     /// no devices, and its hypervisor owns no more than the domain says.
     pub fn audit(&self) -> Result<Summary, Violation> {
         let hypervisor: [Owned; 0] = [];
-        self.domain.audit_stage2(&[], &hypervisor, || self.board.free_ranges())
+        self.domain.view().audit_stage2(&[], &hypervisor, || self.board.free_ranges())
     }
 
     /// Frames free, plus those the hypervisor holds for Dom0 (its grant

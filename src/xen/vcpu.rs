@@ -7,7 +7,6 @@ use super::Errno;
 use super::shared::{NONE, layout};
 use super::wire::{self, u32_at, u64_at};
 use super::{Board, Call, DomainState};
-use crate::domain::Domain;
 use core::sync::atomic::{AtomicU64, Ordering};
 use crate::mm::frames::FRAME_SIZE as PAGE;
 
@@ -92,11 +91,11 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
     if offset > PAGE - layout::VCPU_INFO_SIZE || offset % 8 != 0 {
         return Err(ENXIO);
     }
-    let state = &call.domain.xen;
+    let state = call.domain.xen;
     let target = &state.vcpus[vcpu];
     let page = gfn << 12;
     let info = page + offset;
-    let mut stage2 = call.domain.stage2.lock();
+    let mut stage2 = call.domain.stage2.lock_holding_no_xen_lock();
     if target.info().is_some() {
         return Err(EBUSY);
     }
@@ -147,7 +146,7 @@ fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, 
     };
     let domain = call.domain;
     {
-        let mut stage2 = domain.stage2.lock();
+        let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
         // The translation was checked without the lock: check it again.
         if let Some(words) = &area {
             if words.iter().any(|&pa| !domain.has_page(&stage2, pa)) {
@@ -160,17 +159,17 @@ fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, 
             old.iter().for_each(|&pa| stage2.unpin(pa));
         }
     }
-    publish(domain, call.board, vcpu);
+    publish(domain.xen, call.board, vcpu);
     Ok(0)
 }
 
 /// Writes vCPU `vcpu`'s runstate into its area, with the update flag set
 /// meanwhile if the domain asked for it (Linux then reads it consistently
 /// from another CPU).
-fn publish(domain: &Domain, board: &dyn Board, vcpu: usize) {
-    let runstate = *domain.xen.vcpus[vcpu].runstate.lock();
+fn publish(state: &DomainState, board: &dyn Board, vcpu: usize) {
+    let runstate = *state.vcpus[vcpu].runstate.lock();
     let Some(area) = runstate.area else { return };
-    let flag = domain.xen.vm_assist.load(Ordering::Acquire) & (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) != 0;
+    let flag = state.vm_assist.load(Ordering::Acquire) & (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) != 0;
     let entry = board.word(area[1]);
     if flag {
         entry.store(runstate.entry_time | runstate::UPDATE, Ordering::Release);
@@ -187,8 +186,8 @@ fn publish(domain: &Domain, board: &dyn Board, vcpu: usize) {
 /// Moves vCPU `vcpu` to `state` now, accounting the time spent in the old
 /// one. For the SMP side (a vCPU turned off or on) and for the hypercall
 /// path, which sees its caller running.
-pub fn set_runstate(domain: &Domain, board: &dyn Board, vcpu: usize, state: u32) {
-    let Some(v) = domain.xen.vcpus.get(vcpu) else { return };
+pub fn set_runstate(domain: &DomainState, board: &dyn Board, vcpu: usize, state: u32) {
+    let Some(v) = domain.vcpus.get(vcpu) else { return };
     {
         let mut runstate = v.runstate.lock();
         if runstate.state == state || state > runstate::OFFLINE {
@@ -208,7 +207,7 @@ pub fn vm_assist(call: &mut Call<'_>, cmd: u32, kind: u32) -> Result<i64, Errno>
     if kind >= 64 || VMASST_VALID & (1 << kind) == 0 {
         return Err(EINVAL);
     }
-    let assists: &DomainState = &call.domain.xen;
+    let assists: &DomainState = call.domain.xen;
     match cmd {
         VMASST_CMD_ENABLE => assists.vm_assist.fetch_or(1 << kind, Ordering::AcqRel),
         VMASST_CMD_DISABLE => assists.vm_assist.fetch_and(!(1 << kind), Ordering::AcqRel),
