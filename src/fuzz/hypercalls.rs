@@ -559,15 +559,20 @@ fn check(d: &mut Dom0<'_>, call: &Hypercall, outcome: Outcome) -> bool {
         Positive::Never => panic!("{call:?} returned {value}"),
     }
     if let (Some((first, count, size)), 0) = (call.grant_ops, value) {
-        use crate::xen::wire::{u16_at, u32_at, u64_at};
+        use crate::xen::public::{GnttabMapGrantRef, GnttabUnmapGrantRef};
+        use zerocopy::FromBytes;
         let is_map = call.args[0] == u64::from(grant::op::MAP_GRANT_REF);
-        // Where the hypervisor writes the status, and where the handle is.
-        let (status_at, handle_at) = if is_map { (18, 20) } else { (20, 16) };
         for i in 0..count {
             let op = d.m.board.get(first + i * size, size as usize);
-            let status = u16_at(&op, status_at) as i16;
+            // The status the hypervisor wrote, and the handle.
+            let (status, host_addr, handle) = if is_map {
+                let op = GnttabMapGrantRef::read_from_bytes(&op).expect("a map op");
+                (op.status, op.host_addr, op.handle)
+            } else {
+                let op = GnttabUnmapGrantRef::read_from_bytes(&op).expect("an unmap op");
+                (op.status, op.host_addr, op.handle)
+            };
             assert!(GNTST.contains(&status), "{call:?}: op {i} status {status}");
-            let (host_addr, handle) = (u64_at(&op, 0), u32_at(&op, handle_at));
             match status {
                 status::OKAY if is_map => d.mapped.push((host_addr, handle)),
                 status::OKAY => d.mapped.retain(|&(_, h)| h != handle),

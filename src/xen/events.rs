@@ -7,7 +7,11 @@
 use super::errno::*;
 use super::Errno;
 use super::shared::{self, layout};
-use super::wire::{self, put_u16, put_u32, u16_at, u32_at};
+use super::public::{
+    Domid, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindPirq, EvtchnBindVcpu, EvtchnBindVirq,
+    EvtchnPort, EvtchnStatus,
+};
+use super::wire;
 use super::{Board, Call, DOMID_SELF, DomainState};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -236,7 +240,7 @@ pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Result<i64, 
         op::BIND_INTERDOMAIN => bind_interdomain(call, arg),
         op::BIND_VIRQ => bind_virq(call, arg),
         op::BIND_IPI => bind_ipi(call, arg),
-        op::BIND_PIRQ => wire::read::<12>(call.memory, arg).and(Err(EINVAL)),
+        op::BIND_PIRQ => wire::read::<EvtchnBindPirq>(call.memory, arg).and(Err(EINVAL)),
         op::CLOSE => port_arg(call, arg).and_then(|port| {
             let own = call.domain.id;
             lock(call).close(port, own).map(|()| 0)
@@ -258,7 +262,7 @@ pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Result<i64, 
 }
 
 fn port_arg(call: &mut Call<'_>, arg: u64) -> Result<u32, Errno> {
-    wire::read::<4>(call.memory, arg).map(|b| u32_at(&b, 0))
+    wire::read::<EvtchnPort>(call.memory, arg).map(|b| b.port)
 }
 
 fn check_vcpu(call: &Call<'_>, vcpu: u32) -> Result<(), Errno> {
@@ -267,23 +271,23 @@ fn check_vcpu(call: &Call<'_>, vcpu: u32) -> Result<(), Errno> {
 
 /// `struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }`
 fn alloc_unbound(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
-    let mut b = wire::read::<8>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    let remote = match u16_at(&b, 2) {
+    let mut b = wire::read::<EvtchnAllocUnbound>(call.memory, arg)?;
+    super::own_domain(call, b.dom)?;
+    let remote = match b.remote_dom {
         DOMID_SELF => call.domain.id,
         other => other,
     };
     let port = lock(call).allocate(Binding::Unbound { remote }, 0)?;
-    put_u32(&mut b, 4, port);
+    b.port = port;
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
 
 /// `struct evtchn_bind_interdomain { domid_t remote_dom; evtchn_port_t
 /// remote_port, local_port; }`: only to the caller's own unbound ports.
 fn bind_interdomain(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
-    let mut b = wire::read::<12>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    let remote_port = u32_at(&b, 4);
+    let mut b = wire::read::<EvtchnBindInterdomain>(call.memory, arg)?;
+    super::own_domain(call, b.remote_dom)?;
+    let remote_port = b.remote_port;
     let own = call.domain.id;
     let local_port = {
         let mut ports = lock(call);
@@ -297,14 +301,14 @@ fn bind_interdomain(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
         set_pending(ports.state, ports.board, local, 0);
         local
     };
-    put_u32(&mut b, 8, local_port);
+    b.local_port = local_port;
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
 
 /// `struct evtchn_bind_virq { uint32_t virq, vcpu; evtchn_port_t port; }`
 fn bind_virq(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
-    let mut b = wire::read::<12>(call.memory, arg)?;
-    let (virq, vcpu) = (u32_at(&b, 0), u32_at(&b, 4));
+    let mut b = wire::read::<EvtchnBindVirq>(call.memory, arg)?;
+    let (virq, vcpu) = (b.virq, b.vcpu);
     if virq as usize >= NR_VIRQS || (virq_is_global(virq) && vcpu != 0) {
         return Err(EINVAL);
     }
@@ -319,17 +323,17 @@ fn bind_virq(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
         ports.events().virqs[vcpu as usize][virq as usize].store(port, Ordering::Release);
         port
     };
-    put_u32(&mut b, 8, port);
+    b.port = port;
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
 
 /// `struct evtchn_bind_ipi { uint32_t vcpu; evtchn_port_t port; }`
 fn bind_ipi(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
-    let mut b = wire::read::<8>(call.memory, arg)?;
-    let vcpu = u32_at(&b, 0);
+    let mut b = wire::read::<EvtchnBindIpi>(call.memory, arg)?;
+    let vcpu = b.vcpu;
     check_vcpu(call, vcpu)?;
     let port = lock(call).allocate(Binding::Ipi, vcpu)?;
-    put_u32(&mut b, 4, port);
+    b.port = port;
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
 
@@ -350,9 +354,9 @@ fn send(call: &mut Call<'_>, port: u32) -> Result<i64, Errno> {
 /// `struct evtchn_status { domid_t dom; evtchn_port_t port; uint32_t
 /// status, vcpu; union { ... } u; }` (24 bytes).
 fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
-    let mut b = wire::read::<24>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    let port = u32_at(&b, 4);
+    let mut b = wire::read::<EvtchnStatus>(call.memory, arg)?;
+    super::own_domain(call, b.dom)?;
+    let port = b.port;
     let own = call.domain.id;
     let (binding, vcpu) = {
         let ports = lock(call);
@@ -365,15 +369,16 @@ fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
         Binding::Virq(virq) => (stat::VIRQ, virq, 0),
         Binding::Ipi => (stat::IPI, 0, 0),
     };
-    put_u32(&mut b, 8, status);
-    put_u32(&mut b, 12, vcpu);
+    b.status = status;
+    b.vcpu = vcpu;
     match status {
-        stat::UNBOUND => put_u16(&mut b, 16, u0 as u16),
+        stat::UNBOUND => b.u_dom = u0 as u16,
         stat::INTERDOMAIN => {
-            put_u16(&mut b, 16, u0 as u16);
-            put_u32(&mut b, 20, u1);
+            b.u_dom = u0 as u16;
+            b.u_port = u1;
         }
-        stat::VIRQ => put_u32(&mut b, 16, u0),
+        // `u.virq`, a u32 over the domid and the hole after it.
+        stat::VIRQ => (b.u_dom, b._u_pad) = (u0 as u16, (u0 >> 16) as u16),
         _ => {}
     }
     wire::write(call.memory, arg, &b).map(|()| 0)
@@ -381,8 +386,8 @@ fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
 
 /// `struct evtchn_bind_vcpu { evtchn_port_t port; uint32_t vcpu; }`
 fn bind_vcpu(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
-    let b = wire::read::<8>(call.memory, arg)?;
-    let (port, vcpu) = (u32_at(&b, 0), u32_at(&b, 4));
+    let b = wire::read::<EvtchnBindVcpu>(call.memory, arg)?;
+    let (port, vcpu) = (b.port, b.vcpu);
     check_vcpu(call, vcpu)?;
     let ports = lock(call);
     match ports.get(port)? {
@@ -396,8 +401,8 @@ fn bind_vcpu(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
 
 /// `struct evtchn_reset { domid_t dom; }`: closes every port.
 fn reset(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
-    let b = wire::read::<2>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
+    let b = wire::read::<Domid>(call.memory, arg)?;
+    super::own_domain(call, b.dom)?;
     let own = call.domain.id;
     let mut ports = lock(call);
     for port in 1..NR_PORTS {

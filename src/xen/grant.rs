@@ -11,7 +11,8 @@
 use super::errno::*;
 use super::Errno;
 use super::shared;
-use super::wire::{self, put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};
+use super::public::{GnttabGetVersion, GnttabMapGrantRef, GnttabQuerySize, GnttabSetVersion, GnttabUnmapGrantRef};
+use super::wire;
 use super::{Board, Call, DomainView, Outcome};
 use crate::mm::range::PhysRange;
 use crate::mm::stage2::{Kind, Stage2Error, Stage2Map};
@@ -389,67 +390,66 @@ fn batch(call: &mut Call<'_>, args: [u64; 5], size: u64, one: fn(&mut Call<'_>, 
 /// `{ uint64_t host_addr; uint32_t flags; grant_ref_t ref; domid_t dom;
 /// int16_t status; grant_handle_t handle; uint64_t dev_bus_addr; }`
 fn map_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
-    let mut b = wire::read::<32>(call.memory, at)?;
-    let request =
-        MapRequest { host_addr: u64_at(&b, 0), flags: u32_at(&b, 8), gref: u32_at(&b, 12), dom: u16_at(&b, 16) };
+    let mut b = wire::read::<GnttabMapGrantRef>(call.memory, at)?;
+    let request = MapRequest { host_addr: b.host_addr, flags: b.flags, gref: b.r#ref, dom: b.dom };
     let (status, handle, bus) = {
         let domain = call.domain;
         let mut grants = domain.xen.grants.lock();
         let mut stage2 = domain.stage2.lock_after_grants(&grants);
         grants.map_one(&domain, &mut stage2, call.board, &request)
     };
-    put_u16(&mut b, 18, status as u16);
+    b.status = status;
     if status == status::OKAY {
-        put_u32(&mut b, 20, handle);
-        put_u64(&mut b, 24, bus);
+        b.handle = handle;
+        b.dev_bus_addr = bus;
     }
     wire::write(call.memory, at, &b)
 }
 
 /// `{ uint64_t host_addr, dev_bus_addr; grant_handle_t handle; int16_t status; }`
 fn unmap_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
-    let mut b = wire::read::<24>(call.memory, at)?;
+    let mut b = wire::read::<GnttabUnmapGrantRef>(call.memory, at)?;
     let status = {
         let domain = call.domain;
         let mut grants = domain.xen.grants.lock();
         let mut stage2 = domain.stage2.lock_after_grants(&grants);
-        grants.unmap_one(&mut stage2, call.board, u64_at(&b, 0), u64_at(&b, 8), u32_at(&b, 16))
+        grants.unmap_one(&mut stage2, call.board, b.host_addr, b.dev_bus_addr, b.handle)
     };
-    put_u16(&mut b, 20, status as u16);
+    b.status = status;
     wire::write(call.memory, at, &b)
 }
 
 /// `{ domid_t dom; uint32_t nr_frames, max_nr_frames; int16_t status; }`
 fn query_size(call: &mut Call<'_>, at: u64) -> Result<i64, Errno> {
-    let mut b = wire::read::<16>(call.memory, at)?;
-    if super::is_self(call, u16_at(&b, 0)) {
+    let mut b = wire::read::<GnttabQuerySize>(call.memory, at)?;
+    if super::is_self(call, b.dom) {
         let grants = call.domain.xen.grants.lock();
-        put_u32(&mut b, 4, grants.nr_frames());
-        put_u32(&mut b, 8, grants.max_frames());
-        put_u16(&mut b, 12, status::OKAY as u16);
+        b.nr_frames = grants.nr_frames();
+        b.max_nr_frames = grants.max_frames();
+        b.status = status::OKAY;
     } else {
-        put_u16(&mut b, 12, status::BAD_DOMAIN as u16);
+        b.status = status::BAD_DOMAIN;
     }
     wire::write(call.memory, at, &b).map(|()| 0)
 }
 
 /// `{ uint32_t version; }`: version 1 only; the current one is written back.
 fn set_version(call: &mut Call<'_>, at: u64) -> Result<i64, Errno> {
-    let b = wire::read::<4>(call.memory, at)?;
-    let result = match u32_at(&b, 0) {
+    let b = wire::read::<GnttabSetVersion>(call.memory, at)?;
+    let result = match b.version {
         1 => Ok(0),
         2 => Err(ENOSYS),
         _ => Err(EINVAL),
     };
-    wire::write(call.memory, at, &1u32.to_le_bytes())?;
+    wire::write(call.memory, at, &GnttabSetVersion { version: 1 })?;
     result
 }
 
 /// `{ domid_t dom; uint16_t pad; uint32_t version; }`
 fn get_version(call: &mut Call<'_>, at: u64) -> Result<i64, Errno> {
-    let mut b = wire::read::<8>(call.memory, at)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    put_u32(&mut b, 4, 1);
+    let mut b = wire::read::<GnttabGetVersion>(call.memory, at)?;
+    super::own_domain(call, b.dom)?;
+    b.version = 1;
     wire::write(call.memory, at, &b).map(|()| 0)
 }
 

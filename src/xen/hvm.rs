@@ -6,7 +6,8 @@
 use super::Call;
 use super::errno::*;
 use super::Errno;
-use super::wire::{self, put_u64, u16_at, u32_at};
+use super::public::XenHvmParam;
+use super::wire;
 
 pub const HVMOP_SET_PARAM: u64 = 0;
 pub const HVMOP_GET_PARAM: u64 = 1;
@@ -28,9 +29,9 @@ pub fn hvm_op(call: &mut Call<'_>, op: u64, arg: u64) -> Result<i64, Errno> {
         return Err(ENOSYS);
     }
     (|| {
-        let mut b = wire::read::<16>(call.memory, arg)?;
-        super::own_domain(call, u16_at(&b, 0))?;
-        let index = u32_at(&b, 4);
+        let mut b = wire::read::<XenHvmParam>(call.memory, arg)?;
+        super::own_domain(call, b.domid)?;
+        let index = b.index;
         let guest_visible = matches!(index, CALLBACK_IRQ | STORE_PFN | STORE_EVTCHN | CONSOLE_PFN | CONSOLE_EVTCHN);
         if op == HVMOP_SET_PARAM {
             // These belong to the toolstack; a domain may not set its own.
@@ -39,7 +40,7 @@ pub fn hvm_op(call: &mut Call<'_>, op: u64, arg: u64) -> Result<i64, Errno> {
         if !guest_visible {
             return Err(if index == MONITOR_RING_PFN { EPERM } else { EINVAL });
         }
-        put_u64(&mut b, 8, 0);
+        b.value = 0;
         wire::write(call.memory, arg, &b).map(|()| 0)
     })()
 }

@@ -7,7 +7,8 @@
 
 use super::errno::*;
 use super::Errno;
-use super::wire::{self, u16_at, u32_at, u64_at};
+use super::public::{Domid, XenAddToPhysmap, XenAddToPhysmapBatch, XenMemoryReservation, XenRemoveFromPhysmap};
+use super::wire;
 use super::{Call, Outcome};
 use crate::mm::stage2::Kind;
 use core::sync::atomic::Ordering;
@@ -77,8 +78,8 @@ pub fn memory_op(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
 /// `struct xen_memory_domain { domid_t domid; }`: pages now, pages at
 /// most, highest frame number.
 fn reservation_size(call: &mut Call<'_>, op: u64, arg: u64) -> Result<i64, Errno> {
-    let b = wire::read::<2>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
+    let b = wire::read::<Domid>(call.memory, arg)?;
+    super::own_domain(call, b.dom)?;
     let ram = &call.domain.ram;
     let total: u64 = ram.iter().map(|r| r.size() / PAGE).sum();
     Ok(match op {
@@ -92,9 +93,9 @@ fn reservation_size(call: &mut Call<'_>, op: u64, arg: u64) -> Result<i64, Errno
 /// nr_extents; uint extent_order, mem_flags; domid_t domid; }` (32 bytes).
 fn reservation(call: &mut Call<'_>, op: u64, start: u64, arg: u64) -> Progress {
     let done = |n: u64| Progress::Done(Ok(n as i64));
-    let Ok(r) = wire::read::<32>(call.memory, arg) else { return done(start) };
-    let (list, count, order, flags) = (u64_at(&r, 0), u64_at(&r, 8), u32_at(&r, 16), u32_at(&r, 20));
-    if count > u64::from(u32::MAX >> EXTENT_SHIFT) || start >= count || !super::is_self(call, u16_at(&r, 24)) {
+    let Ok(r) = wire::read::<XenMemoryReservation>(call.memory, arg) else { return done(start) };
+    let (list, count, order, flags) = (r.extent_start, r.nr_extents, r.extent_order, r.mem_flags);
+    if count > u64::from(u32::MAX >> EXTENT_SHIFT) || start >= count || !super::is_self(call, r.domid) {
         return done(start);
     }
     // A 1:1 domain cannot take arbitrary new frames; PoD is not for oneself.
@@ -106,10 +107,9 @@ fn reservation(call: &mut Call<'_>, op: u64, start: u64, arg: u64) -> Progress {
         if pages >= PAGES_PER_TRAP {
             return Progress::From(i);
         }
-        let Some(gfn) = wire::element(list, i, 8).and_then(|at| wire::read::<8>(call.memory, at).ok()) else {
+        let Some(gfn) = wire::element(list, i, 8).and_then(|at| wire::read::<u64>(call.memory, at).ok()) else {
             return done(i);
         };
-        let gfn = u64::from_le_bytes(gfn);
         let extent =
             gfn.checked_add(1 << order).filter(|&end| end <= u64::MAX >> 12).map(|_| (gfn << 12, 1u64 << order));
         let ok = extent.is_some_and(|(base, n)| {
@@ -192,8 +192,8 @@ fn populate(call: &Call<'_>, base: u64, n: u64) -> bool {
 /// `struct xen_add_to_physmap { domid_t domid; uint16_t size; uint space;
 /// xen_ulong_t idx; xen_pfn_t gpfn; }` (24 bytes).
 fn add_to_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
-    let b = wire::read::<24>(call.memory, arg)?;
-    let (domid, space, idx, gpfn) = (u16_at(&b, 0), u32_at(&b, 4), u64_at(&b, 8), u64_at(&b, 16));
+    let b = wire::read::<XenAddToPhysmap>(call.memory, arg)?;
+    let (domid, space, idx, gpfn) = (b.domid, b.space, b.idx, b.gpfn);
     if space == u32::from(space::GMFN_FOREIGN) {
         return Err(ENOSYS);
     }
@@ -244,9 +244,9 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), Errno
 fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
     let result = (|| {
         let start = u16::try_from(start).map_err(|_| EDOM)?;
-        let b = wire::read::<32>(call.memory, arg)?;
-        let (domid, space, size, foreign) = (u16_at(&b, 0), u16_at(&b, 2), u16_at(&b, 4), u16_at(&b, 6));
-        let (idxs, gpfns, errs) = (u64_at(&b, 8), u64_at(&b, 16), u64_at(&b, 24));
+        let b = wire::read::<XenAddToPhysmapBatch>(call.memory, arg)?;
+        let (domid, space, size, foreign) = (b.domid, b.space, b.size, b.foreign_domid);
+        let (idxs, gpfns, errs) = (b.idxs, b.gpfns, b.errs);
         if space == space::GMFN_RANGE {
             return Err(EOPNOTSUPP);
         }
@@ -262,8 +262,8 @@ fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
                 return Ok(Some(i));
             }
             let element = |base: u64, size: u64| wire::element(base, i, size).ok_or(EFAULT);
-            let idx = u64_at(&wire::read::<8>(call.memory, element(idxs, 8)?)?, 0);
-            let gpfn = u64_at(&wire::read::<8>(call.memory, element(gpfns, 8)?)?, 0);
+            let idx = wire::read::<u64>(call.memory, element(idxs, 8)?)?;
+            let gpfn = wire::read::<u64>(call.memory, element(gpfns, 8)?)?;
             if gpfn == INVALID_GFN {
                 return Err(EINVAL);
             }
@@ -272,7 +272,7 @@ fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
             } else {
                 add_one(call, u32::from(space), idx, gpfn).err().map_or(0, Errno::to_x0)
             };
-            wire::write(call.memory, element(errs, 4)?, &(rc as i32).to_le_bytes())?;
+            wire::write(call.memory, element(errs, 4)?, &(rc as i32))?;
         }
         Ok(None)
     })();
@@ -288,9 +288,9 @@ fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
 /// table's). Pinned pages (shared areas) and grant mappings (unmapped with
 /// unmap_grant_ref only) stay.
 fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
-    let b = wire::read::<16>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    let gpfn = u64_at(&b, 8);
+    let b = wire::read::<XenRemoveFromPhysmap>(call.memory, arg)?;
+    super::own_domain(call, b.domid)?;
+    let gpfn = b.gpfn;
     if gpfn > u64::MAX >> 12 {
         return Err(ENOENT);
     }

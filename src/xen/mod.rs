@@ -12,6 +12,7 @@ pub mod grant;
 pub mod hvm;
 pub mod memory;
 pub mod platform;
+pub mod public;
 pub mod sched;
 pub mod shared;
 pub mod vcpu;

@@ -4,7 +4,8 @@
 //! hardware domain, as Xen does.
 
 use super::errno::*;
-use super::wire::{self, u16_at, u32_at};
+use super::public::{SchedRemoteShutdown, SchedShutdown};
+use super::wire;
 use super::{Call, Outcome};
 
 pub mod op {
@@ -45,17 +46,17 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
     let result = match cmd {
         op::YIELD | op::BLOCK => Ok(Outcome::Return(0)),
         // struct sched_shutdown { unsigned int reason; }
-        op::SHUTDOWN => wire::read::<4>(call.memory, arg).map(|b| Outcome::Shutdown(Reason::from_code(u32_at(&b, 0)))),
+        op::SHUTDOWN => wire::read::<SchedShutdown>(call.memory, arg).map(|b| Outcome::Shutdown(Reason::from_code(b.reason))),
         // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
-        op::REMOTE_SHUTDOWN => wire::read::<8>(call.memory, arg).and_then(|b| {
-            if super::is_self(call, u16_at(&b, 0)) {
-                Ok(Outcome::Shutdown(Reason::from_code(u32_at(&b, 4))))
+        op::REMOTE_SHUTDOWN => wire::read::<SchedRemoteShutdown>(call.memory, arg).and_then(|b| {
+            if super::is_self(call, b.domain_id) {
+                Ok(Outcome::Shutdown(Reason::from_code(b.reason)))
             } else {
                 Err(ESRCH)
             }
         }),
         // The code is for a later suspend, which a hardware domain cannot do.
-        op::SHUTDOWN_CODE => wire::read::<4>(call.memory, arg).map(|_| Outcome::Return(0)),
+        op::SHUTDOWN_CODE => wire::read::<SchedShutdown>(call.memory, arg).map(|_| Outcome::Return(0)),
         _ => Err(ENOSYS),
     };
     result.unwrap_or_else(Outcome::from)

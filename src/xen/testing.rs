@@ -402,3 +402,17 @@ pub fn args(values: &[u64]) -> [u64; 5] {
     a[..values.len()].copy_from_slice(values);
     a
 }
+
+/// Fields of a struct the hypervisor wrote, read by their offsets in the
+/// public headers: a check of the layouts independent of `xen::public`.
+pub fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+pub fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+pub fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}

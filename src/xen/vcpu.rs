@@ -5,7 +5,8 @@
 use super::errno::*;
 use super::Errno;
 use super::shared::{NONE, layout};
-use super::wire::{self, u32_at, u64_at};
+use super::public::{VcpuRegisterRunstateMemoryArea, VcpuRegisterVcpuInfo};
+use super::wire;
 use super::{Board, Call, DomainState};
 use core::sync::atomic::{AtomicU64, Ordering};
 use crate::mm::frames::FRAME_SIZE as PAGE;
@@ -83,8 +84,8 @@ pub fn vcpu_op(call: &mut Call<'_>, cmd: u32, vcpu: u32, arg: u64) -> Result<i64
 /// vcpu_info at `mfn` page + `offset`, in the domain's RAM, 8-byte aligned,
 /// within the page; once per vCPU (errors as current Xen).
 fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, Errno> {
-    let b = wire::read::<16>(call.memory, arg)?;
-    let (gfn, offset) = (u64_at(&b, 0), u64::from(u32_at(&b, 8)));
+    let b = wire::read::<VcpuRegisterVcpuInfo>(call.memory, arg)?;
+    let (gfn, offset) = (b.mfn, u64::from(b.offset));
     if gfn > u64::MAX >> 12 || offset >= PAGE {
         return Err(EINVAL);
     }
@@ -130,7 +131,7 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
 /// a guest virtual address, translated now (the guest's kernel mapping of
 /// it does not move) and kept pinned. Address 0 unregisters.
 fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, Errno> {
-    let gva = u64_at(&wire::read::<8>(call.memory, arg)?, 0);
+    let gva = wire::read::<VcpuRegisterRunstateMemoryArea>(call.memory, arg)?.addr;
     let area = if gva == 0 {
         None
     } else {

@@ -2,6 +2,7 @@
 
 use super::errno::ENOSYS;
 use super::Errno;
+use super::public::XenFeatureInfo;
 use super::{GuestMemory, wire};
 
 pub const XENVER_VERSION: u64 = 0;
@@ -50,9 +51,8 @@ pub fn xen_version(cmd: u64, arg: u64, memory: &mut dyn GuestMemory) -> Result<i
         XENVER_CAPABILITIES => wire::write(memory, arg, &padded::<1024>("xen-3.0-aarch64 ")),
         XENVER_CHANGESET => wire::write(memory, arg, &padded::<64>(env!("CARGO_PKG_VERSION"))),
         // struct xen_feature_info { uint32_t submap_idx; uint32_t submap; }
-        XENVER_GET_FEATURES => wire::read::<8>(memory, arg).and_then(|mut info| {
-            let submap = dom0_features(wire::u32_at(&info, 0));
-            wire::put_u32(&mut info, 4, submap);
+        XENVER_GET_FEATURES => wire::read::<XenFeatureInfo>(memory, arg).and_then(|mut info| {
+            info.submap = dom0_features(info.submap_idx);
             wire::write(memory, arg, &info)
         }),
         _ => return Err(ENOSYS),

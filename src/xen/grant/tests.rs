@@ -1,6 +1,6 @@
 use super::*;
 use crate::xen::memory::{op as mem, space};
-use crate::xen::testing::{GRANT_REGION, Machine, RAM, SCRATCH, args};
+use crate::xen::testing::{GRANT_REGION, Machine, RAM, SCRATCH, args, u16_at, u32_at, u64_at};
 use crate::xen::{DOMID_SELF, GuestMemory, nr};
 
 const ARG: u64 = RAM.start + 0x6000;
