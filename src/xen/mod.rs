@@ -1,9 +1,11 @@
 //! The Xen hypercall ABI, the part a Linux Dom0 uses (`xen/include/public/`).
 //! Argument decoding, the per-domain state machines and results are pure and
-//! host-tested; the board is reached only through two traits: guest memory
-//! by virtual address ([`GuestMemory`]) and everything else the calls need
-//! from the machine ([`Board`]: physical words, frames, TLBs, the event
-//! interrupt, the clock, the console).
+//! host-tested, over what a [`Call`] is given: the calling domain as a
+//! [`DomainView`] (its id, RAM, stage 2 and Xen state, lent by its owner),
+//! guest memory by virtual address ([`GuestMemory`]) and everything else the
+//! calls need from the machine ([`Board`]: physical words, frames, TLBs, the
+//! event interrupt, the clock, the console). Nothing here calls up into the
+//! layers that use it: a shutdown is an [`Outcome`] for the caller to act on.
 
 pub mod console;
 pub mod domain;
@@ -95,7 +97,8 @@ pub const DOMID_SELF: u16 = 0x7ff0;
 
 /// A guest's memory as a hypercall sees it: guest virtual addresses,
 /// translated through the guest's own page tables and its stage 2, landing
-/// in the guest's RAM. Every access can fail with `EFAULT`.
+/// in the guest's RAM. Every access can fail with `EFAULT`. Called with no
+/// Xen lock held: the board's takes the domain's stage-2 lock.
 pub trait GuestMemory {
     fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), Errno>;
     fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), Errno>;
