@@ -106,7 +106,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         ]
     };
     let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory);
-    log::info!("d0: stage 2: {} table pages (at Dom0 entry)", dom0.stage2.lock().tables());
+    log::info!("d0: stage 2: {} table pages (at Dom0 entry)", dom0.stage2.lock_holding_no_xen_lock().tables());
     cpu::this_cpu().set_domain(dom0);
     start_interrupts(&tree);
     phase_done("interrupts started");

@@ -29,7 +29,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(domain: &crate::domain::Domain, pc: u64, x0: u64) -> Self {
-        let s2 = domain.stage2.lock();
+        let s2 = domain.stage2.lock_holding_no_xen_lock();
         let vtcr = s2.geometry().vtcr(super::cpu::pa_bits());
         Self { pc, x0, stage2_root: s2.root_address(), vtcr, vmid: domain.vmid }
     }

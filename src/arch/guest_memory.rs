@@ -4,7 +4,7 @@
 
 use crate::domain::Domain;
 use crate::mm::range::PhysRange;
-use crate::xen::{GuestMemory, errno::EFAULT};
+use crate::xen::{Errno, GuestMemory, errno::EFAULT};
 use aarch64_cpu::registers::PAR_EL1;
 use arrayvec::ArrayVec;
 use core::arch::asm;
@@ -46,19 +46,19 @@ impl GuestRam<'_> {
     /// use exactly these addresses: translating again would let a guest
     /// change its page tables in between (on another vCPU) and redirect the
     /// copy to memory that was never checked.
-    fn pieces(&self, gva: u64, len: usize, write: bool) -> Result<ArrayVec<(u64, usize), MAX_PAGES>, i64> {
+    fn pieces(&self, gva: u64, len: usize, write: bool) -> Result<ArrayVec<(u64, usize), MAX_PAGES>, Errno> {
         if len > MAX_BUFFER {
-            return Err(-EFAULT);
+            return Err(EFAULT);
         }
-        gva.checked_add(len as u64).ok_or(-EFAULT)?;
+        gva.checked_add(len as u64).ok_or(EFAULT)?;
         let mut pieces = ArrayVec::new();
         let mut done = 0;
         while done < len {
             let va = gva + done as u64;
             let chunk = ((4096 - (va & 0xfff)) as usize).min(len - done);
-            let pa = translate(va, write).ok_or(-EFAULT)?;
+            let pa = translate(va, write).ok_or(EFAULT)?;
             if !self.domain.owns_ram(&PhysRange::new(pa, pa + chunk as u64)) {
-                return Err(-EFAULT);
+                return Err(EFAULT);
             }
             pieces.push((pa, chunk));
             done += chunk;
@@ -71,8 +71,8 @@ impl GuestMemory for GuestRam<'_> {
     // The copies hold the domain's stage-2 lock from translation to the
     // last byte: no other vCPU can balloon a page out (and its frame be
     // reused) in between.
-    fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), i64> {
-        let _stage2 = self.domain.stage2.lock();
+    fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let _stage2 = self.domain.stage2.lock_holding_no_xen_lock();
         let mut at = 0;
         for (pa, len) in self.pieces(gva, bytes.len(), true)? {
             // SAFETY: `pa..pa + len` is the domain's RAM (checked), mapped at EL2.
@@ -82,8 +82,8 @@ impl GuestMemory for GuestRam<'_> {
         Ok(())
     }
 
-    fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), i64> {
-        let _stage2 = self.domain.stage2.lock();
+    fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), Errno> {
+        let _stage2 = self.domain.stage2.lock_holding_no_xen_lock();
         let mut at = 0;
         for (pa, len) in self.pieces(gva, bytes.len(), false)? {
             // SAFETY: as above.
@@ -93,8 +93,8 @@ impl GuestMemory for GuestRam<'_> {
         Ok(())
     }
 
-    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, i64> {
-        let _stage2 = self.domain.stage2.lock();
+    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, Errno> {
+        let _stage2 = self.domain.stage2.lock_holding_no_xen_lock();
         Ok(self.pieces(gva, 1, write)?[0].0)
     }
 }

@@ -129,13 +129,13 @@ fn cpu_off() -> i64 {
     let index = cpu::current_index();
     log::info!("d0: vCPU {index} off");
     let domain = cpu::this_cpu().domain().expect("a vCPU called");
-    set_runstate(domain, &Hardware, index, runstate::OFFLINE);
+    set_runstate(&domain.xen, &Hardware, index, runstate::OFFLINE);
     POWER[index].store(Power::Off as u8, Ordering::Release);
     let e = smccc::psci::cpu_off::<smccc::Smc>();
     // Only reached if the firmware refused.
     log::error!("d0: firmware CPU_OFF failed: {e:?}");
     POWER[index].store(Power::On as u8, Ordering::Release);
-    set_runstate(domain, &Hardware, index, runstate::RUNNING);
+    set_runstate(&domain.xen, &Hardware, index, runstate::RUNNING);
     result::INTERNAL_FAILURE
 }
 
@@ -159,6 +159,6 @@ extern "C" fn secondary_main(index: usize) -> ! {
     let (pc, x0) = (START[index].0.load(Ordering::Acquire), START[index].1.load(Ordering::Acquire));
     let entry = super::guest::Entry::new(domain, pc, x0);
     POWER[index].store(Power::On as u8, Ordering::Release);
-    set_runstate(domain, &Hardware, index, runstate::RUNNING);
+    set_runstate(&domain.xen, &Hardware, index, runstate::RUNNING);
     super::guest::enter_el1(&entry)
 }

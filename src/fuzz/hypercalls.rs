@@ -13,6 +13,7 @@
 //! ballooned out.
 
 use super::{Rng, mutate, run};
+use crate::xen::Errno;
 use crate::xen::errno::*;
 use crate::xen::events::{self, NR_PORTS, NR_VIRQS};
 use crate::xen::grant::{self, ENTRIES_PER_FRAME, gtf, map, status};
@@ -27,7 +28,7 @@ const STRUCTS: u64 = RAM.end - 0x4000;
 const ARRAYS: [u64; 3] = [RAM.end - 0x3000, RAM.end - 0x2000, RAM.end - 0x1000];
 /// Pages ballooned, granted and registered most: few, so calls meet.
 const HOT_PAGES: u64 = 16;
-const ERRNOS: [i64; 16] = [
+const ERRNOS: [Errno; 16] = [
     EPERM, ENOENT, ESRCH, ENXIO, E2BIG, ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, EINVAL, ENOSPC, EDOM, ENOSYS, EILSEQ,
     EOPNOTSUPP,
 ];
@@ -551,22 +552,27 @@ fn check(d: &mut Dom0<'_>, call: &Hypercall, outcome: Outcome) -> bool {
         Outcome::Continue(_) => unreachable!("call_counting runs calls to the end"),
     };
     match call.positive {
-        _ if value < 0 => assert!(ERRNOS.contains(&-value), "{call:?} returned {value}, no Xen errno"),
+        _ if value < 0 => assert!(ERRNOS.iter().any(|&e| -e == value), "{call:?} returned {value}, no Xen errno"),
         _ if value == 0 => {}
         Positive::Exactly(expected) => assert_eq!(value, expected, "{call:?}"),
         Positive::AtMost(bound) => assert!(value <= bound, "{call:?} returned {value}, above {bound}"),
         Positive::Never => panic!("{call:?} returned {value}"),
     }
     if let (Some((first, count, size)), 0) = (call.grant_ops, value) {
-        use crate::xen::wire::{u16_at, u32_at, u64_at};
+        use crate::xen::public::{GnttabMapGrantRef, GnttabUnmapGrantRef};
+        use zerocopy::FromBytes;
         let is_map = call.args[0] == u64::from(grant::op::MAP_GRANT_REF);
-        // Where the hypervisor writes the status, and where the handle is.
-        let (status_at, handle_at) = if is_map { (18, 20) } else { (20, 16) };
         for i in 0..count {
             let op = d.m.board.get(first + i * size, size as usize);
-            let status = u16_at(&op, status_at) as i16;
+            // The status the hypervisor wrote, and the handle.
+            let (status, host_addr, handle) = if is_map {
+                let op = GnttabMapGrantRef::read_from_bytes(&op).expect("a map op");
+                (op.status, op.host_addr, op.handle)
+            } else {
+                let op = GnttabUnmapGrantRef::read_from_bytes(&op).expect("an unmap op");
+                (op.status, op.host_addr, op.handle)
+            };
             assert!(GNTST.contains(&status), "{call:?}: op {i} status {status}");
-            let (host_addr, handle) = (u64_at(&op, 0), u32_at(&op, handle_at));
             match status {
                 status::OKAY if is_map => d.mapped.push((host_addr, handle)),
                 status::OKAY => d.mapped.retain(|&(_, h)| h != handle),
@@ -598,9 +604,9 @@ fn linux_boot(rng: &mut Rng, m: &Machine) {
 /// Frames the hypervisor writes or a grant maps (pinned) are still the
 /// guest's own pages, never handed back to the allocator.
 fn assert_pinned_frames_are_the_guests(m: &Machine, call: &Hypercall) {
-    let stage2 = m.domain.stage2.lock();
+    let stage2 = m.domain.stage2.lock_holding_no_xen_lock();
     for frame in stage2.pinned_frames() {
-        assert!(m.domain.has_page(&stage2, frame), "pinned frame {frame:#x} left the guest after {call:?}");
+        assert!(m.domain.view().has_page(&stage2, frame), "pinned frame {frame:#x} left the guest after {call:?}");
     }
 }
 

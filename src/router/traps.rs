@@ -107,7 +107,7 @@ fn hypercall(frame: &mut TrapFrame) {
     let domain = crate::arch::cpu::this_cpu().domain().expect("a guest trapped, so one runs here");
     let mut memory = crate::arch::guest_memory::GuestRam { domain };
     let board = &super::xen_board::Hardware;
-    let mut call = crate::xen::Call { domain, vcpu: crate::arch::cpu::current_index(), memory: &mut memory, board };
+    let mut call = crate::xen::Call { domain: domain.view(), vcpu: crate::arch::cpu::current_index(), memory: &mut memory, board };
     match crate::xen::dispatch(&mut call, number, args) {
         Outcome::Return(result) => {
             if result == -crate::xen::errno::ENOSYS {
@@ -121,7 +121,20 @@ fn hypercall(frame: &mut TrapFrame) {
             frame.regs[..5].copy_from_slice(&next);
             frame.elr -= 4;
         }
-        Outcome::Shutdown(reason) => crate::xen::sched::shut_down(reason),
+        Outcome::Shutdown(reason) => shut_down(reason),
+    }
+}
+
+/// Ends the machine for a shutdown hypercall (of Dom0, the only domain).
+fn shut_down(reason: crate::xen::sched::Reason) -> ! {
+    use crate::fatal::Stop;
+    use crate::shutdown::stop_machine;
+    use crate::xen::sched::Reason;
+    match reason {
+        Reason::PowerOff => stop_machine(format_args!("shutdown: power off"), Stop::PowerOff),
+        Reason::Reboot => stop_machine(format_args!("shutdown: reboot, which is not supported; powering off"), Stop::PowerOff),
+        Reason::Crash => stop_machine(format_args!("shutdown: Dom0 crashed"), Stop::Dom0Crashed),
+        other => stop_machine(format_args!("shutdown ({other:?}): halting"), Stop::Dom0Crashed),
     }
 }
 
@@ -141,7 +154,7 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
     // simply tried again.
     const TRANSLATION_FAULT: core::ops::RangeInclusive<u32> = 0x04..=0x07;
     if TRANSLATION_FAULT.contains(&(iss & 0x3f))
-        && crate::arch::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock().translate(ipa).is_some())
+        && crate::arch::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock_holding_no_xen_lock().translate(ipa).is_some())
     {
         return;
     }

@@ -54,10 +54,10 @@ pub fn console_io(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
             let mut buf = [0u8; WRITE_PER_TRAP as usize];
             let bytes = &mut buf[..chunk as usize];
             if call.memory.read(buffer, bytes).is_err() {
-                return Outcome::Return(-EFAULT);
+                return Outcome::from(EFAULT);
             }
             let mut prefix = arrayvec::ArrayString::<12>::new();
-            let _ = core::fmt::write(&mut prefix, format_args!("(d{}) ", call.domain.id.0));
+            let _ = core::fmt::write(&mut prefix, format_args!("(d{}) ", call.domain.id));
             call.domain.xen.console.write(call.board, prefix.as_bytes(), bytes);
             if chunk < count {
                 let mut again = args;
@@ -69,22 +69,22 @@ pub fn console_io(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
         }
         CONSOLEIO_READ => {
             if (count as i32) < 0 {
-                return Outcome::Return(-E2BIG);
+                return Outcome::from(E2BIG);
             }
             let mut buf = [0u8; READ_PER_CALL as usize];
             let bytes = &mut buf[..count.min(READ_PER_CALL) as usize];
             // Check the buffer before taking input out of the ring, so a bad
             // pointer loses nothing.
             if call.memory.write(buffer, bytes).is_err() {
-                return Outcome::Return(-EFAULT);
+                return Outcome::from(EFAULT);
             }
             let got = call.board.console_read(bytes);
             if call.memory.write(buffer, &bytes[..got]).is_err() {
-                return Outcome::Return(-EFAULT);
+                return Outcome::from(EFAULT);
             }
             Outcome::Return(got as i64)
         }
-        _ => Outcome::Return(-ENOSYS),
+        _ => Outcome::from(ENOSYS),
     }
 }
 

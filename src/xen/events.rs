@@ -5,8 +5,13 @@
 //! Behaviour follows Xen's `event_channel.c` and `event_2l.c`.
 
 use super::errno::*;
+use super::Errno;
 use super::shared::{self, layout};
-use super::wire::{self, put_u16, put_u32, u16_at, u32_at};
+use super::public::{
+    Domid, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindPirq, EvtchnBindVcpu, EvtchnBindVirq,
+    EvtchnPort, EvtchnStatus,
+};
+use super::wire;
 use super::{Board, Call, DOMID_SELF, DomainState};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -179,14 +184,14 @@ impl Ports<'_> {
         &self.state.events
     }
 
-    fn get(&self, port: u32) -> Result<Binding, i64> {
-        self.table.get(port as usize).copied().ok_or(-EINVAL)
+    fn get(&self, port: u32) -> Result<Binding, Errno> {
+        self.table.get(port as usize).copied().ok_or(EINVAL)
     }
 
     /// The lowest free port, bound as `binding` to notify `vcpu`. A pending
     /// bit a racing VIRQ left on the free port is dropped first.
-    fn allocate(&mut self, binding: Binding, vcpu: u32) -> Result<u32, i64> {
-        let port = self.table.iter().position(|b| *b == Binding::Free).ok_or(-ENOSPC)? as u32;
+    fn allocate(&mut self, binding: Binding, vcpu: u32) -> Result<u32, Errno> {
+        let port = self.table.iter().position(|b| *b == Binding::Free).ok_or(ENOSPC)? as u32;
         self.clear_pending(port);
         self.table[port as usize] = binding;
         self.events().notify[port as usize].store(vcpu, Ordering::Release);
@@ -205,9 +210,9 @@ impl Ports<'_> {
         self.clear_pending(port);
     }
 
-    fn close(&mut self, port: u32, own_id: u16) -> Result<(), i64> {
+    fn close(&mut self, port: u32, own_id: u16) -> Result<(), Errno> {
         match self.get(port)? {
-            Binding::Free | Binding::Reserved => return Err(-EINVAL),
+            Binding::Free | Binding::Reserved => return Err(EINVAL),
             Binding::Unbound { .. } | Binding::Ipi => {}
             Binding::Virq(virq) => {
                 let vcpu =
@@ -224,20 +229,20 @@ impl Ports<'_> {
 }
 
 fn lock<'a>(call: &'a Call<'_>) -> Ports<'a> {
-    let state = &call.domain.xen;
+    let state = call.domain.xen;
     Ports { state, board: call.board, table: state.events.ports.lock() }
 }
 
 /// `HYPERVISOR_event_channel_op(cmd, arg)`.
-pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> i64 {
-    wire::value(match cmd {
+pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Result<i64, Errno> {
+    match cmd {
         op::ALLOC_UNBOUND => alloc_unbound(call, arg),
         op::BIND_INTERDOMAIN => bind_interdomain(call, arg),
         op::BIND_VIRQ => bind_virq(call, arg),
         op::BIND_IPI => bind_ipi(call, arg),
-        op::BIND_PIRQ => wire::read::<12>(call.memory, arg).and(Err(-EINVAL)),
+        op::BIND_PIRQ => wire::read::<EvtchnBindPirq>(call.memory, arg).and(Err(EINVAL)),
         op::CLOSE => port_arg(call, arg).and_then(|port| {
-            let own = call.domain.id.0;
+            let own = call.domain.id;
             lock(call).close(port, own).map(|()| 0)
         }),
         op::SEND => port_arg(call, arg).and_then(|port| send(call, port)),
@@ -245,49 +250,49 @@ pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> i64 {
         op::BIND_VCPU => bind_vcpu(call, arg),
         op::UNMASK => port_arg(call, arg).and_then(|port| {
             if port >= NR_PORTS {
-                return Err(-EINVAL);
+                return Err(EINVAL);
             }
-            unmask(&call.domain.xen, call.board, port);
+            unmask(call.domain.xen, call.board, port);
             Ok(0)
         }),
         op::RESET | op::RESET_CONT => reset(call, arg),
         // FIFO (init_control, expand_array, set_priority) and the rest.
-        _ => Err(-ENOSYS),
-    })
+        _ => Err(ENOSYS),
+    }
 }
 
-fn port_arg(call: &mut Call<'_>, arg: u64) -> Result<u32, i64> {
-    wire::read::<4>(call.memory, arg).map(|b| u32_at(&b, 0))
+fn port_arg(call: &mut Call<'_>, arg: u64) -> Result<u32, Errno> {
+    wire::read::<EvtchnPort>(call.memory, arg).map(|b| b.port)
 }
 
-fn check_vcpu(call: &Call<'_>, vcpu: u32) -> Result<(), i64> {
-    if (vcpu as usize) < call.domain.xen.vcpus.len() { Ok(()) } else { Err(-ENOENT) }
+fn check_vcpu(call: &Call<'_>, vcpu: u32) -> Result<(), Errno> {
+    if (vcpu as usize) < call.domain.xen.vcpus.len() { Ok(()) } else { Err(ENOENT) }
 }
 
 /// `struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }`
-fn alloc_unbound(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
-    let mut b = wire::read::<8>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    let remote = match u16_at(&b, 2) {
-        DOMID_SELF => call.domain.id.0,
+fn alloc_unbound(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
+    let mut b = wire::read::<EvtchnAllocUnbound>(call.memory, arg)?;
+    super::own_domain(call, b.dom)?;
+    let remote = match b.remote_dom {
+        DOMID_SELF => call.domain.id,
         other => other,
     };
     let port = lock(call).allocate(Binding::Unbound { remote }, 0)?;
-    put_u32(&mut b, 4, port);
+    b.port = port;
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
 
 /// `struct evtchn_bind_interdomain { domid_t remote_dom; evtchn_port_t
 /// remote_port, local_port; }`: only to the caller's own unbound ports.
-fn bind_interdomain(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
-    let mut b = wire::read::<12>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    let remote_port = u32_at(&b, 4);
-    let own = call.domain.id.0;
+fn bind_interdomain(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
+    let mut b = wire::read::<EvtchnBindInterdomain>(call.memory, arg)?;
+    super::own_domain(call, b.remote_dom)?;
+    let remote_port = b.remote_port;
+    let own = call.domain.id;
     let local_port = {
         let mut ports = lock(call);
         if ports.get(remote_port)? != (Binding::Unbound { remote: own }) {
-            return Err(-EINVAL);
+            return Err(EINVAL);
         }
         let local = ports.allocate(Binding::Interdomain { remote_port }, 0)?;
         ports.table[remote_port as usize] = Binding::Interdomain { remote_port: local };
@@ -296,50 +301,50 @@ fn bind_interdomain(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
         set_pending(ports.state, ports.board, local, 0);
         local
     };
-    put_u32(&mut b, 8, local_port);
+    b.local_port = local_port;
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
 
 /// `struct evtchn_bind_virq { uint32_t virq, vcpu; evtchn_port_t port; }`
-fn bind_virq(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
-    let mut b = wire::read::<12>(call.memory, arg)?;
-    let (virq, vcpu) = (u32_at(&b, 0), u32_at(&b, 4));
+fn bind_virq(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
+    let mut b = wire::read::<EvtchnBindVirq>(call.memory, arg)?;
+    let (virq, vcpu) = (b.virq, b.vcpu);
     if virq as usize >= NR_VIRQS || (virq_is_global(virq) && vcpu != 0) {
-        return Err(-EINVAL);
+        return Err(EINVAL);
     }
     check_vcpu(call, vcpu)?;
     let port = {
         let mut ports = lock(call);
         let slot = &ports.events().virqs[vcpu as usize][virq as usize];
         if slot.load(Ordering::Acquire) != 0 {
-            return Err(-EEXIST);
+            return Err(EEXIST);
         }
         let port = ports.allocate(Binding::Virq(virq), vcpu)?;
         ports.events().virqs[vcpu as usize][virq as usize].store(port, Ordering::Release);
         port
     };
-    put_u32(&mut b, 8, port);
+    b.port = port;
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
 
 /// `struct evtchn_bind_ipi { uint32_t vcpu; evtchn_port_t port; }`
-fn bind_ipi(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
-    let mut b = wire::read::<8>(call.memory, arg)?;
-    let vcpu = u32_at(&b, 0);
+fn bind_ipi(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
+    let mut b = wire::read::<EvtchnBindIpi>(call.memory, arg)?;
+    let vcpu = b.vcpu;
     check_vcpu(call, vcpu)?;
     let port = lock(call).allocate(Binding::Ipi, vcpu)?;
-    put_u32(&mut b, 4, port);
+    b.port = port;
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
 
-fn send(call: &mut Call<'_>, port: u32) -> Result<i64, i64> {
+fn send(call: &mut Call<'_>, port: u32) -> Result<i64, Errno> {
     let ports = lock(call);
     let target = match ports.get(port)? {
         Binding::Interdomain { remote_port } => remote_port,
         Binding::Ipi => port,
         // Nobody is listening yet: dropped, as Xen does.
         Binding::Unbound { .. } => return Ok(0),
-        _ => return Err(-EINVAL),
+        _ => return Err(EINVAL),
     };
     let vcpu = ports.events().notify[target as usize].load(Ordering::Acquire) as usize;
     set_pending(ports.state, ports.board, target, vcpu);
@@ -348,11 +353,11 @@ fn send(call: &mut Call<'_>, port: u32) -> Result<i64, i64> {
 
 /// `struct evtchn_status { domid_t dom; evtchn_port_t port; uint32_t
 /// status, vcpu; union { ... } u; }` (24 bytes).
-fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
-    let mut b = wire::read::<24>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    let port = u32_at(&b, 4);
-    let own = call.domain.id.0;
+fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
+    let mut b = wire::read::<EvtchnStatus>(call.memory, arg)?;
+    super::own_domain(call, b.dom)?;
+    let port = b.port;
+    let own = call.domain.id;
     let (binding, vcpu) = {
         let ports = lock(call);
         (ports.get(port)?, ports.events().notify[port as usize].load(Ordering::Acquire))
@@ -364,40 +369,41 @@ fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
         Binding::Virq(virq) => (stat::VIRQ, virq, 0),
         Binding::Ipi => (stat::IPI, 0, 0),
     };
-    put_u32(&mut b, 8, status);
-    put_u32(&mut b, 12, vcpu);
+    b.status = status;
+    b.vcpu = vcpu;
     match status {
-        stat::UNBOUND => put_u16(&mut b, 16, u0 as u16),
+        stat::UNBOUND => b.u_dom = u0 as u16,
         stat::INTERDOMAIN => {
-            put_u16(&mut b, 16, u0 as u16);
-            put_u32(&mut b, 20, u1);
+            b.u_dom = u0 as u16;
+            b.u_port = u1;
         }
-        stat::VIRQ => put_u32(&mut b, 16, u0),
+        // `u.virq`, a u32 over the domid and the hole after it.
+        stat::VIRQ => (b.u_dom, b._u_pad) = (u0 as u16, (u0 >> 16) as u16),
         _ => {}
     }
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
 
 /// `struct evtchn_bind_vcpu { evtchn_port_t port; uint32_t vcpu; }`
-fn bind_vcpu(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
-    let b = wire::read::<8>(call.memory, arg)?;
-    let (port, vcpu) = (u32_at(&b, 0), u32_at(&b, 4));
+fn bind_vcpu(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
+    let b = wire::read::<EvtchnBindVcpu>(call.memory, arg)?;
+    let (port, vcpu) = (b.port, b.vcpu);
     check_vcpu(call, vcpu)?;
     let ports = lock(call);
     match ports.get(port)? {
         Binding::Virq(virq) if virq_is_global(virq) => {}
         Binding::Unbound { .. } | Binding::Interdomain { .. } => {}
-        _ => return Err(-EINVAL),
+        _ => return Err(EINVAL),
     }
     ports.events().notify[port as usize].store(vcpu, Ordering::Release);
     Ok(0)
 }
 
 /// `struct evtchn_reset { domid_t dom; }`: closes every port.
-fn reset(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
-    let b = wire::read::<2>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    let own = call.domain.id.0;
+fn reset(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
+    let b = wire::read::<Domid>(call.memory, arg)?;
+    super::own_domain(call, b.dom)?;
+    let own = call.domain.id;
     let mut ports = lock(call);
     for port in 1..NR_PORTS {
         let _ = ports.close(port, own);

@@ -9,10 +9,11 @@
 //! mapping: the target address must be page aligned and unmapped.
 
 use super::errno::*;
+use super::Errno;
 use super::shared;
-use super::wire::{self, put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};
-use super::{Board, Call, Outcome};
-use crate::domain::Domain;
+use super::public::{GnttabGetVersion, GnttabMapGrantRef, GnttabQuerySize, GnttabSetVersion, GnttabUnmapGrantRef};
+use super::wire;
+use super::{Board, Call, DomainView, Outcome};
 use crate::mm::range::PhysRange;
 use crate::mm::stage2::{Kind, Stage2Error, Stage2Map};
 use alloc::collections::BTreeMap;
@@ -146,14 +147,14 @@ impl GrantTable {
     /// Takes every frame the table may ever use now, at domain build, so
     /// that the hypercalls never need one and the memory counted free when
     /// the domain starts stays free until it ends.
-    pub fn reserve_frames(&mut self, board: &dyn Board) -> Result<(), i64> {
+    pub fn reserve_frames(&mut self, board: &dyn Board) -> Result<(), Errno> {
         self.grow(board, u64::from(self.max_frames()))
     }
 
     /// Grows the table to `frames` zeroed frames.
-    fn grow(&mut self, board: &dyn Board, frames: u64) -> Result<(), i64> {
+    fn grow(&mut self, board: &dyn Board, frames: u64) -> Result<(), Errno> {
         while (self.frames.len() as u64) < frames {
-            let pa = board.alloc_frame().ok_or(-ENOMEM)?;
+            let pa = board.alloc_frame().ok_or(ENOMEM)?;
             shared::zero_page(board, pa);
             self.frames.push(Frame { pa, mapped_at: None });
         }
@@ -162,20 +163,20 @@ impl GrantTable {
 
     /// Maps table frame `idx` at `page` of the grant region, growing the
     /// table with zeroed frames up to it (add_to_physmap, space grant_table).
-    pub fn map_frame(&mut self, stage2: &mut Stage2Map, board: &dyn Board, idx: u64, page: u64) -> Result<(), i64> {
+    pub fn map_frame(&mut self, stage2: &mut Stage2Map, board: &dyn Board, idx: u64, page: u64) -> Result<(), Errno> {
         if idx >= u64::from(self.max_frames()) || !self.region.contains(page) {
-            return Err(-EINVAL);
+            return Err(EINVAL);
         }
         self.grow(board, idx + 1)?;
         let frame = &mut self.frames[idx as usize];
         if frame.mapped_at.is_some() {
             // As Xen: a frame already placed must be removed before it moves.
-            return Err(-EBUSY);
+            return Err(EBUSY);
         }
         stage2.map_page(page, frame.pa, Kind::Ram, board).map_err(|e| match e {
-            Stage2Error::Mapped => -EBUSY,
-            Stage2Error::NoTables => -ENOMEM,
-            _ => -EINVAL,
+            Stage2Error::Mapped => EBUSY,
+            Stage2Error::NoTables => ENOMEM,
+            _ => EINVAL,
         })?;
         frame.mapped_at = Some(page);
         self.size = self.size.max(idx as u32 + 1);
@@ -243,7 +244,7 @@ impl GrantTable {
     /// One map_grant_ref: (status, handle, dev_bus_addr).
     fn map_one(
         &mut self,
-        domain: &Domain,
+        domain: &DomainView<'_>,
         stage2: &mut Stage2Map,
         board: &dyn Board,
         r: &MapRequest,
@@ -256,7 +257,7 @@ impl GrantTable {
         if r.flags & (map::DEVICE_MAP | map::APPLICATION_MAP | map::CONTAINS_PTE) != 0 {
             return fail(status::GENERAL_ERROR);
         }
-        if r.dom != domain.id.0 {
+        if r.dom != domain.id {
             return fail(status::BAD_DOMAIN);
         }
         if self.free_handles.is_empty() && self.maptrack.len() >= MAX_MAPTRACK {
@@ -275,7 +276,7 @@ impl GrantTable {
             Some(_) => 0,
         };
         let frame = if newly != 0 {
-            match Self::claim_entry(board, entry, domain.id.0, writable) {
+            match Self::claim_entry(board, entry, domain.id, writable) {
                 Ok(gfn) => active.map_or(u64::from(gfn) << 12, |a| a.frame),
                 Err(status) => return fail(status),
             }
@@ -351,10 +352,10 @@ impl GrantTable {
 pub fn grant_table_op(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
     let (cmd, uop, count) = (args[0] as u32, args[1], args[2] as u32);
     if (count as i32) < 0 || (cmd >> 12 != 0 && cmd & 0xfff != op::CACHE_FLUSH) {
-        return Outcome::Return(-EINVAL);
+        return Outcome::from(EINVAL);
     }
-    let single = |f: fn(&mut Call<'_>, u64) -> Result<i64, i64>, call: &mut Call<'_>| {
-        Outcome::Return(if count != 1 { -EINVAL } else { wire::value(f(call, uop)) })
+    let single = |f: fn(&mut Call<'_>, u64) -> Result<i64, Errno>, call: &mut Call<'_>| {
+        if count != 1 { EINVAL.into() } else { f(call, uop).into() }
     };
     match cmd {
         op::MAP_GRANT_REF => batch(call, args, MAP_OP_SIZE, map_grant_ref),
@@ -363,16 +364,16 @@ pub fn grant_table_op(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
         op::SET_VERSION => single(set_version, call),
         op::GET_VERSION => single(get_version, call),
         // cache_flush, copy, setup_table, transfer, v2 calls.
-        _ => Outcome::Return(-ENOSYS),
+        _ => Outcome::from(ENOSYS),
     }
 }
 
 /// Runs `one` on each of `count` operations of `size` bytes at `uop`,
 /// continuing later after a bounded number, as Xen does.
-fn batch(call: &mut Call<'_>, args: [u64; 5], size: u64, one: fn(&mut Call<'_>, u64) -> Result<(), i64>) -> Outcome {
+fn batch(call: &mut Call<'_>, args: [u64; 5], size: u64, one: fn(&mut Call<'_>, u64) -> Result<(), Errno>) -> Outcome {
     let (uop, count) = (args[1], args[2] as u32);
     for i in 0..count {
-        let Some(at) = wire::element(uop, u64::from(i), size) else { return Outcome::Return(-EFAULT) };
+        let Some(at) = wire::element(uop, u64::from(i), size) else { return Outcome::from(EFAULT) };
         if i == OPS_PER_TRAP {
             let mut again = args;
             again[1] = at;
@@ -380,7 +381,7 @@ fn batch(call: &mut Call<'_>, args: [u64; 5], size: u64, one: fn(&mut Call<'_>, 
             return Outcome::Continue(again);
         }
         if let Err(e) = one(call, at) {
-            return Outcome::Return(e);
+            return e.into();
         }
     }
     Outcome::Return(0)
@@ -388,68 +389,67 @@ fn batch(call: &mut Call<'_>, args: [u64; 5], size: u64, one: fn(&mut Call<'_>, 
 
 /// `{ uint64_t host_addr; uint32_t flags; grant_ref_t ref; domid_t dom;
 /// int16_t status; grant_handle_t handle; uint64_t dev_bus_addr; }`
-fn map_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), i64> {
-    let mut b = wire::read::<32>(call.memory, at)?;
-    let request =
-        MapRequest { host_addr: u64_at(&b, 0), flags: u32_at(&b, 8), gref: u32_at(&b, 12), dom: u16_at(&b, 16) };
+fn map_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
+    let mut b = wire::read::<GnttabMapGrantRef>(call.memory, at)?;
+    let request = MapRequest { host_addr: b.host_addr, flags: b.flags, gref: b.r#ref, dom: b.dom };
     let (status, handle, bus) = {
         let domain = call.domain;
         let mut grants = domain.xen.grants.lock();
-        let mut stage2 = domain.stage2.lock();
-        grants.map_one(domain, &mut stage2, call.board, &request)
+        let mut stage2 = domain.stage2.lock_after_grants(&grants);
+        grants.map_one(&domain, &mut stage2, call.board, &request)
     };
-    put_u16(&mut b, 18, status as u16);
+    b.status = status;
     if status == status::OKAY {
-        put_u32(&mut b, 20, handle);
-        put_u64(&mut b, 24, bus);
+        b.handle = handle;
+        b.dev_bus_addr = bus;
     }
     wire::write(call.memory, at, &b)
 }
 
 /// `{ uint64_t host_addr, dev_bus_addr; grant_handle_t handle; int16_t status; }`
-fn unmap_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), i64> {
-    let mut b = wire::read::<24>(call.memory, at)?;
+fn unmap_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
+    let mut b = wire::read::<GnttabUnmapGrantRef>(call.memory, at)?;
     let status = {
         let domain = call.domain;
         let mut grants = domain.xen.grants.lock();
-        let mut stage2 = domain.stage2.lock();
-        grants.unmap_one(&mut stage2, call.board, u64_at(&b, 0), u64_at(&b, 8), u32_at(&b, 16))
+        let mut stage2 = domain.stage2.lock_after_grants(&grants);
+        grants.unmap_one(&mut stage2, call.board, b.host_addr, b.dev_bus_addr, b.handle)
     };
-    put_u16(&mut b, 20, status as u16);
+    b.status = status;
     wire::write(call.memory, at, &b)
 }
 
 /// `{ domid_t dom; uint32_t nr_frames, max_nr_frames; int16_t status; }`
-fn query_size(call: &mut Call<'_>, at: u64) -> Result<i64, i64> {
-    let mut b = wire::read::<16>(call.memory, at)?;
-    if super::is_self(call, u16_at(&b, 0)) {
+fn query_size(call: &mut Call<'_>, at: u64) -> Result<i64, Errno> {
+    let mut b = wire::read::<GnttabQuerySize>(call.memory, at)?;
+    if super::is_self(call, b.dom) {
         let grants = call.domain.xen.grants.lock();
-        put_u32(&mut b, 4, grants.nr_frames());
-        put_u32(&mut b, 8, grants.max_frames());
-        put_u16(&mut b, 12, status::OKAY as u16);
+        b.nr_frames = grants.nr_frames();
+        b.max_nr_frames = grants.max_frames();
+        b.status = status::OKAY;
     } else {
-        put_u16(&mut b, 12, status::BAD_DOMAIN as u16);
+        b.status = status::BAD_DOMAIN;
     }
     wire::write(call.memory, at, &b).map(|()| 0)
 }
 
 /// `{ uint32_t version; }`: version 1 only; the current one is written back.
-fn set_version(call: &mut Call<'_>, at: u64) -> Result<i64, i64> {
-    let b = wire::read::<4>(call.memory, at)?;
-    let result = match u32_at(&b, 0) {
-        1 => 0,
-        2 => -ENOSYS,
-        _ => -EINVAL,
+fn set_version(call: &mut Call<'_>, at: u64) -> Result<i64, Errno> {
+    let b = wire::read::<GnttabSetVersion>(call.memory, at)?;
+    let result = match b.version {
+        1 => Ok(0),
+        2 => Err(ENOSYS),
+        _ => Err(EINVAL),
     };
-    wire::write(call.memory, at, &1u32.to_le_bytes())?;
-    Ok(result)
+    wire::write(call.memory, at, &GnttabSetVersion { version: 1 })?;
+    result
 }
 
 /// `{ domid_t dom; uint16_t pad; uint32_t version; }`
-fn get_version(call: &mut Call<'_>, at: u64) -> Result<i64, i64> {
-    let mut b = wire::read::<8>(call.memory, at)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    put_u32(&mut b, 4, 1);
+fn get_version(call: &mut Call<'_>, at: u64) -> Result<i64, Errno> {
+    let mut b = wire::read::<GnttabGetVersion>(call.memory, at)?;
+    super::own_domain(call, b.dom)?;
+    b.version = 1;
     wire::write(call.memory, at, &b).map(|()| 0)
 }
 

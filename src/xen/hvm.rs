@@ -5,7 +5,9 @@
 
 use super::Call;
 use super::errno::*;
-use super::wire::{self, put_u64, u16_at, u32_at};
+use super::Errno;
+use super::public::XenHvmParam;
+use super::wire;
 
 pub const HVMOP_SET_PARAM: u64 = 0;
 pub const HVMOP_GET_PARAM: u64 = 1;
@@ -21,26 +23,26 @@ pub mod param {
 
 /// `HYPERVISOR_hvm_op(op, arg)` with `struct xen_hvm_param { domid_t domid;
 /// uint32_t index; uint64_t value; }`, checked as Xen on Arm does.
-pub fn hvm_op(call: &mut Call<'_>, op: u64, arg: u64) -> i64 {
+pub fn hvm_op(call: &mut Call<'_>, op: u64, arg: u64) -> Result<i64, Errno> {
     use param::*;
     if op != HVMOP_SET_PARAM && op != HVMOP_GET_PARAM {
-        return -ENOSYS;
+        return Err(ENOSYS);
     }
-    wire::value((|| {
-        let mut b = wire::read::<16>(call.memory, arg)?;
-        super::own_domain(call, u16_at(&b, 0))?;
-        let index = u32_at(&b, 4);
+    (|| {
+        let mut b = wire::read::<XenHvmParam>(call.memory, arg)?;
+        super::own_domain(call, b.domid)?;
+        let index = b.index;
         let guest_visible = matches!(index, CALLBACK_IRQ | STORE_PFN | STORE_EVTCHN | CONSOLE_PFN | CONSOLE_EVTCHN);
         if op == HVMOP_SET_PARAM {
             // These belong to the toolstack; a domain may not set its own.
-            return Err(if guest_visible || index == MONITOR_RING_PFN { -EPERM } else { -EINVAL });
+            return Err(if guest_visible || index == MONITOR_RING_PFN { EPERM } else { EINVAL });
         }
         if !guest_visible {
-            return Err(if index == MONITOR_RING_PFN { -EPERM } else { -EINVAL });
+            return Err(if index == MONITOR_RING_PFN { EPERM } else { EINVAL });
         }
-        put_u64(&mut b, 8, 0);
+        b.value = 0;
         wire::write(call.memory, arg, &b).map(|()| 0)
-    })())
+    })()
 }
 
 #[cfg(test)]

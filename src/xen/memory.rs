@@ -6,7 +6,9 @@
 //! were done, whatever went wrong.
 
 use super::errno::*;
-use super::wire::{self, u16_at, u32_at, u64_at};
+use super::Errno;
+use super::public::{Domid, XenAddToPhysmap, XenAddToPhysmapBatch, XenMemoryReservation, XenRemoveFromPhysmap};
+use super::wire;
 use super::{Call, Outcome};
 use crate::mm::stage2::Kind;
 use core::sync::atomic::Ordering;
@@ -58,26 +60,26 @@ pub fn memory_op(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
             reservation(call, op, start, arg).map_continue(resume_at)
         }
         op::ADD_TO_PHYSMAP_BATCH => add_to_physmap_batch(call, start, arg).map_continue(resume_at),
-        op::ADD_TO_PHYSMAP if start != 0 => Outcome::Return(-EDOM),
-        op::ADD_TO_PHYSMAP => Outcome::Return(wire::value(add_to_physmap(call, arg))),
+        op::ADD_TO_PHYSMAP if start != 0 => Outcome::from(EDOM),
+        op::ADD_TO_PHYSMAP => add_to_physmap(call, arg).into(),
         op::REMOVE_FROM_PHYSMAP | op::CURRENT_RESERVATION | op::MAXIMUM_RESERVATION | op::MAXIMUM_GPFN
             if start != 0 =>
         {
-            Outcome::Return(-EINVAL)
+            Outcome::from(EINVAL)
         }
-        op::REMOVE_FROM_PHYSMAP => Outcome::Return(wire::value(remove_from_physmap(call, arg))),
+        op::REMOVE_FROM_PHYSMAP => remove_from_physmap(call, arg).into(),
         op::CURRENT_RESERVATION | op::MAXIMUM_RESERVATION | op::MAXIMUM_GPFN => {
-            Outcome::Return(wire::value(reservation_size(call, op, arg)))
+            reservation_size(call, op, arg).into()
         }
-        _ => Outcome::Return(-ENOSYS),
+        _ => Outcome::from(ENOSYS),
     }
 }
 
 /// `struct xen_memory_domain { domid_t domid; }`: pages now, pages at
 /// most, highest frame number.
-fn reservation_size(call: &mut Call<'_>, op: u64, arg: u64) -> Result<i64, i64> {
-    let b = wire::read::<2>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
+fn reservation_size(call: &mut Call<'_>, op: u64, arg: u64) -> Result<i64, Errno> {
+    let b = wire::read::<Domid>(call.memory, arg)?;
+    super::own_domain(call, b.dom)?;
     let ram = &call.domain.ram;
     let total: u64 = ram.iter().map(|r| r.size() / PAGE).sum();
     Ok(match op {
@@ -90,10 +92,10 @@ fn reservation_size(call: &mut Call<'_>, op: u64, arg: u64) -> Result<i64, i64> 
 /// `struct xen_memory_reservation { handle extent_start; xen_ulong_t
 /// nr_extents; uint extent_order, mem_flags; domid_t domid; }` (32 bytes).
 fn reservation(call: &mut Call<'_>, op: u64, start: u64, arg: u64) -> Progress {
-    let done = |n: u64| Progress::Done(n as i64);
-    let Ok(r) = wire::read::<32>(call.memory, arg) else { return done(start) };
-    let (list, count, order, flags) = (u64_at(&r, 0), u64_at(&r, 8), u32_at(&r, 16), u32_at(&r, 20));
-    if count > u64::from(u32::MAX >> EXTENT_SHIFT) || start >= count || !super::is_self(call, u16_at(&r, 24)) {
+    let done = |n: u64| Progress::Done(Ok(n as i64));
+    let Ok(r) = wire::read::<XenMemoryReservation>(call.memory, arg) else { return done(start) };
+    let (list, count, order, flags) = (r.extent_start, r.nr_extents, r.extent_order, r.mem_flags);
+    if count > u64::from(u32::MAX >> EXTENT_SHIFT) || start >= count || !super::is_self(call, r.domid) {
         return done(start);
     }
     // A 1:1 domain cannot take arbitrary new frames; PoD is not for oneself.
@@ -105,10 +107,9 @@ fn reservation(call: &mut Call<'_>, op: u64, start: u64, arg: u64) -> Progress {
         if pages >= PAGES_PER_TRAP {
             return Progress::From(i);
         }
-        let Some(gfn) = wire::element(list, i, 8).and_then(|at| wire::read::<8>(call.memory, at).ok()) else {
+        let Some(gfn) = wire::element(list, i, 8).and_then(|at| wire::read::<u64>(call.memory, at).ok()) else {
             return done(i);
         };
-        let gfn = u64::from_le_bytes(gfn);
         let extent =
             gfn.checked_add(1 << order).filter(|&end| end <= u64::MAX >> 12).map(|_| (gfn << 12, 1u64 << order));
         let ok = extent.is_some_and(|(base, n)| {
@@ -127,7 +128,7 @@ fn reservation(call: &mut Call<'_>, op: u64, start: u64, arg: u64) -> Progress {
 fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
     let domain = call.domain;
     {
-        let mut stage2 = domain.stage2.lock();
+        let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
         let pages = (0..n).map(|i| base + i * PAGE);
         if !pages.clone().all(|p| domain.has_page(&stage2, p) && !stage2.is_pinned(p)) {
             return false;
@@ -154,7 +155,7 @@ fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
 fn populate(call: &Call<'_>, base: u64, n: u64) -> bool {
     let domain = call.domain;
     let board = call.board;
-    let mut stage2 = domain.stage2.lock();
+    let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
     let pages = (0..n).map(|i| base + i * PAGE);
     let in_ram = domain.owns_ram(&crate::mm::range::PhysRange::new(base, base + n * PAGE));
     if !in_ram || pages.clone().any(|p| stage2.translate(p).is_some()) {
@@ -190,37 +191,37 @@ fn populate(call: &Call<'_>, base: u64, n: u64) -> bool {
 
 /// `struct xen_add_to_physmap { domid_t domid; uint16_t size; uint space;
 /// xen_ulong_t idx; xen_pfn_t gpfn; }` (24 bytes).
-fn add_to_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
-    let b = wire::read::<24>(call.memory, arg)?;
-    let (domid, space, idx, gpfn) = (u16_at(&b, 0), u32_at(&b, 4), u64_at(&b, 8), u64_at(&b, 16));
+fn add_to_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
+    let b = wire::read::<XenAddToPhysmap>(call.memory, arg)?;
+    let (domid, space, idx, gpfn) = (b.domid, b.space, b.idx, b.gpfn);
     if space == u32::from(space::GMFN_FOREIGN) {
-        return Err(-ENOSYS);
+        return Err(ENOSYS);
     }
     super::own_domain(call, domid)?;
     if gpfn == INVALID_GFN {
-        return Err(-EINVAL);
+        return Err(EINVAL);
     }
     add_one(call, space, idx, gpfn).map(|()| 0)
 }
 
 /// One entry of add_to_physmap(_batch): what Xen's Arm `xenmem_add_to_physmap_one` does.
-fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), i64> {
-    // A space not offered is -ENOSYS whatever the frame number, as in Xen.
-    let page = || if gpfn > u64::MAX >> 12 { Err(-EINVAL) } else { Ok(gpfn << 12) };
+fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), Errno> {
+    // A space not offered is ENOSYS whatever the frame number, as in Xen.
+    let page = || if gpfn > u64::MAX >> 12 { Err(EINVAL) } else { Ok(gpfn << 12) };
     let domain = call.domain;
     match u16::try_from(space) {
         Ok(space::SHARED_INFO) => {
             if idx != 0 {
-                return Err(-EINVAL);
+                return Err(EINVAL);
             }
             let page = page()?;
-            let mut stage2 = domain.stage2.lock();
+            let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
             // Like Xen, a page already placed must be removed before it moves.
             if domain.xen.shared.address().is_some() {
-                return Err(-EBUSY);
+                return Err(EBUSY);
             }
             if !domain.has_page(&stage2, page) {
-                return Err(-EINVAL);
+                return Err(EINVAL);
             }
             stage2.pin(page);
             domain.xen.shared.register(call.board, page);
@@ -229,10 +230,10 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), i64> 
         Ok(space::GRANT_TABLE) => {
             let page = page()?;
             let mut grants = domain.xen.grants.lock();
-            let mut stage2 = domain.stage2.lock();
+            let mut stage2 = domain.stage2.lock_after_grants(&grants);
             grants.map_frame(&mut stage2, call.board, idx, page)
         }
-        _ => Err(-ENOSYS),
+        _ => Err(ENOSYS),
     }
 }
 
@@ -242,43 +243,43 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), i64> 
 /// domain.
 fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
     let result = (|| {
-        let start = u16::try_from(start).map_err(|_| -EDOM)?;
-        let b = wire::read::<32>(call.memory, arg)?;
-        let (domid, space, size, foreign) = (u16_at(&b, 0), u16_at(&b, 2), u16_at(&b, 4), u16_at(&b, 6));
-        let (idxs, gpfns, errs) = (u64_at(&b, 8), u64_at(&b, 16), u64_at(&b, 24));
+        let start = u16::try_from(start).map_err(|_| EDOM)?;
+        let b = wire::read::<XenAddToPhysmapBatch>(call.memory, arg)?;
+        let (domid, space, size, foreign) = (b.domid, b.space, b.size, b.foreign_domid);
+        let (idxs, gpfns, errs) = (b.idxs, b.gpfns, b.errs);
         if space == space::GMFN_RANGE {
-            return Err(-EOPNOTSUPP);
+            return Err(EOPNOTSUPP);
         }
         super::own_domain(call, domid)?;
         if size < start || (size == start && start != 0) {
-            return Err(-EILSEQ);
+            return Err(EILSEQ);
         }
         if space == space::DEV_MMIO && foreign != 0 {
-            return Err(-EOPNOTSUPP);
+            return Err(EOPNOTSUPP);
         }
         for (n, i) in (u64::from(start)..u64::from(size)).enumerate() {
             if n as u64 == BATCH_PER_TRAP {
                 return Ok(Some(i));
             }
-            let element = |base: u64, size: u64| wire::element(base, i, size).ok_or(-EFAULT);
-            let idx = u64_at(&wire::read::<8>(call.memory, element(idxs, 8)?)?, 0);
-            let gpfn = u64_at(&wire::read::<8>(call.memory, element(gpfns, 8)?)?, 0);
+            let element = |base: u64, size: u64| wire::element(base, i, size).ok_or(EFAULT);
+            let idx = wire::read::<u64>(call.memory, element(idxs, 8)?)?;
+            let gpfn = wire::read::<u64>(call.memory, element(gpfns, 8)?)?;
             if gpfn == INVALID_GFN {
-                return Err(-EINVAL);
+                return Err(EINVAL);
             }
             let rc = if space == space::GMFN_FOREIGN {
-                if super::is_self(call, foreign) { -EINVAL } else { -ESRCH }
+                if super::is_self(call, foreign) { EINVAL.to_x0() } else { ESRCH.to_x0() }
             } else {
-                add_one(call, u32::from(space), idx, gpfn).err().unwrap_or(0)
+                add_one(call, u32::from(space), idx, gpfn).err().map_or(0, Errno::to_x0)
             };
-            wire::write(call.memory, element(errs, 4)?, &(rc as i32).to_le_bytes())?;
+            wire::write(call.memory, element(errs, 4)?, &(rc as i32))?;
         }
         Ok(None)
     })();
     match result {
-        Ok(None) => Progress::Done(0),
+        Ok(None) => Progress::Done(Ok(0)),
         Ok(Some(next)) => Progress::From(next),
-        Err(e) => Progress::Done(e),
+        Err(e) => Progress::Done(Err(e)),
     }
 }
 
@@ -286,22 +287,22 @@ fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
 /// a RAM page is ballooned out, a grant-table frame unmapped (it stays the
 /// table's). Pinned pages (shared areas) and grant mappings (unmapped with
 /// unmap_grant_ref only) stay.
-fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
-    let b = wire::read::<16>(call.memory, arg)?;
-    super::own_domain(call, u16_at(&b, 0))?;
-    let gpfn = u64_at(&b, 8);
+fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
+    let b = wire::read::<XenRemoveFromPhysmap>(call.memory, arg)?;
+    super::own_domain(call, b.domid)?;
+    let gpfn = b.gpfn;
     if gpfn > u64::MAX >> 12 {
-        return Err(-ENOENT);
+        return Err(ENOENT);
     }
     let page = gpfn << 12;
     let domain = call.domain;
     let is_ram = {
         let mut grants = domain.xen.grants.lock();
-        let mut stage2 = domain.stage2.lock();
+        let mut stage2 = domain.stage2.lock_after_grants(&grants);
         match stage2.translate(page) {
-            None | Some(crate::mm::stage2::Leaf { kind: Kind::Device, .. }) => return Err(-ENOENT),
+            None | Some(crate::mm::stage2::Leaf { kind: Kind::Device, .. }) => return Err(ENOENT),
             Some(_) if grants.frame_at(page).is_some() => {
-                stage2.unmap_page(page, call.board).map_err(|_| -EINVAL)?;
+                stage2.unmap_page(page, call.board).map_err(|_| EINVAL)?;
                 grants.forget_mapping(page);
                 return Ok(0);
             }
@@ -309,14 +310,14 @@ fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, i64> {
         }
     };
     if !is_ram {
-        return Err(-EINVAL);
+        return Err(EINVAL);
     }
-    if decrease(call, page, 1) { Ok(0) } else { Err(-EBUSY) }
+    if decrease(call, page, 1) { Ok(0) } else { Err(EBUSY) }
 }
 
 /// Where a call that works through a list stands.
 enum Progress {
-    Done(i64),
+    Done(Result<i64, Errno>),
     /// Continue later from this element.
     From(u64),
 }
@@ -324,7 +325,7 @@ enum Progress {
 impl Progress {
     fn map_continue(self, resume_at: impl Fn(u64) -> [u64; 5]) -> Outcome {
         match self {
-            Progress::Done(value) => Outcome::Return(value),
+            Progress::Done(result) => result.into(),
             Progress::From(next) => Outcome::Continue(resume_at(next)),
         }
     }

@@ -1,16 +1,20 @@
 //! The Xen hypercall ABI, the part a Linux Dom0 uses (`xen/include/public/`).
 //! Argument decoding, the per-domain state machines and results are pure and
-//! host-tested; the board is reached only through two traits: guest memory
-//! by virtual address ([`GuestMemory`]) and everything else the calls need
-//! from the machine ([`Board`]: physical words, frames, TLBs, the event
-//! interrupt, the clock, the console).
+//! host-tested, over what a [`Call`] is given: the calling domain as a
+//! [`DomainView`] (its id, RAM, stage 2 and Xen state, lent by its owner),
+//! guest memory by virtual address ([`GuestMemory`]) and everything else the
+//! calls need from the machine ([`Board`]: physical words, frames, TLBs, the
+//! event interrupt, the clock, the console). Nothing here calls up into the
+//! layers that use it: a shutdown is an [`Outcome`] for the caller to act on.
 
 pub mod console;
+pub mod domain;
 pub mod events;
 pub mod grant;
 pub mod hvm;
 pub mod memory;
 pub mod platform;
+pub mod public;
 pub mod sched;
 pub mod shared;
 pub mod vcpu;
@@ -20,28 +24,57 @@ pub mod wire;
 #[cfg(test)]
 pub(crate) mod testing;
 
-use crate::domain::Domain;
+pub use domain::{DomainView, Stage2Lock};
 use crate::mm::stage2::Tlb;
 use core::sync::atomic::AtomicU64;
 
-/// Xen's errno values (`public/errno.h`), negated in x0.
+/// A Xen errno (`public/errno.h`): the error of every call, positive
+/// inside the hypervisor; negated once, where it becomes x0 (`-errno`, or
+/// [`Errno::to_x0`]). Grant status codes (`grant::status`) are another thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(u16);
+
+impl Errno {
+    /// The value a guest sees in x0 (or in a per-entry error array).
+    pub const fn to_x0(self) -> i64 {
+        -(self.0 as i64)
+    }
+}
+
+/// `-EINVAL` is x0's value, as in C.
+impl core::ops::Neg for Errno {
+    type Output = i64;
+    fn neg(self) -> i64 {
+        self.to_x0()
+    }
+}
+
+/// Shown as the guest would see it (`-12`), as logs always did.
+impl core::fmt::Display for Errno {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.to_x0())
+    }
+}
+
+/// Xen's errno values.
 pub mod errno {
-    pub const EPERM: i64 = 1;
-    pub const ENOENT: i64 = 2;
-    pub const ESRCH: i64 = 3;
-    pub const ENXIO: i64 = 6;
-    pub const E2BIG: i64 = 7;
-    pub const ENOMEM: i64 = 12;
-    pub const EACCES: i64 = 13;
-    pub const EFAULT: i64 = 14;
-    pub const EBUSY: i64 = 16;
-    pub const EEXIST: i64 = 17;
-    pub const EINVAL: i64 = 22;
-    pub const ENOSPC: i64 = 28;
-    pub const EDOM: i64 = 33;
-    pub const ENOSYS: i64 = 38;
-    pub const EILSEQ: i64 = 84;
-    pub const EOPNOTSUPP: i64 = 95;
+    use super::Errno;
+    pub const EPERM: Errno = Errno(1);
+    pub const ENOENT: Errno = Errno(2);
+    pub const ESRCH: Errno = Errno(3);
+    pub const ENXIO: Errno = Errno(6);
+    pub const E2BIG: Errno = Errno(7);
+    pub const ENOMEM: Errno = Errno(12);
+    pub const EACCES: Errno = Errno(13);
+    pub const EFAULT: Errno = Errno(14);
+    pub const EBUSY: Errno = Errno(16);
+    pub const EEXIST: Errno = Errno(17);
+    pub const EINVAL: Errno = Errno(22);
+    pub const ENOSPC: Errno = Errno(28);
+    pub const EDOM: Errno = Errno(33);
+    pub const ENOSYS: Errno = Errno(38);
+    pub const EILSEQ: Errno = Errno(84);
+    pub const EOPNOTSUPP: Errno = Errno(95);
 }
 
 /// Hypercall numbers (x16).
@@ -64,13 +97,14 @@ pub const DOMID_SELF: u16 = 0x7ff0;
 
 /// A guest's memory as a hypercall sees it: guest virtual addresses,
 /// translated through the guest's own page tables and its stage 2, landing
-/// in the guest's RAM. Every access can fail with `EFAULT`.
+/// in the guest's RAM. Every access can fail with `EFAULT`. Called with no
+/// Xen lock held: the board's takes the domain's stage-2 lock.
 pub trait GuestMemory {
-    fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), i64>;
-    fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), i64>;
+    fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), Errno>;
+    fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), Errno>;
     /// The physical address behind `gva` (for areas the hypervisor keeps
     /// updating, like the runstate), if it is the guest's RAM.
-    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, i64>;
+    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, Errno>;
 }
 
 /// What the hypercalls need from the machine. On the board this is the
@@ -98,7 +132,7 @@ pub trait Board: Tlb + Sync {
 
 /// One hypercall in progress: who makes it, and what it may touch.
 pub struct Call<'a> {
-    pub domain: &'a Domain,
+    pub domain: DomainView<'a>,
     /// The calling vCPU's index in the domain.
     pub vcpu: usize,
     pub memory: &'a mut dyn GuestMemory,
@@ -121,6 +155,19 @@ pub enum Outcome {
 impl From<i64> for Outcome {
     fn from(value: i64) -> Self {
         Outcome::Return(value)
+    }
+}
+
+/// The dispatch edge: an error becomes its negated errno in x0.
+impl From<Errno> for Outcome {
+    fn from(error: Errno) -> Self {
+        Outcome::Return(error.to_x0())
+    }
+}
+
+impl From<Result<i64, Errno>> for Outcome {
+    fn from(result: Result<i64, Errno>) -> Self {
+        result.map_or_else(Outcome::from, Outcome::Return)
     }
 }
 
@@ -165,18 +212,26 @@ pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
         nr::CONSOLE_IO => console::console_io(call, args),
         nr::SCHED_OP => sched::sched_op(call, args[0] as u32, args[1]),
         nr::PLATFORM_OP => platform::platform_op(call, args[0]).into(),
-        _ => Outcome::Return(-errno::ENOSYS),
+        _ => errno::ENOSYS.into(),
     }
 }
 
-/// The domain a domid names, as seen by the caller: itself only, for
-/// DOMID_SELF or its own id (there are no other domains yet).
+impl<'a> Call<'a> {
+    /// The domain `domid` names, as the caller may reach it: DOMID_SELF or
+    /// its own id; any other is -ESRCH while there are no other domains
+    /// (DomUs will be found here).
+    pub fn find_domain(&self, domid: u16) -> Result<DomainView<'a>, Errno> {
+        if domid == DOMID_SELF || domid == self.domain.id { Ok(self.domain) } else { Err(errno::ESRCH) }
+    }
+}
+
+/// Whether `domid` names the caller (DOMID_SELF or its own id).
 pub fn is_self(call: &Call<'_>, domid: u16) -> bool {
-    domid == DOMID_SELF || domid == call.domain.id.0
+    domid == DOMID_SELF || domid == call.domain.id
 }
 
 /// The caller's own domain, or -ESRCH: the domid check of every call that
 /// names one.
-pub fn own_domain(call: &Call<'_>, domid: u16) -> Result<(), i64> {
-    if is_self(call, domid) { Ok(()) } else { Err(-errno::ESRCH) }
+pub fn own_domain(call: &Call<'_>, domid: u16) -> Result<(), Errno> {
+    if is_self(call, domid) { Ok(()) } else { Err(errno::ESRCH) }
 }

@@ -1,35 +1,37 @@
 //! `HYPERVISOR_platform_op` (`public/platform.h`): Dom0 setting the wall
 //! clock, which the hypervisor passes on in shared_info. (`physdev_op`,
-//! which Xen on Arm does not implement either, falls to dispatch's -ENOSYS.)
+//! which Xen on Arm does not implement either, falls to dispatch's ENOSYS.)
 
 use super::Call;
 use super::errno::*;
-use super::wire::{self, u32_at, u64_at};
+use super::Errno;
+use super::public::{XenPlatformOp, XenpfSettime64};
+use super::wire;
+use zerocopy::FromBytes;
 
 pub const XENPF_INTERFACE_VERSION: u32 = 0x0300_0001;
 pub const XENPF_SETTIME64: u32 = 62;
-/// `struct xen_platform_op`: cmd, interface_version, a 128-byte union.
-const PLATFORM_OP_SIZE: usize = 136;
 
-pub fn platform_op(call: &mut Call<'_>, arg: u64) -> i64 {
-    wire::value((|| {
-        let b = wire::read::<PLATFORM_OP_SIZE>(call.memory, arg)?;
-        if u32_at(&b, 4) != XENPF_INTERFACE_VERSION {
-            return Err(-EACCES);
+pub fn platform_op(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
+    (|| {
+        let b = wire::read::<XenPlatformOp>(call.memory, arg)?;
+        if b.interface_version != XENPF_INTERFACE_VERSION {
+            return Err(EACCES);
         }
-        match u32_at(&b, 0) {
+        match b.cmd {
             // struct xenpf_settime64 { u64 secs; u32 nsecs, mbz; u64 system_time; }
             XENPF_SETTIME64 => {
-                if u32_at(&b, 20) != 0 {
-                    return Err(-EINVAL);
+                let (settime, _) = XenpfSettime64::read_from_prefix(&b.u).expect("the union holds it");
+                if settime.mbz != 0 {
+                    return Err(EINVAL);
                 }
-                let (sec, nsec) = wallclock_base(u64_at(&b, 8), u32_at(&b, 16), u64_at(&b, 24));
+                let (sec, nsec) = wallclock_base(settime.secs, settime.nsecs, settime.system_time);
                 call.domain.xen.shared.set_wallclock(call.board, sec, nsec);
                 Ok(0)
             }
-            _ => Err(-ENOSYS),
+            _ => Err(ENOSYS),
         }
-    })())
+    })()
 }
 
 /// The wall clock at system time 0, given that it read `secs`.`nsecs` at

@@ -1,9 +1,11 @@
 //! `HYPERVISOR_sched_op` (`public/sched.h`): yielding and blocking return
-//! at once (each vCPU has its own CPU), and a shutdown of the hardware
-//! domain stops the machine, as in Xen.
+//! at once (each vCPU has its own CPU), and a shutdown says why in its
+//! [`Outcome::Shutdown`]: the caller (the router) stops the machine for the
+//! hardware domain, as Xen does.
 
 use super::errno::*;
-use super::wire::{self, u16_at, u32_at};
+use super::public::{SchedRemoteShutdown, SchedShutdown};
+use super::wire;
 use super::{Call, Outcome};
 
 pub mod op {
@@ -44,34 +46,20 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
     let result = match cmd {
         op::YIELD | op::BLOCK => Ok(Outcome::Return(0)),
         // struct sched_shutdown { unsigned int reason; }
-        op::SHUTDOWN => wire::read::<4>(call.memory, arg).map(|b| Outcome::Shutdown(Reason::from_code(u32_at(&b, 0)))),
+        op::SHUTDOWN => wire::read::<SchedShutdown>(call.memory, arg).map(|b| Outcome::Shutdown(Reason::from_code(b.reason))),
         // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
-        op::REMOTE_SHUTDOWN => wire::read::<8>(call.memory, arg).and_then(|b| {
-            if super::is_self(call, u16_at(&b, 0)) {
-                Ok(Outcome::Shutdown(Reason::from_code(u32_at(&b, 4))))
+        op::REMOTE_SHUTDOWN => wire::read::<SchedRemoteShutdown>(call.memory, arg).and_then(|b| {
+            if super::is_self(call, b.domain_id) {
+                Ok(Outcome::Shutdown(Reason::from_code(b.reason)))
             } else {
-                Err(-ESRCH)
+                Err(ESRCH)
             }
         }),
         // The code is for a later suspend, which a hardware domain cannot do.
-        op::SHUTDOWN_CODE => wire::read::<4>(call.memory, arg).map(|_| Outcome::Return(0)),
-        _ => Err(-ENOSYS),
+        op::SHUTDOWN_CODE => wire::read::<SchedShutdown>(call.memory, arg).map(|_| Outcome::Return(0)),
+        _ => Err(ENOSYS),
     };
-    result.unwrap_or_else(Outcome::Return)
-}
-
-/// Ends the machine for a shutdown hypercall.
-#[cfg(target_os = "none")]
-pub fn shut_down(reason: Reason) -> ! {
-    use crate::fatal::Stop;
-    match reason {
-        Reason::PowerOff => crate::shutdown::stop_machine(format_args!("shutdown: power off"), Stop::PowerOff),
-        Reason::Reboot => {
-            crate::shutdown::stop_machine(format_args!("shutdown: reboot, which is not supported; powering off"), Stop::PowerOff)
-        }
-        Reason::Crash => crate::shutdown::stop_machine(format_args!("shutdown: Dom0 crashed"), Stop::Dom0Crashed),
-        other => crate::shutdown::stop_machine(format_args!("shutdown ({other:?}): halting"), Stop::Dom0Crashed),
-    }
+    result.unwrap_or_else(Outcome::from)
 }
 
 #[cfg(test)]

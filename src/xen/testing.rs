@@ -3,8 +3,9 @@
 //! a Dom0 whose virtual addresses equal its guest-physical ones. A machine
 //! owns all of it and frees it when dropped, so a fuzzer can make many.
 
-use super::{Board, Call, DOMID_SELF, GuestMemory, Outcome, dispatch};
-use crate::domain::{Domain, DomainId};
+use super::errno::EFAULT;
+use super::{Board, Call, DOMID_SELF, Errno, GuestMemory, Outcome, dispatch};
+use super::{DomainState, DomainView, Stage2Lock};
 use crate::mm::audit::{Owned, Summary, Violation};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::range::{PhysRange, RangeSet};
@@ -190,17 +191,17 @@ impl Board for TestBoard {
 /// The guest's memory: virtual == guest-physical, through its stage 2, as
 /// the board's AT walk would go, and only into its RAM.
 pub struct TestGuest<'a> {
-    pub domain: &'a Domain,
+    pub domain: DomainView<'a>,
     pub board: &'a TestBoard,
 }
 
 impl TestGuest<'_> {
-    fn pa(&self, gva: u64, write: bool) -> Result<u64, i64> {
-        let leaf = self.domain.stage2.lock().translate(gva).ok_or(-14)?;
+    fn pa(&self, gva: u64, write: bool) -> Result<u64, Errno> {
+        let leaf = self.domain.stage2.lock_holding_no_xen_lock().translate(gva).ok_or(EFAULT)?;
         let pa = leaf.pa + (gva & 0xfff);
         let writable = !matches!(leaf.kind, Kind::Granted { writable: false });
         if (write && !writable) || !self.domain.owns_ram(&PhysRange::new(pa, pa + 1)) {
-            return Err(-14);
+            return Err(EFAULT);
         }
         Ok(pa)
     }
@@ -209,10 +210,10 @@ impl TestGuest<'_> {
 impl TestGuest<'_> {
     /// The physical address of each byte of `[gva, gva + len)`, translated
     /// a page at a time.
-    fn pas(&self, gva: u64, len: usize, write: bool) -> Result<Vec<u64>, i64> {
+    fn pas(&self, gva: u64, len: usize, write: bool) -> Result<Vec<u64>, Errno> {
         let mut pas: Vec<u64> = Vec::with_capacity(len);
         for i in 0..len as u64 {
-            let va = gva.checked_add(i).ok_or(-14)?;
+            let va = gva.checked_add(i).ok_or(EFAULT)?;
             let pa = match pas.last() {
                 Some(&last) if va & 0xfff != 0 => last + 1,
                 _ => self.pa(va, write)?,
@@ -224,24 +225,38 @@ impl TestGuest<'_> {
 }
 
 impl GuestMemory for TestGuest<'_> {
-    fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), i64> {
+    fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), Errno> {
         let pas = self.pas(gva, bytes.len(), true)?;
         pas.iter().zip(bytes).for_each(|(&pa, &b)| self.board.set_byte(pa, b));
         Ok(())
     }
-    fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), i64> {
+    fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), Errno> {
         let pas = self.pas(gva, bytes.len(), false)?;
         pas.iter().zip(bytes.iter_mut()).for_each(|(&pa, b)| *b = self.board.byte(pa));
         Ok(())
     }
-    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, i64> {
+    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, Errno> {
         self.pa(gva, write)
+    }
+}
+
+/// The model's domain: what a board's domain lends the hypercalls.
+pub struct TestDomain {
+    pub id: u16,
+    pub ram: Vec<PhysRange>,
+    pub stage2: Stage2Lock,
+    pub xen: DomainState,
+}
+
+impl TestDomain {
+    pub fn view(&self) -> DomainView<'_> {
+        DomainView { id: self.id, ram: &self.ram, stage2: &self.stage2, xen: &self.xen }
     }
 }
 
 /// Dom0 with `vcpus` vCPUs on a fresh model machine.
 pub struct Machine {
-    pub domain: Domain,
+    pub domain: TestDomain,
     pub board: TestBoard,
 }
 
@@ -249,26 +264,31 @@ impl Machine {
     pub fn new(vcpus: usize) -> Self {
         let mut stage2 = Stage2Map::new(Geometry::for_ipa_bits(40));
         stage2.map(RAM, Kind::Ram).unwrap();
-        let domain = Domain::new(DomainId(0), 1, vec![RAM], stage2, vcpus, GRANT_REGION);
+        let domain = TestDomain {
+            id: 0,
+            ram: vec![RAM],
+            stage2: Stage2Lock::new(stage2),
+            xen: DomainState::new(vcpus, GRANT_REGION),
+        };
         Machine { domain, board: TestBoard::new() }
     }
 
     /// The guest's memory as a hypercall reaches it.
     pub fn guest(&self) -> TestGuest<'_> {
-        TestGuest { domain: &self.domain, board: &self.board }
+        TestGuest { domain: self.domain.view(), board: &self.board }
     }
 
     /// One trap: hypercall `number` from vCPU `vcpu`.
     pub fn trap(&self, vcpu: usize, number: u64, args: [u64; 5]) -> Outcome {
         let mut memory = self.guest();
-        let mut call = Call { domain: &self.domain, vcpu, memory: &mut memory, board: &self.board };
+        let mut call = Call { domain: self.domain.view(), vcpu, memory: &mut memory, board: &self.board };
         dispatch(&mut call, number, args)
     }
 
     /// Where grant entry `gref` lies, if Dom0 put its table frame in place.
     pub fn grant_entry(&self, gref: u32) -> Option<u64> {
         let ipa = GRANT_REGION.start + u64::from(gref) * 8;
-        let leaf = GRANT_REGION.contains(ipa).then(|| self.domain.stage2.lock().translate(ipa))??;
+        let leaf = GRANT_REGION.contains(ipa).then(|| self.domain.stage2.lock_holding_no_xen_lock().translate(ipa))??;
         Some(leaf.pa + (ipa & 0xfff))
     }
 
@@ -303,7 +323,7 @@ impl Machine {
             .into_iter()
             .chain((1..512).flat_map(|i| [base + i * (2 << 20), base + GIB + i * (2 << 20)]));
         for (n, host_addr) in slots.enumerate() {
-            if self.domain.stage2.lock().runtime_tables() >= tables {
+            if self.domain.stage2.lock_holding_no_xen_lock().runtime_tables() >= tables {
                 break;
             }
             let gref = (n / 100) as u32; // an entry maps at most 127 times
@@ -313,14 +333,14 @@ impl Machine {
             assert_eq!(self.call(super::nr::GRANT_TABLE_OP, args(&[u64::from(op::MAP_GRANT_REF), ARG, 1])), 0);
             assert_eq!(self.board.get(ARG + 18, 2), [0, 0], "mapping {n} at {host_addr:#x}");
         }
-        assert_eq!(self.domain.stage2.lock().runtime_tables(), tables);
+        assert_eq!(self.domain.stage2.lock_holding_no_xen_lock().runtime_tables(), tables);
     }
 
     /// Dom0's stage 2 audited as the board does at shutdown; the model has
     /// no devices, and its hypervisor owns no more than the domain says.
     pub fn audit(&self) -> Result<Summary, Violation> {
         let hypervisor: [Owned; 0] = [];
-        self.domain.audit_stage2(&[], &hypervisor, || self.board.free_ranges())
+        self.domain.view().audit_stage2(&[], &hypervisor, || self.board.free_ranges())
     }
 
     /// Frames free, plus those the hypervisor holds for Dom0 (its grant
@@ -381,4 +401,18 @@ pub fn args(values: &[u64]) -> [u64; 5] {
     let mut a = [0; 5];
     a[..values.len()].copy_from_slice(values);
     a
+}
+
+/// Fields of a struct the hypervisor wrote, read by their offsets in the
+/// public headers: a check of the layouts independent of `xen::public`.
+pub fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+pub fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+pub fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }

@@ -3,10 +3,11 @@
 //! `vm_assist`, whose only Arm use is the runstate update flag.
 
 use super::errno::*;
+use super::Errno;
 use super::shared::{NONE, layout};
-use super::wire::{self, u32_at, u64_at};
+use super::public::{VcpuRegisterRunstateMemoryArea, VcpuRegisterVcpuInfo};
+use super::wire;
 use super::{Board, Call, DomainState};
-use crate::domain::Domain;
 use core::sync::atomic::{AtomicU64, Ordering};
 use crate::mm::frames::FRAME_SIZE as PAGE;
 
@@ -66,41 +67,41 @@ impl Vcpu {
 }
 
 /// `HYPERVISOR_vcpu_op(cmd, vcpuid, arg)`. As on Xen for Arm, only the two
-/// registrations exist; other commands are -EINVAL, after the vCPU check.
-pub fn vcpu_op(call: &mut Call<'_>, cmd: u32, vcpu: u32, arg: u64) -> i64 {
+/// registrations exist; other commands are EINVAL, after the vCPU check.
+pub fn vcpu_op(call: &mut Call<'_>, cmd: u32, vcpu: u32, arg: u64) -> Result<i64, Errno> {
     let vcpu = vcpu as usize;
     if vcpu >= call.domain.xen.vcpus.len() {
-        return -ENOENT;
+        return Err(ENOENT);
     }
-    wire::value(match cmd {
+    match cmd {
         op::REGISTER_VCPU_INFO => register_vcpu_info(call, vcpu, arg),
         op::REGISTER_RUNSTATE_MEMORY_AREA => register_runstate(call, vcpu, arg),
-        _ => Err(-EINVAL),
-    })
+        _ => Err(EINVAL),
+    }
 }
 
 /// `struct vcpu_register_vcpu_info { uint64_t mfn; uint32_t offset, rsvd; }`:
 /// vcpu_info at `mfn` page + `offset`, in the domain's RAM, 8-byte aligned,
 /// within the page; once per vCPU (errors as current Xen).
-fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, i64> {
-    let b = wire::read::<16>(call.memory, arg)?;
-    let (gfn, offset) = (u64_at(&b, 0), u64::from(u32_at(&b, 8)));
+fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, Errno> {
+    let b = wire::read::<VcpuRegisterVcpuInfo>(call.memory, arg)?;
+    let (gfn, offset) = (b.mfn, u64::from(b.offset));
     if gfn > u64::MAX >> 12 || offset >= PAGE {
-        return Err(-EINVAL);
+        return Err(EINVAL);
     }
     if offset > PAGE - layout::VCPU_INFO_SIZE || offset % 8 != 0 {
-        return Err(-ENXIO);
+        return Err(ENXIO);
     }
-    let state = &call.domain.xen;
+    let state = call.domain.xen;
     let target = &state.vcpus[vcpu];
     let page = gfn << 12;
     let info = page + offset;
-    let mut stage2 = call.domain.stage2.lock();
+    let mut stage2 = call.domain.stage2.lock_holding_no_xen_lock();
     if target.info().is_some() {
-        return Err(-EBUSY);
+        return Err(EBUSY);
     }
     if !call.domain.has_page(&stage2, page) {
-        return Err(-EINVAL);
+        return Err(EINVAL);
     }
     stage2.pin(page);
     let board = call.board;
@@ -129,28 +130,28 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
 /// `struct vcpu_register_runstate_memory_area { union { ... uint64_t p; } addr; }`:
 /// a guest virtual address, translated now (the guest's kernel mapping of
 /// it does not move) and kept pinned. Address 0 unregisters.
-fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, i64> {
-    let gva = u64_at(&wire::read::<8>(call.memory, arg)?, 0);
+fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, Errno> {
+    let gva = wire::read::<VcpuRegisterRunstateMemoryArea>(call.memory, arg)?.addr;
     let area = if gva == 0 {
         None
     } else {
         if !gva.is_multiple_of(8) {
-            return Err(-EINVAL);
+            return Err(EINVAL);
         }
         let mut words = [0u64; RUNSTATE_WORDS];
         for (i, word) in words.iter_mut().enumerate() {
-            let va = gva.checked_add(8 * i as u64).ok_or(-EFAULT)?;
+            let va = gva.checked_add(8 * i as u64).ok_or(EFAULT)?;
             *word = call.memory.translate(va, true)?;
         }
         Some(words)
     };
     let domain = call.domain;
     {
-        let mut stage2 = domain.stage2.lock();
+        let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
         // The translation was checked without the lock: check it again.
         if let Some(words) = &area {
             if words.iter().any(|&pa| !domain.has_page(&stage2, pa)) {
-                return Err(-EFAULT);
+                return Err(EFAULT);
             }
             words.iter().for_each(|&pa| stage2.pin(pa));
         }
@@ -159,17 +160,17 @@ fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, 
             old.iter().for_each(|&pa| stage2.unpin(pa));
         }
     }
-    publish(domain, call.board, vcpu);
+    publish(domain.xen, call.board, vcpu);
     Ok(0)
 }
 
 /// Writes vCPU `vcpu`'s runstate into its area, with the update flag set
 /// meanwhile if the domain asked for it (Linux then reads it consistently
 /// from another CPU).
-fn publish(domain: &Domain, board: &dyn Board, vcpu: usize) {
-    let runstate = *domain.xen.vcpus[vcpu].runstate.lock();
+fn publish(state: &DomainState, board: &dyn Board, vcpu: usize) {
+    let runstate = *state.vcpus[vcpu].runstate.lock();
     let Some(area) = runstate.area else { return };
-    let flag = domain.xen.vm_assist.load(Ordering::Acquire) & (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) != 0;
+    let flag = state.vm_assist.load(Ordering::Acquire) & (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) != 0;
     let entry = board.word(area[1]);
     if flag {
         entry.store(runstate.entry_time | runstate::UPDATE, Ordering::Release);
@@ -186,8 +187,8 @@ fn publish(domain: &Domain, board: &dyn Board, vcpu: usize) {
 /// Moves vCPU `vcpu` to `state` now, accounting the time spent in the old
 /// one. For the SMP side (a vCPU turned off or on) and for the hypercall
 /// path, which sees its caller running.
-pub fn set_runstate(domain: &Domain, board: &dyn Board, vcpu: usize, state: u32) {
-    let Some(v) = domain.xen.vcpus.get(vcpu) else { return };
+pub fn set_runstate(domain: &DomainState, board: &dyn Board, vcpu: usize, state: u32) {
+    let Some(v) = domain.vcpus.get(vcpu) else { return };
     {
         let mut runstate = v.runstate.lock();
         if runstate.state == state || state > runstate::OFFLINE {
@@ -203,17 +204,17 @@ pub fn set_runstate(domain: &Domain, board: &dyn Board, vcpu: usize, state: u32)
 }
 
 /// `HYPERVISOR_vm_assist(cmd, type)`.
-pub fn vm_assist(call: &mut Call<'_>, cmd: u32, kind: u32) -> i64 {
+pub fn vm_assist(call: &mut Call<'_>, cmd: u32, kind: u32) -> Result<i64, Errno> {
     if kind >= 64 || VMASST_VALID & (1 << kind) == 0 {
-        return -EINVAL;
+        return Err(EINVAL);
     }
-    let assists: &DomainState = &call.domain.xen;
+    let assists: &DomainState = call.domain.xen;
     match cmd {
         VMASST_CMD_ENABLE => assists.vm_assist.fetch_or(1 << kind, Ordering::AcqRel),
         VMASST_CMD_DISABLE => assists.vm_assist.fetch_and(!(1 << kind), Ordering::AcqRel),
-        _ => return -ENOSYS,
+        _ => return Err(ENOSYS),
     };
-    0
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! `HYPERVISOR_xen_version` (`public/version.h`).
 
 use super::errno::ENOSYS;
+use super::Errno;
+use super::public::XenFeatureInfo;
 use super::{GuestMemory, wire};
 
 pub const XENVER_VERSION: u64 = 0;
@@ -41,22 +43,21 @@ fn padded<const N: usize>(text: &str) -> [u8; N] {
     out
 }
 
-pub fn xen_version(cmd: u64, arg: u64, memory: &mut dyn GuestMemory) -> i64 {
+pub fn xen_version(cmd: u64, arg: u64, memory: &mut dyn GuestMemory) -> Result<i64, Errno> {
     let written = match cmd {
-        XENVER_VERSION => return i64::from((MAJOR << 16) | MINOR),
-        XENVER_PAGESIZE => return 4096,
+        XENVER_VERSION => return Ok(i64::from((MAJOR << 16) | MINOR)),
+        XENVER_PAGESIZE => return Ok(4096),
         XENVER_EXTRAVERSION => wire::write(memory, arg, &padded::<16>(".0-rust")),
         XENVER_CAPABILITIES => wire::write(memory, arg, &padded::<1024>("xen-3.0-aarch64 ")),
         XENVER_CHANGESET => wire::write(memory, arg, &padded::<64>(env!("CARGO_PKG_VERSION"))),
         // struct xen_feature_info { uint32_t submap_idx; uint32_t submap; }
-        XENVER_GET_FEATURES => wire::read::<8>(memory, arg).and_then(|mut info| {
-            let submap = dom0_features(wire::u32_at(&info, 0));
-            wire::put_u32(&mut info, 4, submap);
+        XENVER_GET_FEATURES => wire::read::<XenFeatureInfo>(memory, arg).and_then(|mut info| {
+            info.submap = dom0_features(info.submap_idx);
             wire::write(memory, arg, &info)
         }),
-        _ => return -ENOSYS,
+        _ => return Err(ENOSYS),
     };
-    wire::value(written.map(|()| 0))
+    written.map(|()| 0)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use super::*;
 use crate::xen::memory::{op as mem, space};
 use crate::xen::nr;
-use crate::xen::testing::{Machine, RAM, args, le};
+use crate::xen::testing::{Machine, RAM, args, le, u16_at, u32_at};
 
 /// The vCPU's `evtchn_upcall_pending` byte, as Dom0 would read it.
 fn upcall_pending(state: &DomainState, board: &dyn Board, vcpu: usize) -> bool {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::xen::memory::{op as mem, space};
-use crate::xen::testing::{GRANT_REGION, Machine, RAM, SCRATCH, args};
+use crate::xen::testing::{GRANT_REGION, Machine, RAM, SCRATCH, args, u16_at, u32_at, u64_at};
 use crate::xen::{DOMID_SELF, GuestMemory, nr};
 
 const ARG: u64 = RAM.start + 0x6000;
@@ -149,7 +149,7 @@ fn readers_and_writers_of_one_entry() {
     assert_eq!(flags(&m, 1), gtf::PERMIT_ACCESS | gtf::READING);
     assert_eq!(unmap(&m, SCRATCH, 0, reader), status::OKAY);
     assert_eq!(flags(&m, 1), gtf::PERMIT_ACCESS);
-    assert!(!m.domain.stage2.lock().is_pinned(PAGE_A));
+    assert!(!m.domain.stage2.lock_holding_no_xen_lock().is_pinned(PAGE_A));
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn hostile_maps_change_nothing() {
     grant(&m, 9, gtf::PERMIT_ACCESS, 0, RAM.start + 0x60000);
     grant(&m, 11, gtf::PERMIT_ACCESS | 2, 0, PAGE_A);
     assert_eq!(m.balloon(mem::DECREASE_RESERVATION, RAM.start + 0x60000), 1);
-    let tables = m.domain.stage2.lock().tables();
+    let tables = m.domain.stage2.lock_holding_no_xen_lock().tables();
     let cases: &[(u64, u32, u32, u16, i16)] = &[
         (SCRATCH, 0, 5, 0, status::BAD_GNTREF),
         (SCRATCH, map::DEVICE_MAP | map::HOST_MAP, 5, 0, status::GENERAL_ERROR),
@@ -193,7 +193,7 @@ fn hostile_maps_change_nothing() {
             assert_eq!([5, 6, 7, 8, 9, 11].map(|g| flags(&m, g)), before, "undone");
         }
     }
-    assert_eq!(m.domain.stage2.lock().tables(), tables + 2, "tables for the one mapping at 0x9000000 only");
+    assert_eq!(m.domain.stage2.lock_holding_no_xen_lock().tables(), tables + 2, "tables for the one mapping at 0x9000000 only");
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn hostile_unmaps() {
     assert_eq!(unmap(&m, SCRATCH + PAGE, 0, handle), status::GENERAL_ERROR, "wrong address");
     assert_eq!(unmap(&m, 0, 0, handle), status::GENERAL_ERROR);
     assert_eq!(unmap(&m, SCRATCH, PAGE_B, handle), status::BAD_DEV_ADDR);
-    assert!(m.domain.stage2.lock().translate(SCRATCH).is_some(), "still mapped after the refusals");
+    assert!(m.domain.stage2.lock_holding_no_xen_lock().translate(SCRATCH).is_some(), "still mapped after the refusals");
     assert_eq!(unmap(&m, SCRATCH + 0x123, PAGE_A, handle), status::OKAY, "offsets in the page are ignored");
     assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::UNMAP_GRANT_REF), RAM.end - 8, 1])), -EFAULT);
 }
@@ -252,7 +252,7 @@ fn maptrack_runs_out_cleanly() {
     let m = machine();
     grant(&m, 30, gtf::PERMIT_ACCESS, 0, PAGE_A);
     let mut grants = m.domain.xen.grants.lock();
-    let mut stage2 = m.domain.stage2.lock();
+    let mut stage2 = m.domain.stage2.lock_after_grants(&grants);
     let request =
         |i: u64| MapRequest { host_addr: SCRATCH + i * PAGE, flags: map::HOST_MAP | map::READONLY, gref: 30, dom: 0 };
     // Pins per entry are bounded too, so spread over entries.
@@ -263,11 +263,11 @@ fn maptrack_runs_out_cleanly() {
             m.board.set_u64(pa, u64::from(gtf::PERMIT_ACCESS) | (PAGE_A >> 12) << 32);
         }
         let r = MapRequest { gref, ..request(i) };
-        assert_eq!(grants.map_one(&m.domain, &mut stage2, &m.board, &r).0, status::OKAY, "map {i}");
+        assert_eq!(grants.map_one(&m.domain.view(), &mut stage2, &m.board, &r).0, status::OKAY, "map {i}");
     }
-    assert_eq!(grants.map_one(&m.domain, &mut stage2, &m.board, &request(MAX_MAPTRACK as u64)).0, status::NO_SPACE);
+    assert_eq!(grants.map_one(&m.domain.view(), &mut stage2, &m.board, &request(MAX_MAPTRACK as u64)).0, status::NO_SPACE);
     assert_eq!(grants.unmap_one(&mut stage2, &m.board, SCRATCH, 0, 0), status::OKAY);
-    assert_eq!(grants.map_one(&m.domain, &mut stage2, &m.board, &request(0)).1, 0, "the freed handle again");
+    assert_eq!(grants.map_one(&m.domain.view(), &mut stage2, &m.board, &request(0)).1, 0, "the freed handle again");
 }
 
 #[test]
@@ -322,7 +322,7 @@ proptest::proptest! {
                 }
             }
         }
-        let stage2 = m.domain.stage2.lock();
+        let stage2 = m.domain.stage2.lock_holding_no_xen_lock();
         for &(addr, _, gref, writable) in &live {
             let leaf = stage2.translate(addr).unwrap();
             proptest::prop_assert_eq!(leaf.pa, pages[gref as usize % 3]);
@@ -358,9 +358,9 @@ fn the_audit_follows_grants_and_ballooning_and_names_a_leak() {
     // ballooned frame back behind the allocator's back.
     let table_frame = m.domain.xen.grants.lock().frame_addresses().next().unwrap();
     let leaked = |ipa: u64, pa: u64| {
-        m.domain.stage2.lock().map_page(ipa, pa, Kind::Ram, &m.board).unwrap();
+        m.domain.stage2.lock_holding_no_xen_lock().map_page(ipa, pa, Kind::Ram, &m.board).unwrap();
         let found = m.audit();
-        m.domain.stage2.lock().unmap_page(ipa, &m.board).unwrap();
+        m.domain.stage2.lock_holding_no_xen_lock().unmap_page(ipa, &m.board).unwrap();
         match found {
             Err(Violation::HypervisorMemory { mapping, owned }) if mapping.ipa.contains(ipa) => owned.what,
             other => panic!("{ipa:#x} -> {pa:#x}: {other:?}"),

@@ -46,7 +46,7 @@ fn remove(m: &Machine, domid: u16, gpfn: u64) -> i64 {
 }
 
 fn mapped(m: &Machine, ipa: u64) -> Option<Leaf> {
-    m.domain.stage2.lock().translate(ipa)
+    m.domain.stage2.lock_holding_no_xen_lock().translate(ipa)
 }
 
 #[test]

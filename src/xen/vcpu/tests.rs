@@ -102,7 +102,7 @@ fn runstate_area_shows_running_and_accounts_time() {
     assert_eq!(register_runstate(&m, 1, other), 0);
     assert_eq!(m.board.u64(other), u64::from(runstate::OFFLINE));
     m.board.now.store(9_000, Ordering::Relaxed);
-    set_runstate(&m.domain, &m.board, 1, runstate::RUNNING);
+    set_runstate(&m.domain.xen, &m.board, 1, runstate::RUNNING);
     assert_eq!(m.board.u64(other), u64::from(runstate::RUNNING));
     assert_eq!(m.board.u64(other + 8), 9_000);
     assert_eq!(m.board.u64(other + 8 * (2 + u64::from(runstate::OFFLINE))), 9_000);
@@ -110,15 +110,15 @@ fn runstate_area_shows_running_and_accounts_time() {
     // entry time still ends without it.
     assert_eq!(m.call(nr::VM_ASSIST, args(&[u64::from(VMASST_CMD_ENABLE), 5])), 0);
     m.board.now.store(12_000, Ordering::Relaxed);
-    set_runstate(&m.domain, &m.board, 0, runstate::OFFLINE);
+    set_runstate(&m.domain.xen, &m.board, 0, runstate::OFFLINE);
     assert_eq!((read(0), read(1), read(2)), (u64::from(runstate::OFFLINE), 12_000, 12_000));
     // Unregistering stops the updates and unpins.
-    set_runstate(&m.domain, &m.board, 0, runstate::RUNNING);
+    set_runstate(&m.domain.xen, &m.board, 0, runstate::RUNNING);
     assert_eq!(register_runstate(&m, 0, 0), 0);
-    set_runstate(&m.domain, &m.board, 0, runstate::OFFLINE);
+    set_runstate(&m.domain.xen, &m.board, 0, runstate::OFFLINE);
     assert_eq!(read(0), u64::from(runstate::RUNNING));
-    assert!(!m.domain.stage2.lock().is_pinned(area));
-    assert!(m.domain.stage2.lock().is_pinned(other));
+    assert!(!m.domain.stage2.lock_holding_no_xen_lock().is_pinned(area));
+    assert!(m.domain.stage2.lock_holding_no_xen_lock().is_pinned(other));
 }
 
 #[test]
