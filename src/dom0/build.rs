@@ -4,7 +4,8 @@
 //! file puts them together on the board.
 
 use crate::arch::cpu;
-use crate::boot::{grant_region, phase_done, release};
+use crate::boot::phases::phase_done;
+use crate::mm::release;
 use crate::cmdline::Options;
 use crate::domain::{Domain, DomainId};
 use crate::dt::host::HostTree;
@@ -43,6 +44,7 @@ pub fn build(
     options: &Options,
     plan: &MemoryPlan,
     hypervisor_memory: &[Owned],
+    grant_region: PhysRange,
 ) -> (&'static Domain, u64, u64) {
     use crate::dom0::{layout, memory, regions};
     use crate::dt::host::ModuleKind;
@@ -80,7 +82,7 @@ pub fn build(
     let fdt = dtoolkit::fdt::Fdt::new(blob).unwrap_or_else(|e| fatal!(Stop::BadDeviceTree, "{e}"));
     let devices = crate::dt::devices::device_ranges(&fdt)
         .unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
-    let grant = grant_region();
+    let grant = grant_region;
     let ipa_bits = cpu::pa_bits();
     phase_done("host devices read");
     let kept = kept_devices(tree);

@@ -2,6 +2,8 @@
 //! device tree, bring up the console, plan and seed memory, start the heap,
 //! turn the MMU on, report.
 
+pub mod phases;
+
 use crate::arch::mmu::{El2Map, Kind};
 use crate::arch::{cpu, semihosting};
 use crate::cmdline::Options;
@@ -12,8 +14,9 @@ use crate::fatal;
 use crate::fatal::Stop;
 use crate::mm::frames::{FrameAllocator, order_for, order_size};
 use crate::mm::heap;
-use crate::mm::FRAMES;
+use crate::mm::{FRAMES, release};
 use crate::mm::plan::{Keep, MemoryPlan, PlanError};
+use phases::phase_done;
 use crate::mm::range::PhysRange;
 
 /// The largest device tree we accept, as Xen.
@@ -76,8 +79,7 @@ fn stop_for(error: &DtError) -> Stop {
 /// Entered from `boot/head.S` on the boot CPU at EL2, MMU off, on its stack.
 #[unsafe(no_mangle)]
 extern "C" fn primary_main(dtb_addr: u64) -> ! {
-    let entry_ticks = counter_ticks();
-    PHASE_START.store(entry_ticks, core::sync::atomic::Ordering::Relaxed);
+    let entry_ticks = phases::start();
     cpu::init_this_cpu(0);
     semihosting::probe();
     console::init_logging();
@@ -105,7 +107,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
             Owned { range: plan.metadata, what: owned::METADATA },
         ]
     };
-    let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory);
+    let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory, grant_region());
     log::info!("d0: stage 2: {} table pages (at Dom0 entry)", dom0.stage2.lock_holding_no_xen_lock().tables());
     cpu::this_cpu().set_domain(dom0);
     start_interrupts(&tree);
@@ -118,34 +120,12 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     crate::arch::guest::enter_el1(&crate::arch::guest::Entry::new(dom0, pc, dtb))
 }
 
-/// The counter at the end of the last boot phase (see [`phase_done`]).
-static PHASE_START: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-/// Logs, at debug level, how long the boot phase ending now took: where
-/// the boot's time goes, for `loglvl=debug` and the benchmark.
-pub fn phase_done(what: &str) {
-    use core::sync::atomic::Ordering::Relaxed;
-    if log::log_enabled!(log::Level::Debug) {
-        let now = counter_ticks();
-        let start = PHASE_START.swap(now, Relaxed);
-        log::debug!("boot phase: {what}: {} ticks", now - start);
-    }
-}
-
-/// The physical counter (CNTPCT_EL0), read after earlier instructions complete.
-fn counter_ticks() -> u64 {
-    use aarch64_cpu::registers::CNTPCT_EL0;
-    use tock_registers::interfaces::Readable;
-    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
-    CNTPCT_EL0.get()
-}
-
 /// The boot's length in counter ticks, from `primary_main`'s start to just
 /// before the ERET into Dom0 (for the benchmark, `cargo bench-qemu`).
 fn log_boot_time(entry_ticks: u64) {
     use aarch64_cpu::registers::CNTFRQ_EL0;
     use tock_registers::interfaces::Readable;
-    let ticks = counter_ticks() - entry_ticks;
+    let ticks = phases::counter_ticks() - entry_ticks;
     let hz = CNTFRQ_EL0.get();
     log::info!("boot: {ticks} counter ticks from entry to Dom0 ({hz} Hz; entered at tick {entry_ticks})");
 }
@@ -220,18 +200,6 @@ fn start_from_boot_tree(dtb_addr: u64) -> (&'static [u8], Options, MemoryPlan, P
     phase_done("frame allocator, heap and MMU up");
     let copy: &'static [u8] = alloc::vec::Vec::leak(crate::dt::blob::trimmed_copy(boot_blob));
     (copy, parsed.options, plan, heap)
-}
-
-/// Gives back to the allocator the frames of what `plan` kept as `what`.
-pub fn release(plan: &MemoryPlan, name: &str, what: impl Fn(&Keep) -> bool) {
-    let mut guard = FRAMES.lock();
-    let frames = guard.as_mut().expect("memory is up");
-    for range in plan.releasable(what).iter() {
-        match frames.free_range(range) {
-            Ok(()) => log::info!("Freed {range} ({name})"),
-            Err(e) => log::error!("could not free {range} ({name}): {e}"),
-        }
-    }
 }
 
 /// The grant-table region (extended region 0): like Xen, the IPA range of
