@@ -249,7 +249,7 @@ impl Machine {
     pub fn new(vcpus: usize) -> Self {
         let mut stage2 = Stage2Map::new(Geometry::for_ipa_bits(40));
         stage2.map(RAM, Kind::Ram).unwrap();
-        let domain = Domain::new(DomainId(0), 1, vec![RAM], stage2, vcpus, GRANT_REGION);
+        let domain = Domain::new(DomainId(0), crate::domain::Vmid(1), vec![RAM], stage2, vcpus, GRANT_REGION);
         Machine { domain, board: TestBoard::new() }
     }
 
