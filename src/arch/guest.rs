@@ -40,9 +40,11 @@ impl Entry {
 }
 
 fn has_pointer_auth() -> bool {
-    let isar1 = ID_AA64ISAR1_EL1.get();
+    use ID_AA64ISAR1_EL1 as ISAR1;
+    let isar1 = ID_AA64ISAR1_EL1.extract();
+    // APA3 (ID_AA64ISAR2_EL1 bits 15:12) is past what `aarch64-cpu` defines.
     let apa3 = (sysregs::ID_AA64ISAR2_EL1.get() >> 12) & 0xf;
-    (isar1 >> 4) & 0xff != 0 || (isar1 >> 24) & 0xff != 0 || apa3 != 0
+    [ISAR1::APA, ISAR1::API, ISAR1::GPA, ISAR1::GPI].into_iter().any(|field| isar1.read(field) != 0) || apa3 != 0
 }
 
 /// With FEAT_HCX, EL1's newer registers and instructions trap to EL2
