@@ -16,6 +16,18 @@ pub fn iss(esr: u64) -> u32 {
     ESR_EL2::ISS.read(esr) as u32
 }
 
+/// A syndrome for an exception injected into a guest: `class`, a 32-bit
+/// instruction (IL), and `iss`.
+pub fn syndrome(class: u8, iss: u32) -> u64 {
+    (ESR_EL2::EC.val(u64::from(class)) + ESR_EL2::IL::SET + ESR_EL2::ISS.val(u64::from(iss))).value
+}
+
+/// The abort ISS of a synchronous external abort, on a write if `write`.
+pub fn external_abort_iss(write: bool) -> u32 {
+    const SYNCHRONOUS_EXTERNAL_ABORT: u32 = 0x10;
+    (DATA_ABORT_ISS::DFSC.val(SYNCHRONOUS_EXTERNAL_ABORT) + DATA_ABORT_ISS::WNR.val(u32::from(write))).value
+}
+
 /// The exception classes the hypervisor tells apart, as `aarch64-cpu` names them.
 pub mod ec {
     use aarch64_cpu::registers::ESR_EL2::EC::Value as Class;
@@ -254,5 +266,14 @@ mod tests {
         assert_eq!(class_name(0x16), "HVC");
         assert_eq!(class_name(0x3f), "reserved exception class");
         assert_eq!(iss(u64::MAX), 0x1ff_ffff);
+    }
+
+    #[test]
+    fn builds_injected_syndromes() {
+        assert_eq!(syndrome(ec::UNKNOWN, 0), 1 << 25);
+        let abort = syndrome(ec::DABT_CURRENT, external_abort_iss(true));
+        assert_eq!(abort, (0x25 << 26) | (1 << 25) | (1 << 6) | 0x10);
+        assert_eq!(fault_status_name(iss(abort)), "synchronous external abort");
+        assert_eq!(external_abort_iss(false), 0x10);
     }
 }

@@ -111,7 +111,7 @@ fn skip_instruction(frame: &mut TrapFrame) {
 
 /// An undefined instruction exception for the instruction at ELR.
 fn inject_undefined(frame: &mut TrapFrame) {
-    inject(frame, (u64::from(ec::UNKNOWN) << 26) | (1 << 25), 0);
+    inject(frame, esr::syndrome(ec::UNKNOWN, 0), 0);
 }
 
 /// A Xen hypercall: number in x16, arguments in x0..x4, result in x0.
@@ -176,9 +176,8 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
         (false, true) => ec::DABT_LOWER,
         (false, false) => ec::DABT_CURRENT,
     };
-    const EXTERNAL_ABORT: u64 = 0x10;
-    let wnr = if instruction || !esr::is_write(iss) { 0 } else { 1 << 6 };
-    inject(frame, (u64::from(class) << 26) | (1 << 25) | wnr | EXTERNAL_ABORT, frame.far);
+    let write = !instruction && esr::is_write(iss);
+    inject(frame, esr::syndrome(class, esr::external_abort_iss(write)), frame.far);
 }
 
 /// An SError from the guest (an external abort on a device it drives, say):
