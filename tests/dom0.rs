@@ -40,7 +40,7 @@ fn reference_boot() -> &'static Outcome {
 #[test]
 fn default_command_line_on_2g() {
     let out = reference_boot();
-    let regions = assert_probe_passed(&out);
+    let regions = assert_probe_passed(out);
     assert_eq!(regions, vec![(0x4200_0000, 0x6000_0000), (0x8000_0000, 0xc000_0000)]);
     out.expect_line("probe: ok: wrote and read back");
     out.expect_line("probe: ok: xen_version(XENVER_version) = 0x40011 (4.17)");
@@ -59,7 +59,7 @@ fn default_command_line_on_2g() {
 #[test]
 fn hypercalls_a_linux_dom0_makes() {
     let out = reference_boot();
-    assert_probe_passed(&out);
+    assert_probe_passed(out);
     for line in [
         "probe: hypercalls: checking against this hypervisor",
         "probe: ok: add_to_physmap shared_info at ",

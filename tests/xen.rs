@@ -10,8 +10,10 @@ fn machine() -> Machine {
     Machine::with_probe_dom0("cortex-a57", "2G", "dom0_mem=512M")
 }
 
+type Ranges = Vec<(u64, u64)>;
+
 /// The probe's view: `/hypervisor` reg entries and its RAM.
-fn dom0_view(out: &Outcome) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
+fn dom0_view(out: &Outcome) -> (Ranges, Ranges) {
     out.expect_line("probe: 0 failures");
     (out.ranges("probe: hypervisor reg["), out.ranges("probe: memory "))
 }

@@ -5,6 +5,7 @@
 
 use crate::image;
 use crate::machine::{Machine, Module};
+use crate::machine::number_after;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -143,14 +144,6 @@ pub fn guest_figures(output: &str) -> Vec<(String, Figure)> {
             Some((name.to_string(), Ok(value.parse().ok()?)))
         })
         .collect()
-}
-
-/// The number just after `needle` in the first line holding it.
-pub fn number_after(output: &str, needle: &str) -> Option<u64> {
-    let line = output.lines().find(|l| l.contains(needle))?;
-    let after = &line[line.find(needle)? + needle.len()..];
-    let digits: String = after.trim_start().chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// The boot phases the hypervisor logs at debug level, in order:

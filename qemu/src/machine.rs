@@ -122,7 +122,7 @@ impl Outcome {
     /// The number just after `needle` in the first line containing it;
     /// panics with the whole output if there is none.
     pub fn number_after(&self, needle: &str) -> u64 {
-        crate::bench::number_after(self.expect_line(needle), needle)
+        number_after(self.expect_line(needle), needle)
             .unwrap_or_else(|| panic!("no number after {needle:?}; output:\n{}", self.output))
     }
 
@@ -147,6 +147,14 @@ impl Outcome {
     pub fn expect_exit(&self, code: i32) {
         assert_eq!(self.status, Some(code), "exit status; output:\n{}", self.output);
     }
+}
+
+/// The number just after `needle` in the first line holding it.
+pub fn number_after(output: &str, needle: &str) -> Option<u64> {
+    let line = output.lines().find(|l| l.contains(needle))?;
+    let after = &line[line.find(needle)? + needle.len()..];
+    let digits: String = after.trim_start().chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// At most as many QEMUs at once as there are cores, however many test

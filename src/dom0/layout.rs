@@ -119,15 +119,15 @@ mod tests {
     #[test]
     fn headers() {
         assert_eq!(
-            ImageHeader::parse(&image(0, 0x2000_000, 0xa)),
-            Ok(ImageHeader { text_offset: 0, image_size: 0x2000_000, big_endian: false })
+            ImageHeader::parse(&image(0, 0x200_0000, 0xa)),
+            Ok(ImageHeader { text_offset: 0, image_size: 0x200_0000, big_endian: false })
         );
         assert_eq!(ImageHeader::parse(&[0; 10]), Err(KernelError::TooShort(10)));
         assert_eq!(ImageHeader::parse(&[0; 64]), Err(KernelError::BadMagic));
         assert_eq!(ImageHeader::parse(&image(0, 0x1000, 1)), Err(KernelError::BigEndian));
         assert_eq!(ImageHeader::parse(&image(0, 0, 0)), Err(KernelError::NoImageSize));
         assert_eq!(ImageHeader::parse(&image(0x20_0000, 0x1000, 0)), Err(KernelError::BadTextOffset(0x20_0000)));
-        assert_eq!(ImageHeader::parse(&image(0x80_1, 0x1000, 0)), Err(KernelError::BadTextOffset(0x801)));
+        assert_eq!(ImageHeader::parse(&image(0x801, 0x1000, 0)), Err(KernelError::BadTextOffset(0x801)));
     }
 
     #[test]

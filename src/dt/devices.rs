@@ -47,7 +47,7 @@ pub fn device_ranges(fdt: &Fdt<'_>) -> Result<Vec<DeviceRange>, DtError> {
         let props = visit.props;
         // RAM by what it is, as the host-tree reader and Dom0's tree know it.
         let not_devices = props.device_type_is("memory")
-            || ["/reserved-memory", "/cpus", "/chosen"].iter().any(|p| visit.path == *p);
+            || ["/reserved-memory", "/cpus", "/chosen"].contains(&visit.path);
         if visit.depth == 1 && not_devices {
             return Ok(Descend::No);
         }

@@ -217,7 +217,8 @@ mod tests {
 
     #[test]
     fn bad_modules_are_refused() {
-        let cases: [(&[(u64, u64)], fn(&PlanError) -> bool); 4] = [
+        type Case = (&'static [(u64, u64)], fn(&PlanError) -> bool);
+        let cases: [Case; 4] = [
             (&[(0x3000_0000, 0x1000)], |e| matches!(e, PlanError::ModuleOutsideRam { .. })),
             (&[(0x7fff_f000, 0x2000)], |e| matches!(e, PlanError::ModuleOutsideRam { .. })),
             (&[(0x4030_0000, 0x1000)], |e| matches!(e, PlanError::ModuleOverlaps { other: "hypervisor image", .. })),

@@ -313,7 +313,7 @@ impl Stage2Map {
     }
 
     fn check_page(&self, ipa: u64) -> Result<(), Stage2Error> {
-        if ipa % PAGE != 0 {
+        if !ipa.is_multiple_of(PAGE) {
             return Err(Stage2Error::Misaligned);
         }
         if ipa >= self.geometry.limit() {
@@ -354,7 +354,7 @@ impl Stage2Map {
     /// changes, so no break is needed; new entries are published.
     pub fn map_page(&mut self, ipa: u64, pa: u64, kind: Kind, tlb: &dyn Tlb) -> Result<(), Stage2Error> {
         self.check_page(ipa)?;
-        if pa % PAGE != 0 {
+        if !pa.is_multiple_of(PAGE) {
             return Err(Stage2Error::Misaligned);
         }
         if self.translate(ipa).is_some() {
@@ -589,7 +589,7 @@ mod tests {
         assert_eq!(s2.map_page(0x4800_0800, frame, Kind::Ram, &tlb), Err(Stage2Error::Misaligned));
         assert_eq!(s2.map_page(0x4800_1000, frame + 8, Kind::Ram, &tlb), Err(Stage2Error::Misaligned));
         assert_eq!(s2.map_page(1 << 44, frame, Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
-        assert_eq!(s2.map_page(u64::MAX & !0xfff, frame, Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
+        assert_eq!(s2.map_page(!0xfff, frame, Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
         assert_eq!(s2.unmap_page(1 << 44, &tlb), Err(Stage2Error::OutsideIpaSpace));
         // Pinned frames keep their own 1:1 page, but a mapping of them elsewhere goes.
         s2.pin(frame);
@@ -692,11 +692,11 @@ mod tests {
                         let kind = if op == 1 { Kind::Ram } else { Kind::Granted { writable: target % 2 == 0 } };
                         let pa = 0x9000_0000 + target * PAGE;
                         let got = s2.map_page(ipa, pa, kind, &tlb);
-                        if model.contains_key(&ipa) {
-                            proptest::prop_assert_eq!(got, Err(Stage2Error::Mapped));
-                        } else {
+                        if let std::collections::btree_map::Entry::Vacant(e) = model.entry(ipa) {
                             proptest::prop_assert_eq!(got, Ok(()));
-                            model.insert(ipa, (pa, kind));
+                            e.insert((pa, kind));
+                        } else {
+                            proptest::prop_assert_eq!(got, Err(Stage2Error::Mapped));
                         }
                     }
                 }

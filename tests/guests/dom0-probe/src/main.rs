@@ -113,7 +113,9 @@ secondary_park:
     fn exit(code: u64) -> ! {
         let block = [0x20026u64, code];
         semihosting(0x18, block.as_ptr() as u64);
-        loop {}
+        loop {
+            core::hint::spin_loop();
+        }
     }
 
     /// Semihosting text output, a line at a time.

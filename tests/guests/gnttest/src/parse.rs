@@ -30,7 +30,7 @@ impl fmt::Display for Range {
 
 /// A big-endian number of `cells` 32-bit cells, the device tree's encoding.
 fn be_cells(bytes: &[u8]) -> Option<u64> {
-    if bytes.len() > 8 || bytes.len() % 4 != 0 {
+    if bytes.len() > 8 || !bytes.len().is_multiple_of(4) {
         return None;
     }
     Some(bytes.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)))
@@ -49,7 +49,7 @@ pub fn cell(bytes: &[u8]) -> Option<u32> {
 pub fn reg_entries(bytes: &[u8], address_cells: u32, size_cells: u32) -> Option<impl Iterator<Item = Range> + '_> {
     let (address_len, size_len) = (4 * address_cells as usize, 4 * size_cells as usize);
     let entry_len = address_len + size_len;
-    if entry_len == 0 || address_len > 8 || size_len > 8 || bytes.len() % entry_len != 0 {
+    if entry_len == 0 || address_len > 8 || size_len > 8 || !bytes.len().is_multiple_of(entry_len) {
         return None;
     }
     let entries = bytes.chunks_exact(entry_len).map(move |entry| {

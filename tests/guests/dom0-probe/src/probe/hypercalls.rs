@@ -312,5 +312,7 @@ fn check_balloon(r: &mut Report, ours: bool, granted: Option<u32>) {
 pub fn power_off() -> ! {
     let mut reason = [0u32];
     let _ = with(SCHED_OP, &[2], &mut reason);
-    loop {}
+    loop {
+        core::hint::spin_loop();
+    }
 }

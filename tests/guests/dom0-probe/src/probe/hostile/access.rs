@@ -56,15 +56,17 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
             write_faults(crossing, POISON),
             format_args!("a store crossing from RAM into nothing at {crossing:#x}"),
         );
-        // SAFETY (all three): the accesses abort; the handler skips them.
+        // SAFETY: the access aborts; the handler skips it.
         let pair = faults(|| unsafe {
             asm!("ldp {a}, {b}, [{at}]", at = in(reg) crossing - 4, a = out(reg) _, b = out(reg) _, options(nostack))
         });
         h.aborts(pair, format_args!("a load pair crossing from RAM into nothing at {:#x}", crossing - 4));
+        // SAFETY: the access aborts; the handler skips it.
         let pair = faults(|| unsafe {
             asm!("stp {v}, {v}, [{at}]", at = in(reg) image + 8, v = in(reg) POISON, options(nostack))
         });
         h.aborts(pair, format_args!("a store pair into the hypervisor's image at {:#x}", image + 8));
+        // SAFETY: the access aborts; the handler skips it.
         let zero = faults(|| unsafe { asm!("dc zva, {at}", at = in(reg) image, options(nostack)) });
         h.aborts(zero, format_args!("DC ZVA on the hypervisor's image at {image:#x}"));
         h.aborts(read_faults(image + 3), format_args!("a misaligned load from the hypervisor's image"));

@@ -151,12 +151,15 @@ pub fn run(h: &mut Hostile<'_>, board: &Board<'_>) {
     // A non-zero immediate makes no SMCCC call: an undefined instruction,
     // as Xen does (a Xen hypercall over SMC included).
     for (what, esr) in [
-        // SAFETY (all): the hypervisor injects an undefined instruction,
-        // which the handler skips; x0 and x16 are declared clobbered.
+        // The hypervisor injects an undefined instruction for each, which
+        // the handler skips; x0 and x16 are declared clobbered.
+        // SAFETY: as said above.
         ("HVC #1", faults(|| unsafe { asm!("hvc #1", inout("x0") 0x8400_0000u64 => _, options(nostack)) })),
+        // SAFETY: as said above.
         ("SMC #1", faults(|| unsafe { asm!("smc #1", inout("x0") 0x8400_0000u64 => _, options(nostack)) })),
         (
             "a Xen hypercall over SMC",
+            // SAFETY: as said above.
             faults(|| unsafe { asm!("smc #0xea1", inout("x0") 0u64 => _, in("x16") 17u64, options(nostack)) }),
         ),
     ] {

@@ -51,8 +51,8 @@ enum Access {
 /// A load: the value, or the ESR of the abort it took.
 fn load(access: Access, address: u64) -> Result<u64, u64> {
     let mut value = UNTOUCHED;
-    // SAFETY (every arm): a load from a GIC frame or space next to it; it
-    // is emulated or aborts, and the handler skips an aborted one.
+    // SAFETY: a load from a GIC frame or space next to it, whatever the
+    // arm: it is emulated or aborts, and the handler skips an aborted one.
     let esr = faults(|| unsafe {
         match access {
             Access::Byte => asm!("ldrb {v:w}, [{a}]", a = in(reg) address, v = inout(reg) value, options(nostack)),
@@ -73,7 +73,7 @@ fn load(access: Access, address: u64) -> Result<u64, u64> {
 
 /// A store; the ESR of the abort it took, if any.
 fn store(access: Access, address: u64, value: u64) -> Option<u64> {
-    // SAFETY (every arm): as in `load`, for stores.
+    // SAFETY: as in `load`, for stores.
     faults(|| unsafe {
         match access {
             Access::Byte => asm!("strb {v:w}, [{a}]", a = in(reg) address, v = in(reg) value, options(nostack)),
