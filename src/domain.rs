@@ -1,20 +1,71 @@
 //! A guest domain: what the hypervisor knows about one guest. Dom0 is the
 //! only one built today, but nothing below assumes it is the only one.
+//!
+//! A domain owns its vCPUs ([`vcpu`]), each placed on one physical CPU;
+//! a physical CPU's per-CPU state points at the vCPU it runs, and the vCPU
+//! at its domain. Its emulated devices are a table of MMIO regions ([`mmio`]).
+
+pub mod mmio;
+pub mod vcpu;
 
 use crate::mm::audit::{Owned, Summary, Violation};
 use crate::mm::range::PhysRange;
 use crate::mm::stage2::Stage2Map;
 use crate::xen::domain::{DomainView, Stage2Lock};
 use alloc::vec::Vec;
+use mmio::MmioRegions;
+use spin::Mutex;
+use vcpu::{Placement, Vcpu};
 
 /// Xen's domain id; Dom0 is 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DomainId(pub u16);
 
+/// The VMID tagging a domain's stage-2 TLB entries: 8 bits, the width
+/// every Armv8.0 CPU has (VTCR_EL2.VS stays 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vmid(pub u8);
+
+/// Which VMIDs are taken. VMID 0 is never given out, so a stage 2 left
+/// unconfigured never shares TLB entries with a domain's.
+pub struct VmidAllocator {
+    taken: [u64; 4],
+}
+
+impl VmidAllocator {
+    pub const fn new() -> Self {
+        Self { taken: [1, 0, 0, 0] }
+    }
+
+    /// The lowest free VMID, if any is left.
+    pub fn allocate(&mut self) -> Option<Vmid> {
+        let vmid = (0..256).find(|&v| self.taken[v / 64] & (1 << (v % 64)) == 0)?;
+        self.taken[vmid / 64] |= 1 << (vmid % 64);
+        Some(Vmid(vmid as u8))
+    }
+
+    pub fn free(&mut self, vmid: Vmid) {
+        let v = usize::from(vmid.0);
+        if v != 0 {
+            self.taken[v / 64] &= !(1 << (v % 64));
+        }
+    }
+}
+
+impl Default for VmidAllocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The machine's VMIDs, taken as domains are built.
+pub static VMIDS: Mutex<VmidAllocator> = Mutex::new(VmidAllocator::new());
+
 pub struct Domain {
     pub id: DomainId,
-    /// The VMID tagging its stage-2 TLB entries.
-    pub vmid: u16,
+    pub vmid: Vmid,
+    /// Its vCPUs, by id.
+    pub vcpus: Vec<Vcpu>,
     /// Its RAM banks, in guest-physical addresses (== physical for Dom0).
     /// Pages of them may be ballooned out: see [`DomainView::has_page`].
     pub ram: Vec<PhysRange>,
@@ -24,24 +75,57 @@ pub struct Domain {
     pub stage2: Stage2Lock,
     /// What the Xen hypercalls keep for it.
     pub xen: crate::xen::DomainState,
+    /// Its emulated MMIO regions, set once before its vCPUs first trap
+    /// (empty until then: every access outside its stage 2 aborts).
+    pub mmio: spin::Once<MmioRegions>,
 }
 
 impl Domain {
-    /// A domain with `vcpus` vCPUs whose grant-table frames go in `grant_region`.
+    /// A domain with `vcpus` vCPUs (vCPU n on physical CPU n, see
+    /// [`Placement::for_vcpu`]) whose grant-table frames go in `grant_region`.
     pub fn new(
         id: DomainId,
-        vmid: u16,
+        vmid: Vmid,
         ram: Vec<PhysRange>,
         stage2: Stage2Map,
         vcpus: usize,
         grant_region: PhysRange,
     ) -> Self {
-        Self { id, vmid, ram, stage2: Stage2Lock::new(stage2), xen: crate::xen::DomainState::new(vcpus, grant_region) }
+        Self {
+            id,
+            vmid,
+            vcpus: (0..vcpus).map(|n| Vcpu::new(n, Placement::for_vcpu(n))).collect(),
+            ram,
+            stage2: Stage2Lock::new(stage2),
+            xen: crate::xen::DomainState::new(vcpus, grant_region),
+            mmio: spin::Once::new(),
+        }
     }
 
     /// What the hypercalls see of it.
     pub fn view(&self) -> DomainView<'_> {
         DomainView { id: self.id.0, ram: &self.ram, stage2: &self.stage2, xen: &self.xen }
+    }
+
+    /// Places each vCPU where `place` says (by vCPU id), before it first runs.
+    pub fn place_vcpus(&mut self, place: impl Fn(usize) -> Placement) {
+        for vcpu in &mut self.vcpus {
+            vcpu.placement = place(vcpu.id);
+        }
+    }
+
+    /// Gives the domain its final address, so its vCPUs can point back at it.
+    pub fn into_static(self) -> &'static Domain {
+        let domain: &'static Domain = alloc::boxed::Box::leak(alloc::boxed::Box::new(self));
+        for vcpu in &domain.vcpus {
+            vcpu.set_domain(domain);
+        }
+        domain
+    }
+
+    /// The vCPU whose virtual MPIDR affinity is `mpidr` (as PSCI names it).
+    pub fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<&Vcpu> {
+        self.vcpus.iter().find(|v| v.placement.mpidr == mpidr)
     }
 
     /// Whether `range` lies wholly in this domain's RAM banks.
@@ -70,4 +154,23 @@ pub fn set_dom0(domain: &'static Domain) {
 
 pub fn dom0() -> Option<&'static Domain> {
     DOM0.get().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmids_are_eight_bits_and_never_zero() {
+        let mut vmids = VmidAllocator::new();
+        assert_eq!(vmids.allocate(), Some(Vmid(1)));
+        assert_eq!(vmids.allocate(), Some(Vmid(2)));
+        vmids.free(Vmid(1));
+        assert_eq!(vmids.allocate(), Some(Vmid(1)));
+        let rest: Vec<Vmid> = core::iter::from_fn(|| vmids.allocate()).collect();
+        assert_eq!(rest.len(), 253);
+        assert_eq!(rest.last(), Some(&Vmid(255)));
+        vmids.free(Vmid(0));
+        assert_eq!(vmids.allocate(), None);
+    }
 }

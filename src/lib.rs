@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod cmdline;
+pub mod config;
 pub mod dom0;
 pub mod domain;
 pub mod dt;

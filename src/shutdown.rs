@@ -30,8 +30,8 @@ pub fn stop(why: Stop) -> ! {
 pub fn stop_machine(why: core::fmt::Arguments<'_>, code: Stop) -> ! {
     use core::sync::atomic::Ordering;
     log::info!("d0: {why}");
-    crate::arch::trap_counts::log();
     if let Some(dom0) = crate::domain::dom0() {
+        crate::arch::trap_counts::log(dom0);
         crate::dom0::audit::again(dom0, "at shutdown");
     }
     let free = crate::mm::FRAMES.try_lock().and_then(|f| f.as_ref().map(|f| f.free_frames()));

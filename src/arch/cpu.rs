@@ -1,7 +1,8 @@
 //! Per-CPU state and the boot stacks.
 
-use crate::dt::host::MAX_CPUS;
+use crate::config::MAX_CPUS;
 use crate::domain::Domain;
+use crate::domain::vcpu::Vcpu;
 use aarch64_cpu::registers::{MPIDR_EL1, TPIDR_EL2};
 use arrayvec::ArrayVec;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -33,12 +34,12 @@ pub fn boot_stacks() -> crate::mm::range::PhysRange {
 pub struct PerCpu {
     /// Index in boot order; the boot CPU is 0.
     pub index: usize,
-    /// The domain whose vCPU runs here (null before the first guest entry).
-    domain: AtomicPtr<Domain>,
+    /// The vCPU placed here (null before one is), which knows its domain.
+    vcpu: AtomicPtr<Vcpu>,
 }
 
 static PER_CPU: [PerCpu; MAX_CPUS] = {
-    let mut all = [const { PerCpu { index: 0, domain: AtomicPtr::new(core::ptr::null_mut()) } }; MAX_CPUS];
+    let mut all = [const { PerCpu { index: 0, vcpu: AtomicPtr::new(core::ptr::null_mut()) } }; MAX_CPUS];
     let mut i = 0;
     while i < MAX_CPUS {
         all[i].index = i;
@@ -120,15 +121,26 @@ pub fn pa_bits() -> u32 {
 }
 
 impl PerCpu {
-    /// Records that `domain` now runs on this CPU.
-    pub fn set_domain(&self, domain: &'static Domain) {
-        self.domain.store(domain as *const Domain as *mut Domain, Ordering::Release);
+    /// Records that `vcpu` runs on this CPU from now on.
+    pub fn set_vcpu(&self, vcpu: &'static Vcpu) {
+        self.vcpu.store(vcpu as *const Vcpu as *mut Vcpu, Ordering::Release);
     }
 
-    /// The domain running on this CPU, if a guest was entered.
-    pub fn domain(&self) -> Option<&'static Domain> {
-        let ptr = self.domain.load(Ordering::Acquire);
-        // SAFETY: only `set_domain` stores here, always a `&'static Domain`.
+    /// The vCPU placed on this CPU, if one is.
+    pub fn vcpu(&self) -> Option<&'static Vcpu> {
+        let ptr = self.vcpu.load(Ordering::Acquire);
+        // SAFETY: only `set_vcpu` stores here, always a `&'static Vcpu`.
         (!ptr.is_null()).then(|| unsafe { &*ptr })
     }
+
+    /// The domain of the vCPU placed on this CPU.
+    pub fn domain(&self) -> Option<&'static Domain> {
+        self.vcpu()?.domain()
+    }
+}
+
+/// The vCPU running on this CPU; only for paths where a guest runs here
+/// (its traps and interrupts).
+pub fn this_vcpu() -> &'static Vcpu {
+    this_cpu().vcpu().expect("a vCPU runs on this CPU")
 }

@@ -1,32 +1,86 @@
 //! Decoding the Exception Syndrome Register (Arm ARM D17.2.37, ESR_EL2).
+//! The exception classes and the EC/ISS split are `aarch64-cpu`'s; the
+//! instruction-specific syndromes it does not define (data aborts, trapped
+//! system registers) are described here the same way.
+
+use aarch64_cpu::registers::ESR_EL2;
+use tock_registers::register_bitfields;
 
 /// The exception class, ESR bits [31:26].
 pub fn exception_class(esr: u64) -> u8 {
-    ((esr >> 26) & 0x3f) as u8
+    ESR_EL2::EC.read(esr) as u8
 }
 
 /// The instruction-specific syndrome, ESR bits [24:0].
 pub fn iss(esr: u64) -> u32 {
-    (esr & 0x1ff_ffff) as u32
+    ESR_EL2::ISS.read(esr) as u32
 }
 
+/// A syndrome for an exception injected into a guest: `class`, a 32-bit
+/// instruction (IL), and `iss`.
+pub fn syndrome(class: u8, iss: u32) -> u64 {
+    (ESR_EL2::EC.val(u64::from(class)) + ESR_EL2::IL::SET + ESR_EL2::ISS.val(u64::from(iss))).value
+}
+
+/// The abort ISS of a synchronous external abort, on a write if `write`.
+pub fn external_abort_iss(write: bool) -> u32 {
+    const SYNCHRONOUS_EXTERNAL_ABORT: u32 = 0x10;
+    (DATA_ABORT_ISS::DFSC.val(SYNCHRONOUS_EXTERNAL_ABORT) + DATA_ABORT_ISS::WNR.val(u32::from(write))).value
+}
+
+/// The exception classes the hypervisor tells apart, as `aarch64-cpu` names them.
 pub mod ec {
-    pub const UNKNOWN: u8 = 0x00;
-    pub const WFX: u8 = 0x01;
-    pub const FP_ACCESS: u8 = 0x07;
-    pub const ILLEGAL_STATE: u8 = 0x0e;
-    pub const SVC64: u8 = 0x15;
-    pub const HVC64: u8 = 0x16;
-    pub const SMC64: u8 = 0x17;
-    pub const SYSREG: u8 = 0x18;
-    pub const IABT_LOWER: u8 = 0x20;
-    pub const IABT_CURRENT: u8 = 0x21;
-    pub const PC_ALIGNMENT: u8 = 0x22;
-    pub const DABT_LOWER: u8 = 0x24;
-    pub const DABT_CURRENT: u8 = 0x25;
-    pub const SP_ALIGNMENT: u8 = 0x26;
-    pub const SERROR: u8 = 0x2f;
-    pub const BRK64: u8 = 0x3c;
+    use aarch64_cpu::registers::ESR_EL2::EC::Value as Class;
+
+    pub const UNKNOWN: u8 = Class::Unknown as u8;
+    pub const WFX: u8 = Class::TrappedWFIorWFE as u8;
+    pub const FP_ACCESS: u8 = Class::TrappedFP as u8;
+    pub const ILLEGAL_STATE: u8 = Class::IllegalExecutionState as u8;
+    pub const SVC64: u8 = Class::SVC64 as u8;
+    pub const HVC64: u8 = Class::HVC64 as u8;
+    pub const SMC64: u8 = Class::SMC64 as u8;
+    pub const SYSREG: u8 = Class::TrappedMsrMrs as u8;
+    pub const IABT_LOWER: u8 = Class::InstrAbortLowerEL as u8;
+    pub const IABT_CURRENT: u8 = Class::InstrAbortCurrentEL as u8;
+    pub const PC_ALIGNMENT: u8 = Class::PCAlignmentFault as u8;
+    pub const DABT_LOWER: u8 = Class::DataAbortLowerEL as u8;
+    pub const DABT_CURRENT: u8 = Class::DataAbortCurrentEL as u8;
+    pub const SP_ALIGNMENT: u8 = Class::SPAlignmentFault as u8;
+    pub const SERROR: u8 = Class::SError as u8;
+    pub const BRK64: u8 = Class::Brk64 as u8;
+}
+
+register_bitfields! {u32,
+    /// The ISS of a data abort (Arm ARM D17.2.37.10).
+    pub DATA_ABORT_ISS [
+        /// The fault status code.
+        DFSC OFFSET(0) NUMBITS(6) [],
+        /// Write, not read.
+        WNR OFFSET(6) NUMBITS(1) [],
+        /// The register is 64 bits wide.
+        SF OFFSET(15) NUMBITS(1) [],
+        /// The general register transferred; 31 is XZR.
+        SRT OFFSET(16) NUMBITS(5) [],
+        /// Sign-extend the loaded value.
+        SSE OFFSET(21) NUMBITS(1) [],
+        /// log2 of the access width in bytes.
+        SAS OFFSET(22) NUMBITS(2) [],
+        /// Bits 23:14 are valid. Set only for a load or store of a single
+        /// general register without writeback (not a pair, exclusive,
+        /// SIMD or writeback access).
+        ISV OFFSET(24) NUMBITS(1) []
+    ],
+    /// The ISS of a trapped MSR, MRS or system instruction (EC 0x18).
+    pub SYSREG_ISS [
+        /// Read (MRS), not write.
+        DIRECTION OFFSET(0) NUMBITS(1) [],
+        CRM OFFSET(1) NUMBITS(4) [],
+        RT OFFSET(5) NUMBITS(5) [],
+        CRN OFFSET(10) NUMBITS(4) [],
+        OP1 OFFSET(14) NUMBITS(3) [],
+        OP2 OFFSET(17) NUMBITS(3) [],
+        OP0 OFFSET(20) NUMBITS(2) []
+    ]
 }
 
 /// A name for the exception class, for crash reports.
@@ -63,7 +117,7 @@ pub fn class_name(class: u8) -> &'static str {
 
 /// For data and instruction aborts: the fault status code, ISS bits [5:0].
 pub fn fault_status_name(iss: u32) -> &'static str {
-    match iss & 0x3f {
+    match DATA_ABORT_ISS::DFSC.read(iss) {
         0x00..=0x03 => "address size fault",
         0x04..=0x07 => "translation fault",
         0x09..=0x0b => "access flag fault",
@@ -77,7 +131,12 @@ pub fn fault_status_name(iss: u32) -> &'static str {
 
 /// For data aborts: whether the access was a write (ISS.WnR).
 pub fn is_write(iss: u32) -> bool {
-    iss & (1 << 6) != 0
+    DATA_ABORT_ISS::WNR.is_set(iss)
+}
+
+/// For aborts: whether the fault status is a translation fault (any level).
+pub fn is_translation_fault(iss: u32) -> bool {
+    (0x04..=0x07).contains(&DATA_ABORT_ISS::DFSC.read(iss))
 }
 
 /// A data abort's description of the access (ISS.ISV set): enough to
@@ -96,17 +155,19 @@ pub struct DataAccess {
 }
 
 /// Decodes a data abort's ISS; `None` when the syndrome does not describe
-/// the access (ISV clear: load/store pair, writeback, SIMD...).
+/// the access (ISV clear: load/store pair, writeback, SIMD...), which the
+/// hypervisor then refuses rather than decode the instruction.
 pub fn data_access(iss: u32) -> Option<DataAccess> {
-    if iss & (1 << 24) == 0 {
+    use DATA_ABORT_ISS::*;
+    if !ISV.is_set(iss) {
         return None;
     }
     Some(DataAccess {
-        width: 1 << ((iss >> 22) & 3),
-        write: is_write(iss),
-        register: ((iss >> 16) & 0x1f) as u8,
-        sign_extend: iss & (1 << 21) != 0,
-        sixty_four: iss & (1 << 15) != 0,
+        width: 1 << SAS.read(iss),
+        write: WNR.is_set(iss),
+        register: SRT.read(iss) as u8,
+        sign_extend: SSE.is_set(iss),
+        sixty_four: SF.is_set(iss),
     })
 }
 
@@ -132,22 +193,26 @@ impl DataAccess {
     }
 }
 
+/// A system register's encoding, (op0, op1, CRn, CRm, op2), as in `S3_0_C12_C11_5`.
+pub type SysRegEncoding = (u8, u8, u8, u8, u8);
+
 /// A trapped MSR/MRS (EC 0x18): which system register, which general
 /// register, which direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SysRegAccess {
-    /// (op0, op1, CRn, CRm, op2), as in `S3_0_C12_C11_5`.
-    pub encoding: (u8, u8, u8, u8, u8),
+    pub encoding: SysRegEncoding,
+    /// The general register transferred; 31 is XZR.
     pub register: u8,
     pub read: bool,
 }
 
 pub fn sysreg_access(iss: u32) -> SysRegAccess {
-    let field = |shift: u32, bits: u32| ((iss >> shift) & ((1 << bits) - 1)) as u8;
+    use SYSREG_ISS::*;
+    let field = |f: tock_registers::fields::Field<u32, SYSREG_ISS::Register>| f.read(iss) as u8;
     SysRegAccess {
-        encoding: (field(20, 2), field(14, 3), field(10, 4), field(1, 4), field(17, 3)),
-        register: field(5, 5),
-        read: iss & 1 != 0,
+        encoding: (field(OP0), field(OP1), field(CRN), field(CRM), field(OP2)),
+        register: field(RT),
+        read: DIRECTION.is_set(iss),
     }
 }
 
@@ -201,5 +266,14 @@ mod tests {
         assert_eq!(class_name(0x16), "HVC");
         assert_eq!(class_name(0x3f), "reserved exception class");
         assert_eq!(iss(u64::MAX), 0x1ff_ffff);
+    }
+
+    #[test]
+    fn builds_injected_syndromes() {
+        assert_eq!(syndrome(ec::UNKNOWN, 0), 1 << 25);
+        let abort = syndrome(ec::DABT_CURRENT, external_abort_iss(true));
+        assert_eq!(abort, (0x25 << 26) | (1 << 25) | (1 << 6) | 0x10);
+        assert_eq!(fault_status_name(iss(abort)), "synchronous external abort");
+        assert_eq!(external_abort_iss(false), 0x10);
     }
 }

@@ -26,6 +26,23 @@ pub struct TrapFrame {
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 288);
 
+/// The register number that names XZR in a trapped access.
+pub const XZR: u8 = 31;
+
+impl TrapFrame {
+    /// General register `r` as an instruction reads it: XZR reads as zero.
+    pub fn register(&self, r: u8) -> u64 {
+        self.regs.get(usize::from(r)).copied().unwrap_or(0)
+    }
+
+    /// Writes general register `r` as an instruction would: XZR discards it.
+    pub fn set_register(&mut self, r: u8, value: u64) {
+        if let Some(reg) = self.regs.get_mut(usize::from(r)) {
+            *reg = value;
+        }
+    }
+}
+
 /// Where the exception came from: the vector table's four groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {

@@ -16,29 +16,35 @@ pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// protocol requires at kernel entry.
 const SCTLR_EL1_RES1: u64 = 0x30d0_0800;
 
-/// Where a vCPU starts: its domain's stage 2 and VMID, and its first
-/// PC and x0 (the device tree for the boot vCPU, CPU_ON's context id for
-/// the others).
+/// Where a vCPU starts: its domain's stage 2 and VMID, its virtual MPIDR,
+/// and its first PC and x0 (the device tree for the boot vCPU, CPU_ON's
+/// context id for the others).
 pub struct Entry {
     pub pc: u64,
     pub x0: u64,
     pub stage2_root: u64,
     pub vtcr: u64,
     pub vmid: u16,
+    /// MPIDR affinity fields the guest reads.
+    pub mpidr: u64,
 }
 
 impl Entry {
-    pub fn new(domain: &crate::domain::Domain, pc: u64, x0: u64) -> Self {
+    pub fn new(vcpu: &crate::domain::vcpu::Vcpu, pc: u64, x0: u64) -> Self {
+        let domain = vcpu.domain().expect("a vCPU is entered once its domain is built");
         let s2 = domain.stage2.lock_holding_no_xen_lock();
         let vtcr = s2.geometry().vtcr(super::cpu::pa_bits());
-        Self { pc, x0, stage2_root: s2.root_address(), vtcr, vmid: domain.vmid }
+        let vmid = u16::from(domain.vmid.0);
+        Self { pc, x0, stage2_root: s2.root_address(), vtcr, vmid, mpidr: vcpu.placement.mpidr }
     }
 }
 
 fn has_pointer_auth() -> bool {
-    let isar1 = ID_AA64ISAR1_EL1.get();
+    use ID_AA64ISAR1_EL1 as ISAR1;
+    let isar1 = ID_AA64ISAR1_EL1.extract();
+    // APA3 (ID_AA64ISAR2_EL1 bits 15:12) is past what `aarch64-cpu` defines.
     let apa3 = (sysregs::ID_AA64ISAR2_EL1.get() >> 12) & 0xf;
-    (isar1 >> 4) & 0xff != 0 || (isar1 >> 24) & 0xff != 0 || apa3 != 0
+    [ISAR1::APA, ISAR1::API, ISAR1::GPA, ISAR1::GPI].into_iter().any(|field| isar1.read(field) != 0) || apa3 != 0
 }
 
 /// With FEAT_HCX, EL1's newer registers and instructions trap to EL2
@@ -92,8 +98,9 @@ pub fn enter_el1(entry: &Entry) -> ! {
     // reads the same as the physical one.
     CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCEN.val(1) + CNTHCTL_EL2::EL1PCTEN.val(1));
     CNTVOFF_EL2.set(0);
-    // Dom0 vCPU n runs on CPU n: it sees the real IDs.
-    VMPIDR_EL2.set(MPIDR_EL1.get());
+    // The vCPU's affinity; the other fields (RES1, U, MT) as the CPU's.
+    let affinity = super::cpu::MPIDR_AFFINITY_MASK;
+    VMPIDR_EL2.set((MPIDR_EL1.get() & !affinity) | (entry.mpidr & affinity));
     super::sysregs::VPIDR_EL2.set(MIDR_EL1.get());
     SCTLR_EL1.set(SCTLR_EL1_RES1);
     // SAFETY: drops stale stage-1+2 translations of this VMID; no memory effect.

@@ -2,7 +2,9 @@
 //! interface, newer feature and trap-control registers), in the same
 //! `tock-registers` shape. Each accessor is one MRS/MSR; nothing else in
 //! the hypervisor writes these names in assembly. Newer registers are named
-//! by encoding, which every assembler accepts.
+//! by encoding, which every assembler accepts. ICC_CTLR_EL1 stays here:
+//! `aarch64-cpu` 11.2 has it read-only (with ExtRange only), and EL2 must
+//! write EOImode.
 
 use tock_registers::interfaces::{Readable, Writeable};
 

@@ -1,32 +1,30 @@
-//! GICv3 virtualisation for Dom0 (the README's "Serving Dom0"). Dom0 vCPU n runs on
-//! physical CPU n, always, so each CPU's list registers belong to one vCPU
-//! and are never switched. Physical interrupts of Dom0's are acknowledged
-//! at EL2, their priority dropped, and handed over in a list register with
-//! HW=1; Dom0's SGIs are forwarded to the physical CPU and arrive there as
-//! purely virtual ones; the event-channel PPI is purely virtual. When all
-//! list registers are busy, interrupts wait in a per-CPU queue that the
-//! maintenance interrupt drains.
+//! GICv3 virtualisation for Dom0 (the README's "Serving Dom0"). Each vCPU
+//! runs on one physical CPU for good, so that CPU's list registers belong
+//! to it and are never switched. Physical interrupts of Dom0's are
+//! acknowledged at EL2, their priority dropped, and handed over in a list
+//! register with HW=1; Dom0's SGIs are forwarded to the physical CPU and
+//! arrive there as purely virtual ones; the event-channel PPI is purely
+//! virtual. When all list registers are busy, interrupts wait in the
+//! vCPU's queue that the maintenance interrupt drains.
+//!
+//! Dom0's accesses to the distributor and redistributors are the emulated
+//! MMIO regions [`GicFrames`]; its SGI register writes the handlers below.
 
-use super::esr::{DataAccess, SysRegAccess};
-use super::exception::TrapFrame;
-use super::gic::{self, KICK_SGI};
-use crate::dt::host::MAX_CPUS;
-use crate::gic::filter::Write;
+use super::cpu;
+use super::gic::{self, Gic, KICK_SGI};
+use crate::config::MAX_CPUS;
+use crate::domain::mmio::{MmioDevice, MmioRegions, Refused};
+use crate::domain::vcpu::Vcpu;
+use crate::gic::filter::{Filter, Write};
 use crate::gic::list_register::ListRegister;
 use crate::gic::overflow::Overflow;
 use crate::gic::{FIRST_SPECIAL, PRIVATE_COUNT, SGI_COUNT};
 use aarch64_cpu::registers::*;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use spin::Mutex;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
-/// What each CPU's virtual interface holds beyond its list registers.
-struct VcpuInterrupts {
-    /// Private interrupts raised for this vCPU from elsewhere (other CPUs,
-    /// hypercalls), one bit per INTID; moved into list registers on this CPU.
-    raised: AtomicU32,
-    /// Interrupts waiting for a free list register.
-    overflow: Mutex<Overflow>,
+/// A physical CPU's virtual interface, as the hardware fixes it.
+struct CpuInterface {
     /// The number of list registers; 0 until this CPU's interface is up.
     list_registers: AtomicUsize,
     /// This CPU's redistributor, whose enable bits Dom0 sets (through the
@@ -34,26 +32,20 @@ struct VcpuInterrupts {
     redistributor: AtomicU64,
 }
 
-static VCPUS: [VcpuInterrupts; MAX_CPUS] = [const {
-    VcpuInterrupts {
-        raised: AtomicU32::new(0),
-        overflow: Mutex::new(Overflow::new()),
-        list_registers: AtomicUsize::new(0),
-        redistributor: AtomicU64::new(0),
-    }
-}; MAX_CPUS];
+static INTERFACES: [CpuInterface; MAX_CPUS] =
+    [const { CpuInterface { list_registers: AtomicUsize::new(0), redistributor: AtomicU64::new(0) } }; MAX_CPUS];
 
-fn this_vcpu() -> &'static VcpuInterrupts {
-    &VCPUS[super::cpu::current_index()]
+fn this_interface() -> &'static CpuInterface {
+    &INTERFACES[cpu::current_index()]
 }
 
 /// Brings up this CPU's GIC interfaces; call on each CPU before it enters Dom0.
 pub fn init_this_cpu() {
     let Some(gic) = gic::get() else { return };
-    if let Some(found) = gic::init_this_cpu(gic, super::cpu::this_mpidr()) {
-        let vcpu = this_vcpu();
-        vcpu.redistributor.store(found.redistributor, Ordering::Release);
-        vcpu.list_registers.store(found.list_registers, Ordering::Release);
+    if let Some(found) = gic::init_this_cpu(gic, cpu::this_mpidr()) {
+        let interface = this_interface();
+        interface.redistributor.store(found.redistributor, Ordering::Release);
+        interface.list_registers.store(found.list_registers, Ordering::Release);
     }
 }
 
@@ -100,10 +92,9 @@ pub fn write_list_register(index: usize, value: u64) {
 }
 
 /// Puts `lr` in a free list register of this CPU, merges it with the same
-/// interrupt already there, or queues it.
-fn inject(lr: ListRegister) {
-    let vcpu = this_vcpu();
-    let count = vcpu.list_registers.load(Ordering::Acquire);
+/// interrupt already there, or queues it for `vcpu`, the vCPU running here.
+fn inject(vcpu: &Vcpu, lr: ListRegister) {
+    let count = this_interface().list_registers.load(Ordering::Acquire);
     if count == 0 {
         return;
     }
@@ -122,12 +113,12 @@ fn inject(lr: ListRegister) {
             return;
         }
     }
-    let mut overflow = vcpu.overflow.lock();
+    let mut overflow = vcpu.interrupts.overflow.lock();
     match free {
         Some(i) if overflow.is_empty() => write_list_register(i, lr.0),
         _ => {
             if overflow.push(lr).is_err() {
-                log::error!("vGIC: CPU {} overflow queue full; interrupt {} lost", super::cpu::current_index(), lr.intid());
+                log::error!("vGIC: vCPU {} overflow queue full; interrupt {} lost", vcpu.id, lr.intid());
             }
             // Ask for the maintenance interrupt when the list runs dry.
             ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE.val(1));
@@ -150,18 +141,19 @@ fn refill(overflow: &mut Overflow, count: usize) {
     }
 }
 
-/// Makes virtual interrupt `intid` (an SGI or PPI) pending on the vCPU that
-/// runs on physical CPU `cpu`. Callable from any CPU, in a trap handler or
-/// an interrupt handler.
-pub fn raise(cpu: usize, intid: u32) {
-    if intid >= PRIVATE_COUNT || cpu >= MAX_CPUS {
-        log::warn!("vGIC: cannot raise interrupt {intid} on CPU {cpu}");
+/// Makes virtual interrupt `intid` (an SGI or PPI) pending on `vcpu`, and
+/// has the physical CPU it runs on look at it. Callable from any CPU, in a
+/// trap handler or an interrupt handler.
+pub fn raise(vcpu: &Vcpu, intid: u32) {
+    if intid >= PRIVATE_COUNT {
+        log::warn!("vGIC: cannot raise interrupt {intid} on vCPU {}", vcpu.id);
         return;
     }
-    VCPUS[cpu].raised.fetch_or(1 << intid, Ordering::AcqRel);
-    if cpu == super::cpu::current_index() {
+    vcpu.interrupts.raised.fetch_or(1 << intid, Ordering::AcqRel);
+    let target = vcpu.placement.cpu;
+    if target == cpu::current_index() {
         take_raised();
-    } else if let Some(mpidr) = super::cpu::mpidr_of(cpu) {
+    } else if let Some(mpidr) = cpu::mpidr_of(target) {
         gic::send_sgi(mpidr, KICK_SGI);
     }
 }
@@ -172,27 +164,28 @@ pub fn raise(cpu: usize, intid: u32) {
 /// before enabling the event PPI, and must not see it earlier). Runs before
 /// every return to Dom0.
 pub fn take_raised() {
-    let vcpu = this_vcpu();
-    let raised = vcpu.raised.load(Ordering::Acquire);
+    let Some(vcpu) = cpu::this_cpu().vcpu() else { return };
+    let raised = vcpu.interrupts.raised.load(Ordering::Acquire);
     if raised == 0 {
         return;
     }
-    let rd = vcpu.redistributor.load(Ordering::Acquire);
+    let rd = this_interface().redistributor.load(Ordering::Acquire);
     if rd == 0 {
         return;
     }
     let mut take = raised & gic::private_enabled(rd);
-    vcpu.raised.fetch_and(!take, Ordering::AcqRel);
+    vcpu.interrupts.raised.fetch_and(!take, Ordering::AcqRel);
     while take != 0 {
         let intid = take.trailing_zeros();
         take &= take - 1;
-        inject(ListRegister::virtual_only(intid));
+        inject(vcpu, ListRegister::virtual_only(intid));
     }
 }
 
 /// A physical IRQ taken while Dom0 ran.
 pub fn handle_irq() {
     let Some(gic) = gic::get() else { return };
+    let vcpu = cpu::this_vcpu();
     // Bounded: whatever is still pending re-enters at once after ERET.
     for _ in 0..16 {
         let intid = gic::acknowledge();
@@ -202,8 +195,7 @@ pub fn handle_irq() {
         gic::priority_drop(intid);
         if gic.filter.owned().contains(intid) {
             if intid == gic.maintenance {
-                let vcpu = this_vcpu();
-                refill(&mut vcpu.overflow.lock(), vcpu.list_registers.load(Ordering::Acquire));
+                refill(&mut vcpu.interrupts.overflow.lock(), this_interface().list_registers.load(Ordering::Acquire));
             } else if intid == KICK_SGI {
                 take_raised();
             } else {
@@ -213,69 +205,81 @@ pub fn handle_irq() {
         } else if intid < SGI_COUNT {
             // Dom0's own IPI, forwarded from another vCPU.
             gic::deactivate(intid);
-            inject(ListRegister::virtual_only(intid));
+            inject(vcpu, ListRegister::virtual_only(intid));
         } else {
-            inject(ListRegister::hardware(intid));
+            inject(vcpu, ListRegister::hardware(intid));
         }
     }
 }
 
-/// Emulates Dom0's access to the distributor or a redistributor at `ipa`
-/// (1:1, so the same physical address). Returns false if `ipa` is not
-/// the GIC's.
-pub fn emulate_mmio(frame: &mut TrapFrame, ipa: u64, access: DataAccess) -> bool {
-    let Some(gic) = gic::get() else { return false };
-    let Some((kind, offset)) = gic.frame_of(ipa) else { return false };
-    let register = usize::from(access.register);
-    if access.write {
-        let value = if register == 31 { 0 } else { access.stored(frame.regs[register]) };
-        match gic.filter.write(kind, offset, access.width, value) {
-            Write::Forward(v) => gic::write_register(ipa, access.width, v),
+/// The distributor or a redistributor range as Dom0 sees it: the real
+/// registers at the same address (Dom0 is 1:1), through the filter. Only
+/// the widths the architecture defines reach the hardware.
+struct GicFrames {
+    gic: &'static Gic,
+    base: u64,
+}
+
+impl MmioDevice for GicFrames {
+    fn read(&self, _: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
+        let address = self.base + offset;
+        let (kind, offset) = self.gic.frame_of(address).ok_or(Refused)?;
+        let hardware = if Filter::is_valid(kind, offset, width) { gic::read_register(address, width) } else { 0 };
+        Ok(self.gic.filter.read(kind, offset, width, hardware))
+    }
+
+    fn write(&self, _: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused> {
+        let address = self.base + offset;
+        let (kind, offset) = self.gic.frame_of(address).ok_or(Refused)?;
+        match self.gic.filter.write(kind, offset, width, value) {
+            Write::Forward(v) => gic::write_register(address, width, v),
             Write::Merge { keep, value } => {
-                let current = gic::read_register(ipa, access.width);
-                gic::write_register(ipa, access.width, (current & keep) | value);
+                let current = gic::read_register(address, width);
+                gic::write_register(address, width, (current & keep) | value);
             }
-            Write::Drop => log::debug!("d0: GIC write of {value:#x} to {ipa:#x} dropped"),
+            Write::Drop => log::debug!("d0: GIC write of {value:#x} to {address:#x} dropped"),
         }
-    } else {
-        let hardware = if crate::gic::filter::Filter::is_valid(kind, offset, access.width) {
-            gic::read_register(ipa, access.width)
-        } else {
-            0
-        };
-        if register != 31 {
-            frame.regs[register] = access.loaded(gic.filter.read(kind, offset, access.width, hardware));
-        }
+        Ok(())
     }
-    frame.elr += 4;
-    true
 }
 
-/// ICC_SGI1R_EL1, ICC_ASGI1R_EL1, ICC_SGI0R_EL1 as (op0, op1, CRn, CRm, op2).
-const SGI1R: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 5);
-const ASGI1R: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 6);
-const SGI0R: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 7);
-
-/// Dom0 writing an SGI register (trapped while IMO is set). Dom0 vCPU n is
-/// physical CPU n with the same MPIDR, so the value is forwarded as it is,
-/// unless it names the hypervisor's kick SGI. Returns false for other
-/// registers.
-pub fn emulate_sgi_register(frame: &mut TrapFrame, access: SysRegAccess) -> bool {
-    if ![SGI1R, ASGI1R, SGI0R].contains(&access.encoding) {
-        return false;
-    }
-    if !access.read {
-        let value = if access.register == 31 { 0 } else { frame.regs[usize::from(access.register)] };
-        let intid = ((value >> 24) & 0xf) as u32;
-        if intid == KICK_SGI || access.encoding != SGI1R {
-            log::debug!("d0: SGI write {value:#x} ignored");
-        } else {
-            gic::write_sgi1r(value);
+/// The GIC's emulated regions for a 1:1 domain: the distributor and the
+/// redistributors that exist.
+pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
+    let mut regions = MmioRegions::new();
+    for range in core::iter::once(gic.distributor).chain(gic.redistributors.iter().copied()) {
+        if range.size() > 0 && regions.add(range, alloc::boxed::Box::new(GicFrames { gic, base: range.start })).is_err() {
+            log::error!("GIC: {range} overlaps another GIC range; not emulated");
         }
-    } else if access.register != 31 {
-        // Write-only registers read as zero.
-        frame.regs[usize::from(access.register)] = 0;
     }
-    frame.elr += 4;
-    true
+    regions
+}
+
+/// ICC_SGI1R_EL1 written. Dom0 vCPU n is physical CPU n with the same
+/// MPIDR, so the value is forwarded as it is, unless it names the
+/// hypervisor's kick SGI.
+pub fn write_sgi1r(_: &Vcpu, value: u64) -> Result<(), Refused> {
+    let intid = ((value >> 24) & 0xf) as u32;
+    if intid == KICK_SGI {
+        ignore_sgi_write(value);
+    } else {
+        gic::write_sgi1r(value);
+    }
+    Ok(())
+}
+
+/// ICC_ASGI1R_EL1 or ICC_SGI0R_EL1 written: group 0 and the other
+/// security state are not Dom0's to signal.
+pub fn write_other_sgi_register(_: &Vcpu, value: u64) -> Result<(), Refused> {
+    ignore_sgi_write(value);
+    Ok(())
+}
+
+fn ignore_sgi_write(value: u64) {
+    log::debug!("d0: SGI write {value:#x} ignored");
+}
+
+/// The SGI registers are write-only: they read as zero.
+pub fn read_sgi_register(_: &Vcpu) -> Result<u64, Refused> {
+    Ok(0)
 }

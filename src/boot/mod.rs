@@ -109,15 +109,16 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     };
     let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory, grant_region());
     log::info!("d0: stage 2: {} table pages (at Dom0 entry)", dom0.stage2.lock_holding_no_xen_lock().tables());
-    cpu::this_cpu().set_domain(dom0);
-    start_interrupts(&tree);
+    let boot_vcpu = &dom0.vcpus[0];
+    cpu::this_cpu().set_vcpu(boot_vcpu);
+    start_interrupts(&tree, dom0);
     phase_done("interrupts started");
     let free = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
     let (heap_used, heap_total) = heap::usage();
     log::info!("Free frames at Dom0 entry: {free}; heap {} KiB used of {} KiB", heap_used >> 10, heap_total >> 10);
     log::info!("d0: entering at {pc:#x} (EL1h, MMU off) with its device tree at {dtb:#x}");
     log_boot_time(entry_ticks);
-    crate::arch::guest::enter_el1(&crate::arch::guest::Entry::new(dom0, pc, dtb))
+    crate::arch::guest::enter_el1(&crate::arch::guest::Entry::new(boot_vcpu, pc, dtb))
 }
 
 /// The boot's length in counter ticks, from `primary_main`'s start to just
@@ -130,10 +131,11 @@ fn log_boot_time(entry_ticks: u64) {
     log::info!("boot: {ticks} counter ticks from entry to Dom0 ({hz} Hz; entered at tick {entry_ticks})");
 }
 
-/// Takes the GIC over and starts the boot CPU's virtual interface; the
+/// Takes the GIC over, makes its distributor and redistributors `dom0`'s
+/// emulated regions, and starts the boot CPU's virtual interface; the
 /// console's interrupt becomes the hypervisor's (for Dom0's console input).
 /// Without a usable GICv3, Dom0 runs without interrupts, and says so.
-fn start_interrupts(tree: &HostTree<'_>) {
+fn start_interrupts(tree: &HostTree<'_>, dom0: &'static crate::domain::Domain) {
     use crate::arch::{gic, vgic};
     let Some(tree_gic) = &tree.gic else {
         log::error!("GIC: none in the device tree; Dom0 gets no interrupts");
@@ -149,6 +151,7 @@ fn start_interrupts(tree: &HostTree<'_>) {
             return;
         }
     };
+    dom0.mmio.call_once(|| vgic::mmio_regions(gic));
     let boot = cpu::this_mpidr();
     vgic::init_this_cpu();
     if let Some(intid) = uart {

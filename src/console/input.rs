@@ -60,7 +60,8 @@ pub fn received(bytes: &[u8]) {
         return;
     }
     if let Some(dom0) = crate::domain::dom0() {
-        crate::xen::events::raise_virq(&dom0.xen, &crate::router::xen_board::Hardware, crate::xen::events::virq::CONSOLE);
+        let board = crate::router::xen_board::Hardware { domain: dom0 };
+        crate::xen::events::raise_virq(&dom0.xen, &board, crate::xen::events::virq::CONSOLE);
     }
 }
 

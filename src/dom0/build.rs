@@ -7,6 +7,7 @@ use crate::arch::cpu;
 use crate::boot::phases::phase_done;
 use crate::mm::release;
 use crate::cmdline::Options;
+use crate::domain::vcpu::Placement;
 use crate::domain::{Domain, DomainId};
 use crate::dt::host::HostTree;
 use crate::fatal;
@@ -94,11 +95,13 @@ pub fn build(
     }
     let stage2 = build_stage2(&banks, &passed, ipa_bits, !options.stage2_blocks);
     phase_done("stage 2 built");
-    // Dom0 vCPU n runs on CPU n: one vCPU per CPU.
+    // One vCPU per CPU: Dom0 vCPU n runs on CPU n and sees its MPIDR.
     let vcpus = tree.cpus.len().max(1);
-    let dom0: &'static Domain =
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(Domain::new(DomainId(0), 1, banks.clone(), stage2, vcpus, grant)));
-    if let Err(e) = dom0.xen.grants.lock().reserve_frames(&crate::router::xen_board::Hardware) {
+    let vmid = crate::domain::VMIDS.lock().allocate().expect("Dom0 is the first domain, so VMIDs are free");
+    let mut dom0 = Domain::new(DomainId(0), vmid, banks.clone(), stage2, vcpus, grant);
+    dom0.place_vcpus(|n| cpu::mpidr_of(n).map_or(Placement::for_vcpu(n), |mpidr| Placement { cpu: n, mpidr }));
+    let dom0 = dom0.into_static();
+    if let Err(e) = dom0.xen.grants.lock().reserve_frames(&crate::router::xen_board::Hardware { domain: dom0 }) {
         log::error!("d0: no frames for the grant table ({e}); grants will not work");
     }
     let mut hypervisor = hypervisor_memory.to_vec();

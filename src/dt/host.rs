@@ -13,7 +13,7 @@ use dtoolkit::{Node, Property};
 
 pub const MAX_BANKS: usize = 32;
 pub const MAX_RESERVED: usize = 64;
-pub const MAX_CPUS: usize = 16;
+use crate::config::MAX_CPUS;
 pub const MAX_MODULES: usize = 8;
 pub const MAX_WARNINGS: usize = 16;
 pub const MAX_REDIST_REGIONS: usize = 8;

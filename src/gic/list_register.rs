@@ -1,6 +1,9 @@
 //! ICH_LR<n>_EL2 values: one virtual interrupt each (Arm IHI 0069, 12.5.10).
 //! vINTID in bits 31:0, pINTID 44:32 (with HW), priority 55:48, group 60,
-//! HW 61, state 63:62.
+//! HW 61, state 63:62: `aarch64-cpu`'s fields (all list registers share
+//! ICH_LR0_EL2's layout).
+
+use aarch64_cpu::registers::ICH_LR0_EL2 as LR;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -17,9 +20,6 @@ pub const GUEST_PRIORITY: u8 = 0xa0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListRegister(pub u64);
 
-const HW: u64 = 1 << 61;
-const GROUP1: u64 = 1 << 60;
-const STATE_SHIFT: u32 = 62;
 
 impl ListRegister {
     /// A pending virtual interrupt that is the physical interrupt `intid`:
@@ -34,27 +34,32 @@ impl ListRegister {
     }
 
     fn pending(intid: u32) -> Self {
-        Self((1 << STATE_SHIFT) | GROUP1 | (u64::from(GUEST_PRIORITY) << 48) | u64::from(intid))
+        let value = LR::State::Pending
+            + LR::Group::SET
+            + LR::Priority.val(u64::from(GUEST_PRIORITY))
+            + LR::vINTID.val(u64::from(intid));
+        Self(value.value)
     }
 
     fn with_hw(self, physical: u32) -> Self {
-        Self(self.0 | HW | ((u64::from(physical) & 0x1fff) << 32))
+        // pINTID is 13 bits; INTIDs handed over are below 1020.
+        Self(self.0 | (LR::HW::SET + LR::pINTID.val(u64::from(physical) & 0x1fff)).value)
     }
 
     pub fn intid(self) -> u32 {
-        self.0 as u32
+        LR::vINTID.read(self.0) as u32
     }
 
     pub fn is_hardware(self) -> bool {
-        self.0 & HW != 0
+        LR::HW.is_set(self.0)
     }
 
     pub fn state(self) -> State {
-        match self.0 >> STATE_SHIFT {
-            0 => State::Invalid,
-            1 => State::Pending,
-            2 => State::Active,
-            _ => State::PendingActive,
+        match LR::State.read_as_enum(self.0) {
+            Some(LR::State::Value::Pending) => State::Pending,
+            Some(LR::State::Value::Active) => State::Active,
+            Some(LR::State::Value::PendingAndActive) => State::PendingActive,
+            _ => State::Invalid,
         }
     }
 
@@ -63,7 +68,7 @@ impl ListRegister {
     /// until Dom0 deactivates it).
     pub fn repended(self) -> Self {
         match self.state() {
-            State::Active => Self(self.0 | (1 << STATE_SHIFT)),
+            State::Active => Self(LR::State::PendingAndActive.modify(self.0)),
             _ => self,
         }
     }

@@ -4,5 +4,6 @@
 //! Xen layer meets the real machine (`xen_board`). The one place that may
 //! call into every other layer; nothing below calls up into it.
 
+pub mod emulate;
 pub mod traps;
 pub mod xen_board;

@@ -2,6 +2,7 @@
 //! stage-2 faults. Nothing a guest does here stops the hypervisor: unknown
 //! calls get an error code, bad accesses an abort injected back.
 
+use crate::arch::cpu::this_vcpu;
 use crate::arch::esr::{self, ec};
 use crate::arch::exception::TrapFrame;
 use crate::arch::guest::SPSR_EL1H_MASKED;
@@ -49,7 +50,7 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
         ec::SMC64 if immediate == SMCCC_IMM => {
             count(Exit::Firmware);
             // SMC traps with ELR at the SMC itself.
-            frame.elr += 4;
+            skip_instruction(frame);
             crate::arch::psci::handle(frame);
         }
         // Not an SMCCC call, so the caller may not understand an SMCCC
@@ -67,36 +68,50 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             }
             inject_undefined(frame);
         }
-        ec::DABT_LOWER => {
-            let ipa = faulting_ipa(frame);
-            let emulated = esr::data_access(iss).is_some_and(|access| crate::arch::vgic::emulate_mmio(frame, ipa, access));
-            if emulated {
+        ec::DABT_LOWER => match super::emulate::mmio(frame, this_vcpu(), faulting_ipa(frame), iss) {
+            Ok(()) => {
                 count(Exit::GicAccess);
-            } else {
+                skip_instruction(frame);
+            }
+            Err(_) => {
                 count(Exit::Abort);
                 inject_abort(frame, false);
             }
-        }
+        },
         ec::IABT_LOWER => {
             count(Exit::Abort);
             inject_abort(frame, true);
         }
-        ec::SYSREG if crate::arch::vgic::emulate_sgi_register(frame, esr::sysreg_access(iss)) => count(Exit::Sgi),
-        _ => {
-            count(Exit::Other);
-            static LIMIT: LogLimit = LogLimit::new();
-            if let Some(n) = LIMIT.next() {
-                let class = esr::class_name(class);
-                log::warn!("d0: unexpected trap ({class}, ESR {:#x}) at PC {:#x}; undefined instruction injected ({n} so far)", frame.esr, frame.elr);
+        ec::SYSREG => match super::emulate::sysreg(frame, this_vcpu(), esr::sysreg_access(iss)) {
+            Ok(exit) => {
+                count(exit);
+                skip_instruction(frame);
             }
-            inject_undefined(frame);
-        }
+            Err(_) => unexpected(frame, class),
+        },
+        _ => unexpected(frame, class),
     }
+}
+
+/// A trap nothing emulates: an undefined instruction for the guest.
+fn unexpected(frame: &mut TrapFrame, class: u8) {
+    count(Exit::Other);
+    static LIMIT: LogLimit = LogLimit::new();
+    if let Some(n) = LIMIT.next() {
+        let class = esr::class_name(class);
+        log::warn!("d0: unexpected trap ({class}, ESR {:#x}) at PC {:#x}; undefined instruction injected ({n} so far)", frame.esr, frame.elr);
+    }
+    inject_undefined(frame);
+}
+
+/// Past the trapped instruction (all are 4 bytes: the guest runs AArch64).
+fn skip_instruction(frame: &mut TrapFrame) {
+    frame.elr += 4;
 }
 
 /// An undefined instruction exception for the instruction at ELR.
 fn inject_undefined(frame: &mut TrapFrame) {
-    inject(frame, (u64::from(ec::UNKNOWN) << 26) | (1 << 25), 0);
+    inject(frame, esr::syndrome(ec::UNKNOWN, 0), 0);
 }
 
 /// A Xen hypercall: number in x16, arguments in x0..x4, result in x0.
@@ -104,10 +119,11 @@ fn hypercall(frame: &mut TrapFrame) {
     use crate::xen::Outcome;
     let r = &frame.regs;
     let (number, args) = (r[16], [r[0], r[1], r[2], r[3], r[4]]);
-    let domain = crate::arch::cpu::this_cpu().domain().expect("a guest trapped, so one runs here");
+    let vcpu = this_vcpu();
+    let domain = vcpu.domain().expect("a guest trapped, so its domain is built");
     let mut memory = crate::arch::guest_memory::GuestRam { domain };
-    let board = &super::xen_board::Hardware;
-    let mut call = crate::xen::Call { domain: domain.view(), vcpu: crate::arch::cpu::current_index(), memory: &mut memory, board };
+    let board = &super::xen_board::Hardware { domain };
+    let mut call = crate::xen::Call { domain: domain.view(), vcpu: vcpu.id, memory: &mut memory, board };
     match crate::xen::dispatch(&mut call, number, args) {
         Outcome::Return(result) => {
             if result == -crate::xen::errno::ENOSYS {
@@ -152,8 +168,7 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
     // Another vCPU may have been changing this page's tables (between the
     // break and the make): once its lock is free, a page mapped by now is
     // simply tried again.
-    const TRANSLATION_FAULT: core::ops::RangeInclusive<u32> = 0x04..=0x07;
-    if TRANSLATION_FAULT.contains(&(iss & 0x3f))
+    if esr::is_translation_fault(iss)
         && crate::arch::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock_holding_no_xen_lock().translate(ipa).is_some())
     {
         return;
@@ -174,9 +189,8 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
         (false, true) => ec::DABT_LOWER,
         (false, false) => ec::DABT_CURRENT,
     };
-    const EXTERNAL_ABORT: u64 = 0x10;
-    let wnr = if instruction { 0 } else { u64::from(iss) & (1 << 6) };
-    inject(frame, (u64::from(class) << 26) | (1 << 25) | wnr | EXTERNAL_ABORT, frame.far);
+    let write = !instruction && esr::is_write(iss);
+    inject(frame, esr::syndrome(class, esr::external_abort_iss(write)), frame.far);
 }
 
 /// An SError from the guest (an external abort on a device it drives, say):

@@ -2,6 +2,7 @@
 //! identity map, the frame allocator, TLB maintenance for the running
 //! domain's VMID, the vGIC, the generic timer's counter, the UART.
 
+use crate::domain::Domain;
 use crate::xen::Board;
 use crate::mm::FRAMES;
 use crate::mm::range::PhysRange;
@@ -11,7 +12,10 @@ use core::arch::asm;
 use core::sync::atomic::AtomicU64;
 use tock_registers::interfaces::Readable;
 
-pub struct Hardware;
+/// The real machine as one domain's hypercalls see it.
+pub struct Hardware {
+    pub domain: &'static Domain,
+}
 
 impl Tlb for Hardware {
     /// Runs on a CPU of the domain whose tables changed (its VMID is in
@@ -64,8 +68,13 @@ impl Board for Hardware {
         FRAMES.lock().as_mut().is_some_and(|f| f.allocate_range(range).is_ok())
     }
 
+    /// `vcpu` is a vCPU number of the domain's; the vGIC is told which
+    /// vCPU (and so which physical CPU) that is.
     fn raise_event(&self, vcpu: usize) {
-        crate::arch::vgic::raise(vcpu, crate::xen::events::EVENT_INTID);
+        match self.domain.vcpus.get(vcpu) {
+            Some(vcpu) => crate::arch::vgic::raise(vcpu, crate::xen::events::EVENT_INTID),
+            None => log::warn!("d{}: no vCPU {vcpu} to raise an event on", self.domain.id.0),
+        }
     }
 
     fn now_ns(&self) -> u64 {
