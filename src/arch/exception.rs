@@ -52,11 +52,49 @@ enum Source {
     LowerA32,
 }
 
+impl Source {
+    /// The vector group, from bits 3:2 of the vector's `kind`.
+    fn of(kind: u64) -> Self {
+        [Source::El2Sp0, Source::El2Spx, Source::LowerA64, Source::LowerA32][(kind >> 2) as usize & 3]
+    }
+}
+
 const KIND_NAMES: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
 
-#[unsafe(no_mangle)]
-extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
-    let source = [Source::El2Sp0, Source::El2Spx, Source::LowerA64, Source::LowerA32][(kind >> 2) as usize & 3];
+/// What the vector table's `kind` says about an exception: from a guest
+/// (to be served), or taken at EL2 (a fault of the hypervisor's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    FromGuest(GuestException),
+    AtEl2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestException {
+    Synchronous,
+    Irq,
+    Fiq,
+    SError,
+}
+
+impl Taken {
+    /// Decodes the vector's `kind`: the source in bits 3:2, the type in 1:0.
+    pub fn from_kind(kind: u64) -> Self {
+        let source = Source::of(kind);
+        // Nothing a guest does, in AArch64 or AArch32 state, may stop us.
+        if matches!(source, Source::LowerA64 | Source::LowerA32) {
+            let types = [GuestException::Synchronous, GuestException::Irq, GuestException::Fiq, GuestException::SError];
+            Taken::FromGuest(types[kind as usize & 3])
+        } else {
+            Taken::AtEl2
+        }
+    }
+}
+
+/// An exception taken at EL2: a failed semihosting probe is skipped; any
+/// other is the hypervisor's own fault, reported, and the machine stops.
+pub fn handle_at_el2(frame: &mut TrapFrame, kind: u64) {
+    let source = Source::of(kind);
     let synchronous = kind & 3 == 0;
     if synchronous && source == Source::El2Spx && esr::exception_class(frame.esr) == ec::UNKNOWN {
         // SAFETY: ELR points at the instruction that trapped, in our own
@@ -66,22 +104,6 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
             frame.elr += 4;
             return;
         }
-    }
-    // Nothing a guest does, in AArch64 or AArch32 state, may stop us.
-    if matches!(source, Source::LowerA64 | Source::LowerA32) {
-        match kind & 3 {
-            0 => crate::router::traps::handle_guest_sync(frame),
-            1 => {
-                super::trap_counts::count(super::trap_counts::Exit::Interrupt);
-                super::vgic::handle_irq();
-            }
-            3 => crate::router::traps::handle_guest_serror(frame),
-            // FIQs: every interrupt is group 1 (the GIC filter sees to
-            // it), so none is ever signalled as an FIQ.
-            _ => {}
-        }
-        super::vgic::take_raised();
-        return;
     }
     if REPORTING.swap(true, Ordering::SeqCst) {
         // The report itself faulted, most likely on the console: drop it

@@ -12,7 +12,7 @@ use crate::gic::filter::{Filter, Frame};
 use crate::gic::registers::{FRAME_SIZE, family, gicd, gicr};
 use crate::gic::{IntidSet, PRIVATE_COUNT};
 use crate::mm::range::PhysRange;
-use aarch64_cpu::registers::{ICC_SRE_EL2, ICH_HCR_EL2, ICH_VTR_EL2};
+use aarch64_cpu::registers::*;
 use arrayvec::ArrayVec;
 use tock_registers::interfaces::{Readable, Writeable};
 
@@ -244,7 +244,7 @@ pub fn init_this_cpu(gic: &Gic, mpidr: u64) -> Option<ThisCpu> {
     ICC_IGRPEN1_EL1.set(1);
     let list_registers = ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize + 1;
     for i in 0..list_registers {
-        super::vgic::write_list_register(i, 0);
+        write_list_register(i, 0);
     }
     ICH_HCR_EL2.write(ICH_HCR_EL2::En.val(1));
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
@@ -287,4 +287,46 @@ pub fn write_sgi1r(value: u64) {
     aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
     ICC_SGI1R_EL1.set(value);
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
+pub fn read_list_register(index: usize) -> u64 {
+    match index {
+        0 => ICH_LR0_EL2.get(),
+        1 => ICH_LR1_EL2.get(),
+        2 => ICH_LR2_EL2.get(),
+        3 => ICH_LR3_EL2.get(),
+        4 => ICH_LR4_EL2.get(),
+        5 => ICH_LR5_EL2.get(),
+        6 => ICH_LR6_EL2.get(),
+        7 => ICH_LR7_EL2.get(),
+        8 => ICH_LR8_EL2.get(),
+        9 => ICH_LR9_EL2.get(),
+        10 => ICH_LR10_EL2.get(),
+        11 => ICH_LR11_EL2.get(),
+        12 => ICH_LR12_EL2.get(),
+        13 => ICH_LR13_EL2.get(),
+        14 => ICH_LR14_EL2.get(),
+        _ => ICH_LR15_EL2.get(),
+    }
+}
+
+pub fn write_list_register(index: usize, value: u64) {
+    match index {
+        0 => ICH_LR0_EL2.set(value),
+        1 => ICH_LR1_EL2.set(value),
+        2 => ICH_LR2_EL2.set(value),
+        3 => ICH_LR3_EL2.set(value),
+        4 => ICH_LR4_EL2.set(value),
+        5 => ICH_LR5_EL2.set(value),
+        6 => ICH_LR6_EL2.set(value),
+        7 => ICH_LR7_EL2.set(value),
+        8 => ICH_LR8_EL2.set(value),
+        9 => ICH_LR9_EL2.set(value),
+        10 => ICH_LR10_EL2.set(value),
+        11 => ICH_LR11_EL2.set(value),
+        12 => ICH_LR12_EL2.set(value),
+        13 => ICH_LR13_EL2.set(value),
+        14 => ICH_LR14_EL2.set(value),
+        _ => ICH_LR15_EL2.set(value),
+    }
 }

@@ -20,7 +20,6 @@ pub mod guest_memory;
 #[cfg(target_os = "none")]
 pub mod mmu;
 #[cfg(target_os = "none")]
-pub mod psci;
 #[cfg(target_os = "none")]
 pub mod semihosting;
 #[cfg(target_os = "none")]

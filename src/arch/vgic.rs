@@ -21,7 +21,7 @@ use crate::gic::overflow::Overflow;
 use crate::gic::{FIRST_SPECIAL, PRIVATE_COUNT, SGI_COUNT};
 use aarch64_cpu::registers::*;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable};
 
 /// A physical CPU's virtual interface, as the hardware fixes it.
 struct CpuInterface {
@@ -49,47 +49,6 @@ pub fn init_this_cpu() {
     }
 }
 
-pub fn read_list_register(index: usize) -> u64 {
-    match index {
-        0 => ICH_LR0_EL2.get(),
-        1 => ICH_LR1_EL2.get(),
-        2 => ICH_LR2_EL2.get(),
-        3 => ICH_LR3_EL2.get(),
-        4 => ICH_LR4_EL2.get(),
-        5 => ICH_LR5_EL2.get(),
-        6 => ICH_LR6_EL2.get(),
-        7 => ICH_LR7_EL2.get(),
-        8 => ICH_LR8_EL2.get(),
-        9 => ICH_LR9_EL2.get(),
-        10 => ICH_LR10_EL2.get(),
-        11 => ICH_LR11_EL2.get(),
-        12 => ICH_LR12_EL2.get(),
-        13 => ICH_LR13_EL2.get(),
-        14 => ICH_LR14_EL2.get(),
-        _ => ICH_LR15_EL2.get(),
-    }
-}
-
-pub fn write_list_register(index: usize, value: u64) {
-    match index {
-        0 => ICH_LR0_EL2.set(value),
-        1 => ICH_LR1_EL2.set(value),
-        2 => ICH_LR2_EL2.set(value),
-        3 => ICH_LR3_EL2.set(value),
-        4 => ICH_LR4_EL2.set(value),
-        5 => ICH_LR5_EL2.set(value),
-        6 => ICH_LR6_EL2.set(value),
-        7 => ICH_LR7_EL2.set(value),
-        8 => ICH_LR8_EL2.set(value),
-        9 => ICH_LR9_EL2.set(value),
-        10 => ICH_LR10_EL2.set(value),
-        11 => ICH_LR11_EL2.set(value),
-        12 => ICH_LR12_EL2.set(value),
-        13 => ICH_LR13_EL2.set(value),
-        14 => ICH_LR14_EL2.set(value),
-        _ => ICH_LR15_EL2.set(value),
-    }
-}
 
 /// Puts `lr` in a free list register of this CPU, merges it with the same
 /// interrupt already there, or queues it for `vcpu`, the vCPU running here.
@@ -105,17 +64,17 @@ fn inject(vcpu: &Vcpu, lr: ListRegister) {
             free.get_or_insert(i);
             continue;
         }
-        let current = ListRegister(read_list_register(i));
+        let current = ListRegister(gic::read_list_register(i));
         if current.intid() == lr.intid() {
             if !lr.is_hardware() {
-                write_list_register(i, current.repended().0);
+                gic::write_list_register(i, current.repended().0);
             }
             return;
         }
     }
     let mut overflow = vcpu.interrupts.overflow.lock();
     match free {
-        Some(i) if overflow.is_empty() => write_list_register(i, lr.0),
+        Some(i) if overflow.is_empty() => gic::write_list_register(i, lr.0),
         _ => {
             if overflow.push(lr).is_err() {
                 log::error!("vGIC: vCPU {} overflow queue full; interrupt {} lost", vcpu.id, lr.intid());
@@ -132,7 +91,7 @@ fn refill(overflow: &mut Overflow, count: usize) {
     let empty = super::sysregs::ICH_ELRSR_EL2.get();
     for i in (0..count).filter(|i| empty & (1 << i) != 0) {
         match overflow.pop() {
-            Some(lr) => write_list_register(i, lr.0),
+            Some(lr) => gic::write_list_register(i, lr.0),
             None => break,
         }
     }
@@ -182,8 +141,9 @@ pub fn take_raised() {
     }
 }
 
-/// A physical IRQ taken while Dom0 ran.
-pub fn handle_irq() {
+/// A physical IRQ taken while a guest ran: the guest's go into its list
+/// registers; those of the hypervisor's own devices to `own_device`.
+pub fn handle_irq(own_device: impl Fn(u32)) {
     let Some(gic) = gic::get() else { return };
     let vcpu = cpu::this_vcpu();
     // Bounded: whatever is still pending re-enters at once after ERET.
@@ -199,7 +159,7 @@ pub fn handle_irq() {
             } else if intid == KICK_SGI {
                 take_raised();
             } else {
-                crate::console::interrupt();
+                own_device(intid);
             }
             gic::deactivate(intid);
         } else if intid < SGI_COUNT {

@@ -48,21 +48,12 @@ impl<const N: usize> Default for ByteRing<N> {
 #[cfg(target_os = "none")]
 static INPUT: spin::Mutex<ByteRing<1024>> = spin::Mutex::new(ByteRing::new());
 
-/// Bytes typed on the console, for Dom0, from the UART's interrupt: one
-/// VIRQ_CONSOLE for all of them.
+/// Bytes typed on the console, for Dom0, from the UART's interrupt; how
+/// many were queued (the caller announces them with one VIRQ_CONSOLE).
 #[cfg(target_os = "none")]
-pub fn received(bytes: &[u8]) {
-    let queued = {
-        let mut input = INPUT.lock();
-        bytes.iter().filter(|&&b| input.push(b)).count()
-    };
-    if queued == 0 {
-        return;
-    }
-    if let Some(dom0) = crate::domain::dom0() {
-        let board = crate::router::xen_board::Hardware { domain: dom0 };
-        crate::xen::events::raise_virq(&dom0.xen, &board, crate::xen::events::virq::CONSOLE);
-    }
+pub fn received(bytes: &[u8]) -> usize {
+    let mut input = INPUT.lock();
+    bytes.iter().filter(|&&b| input.push(b)).count()
 }
 
 /// Input for CONSOLEIO_read.

@@ -76,9 +76,10 @@ pub fn enable_input() {
     }
 }
 
-/// The UART's interrupt: takes the received bytes to Dom0's console input.
-/// More than fit here keep the interrupt asserted, and it comes back.
-pub fn interrupt() {
+/// The UART's interrupt: takes the received bytes to Dom0's console input;
+/// how many were queued. More than fit here keep the interrupt asserted,
+/// and it comes back.
+pub fn interrupt() -> usize {
     let mut bytes = arrayvec::ArrayVec::<u8, 64>::new();
     if let Some(uart) = UART.lock().as_ref() {
         uart.acknowledge_receive();
@@ -89,7 +90,7 @@ pub fn interrupt() {
             }
         }
     }
-    input::received(&bytes);
+    input::received(&bytes)
 }
 
 /// A guest's console output, as it comes (new lines get a carriage return,

@@ -45,13 +45,13 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
         }
         ec::HVC64 if immediate == SMCCC_IMM => {
             count(Exit::Firmware);
-            crate::arch::psci::handle(frame);
+            super::psci::handle(frame);
         }
         ec::SMC64 if immediate == SMCCC_IMM => {
             count(Exit::Firmware);
             // SMC traps with ELR at the SMC itself.
             skip_instruction(frame);
-            crate::arch::psci::handle(frame);
+            super::psci::handle(frame);
         }
         // Not an SMCCC call, so the caller may not understand an SMCCC
         // error: an undefined instruction, as Xen answers. ELR must name

@@ -4,10 +4,10 @@
 //! (`secondary_entry` in boot/head.S), which then enters the vCPU at the
 //! address Dom0 gave. Function IDs and return codes are the `smccc` crate's.
 
-use crate::router::xen_board::Hardware;
+use super::xen_board::Hardware;
 use crate::xen::vcpu::{runstate, set_runstate};
-use super::cpu;
-use super::exception::TrapFrame;
+use crate::arch::cpu;
+use crate::arch::exception::TrapFrame;
 use crate::domain::vcpu::Power;
 use crate::fatal::Stop;
 use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
@@ -119,12 +119,12 @@ fn affinity_info(target: u64, lowest_level: u64) -> i32 {
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(index: usize) -> ! {
     cpu::init_this_cpu(index);
-    super::vgic::init_this_cpu();
+    crate::arch::vgic::init_this_cpu();
     let vcpu = cpu::this_vcpu();
     let domain = vcpu.domain().expect("CPU_ON placed a built domain's vCPU");
     let (pc, x0) = vcpu.start();
-    let entry = super::guest::Entry::new(vcpu, pc, x0);
+    let entry = crate::arch::guest::Entry::new(vcpu, pc, x0);
     vcpu.set_power(Power::On);
     set_runstate(&domain.xen, &Hardware { domain }, vcpu.id, runstate::RUNNING);
-    super::guest::enter_el1(&entry)
+    crate::arch::guest::enter_el1(&entry)
 }
