@@ -137,10 +137,11 @@ impl Domain {
     pub fn audit_stage2(
         &self,
         devices: &[PhysRange],
+        remapped_devices: &[(PhysRange, u64)],
         hypervisor: &[Owned],
         free_ranges: impl FnOnce() -> Vec<PhysRange>,
     ) -> Result<Summary, Violation> {
-        self.view().audit_stage2(devices, hypervisor, free_ranges)
+        self.view().audit_stage2(devices, remapped_devices, hypervisor, free_ranges)
     }
 }
 

@@ -174,6 +174,26 @@ fn an_interrupt_burst_beyond_the_list_registers_is_delivered() {
     out.expect_line("probe: ok: interrupt 3 delivered once");
 }
 
+/// GICv2 (`gic-version=2`: QEMU's default, and the GIC-400 of the boards
+/// people run Xen on), in one boot: Dom0's GIC node is Xen's (GICD and
+/// GICC), its CPU interface is the virtual one, the same burst beyond the
+/// list registers arrives (SPIs, an SGI through GICD_SGIR, the timer), and
+/// the probe's other checks and hypercalls pass.
+#[test]
+fn on_gicv2_dom0_gets_the_virtual_cpu_interface_and_every_interrupt() {
+    let mut machine = Machine { gic_version: 2, ..Machine::with_probe_dom0("cortex-a57", "2G", "dom0_mem=512M") };
+    machine.modules[0].bootargs = Some("console=hvc0 probe=interrupts".into());
+    let out = machine.run();
+    assert_probe_passed(&out);
+    out.expect_line("GICv2: Dom0 drives the distributor through a filter, its CPU interface at 0x08010000->0x08020000 is the virtual one at 0x08040000->0x08050000");
+    out.expect_line("probe: ok: the GICv2 node has GICD and GICC only (2 reg entries)");
+    out.expect_line("probe: ok: 8 interrupts raised at once, more than the 4 list registers, all delivered");
+    out.expect_line("probe: ok: interrupt 27 delivered once");
+    out.expect_line("probe: ok: interrupt 3 delivered once");
+    out.expect_line("d0: stage 2 audited at build: ");
+    out.expect_no_line("GIC: GICv2");
+}
+
 /// The categories of `probe=hostile` and the fewest cases each must run.
 const HOSTILE_CATEGORIES: [(&str, u64); 14] = [
     ("memory outside Dom0", 49_000),

@@ -1,20 +1,27 @@
-//! The physical GICv3, as the hypervisor drives it: the distributor and
+//! The physical GIC, as the hypervisor drives it: the distributor and
 //! this CPU's redistributor set up for the hypervisor's own interrupts, the
 //! CPU interface with split priority drop and deactivation (EOImode 1), so
 //! a physical interrupt handed to Dom0 stays active until Dom0's virtual
 //! EOI deactivates it (list registers with HW=1).
+//!
+//! GICv3 through its system registers; GICv2 through its memory-mapped
+//! CPU interface (GICC) and virtual interface control (GICH), both banked
+//! per CPU. The callers see one interface (acknowledge, priority drop,
+//! deactivate, kick a CPU, the list registers as [`ListRegister`]s).
 
 use super::sysregs::{
     ICC_BPR1_EL1, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1, ICC_SGI1R_EL1,
 };
 use crate::dt::host::{self, GicVersion};
 use crate::gic::filter::{Filter, Frame};
-use crate::gic::registers::{FRAME_SIZE, family, gicd, gicr};
+use crate::gic::list_register::{Encoding, ListRegister};
+use crate::gic::registers::{FRAME_SIZE, family, gicc, gicd, gicd_v2, gich, gicr};
 use crate::gic::{IntidSet, PRIVATE_COUNT};
 use crate::mm::range::PhysRange;
 use aarch64_cpu::registers::*;
 use arrayvec::ArrayVec;
-use tock_registers::interfaces::{Readable, Writeable};
+use core::sync::atomic::{AtomicU8, Ordering};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 /// The SGI the hypervisor sends to make another CPU look at interrupts
 /// raised for its vCPU. Linux uses SGIs 0-7 for its IPIs.
@@ -27,13 +34,41 @@ const PRIORITY_MASK_OPEN: u64 = 0xff;
 /// ICC_CTLR_EL1.EOImode.
 const EOI_MODE_SPLIT: u64 = 1 << 1;
 
+/// GICv2 allows eight CPU interfaces.
+pub const MAX_GICV2_CPUS: usize = 8;
+
+/// A GICv2's CPU-side frames.
+pub struct V2Interfaces {
+    /// The physical CPU interface (GICC), the hypervisor's: where Dom0's
+    /// tree says the CPU interface is.
+    pub cpu: PhysRange,
+    /// The virtual interface control (GICH), the hypervisor's.
+    pub hypervisor: PhysRange,
+    /// The virtual CPU interface (GICV), Dom0's CPU interface: mapped at
+    /// `cpu`'s address, this many bytes of it.
+    pub virtual_cpu: PhysRange,
+}
+
 pub struct Gic {
+    pub version: GicVersion,
     pub distributor: PhysRange,
     pub redistributors: ArrayVec<PhysRange, { host::MAX_REDIST_REGIONS }>,
     /// Bytes from one redistributor to the next.
     redistributor_stride: u64,
+    /// GICv2's CPU interfaces; `None` on a GICv3.
+    pub v2: Option<V2Interfaces>,
     pub maintenance: u32,
     pub filter: Filter,
+}
+
+/// Each CPU's GICv2 CPU interface, as a target-list bit (read from its
+/// banked GICD_ITARGETSR0-7 when it comes up, as Linux finds it); 0 for a
+/// CPU not up yet.
+static CPU_INTERFACE_MASKS: [AtomicU8; MAX_GICV2_CPUS] = [const { AtomicU8::new(0) }; MAX_GICV2_CPUS];
+
+/// CPU `index`'s GICv2 CPU interface bit; 0 if it is not up.
+pub fn cpu_interface_mask(index: usize) -> u8 {
+    CPU_INTERFACE_MASKS.get(index).map_or(0, |m| m.load(Ordering::Acquire))
 }
 
 static GIC: spin::Once<Gic> = spin::Once::new();
@@ -46,18 +81,27 @@ pub fn get() -> Option<&'static Gic> {
 /// Why the GIC cannot be virtualised.
 #[derive(Debug)]
 pub enum Unsupported {
-    Version2,
     NoMaintenanceInterrupt,
     NoRedistributors,
+    /// A GICv2 without its CPU, virtual control or virtual CPU interface
+    /// in `reg`, or with one smaller than 8 KiB.
+    NoV2Interfaces,
+    /// A GICv2 has eight CPU interfaces; the tree lists this many CPUs.
+    TooManyCpusForV2(usize),
 }
 
 impl core::fmt::Display for Unsupported {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            Self::Version2 => "GICv2 (only GICv3 is virtualised; use gic-version=3)",
-            Self::NoMaintenanceInterrupt => "the GIC node names no maintenance interrupt",
-            Self::NoRedistributors => "the GIC node lists no redistributors",
-        })
+        match self {
+            Self::NoMaintenanceInterrupt => f.write_str("the GIC node names no maintenance interrupt"),
+            Self::NoRedistributors => f.write_str("the GIC node lists no redistributors"),
+            Self::NoV2Interfaces => f.write_str(
+                "the GICv2 node's reg lacks GICC, GICH or GICV (four regions, CPU interfaces of 8 KiB or more)",
+            ),
+            Self::TooManyCpusForV2(n) => {
+                write!(f, "GICv2 serves at most {MAX_GICV2_CPUS} CPUs and the tree lists {n}; boot with fewer CPUs")
+            }
+        }
     }
 }
 
@@ -160,25 +204,160 @@ impl Gic {
 
     /// Routes SPI `intid` to the CPU `mpidr` as a level-triggered group 1
     /// interrupt of the hypervisor's, and enables it.
+    /// On a GICv2 the SPI targets this CPU's interface.
     pub fn enable_spi(&self, intid: u32, mpidr: u64) {
         let base = self.distributor.start;
-        let group = base + family::IGROUPR + u64::from(intid / 32) * 4;
-        write32(group, read32(group) | 1 << (intid % 32));
+        if self.version == GicVersion::V3 {
+            let group = base + family::IGROUPR + u64::from(intid / 32) * 4;
+            write32(group, read32(group) | 1 << (intid % 32));
+        }
         set_priority(base, intid, HYPERVISOR_PRIORITY);
         let config = base + family::ICFGR + u64::from(intid / 16) * 4;
         write32(config, read32(config) & !(0b11 << ((intid % 16) * 2)));
-        write_register(base + gicd::IROUTER + u64::from(intid) * 8, 8, mpidr & crate::arch::cpu::MPIDR_AFFINITY_MASK);
+        match self.version {
+            GicVersion::V3 => write_register(
+                base + gicd::IROUTER + u64::from(intid) * 8,
+                8,
+                mpidr & crate::arch::cpu::MPIDR_AFFINITY_MASK,
+            ),
+            GicVersion::V2 => {
+                let mask = super::cpu::index_of(mpidr).map_or(0, cpu_interface_mask);
+                write_register(base + family::ITARGETSR + u64::from(intid), 1, u64::from(mask));
+            }
+        }
         set_bit(base, family::ISENABLER, intid);
-        self.wait_for_distributor();
+        if self.version == GicVersion::V3 {
+            self.wait_for_distributor();
+        }
+    }
+
+    fn hypervisor_interface(&self) -> u64 {
+        self.v2.as_ref().map_or(0, |v| v.hypervisor.start)
+    }
+
+    fn cpu_interface(&self) -> u64 {
+        self.v2.as_ref().map_or(0, |v| v.cpu.start)
+    }
+
+    fn encoding(&self) -> Encoding {
+        match self.version {
+            GicVersion::V3 => Encoding::V3,
+            GicVersion::V2 => Encoding::V2,
+        }
+    }
+
+    /// Acknowledges the highest-priority pending interrupt: its INTID
+    /// (1020-1023 if none) and the value to end it with (a GICv2 SGI's
+    /// carries its source CPU).
+    pub fn acknowledge(&self) -> (u32, u32) {
+        match self.version {
+            GicVersion::V3 => {
+                let intid = ICC_IAR1_EL1.get() as u32 & 0xff_ffff;
+                (intid, intid)
+            }
+            GicVersion::V2 => {
+                let iar = read32(self.cpu_interface() + gicc::IAR) & 0x1fff;
+                (iar & 0x3ff, iar)
+            }
+        }
+    }
+
+    /// Drops the running priority of an acknowledged interrupt (it stays active).
+    pub fn priority_drop(&self, acknowledged: u32) {
+        match self.version {
+            GicVersion::V3 => ICC_EOIR1_EL1.set(u64::from(acknowledged)),
+            GicVersion::V2 => write32(self.cpu_interface() + gicc::EOIR, acknowledged),
+        }
+    }
+
+    pub fn deactivate(&self, acknowledged: u32) {
+        match self.version {
+            GicVersion::V3 => ICC_DIR_EL1.set(u64::from(acknowledged)),
+            GicVersion::V2 => write32(self.cpu_interface() + gicc::DIR, acknowledged),
+        }
+    }
+
+    /// Sends the kick SGI to CPU `index`.
+    pub fn kick(&self, index: usize) {
+        match self.version {
+            GicVersion::V3 => {
+                if let Some(mpidr) = super::cpu::mpidr_of(index) {
+                    send_sgi(mpidr, KICK_SGI);
+                }
+            }
+            GicVersion::V2 => {
+                let mask = cpu_interface_mask(index);
+                if mask != 0 {
+                    self.write_sgir((u32::from(mask) << gicd_v2::SGIR_TARGETS_SHIFT) | KICK_SGI);
+                }
+            }
+        }
+    }
+
+    /// Writes GICD_SGIR (GICv2).
+    pub fn write_sgir(&self, value: u32) {
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
+        write32(self.distributor.start + gicd_v2::SGIR, value);
+    }
+
+    /// The private interrupts enabled for this CPU (`rd`, its
+    /// redistributor on a GICv3), one bit each.
+    pub fn private_enabled(&self, rd: u64) -> u32 {
+        match self.version {
+            GicVersion::V3 => read32(rd + gicr::SGI_FRAME + family::ISENABLER),
+            // Banked: this CPU's.
+            GicVersion::V2 => read32(self.distributor.start + family::ISENABLER),
+        }
+    }
+
+    pub fn read_list_register(&self, index: usize) -> ListRegister {
+        let raw = match self.version {
+            GicVersion::V3 => read_list_register(index),
+            GicVersion::V2 => u64::from(read32(self.hypervisor_interface() + gich::LR + index as u64 * 4)),
+        };
+        self.encoding().decode(raw)
+    }
+
+    pub fn write_list_register(&self, index: usize, lr: ListRegister) {
+        let raw = self.encoding().encode(lr);
+        match self.version {
+            GicVersion::V3 => write_list_register(index, raw),
+            GicVersion::V2 => write32(self.hypervisor_interface() + gich::LR + index as u64 * 4, raw as u32),
+        }
+    }
+
+    /// This CPU's empty list registers, one bit each.
+    pub fn empty_list_registers(&self) -> u64 {
+        match self.version {
+            GicVersion::V3 => super::sysregs::ICH_ELRSR_EL2.get(),
+            GicVersion::V2 => {
+                let base = self.hypervisor_interface();
+                u64::from(read32(base + gich::ELRSR0)) | u64::from(read32(base + gich::ELRSR1)) << 32
+            }
+        }
+    }
+
+    /// Asks for the maintenance interrupt when the list registers run dry
+    /// (underflow), or stops asking.
+    pub fn set_underflow_interrupt(&self, on: bool) {
+        match self.version {
+            GicVersion::V3 => ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE.val(u64::from(on))),
+            GicVersion::V2 => {
+                let hcr = self.hypervisor_interface() + gich::HCR;
+                let value = read32(hcr);
+                write32(hcr, if on { value | gich::HCR_UIE } else { value & !gich::HCR_UIE });
+            }
+        }
     }
 }
 
 /// Takes the GIC over on the boot CPU: affinity routing and group 1 on at
 /// the distributor. `owned` are the hypervisor's interrupts besides the
 /// maintenance interrupt and the kick SGI, which are added here.
-pub fn init(tree_gic: &host::Gic, mut owned: IntidSet) -> Result<&'static Gic, Unsupported> {
+/// `cpus` is the number of CPUs the tree lists.
+pub fn init(tree_gic: &host::Gic, mut owned: IntidSet, cpus: usize) -> Result<&'static Gic, Unsupported> {
     if tree_gic.version == GicVersion::V2 {
-        return Err(Unsupported::Version2);
+        return init_v2(tree_gic, owned, cpus);
     }
     let maintenance = tree_gic.maintenance_intid.ok_or(Unsupported::NoMaintenanceInterrupt)?;
     let first = *tree_gic.redistributors.first().ok_or(Unsupported::NoRedistributors)?;
@@ -197,15 +376,47 @@ pub fn init(tree_gic: &host::Gic, mut owned: IntidSet) -> Result<&'static Gic, U
         })
         .collect();
     let gic = GIC.call_once(|| Gic {
+        version: GicVersion::V3,
         distributor: tree_gic.distributor,
         redistributors,
         redistributor_stride: stride,
+        v2: None,
         maintenance,
         filter: Filter::new(owned),
     });
     let ctlr = gic.distributor.start + gicd::CTLR;
     write32(ctlr, read32(ctlr) | gicd::CTLR_ARE | gicd::CTLR_ENABLE_G1);
     gic.wait_for_distributor();
+    Ok(gic)
+}
+
+/// The GICv2 half of `init`: the distributor on (groups as the firmware
+/// left them: Linux's GICv2 driver and Xen use group 0 on a GIC without
+/// security extensions, and a secure GIC's non-secure view sees group 1 only).
+fn init_v2(tree_gic: &host::Gic, mut owned: IntidSet, cpus: usize) -> Result<&'static Gic, Unsupported> {
+    if cpus > MAX_GICV2_CPUS {
+        return Err(Unsupported::TooManyCpusForV2(cpus));
+    }
+    let maintenance = tree_gic.maintenance_intid.ok_or(Unsupported::NoMaintenanceInterrupt)?;
+    let interfaces = match (tree_gic.cpu_interface, tree_gic.hypervisor_interface, tree_gic.virtual_cpu_window()) {
+        (Some(cpu), Some(hypervisor), Some((window, gicv))) => {
+            V2Interfaces { cpu, hypervisor, virtual_cpu: PhysRange::new(gicv, gicv + window.size()) }
+        }
+        _ => return Err(Unsupported::NoV2Interfaces),
+    };
+    owned.insert(maintenance);
+    owned.insert(KICK_SGI);
+    let gic = GIC.call_once(|| Gic {
+        version: GicVersion::V2,
+        distributor: tree_gic.distributor,
+        redistributors: ArrayVec::new(),
+        redistributor_stride: 0,
+        v2: Some(interfaces),
+        maintenance,
+        filter: Filter::new_v2(owned),
+    });
+    let ctlr = gic.distributor.start + gicd::CTLR;
+    write32(ctlr, read32(ctlr) | gicd_v2::CTLR_ENABLE);
     Ok(gic)
 }
 
@@ -219,6 +430,9 @@ pub struct ThisCpu {
 /// Sets up this CPU's redistributor and CPU interface for the hypervisor,
 /// and turns the virtual CPU interface on.
 pub fn init_this_cpu(gic: &Gic, mpidr: u64) -> Option<ThisCpu> {
+    if gic.version == GicVersion::V2 {
+        return Some(init_this_cpu_v2(gic));
+    }
     let Some(rd) = gic.redistributor_of(mpidr) else {
         log::error!("GIC: no redistributor for CPU {mpidr:#x}; its interrupts stay off");
         return None;
@@ -251,27 +465,46 @@ pub fn init_this_cpu(gic: &Gic, mpidr: u64) -> Option<ThisCpu> {
     Some(ThisCpu { list_registers, redistributor: rd })
 }
 
-/// The private interrupts enabled at the redistributor `rd`, one bit each.
-pub fn private_enabled(rd: u64) -> u32 {
-    read32(rd + gicr::SGI_FRAME + family::ISENABLER)
+/// The GICv2 half of `init_this_cpu`: this CPU's interface number found,
+/// its banked private interrupts of the hypervisor's enabled, the physical
+/// CPU interface on with split priority drop and deactivation, the
+/// virtual interface on.
+fn init_this_cpu_v2(gic: &Gic) -> ThisCpu {
+    let base = gic.distributor.start;
+    // The first non-zero byte of ITARGETSR0-7 (banked) names this CPU's
+    // interface, as Linux's gic_get_cpumask reads it.
+    let mask = (0..8u64)
+        .map(|i| read32(base + family::ITARGETSR + i * 4))
+        .map(|word| (word | word >> 8 | word >> 16 | word >> 24) as u8)
+        .find(|&m| m != 0)
+        .unwrap_or(0);
+    if mask == 0 {
+        log::error!("GIC: CPU {} reads no CPU interface in GICD_ITARGETSR; it gets no kicks", super::cpu::current_index());
+    }
+    if let Some(slot) = CPU_INTERFACE_MASKS.get(super::cpu::current_index()) {
+        slot.store(mask, Ordering::Release);
+    }
+    let private: u32 = gic.filter.owned().iter().filter(|&i| i < PRIVATE_COUNT).fold(0, |m, i| m | 1 << i);
+    for intid in gic.filter.owned().iter().filter(|&i| i < PRIVATE_COUNT) {
+        set_priority(base, intid, HYPERVISOR_PRIORITY);
+    }
+    write32(base + family::ISENABLER, private);
+
+    let cpu = gic.cpu_interface();
+    write32(cpu + gicc::PMR, PRIORITY_MASK_OPEN as u32);
+    write32(cpu + gicc::BPR, 0);
+    write32(cpu + gicc::CTLR, gicc::CTLR_ENABLE_GRP0 | gicc::CTLR_EOI_MODE);
+    let hypervisor = gic.hypervisor_interface();
+    let list_registers = (read32(hypervisor + gich::VTR) & gich::VTR_LIST_REGS) as usize + 1;
+    for i in 0..list_registers {
+        write32(hypervisor + gich::LR + i as u64 * 4, 0);
+    }
+    write32(hypervisor + gich::HCR, gich::HCR_EN);
+    ThisCpu { list_registers, redistributor: 0 }
 }
 
-/// Acknowledges the highest-priority pending interrupt; 1020-1023 if none.
-pub fn acknowledge() -> u32 {
-    ICC_IAR1_EL1.get() as u32 & 0xff_ffff
-}
-
-/// Drops the running priority (the interrupt stays active).
-pub fn priority_drop(intid: u32) {
-    ICC_EOIR1_EL1.set(u64::from(intid));
-}
-
-pub fn deactivate(intid: u32) {
-    ICC_DIR_EL1.set(u64::from(intid));
-}
-
-/// Sends SGI `intid` to the CPU with affinity `mpidr`.
-pub fn send_sgi(mpidr: u64, intid: u32) {
+/// Sends SGI `intid` to the CPU with affinity `mpidr` (GICv3).
+fn send_sgi(mpidr: u64, intid: u32) {
     let aff0 = mpidr & 0xff;
     let value = (((mpidr >> 32) & 0xff) << 48)
         | (((mpidr >> 16) & 0xff) << 32)
@@ -289,7 +522,7 @@ pub fn write_sgi1r(value: u64) {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
-pub fn read_list_register(index: usize) -> u64 {
+fn read_list_register(index: usize) -> u64 {
     match index {
         0 => ICH_LR0_EL2.get(),
         1 => ICH_LR1_EL2.get(),
@@ -310,7 +543,7 @@ pub fn read_list_register(index: usize) -> u64 {
     }
 }
 
-pub fn write_list_register(index: usize, value: u64) {
+fn write_list_register(index: usize, value: u64) {
     match index {
         0 => ICH_LR0_EL2.set(value),
         1 => ICH_LR1_EL2.set(value),

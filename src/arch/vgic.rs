@@ -1,4 +1,4 @@
-//! GICv3 virtualisation for Dom0 (the README's "Serving Dom0"). Each vCPU
+//! GIC virtualisation for Dom0, GICv3 or GICv2 (the README's "Serving Dom0"). Each vCPU
 //! runs on one physical CPU for good, so that CPU's list registers belong
 //! to it and are never switched. Physical interrupts of Dom0's are
 //! acknowledged at EL2, their priority dropped, and handed over in a list
@@ -8,27 +8,29 @@
 //! vCPU's queue that the maintenance interrupt drains.
 //!
 //! Dom0's accesses to the distributor and redistributors are the emulated
-//! MMIO regions [`GicFrames`]; its SGI register writes the handlers below.
+//! MMIO regions [`GicFrames`]; its SGI register writes the handlers below
+//! (GICv3's system registers; GICv2's GICD_SGIR, a distributor write).
+//! A GICv2's virtual CPU interface is Dom0's CPU interface, in its stage 2.
 
 use super::cpu;
 use super::gic::{self, Gic, KICK_SGI};
 use crate::config::MAX_CPUS;
 use crate::domain::mmio::{MmioDevice, MmioRegions, Refused};
 use crate::domain::vcpu::Vcpu;
-use crate::gic::filter::{Filter, Write};
+use crate::gic::filter::Write;
 use crate::gic::list_register::ListRegister;
 use crate::gic::overflow::Overflow;
+use crate::gic::registers::gicd_v2;
 use crate::gic::{FIRST_SPECIAL, PRIVATE_COUNT, SGI_COUNT};
-use aarch64_cpu::registers::*;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use tock_registers::interfaces::{ReadWriteable, Readable};
 
 /// A physical CPU's virtual interface, as the hardware fixes it.
 struct CpuInterface {
     /// The number of list registers; 0 until this CPU's interface is up.
     list_registers: AtomicUsize,
     /// This CPU's redistributor, whose enable bits Dom0 sets (through the
-    /// filter) for its private interrupts, the purely virtual ones too.
+    /// filter) for its private interrupts, the purely virtual ones too
+    /// (0 on a GICv2, where they are the distributor's banked ones).
     redistributor: AtomicU64,
 }
 
@@ -52,51 +54,51 @@ pub fn init_this_cpu() {
 
 /// Puts `lr` in a free list register of this CPU, merges it with the same
 /// interrupt already there, or queues it for `vcpu`, the vCPU running here.
-fn inject(vcpu: &Vcpu, lr: ListRegister) {
+fn inject(gic: &Gic, vcpu: &Vcpu, lr: ListRegister) {
     let count = this_interface().list_registers.load(Ordering::Acquire);
     if count == 0 {
         return;
     }
-    let empty = super::sysregs::ICH_ELRSR_EL2.get();
+    let empty = gic.empty_list_registers();
     let mut free = None;
     for i in 0..count {
         if empty & (1 << i) != 0 {
             free.get_or_insert(i);
             continue;
         }
-        let current = ListRegister(gic::read_list_register(i));
+        let current = gic.read_list_register(i);
         if current.intid() == lr.intid() {
             if !lr.is_hardware() {
-                gic::write_list_register(i, current.repended().0);
+                gic.write_list_register(i, current.repended());
             }
             return;
         }
     }
     let mut overflow = vcpu.interrupts.overflow.lock();
     match free {
-        Some(i) if overflow.is_empty() => gic::write_list_register(i, lr.0),
+        Some(i) if overflow.is_empty() => gic.write_list_register(i, lr),
         _ => {
             if overflow.push(lr).is_err() {
                 log::error!("vGIC: vCPU {} overflow queue full; interrupt {} lost", vcpu.id, lr.intid());
             }
             // Ask for the maintenance interrupt when the list runs dry.
-            ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE.val(1));
-            refill(&mut overflow, count);
+            gic.set_underflow_interrupt(true);
+            refill(gic, &mut overflow, count);
         }
     }
 }
 
 /// Moves queued interrupts into free list registers, oldest first.
-fn refill(overflow: &mut Overflow, count: usize) {
-    let empty = super::sysregs::ICH_ELRSR_EL2.get();
+fn refill(gic: &Gic, overflow: &mut Overflow, count: usize) {
+    let empty = gic.empty_list_registers();
     for i in (0..count).filter(|i| empty & (1 << i) != 0) {
         match overflow.pop() {
-            Some(lr) => gic::write_list_register(i, lr.0),
+            Some(lr) => gic.write_list_register(i, lr),
             None => break,
         }
     }
     if overflow.is_empty() {
-        ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE.val(0));
+        gic.set_underflow_interrupt(false);
     }
 }
 
@@ -112,8 +114,8 @@ pub fn raise(vcpu: &Vcpu, intid: u32) {
     let target = vcpu.placement.cpu;
     if target == cpu::current_index() {
         take_raised();
-    } else if let Some(mpidr) = cpu::mpidr_of(target) {
-        gic::send_sgi(mpidr, KICK_SGI);
+    } else if let Some(gic) = gic::get() {
+        gic.kick(target);
     }
 }
 
@@ -128,16 +130,18 @@ pub fn take_raised() {
     if raised == 0 {
         return;
     }
-    let rd = this_interface().redistributor.load(Ordering::Acquire);
-    if rd == 0 {
+    let Some(gic) = gic::get() else { return };
+    let interface = this_interface();
+    let rd = interface.redistributor.load(Ordering::Acquire);
+    if interface.list_registers.load(Ordering::Acquire) == 0 {
         return;
     }
-    let mut take = raised & gic::private_enabled(rd);
+    let mut take = raised & gic.private_enabled(rd);
     vcpu.interrupts.raised.fetch_and(!take, Ordering::AcqRel);
     while take != 0 {
         let intid = take.trailing_zeros();
         take &= take - 1;
-        inject(vcpu, ListRegister::virtual_only(intid));
+        inject(gic, vcpu, ListRegister::virtual_only(intid));
     }
 }
 
@@ -148,26 +152,27 @@ pub fn handle_irq(own_device: impl Fn(u32)) {
     let vcpu = cpu::this_vcpu();
     // Bounded: whatever is still pending re-enters at once after ERET.
     for _ in 0..16 {
-        let intid = gic::acknowledge();
+        let (intid, acknowledged) = gic.acknowledge();
         if intid >= FIRST_SPECIAL {
             break;
         }
-        gic::priority_drop(intid);
+        gic.priority_drop(acknowledged);
         if gic.filter.owned().contains(intid) {
             if intid == gic.maintenance {
-                refill(&mut vcpu.interrupts.overflow.lock(), this_interface().list_registers.load(Ordering::Acquire));
+                let count = this_interface().list_registers.load(Ordering::Acquire);
+                refill(gic, &mut vcpu.interrupts.overflow.lock(), count);
             } else if intid == KICK_SGI {
                 take_raised();
             } else {
                 own_device(intid);
             }
-            gic::deactivate(intid);
+            gic.deactivate(acknowledged);
         } else if intid < SGI_COUNT {
             // Dom0's own IPI, forwarded from another vCPU.
-            gic::deactivate(intid);
-            inject(vcpu, ListRegister::virtual_only(intid));
+            gic.deactivate(acknowledged);
+            inject(gic, vcpu, ListRegister::virtual_only(intid));
         } else {
-            inject(vcpu, ListRegister::hardware(intid));
+            inject(gic, vcpu, ListRegister::hardware(intid));
         }
     }
 }
@@ -184,7 +189,8 @@ impl MmioDevice for GicFrames {
     fn read(&self, _: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
         let address = self.base + offset;
         let (kind, offset) = self.gic.frame_of(address).ok_or(Refused)?;
-        let hardware = if Filter::is_valid(kind, offset, width) { gic::read_register(address, width) } else { 0 };
+        let valid = self.gic.filter.is_valid(kind, offset, width);
+        let hardware = if valid && !is_write_only(self.gic, kind, offset) { gic::read_register(address, width) } else { 0 };
         Ok(self.gic.filter.read(kind, offset, width, hardware))
     }
 
@@ -198,13 +204,45 @@ impl MmioDevice for GicFrames {
                 gic::write_register(address, width, (current & keep) | value);
             }
             Write::Drop => log::debug!("d0: GIC write of {value:#x} to {address:#x} dropped"),
+            Write::Sgi(value) => send_sgi_v2(self.gic, value),
         }
         Ok(())
     }
 }
 
+/// GICD_SGIR reads as zero: it is write-only, and not read on the hardware.
+fn is_write_only(gic: &Gic, frame: crate::gic::filter::Frame, offset: u64) -> bool {
+    gic.v2.is_some() && frame == crate::gic::filter::Frame::Distributor && offset == gicd_v2::SGIR
+}
+
+/// A GICv2 SGI Dom0 wrote to GICD_SGIR (not the kick SGI: the filter
+/// dropped that). A target list names Dom0's CPU interfaces as it read them
+/// from GICD_ITARGETSR; each becomes the physical interface of the CPU its
+/// vCPU runs on. The other filters (all but the writer, the writer alone)
+/// mean the same on the physical CPUs, since each vCPU has its own.
+fn send_sgi_v2(gic: &Gic, value: u32) {
+    let filter = (value >> gicd_v2::SGIR_FILTER_SHIFT) & 0b11;
+    if filter != gicd_v2::SGIR_FILTER_LIST {
+        gic.write_sgir(value);
+        return;
+    }
+    let virtual_targets = (value >> gicd_v2::SGIR_TARGETS_SHIFT) as u8;
+    let placed = cpu::this_cpu().domain().map(|d| d.vcpus.iter().map(|v| v.placement.cpu));
+    let mut targets = 0u8;
+    for cpu_index in placed.into_iter().flatten() {
+        // Dom0 vCPU n on CPU n reads CPU n's own interface number.
+        let mask = gic::cpu_interface_mask(cpu_index);
+        if virtual_targets & mask != 0 {
+            targets |= mask;
+        }
+    }
+    if targets != 0 {
+        gic.write_sgir((value & !(0xff << gicd_v2::SGIR_TARGETS_SHIFT)) | u32::from(targets) << gicd_v2::SGIR_TARGETS_SHIFT);
+    }
+}
+
 /// The GIC's emulated regions for a 1:1 domain: the distributor and the
-/// redistributors that exist.
+/// redistributors that exist (a GICv2 has none).
 pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
     let mut regions = MmioRegions::new();
     for range in core::iter::once(gic.distributor).chain(gic.redistributors.iter().copied()) {
@@ -220,7 +258,7 @@ pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
 /// hypervisor's kick SGI.
 pub fn write_sgi1r(_: &Vcpu, value: u64) -> Result<(), Refused> {
     let intid = ((value >> 24) & 0xf) as u32;
-    if intid == KICK_SGI {
+    if intid == KICK_SGI || gic::get().is_none_or(|g| g.v2.is_some()) {
         ignore_sgi_write(value);
     } else {
         gic::write_sgi1r(value);

@@ -144,7 +144,7 @@ fn start_interrupts(tree: &HostTree<'_>, dom0: &'static crate::domain::Domain) {
     let uart = tree.console.as_ref().and_then(|c| c.intid);
     let mut owned = crate::gic::IntidSet::new();
     owned.extend(uart);
-    let gic = match gic::init(tree_gic, owned) {
+    let gic = match gic::init(tree_gic, owned, tree.cpus.len()) {
         Ok(gic) => gic,
         Err(e) => {
             log::error!("GIC: {e}; Dom0 gets no interrupts");
@@ -159,7 +159,14 @@ fn start_interrupts(tree: &HostTree<'_>, dom0: &'static crate::domain::Domain) {
         console::enable_input();
     }
     let owned: alloc::vec::Vec<u32> = gic.filter.owned().iter().collect();
-    log::info!("GICv3: Dom0 drives the distributor and redistributors through a filter; the hypervisor keeps INTIDs {owned:?}");
+    match &gic.v2 {
+        None => log::info!("GICv3: Dom0 drives the distributor and redistributors through a filter; the hypervisor keeps INTIDs {owned:?}"),
+        Some(v2) => log::info!(
+            "GICv2: Dom0 drives the distributor through a filter, its CPU interface at {} is the virtual one at {}; the hypervisor keeps INTIDs {owned:?}",
+            v2.cpu,
+            v2.virtual_cpu
+        ),
+    }
 }
 
 /// Reads the boot tree at `dtb_addr`, brings up the console, parses the
@@ -254,8 +261,7 @@ fn start_memory(plan: &MemoryPlan, tree: &HostTree<'_>) -> PhysRange {
         mapped(uart.mmio, Kind::Device);
     }
     if let Some(gic) = &tree.gic {
-        mapped(gic.distributor, Kind::Device);
-        for &r in &gic.redistributors {
+        for r in gic.driven() {
             mapped(r, Kind::Device);
         }
     }

@@ -15,6 +15,8 @@ use alloc::vec::Vec;
 pub struct Baseline {
     /// The host devices passed through.
     pub devices: Vec<PhysRange>,
+    /// Devices Dom0 sees at another address: (IPAs, first frame).
+    pub remapped_devices: Vec<(PhysRange, u64)>,
     /// The hypervisor's own memory and devices, most specific first.
     pub hypervisor: Vec<Owned>,
 }
@@ -34,7 +36,7 @@ pub fn again(dom0: &Domain, when: &str) {
         return;
     };
     let free_ranges = || FRAMES.lock().as_ref().map(|f| f.free_ranges().collect()).unwrap_or_default();
-    match dom0.audit_stage2(&baseline.devices, &baseline.hypervisor, free_ranges) {
+    match dom0.audit_stage2(&baseline.devices, &baseline.remapped_devices, &baseline.hypervisor, free_ranges) {
         Ok(summary) => log::info!("d0: stage 2 audited {when}: {summary}"),
         Err(violation) => fatal!(Stop::Stage2AuditFailed, "d0: stage 2 audit {when} failed: {violation}"),
     }

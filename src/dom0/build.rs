@@ -93,7 +93,8 @@ pub fn build(
     for range in held {
         log::info!("d0: {range} kept by the hypervisor");
     }
-    let stage2 = build_stage2(&banks, &passed, ipa_bits, !options.stage2_blocks);
+    let remapped = remapped_devices(tree);
+    let stage2 = build_stage2(&banks, &passed, &remapped, ipa_bits, !options.stage2_blocks);
     phase_done("stage 2 built");
     // One vCPU per CPU: Dom0 vCPU n runs on CPU n and sees its MPIDR.
     let vcpus = tree.cpus.len().max(1);
@@ -105,8 +106,11 @@ pub fn build(
         log::error!("d0: no frames for the grant table ({e}); grants will not work");
     }
     let mut hypervisor = hypervisor_memory.to_vec();
-    hypervisor.extend(kept.iter().map(|&range| Owned { range, what: owned::KEPT_DEVICE }));
-    crate::dom0::audit::at_build(dom0, crate::dom0::audit::Baseline { devices: passed, hypervisor });
+    // What Dom0 sees elsewhere is not unreachable, only kept from its own address.
+    let elsewhere = |range: &PhysRange| remapped.iter().any(|&(ipa, pa)| PhysRange::new(pa, pa + ipa.size()).overlaps(range));
+    hypervisor.extend(kept.iter().filter(|r| !elsewhere(r)).map(|&range| Owned { range, what: owned::KEPT_DEVICE }));
+    let baseline = crate::dom0::audit::Baseline { devices: passed, remapped_devices: remapped, hypervisor };
+    crate::dom0::audit::at_build(dom0, baseline);
     crate::domain::set_dom0(dom0);
     phase_done("stage 2 audited, grant frames reserved");
     // The hypervisor's memory as the audit knows it, and the grant-table
@@ -155,6 +159,7 @@ pub fn build(
         event_ppi: crate::xen::events::EVENT_PPI,
         hidden: &hidden,
         gic: tree.gic.as_ref().map_or("", |g| g.path.as_str()),
+        gic_reg_entries: tree.gic.as_ref().filter(|g| g.version == crate::dt::host::GicVersion::V2).map(|_| 2),
     };
     let dom0_dtb = crate::dt::dom0::build(&fdt, &spec).unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
     if dom0_dtb.len() as u64 > place.dtb.size() {
@@ -168,14 +173,20 @@ pub fn build(
 
 
 /// The host devices the hypervisor keeps: its console, and the GIC
-/// distributor and redistributors, which it emulates.
+/// distributor and redistributors, which it emulates (a GICv2's CPU
+/// interface, virtual interface control and virtual CPU interface too).
 fn kept_devices(tree: &HostTree<'_>) -> Vec<PhysRange> {
     let mut kept: Vec<PhysRange> = tree.console.iter().map(|c| c.mmio).collect();
     if let Some(gic) = &tree.gic {
-        kept.push(gic.distributor);
-        kept.extend(gic.redistributors.iter().copied());
+        kept.extend(gic.kept());
     }
     kept
+}
+
+/// Devices Dom0 sees at another address: a GICv2's virtual CPU interface
+/// where its tree says the CPU interface is, as Xen maps it. (IPAs, frame.)
+fn remapped_devices(tree: &HostTree<'_>) -> Vec<(PhysRange, u64)> {
+    tree.gic.as_ref().and_then(|g| g.virtual_cpu_window()).into_iter().collect()
 }
 
 /// Dom0's stage 2: its RAM (in 4 KiB pages if `ram_in_pages` and the
@@ -184,6 +195,7 @@ fn kept_devices(tree: &HostTree<'_>) -> Vec<PhysRange> {
 fn build_stage2(
     banks: &[PhysRange],
     devices: &[PhysRange],
+    remapped: &[(PhysRange, u64)],
     ipa_bits: u32,
     ram_in_pages: bool,
 ) -> crate::mm::stage2::Stage2Map {
@@ -225,6 +237,12 @@ fn build_stage2(
     }
     if over_limit > 1 {
         log::warn!("d0: stage 2: {} more ranges not mapped (table limit)", over_limit - 1);
+    }
+    for &(ipa, pa) in remapped {
+        match s2.map_at(ipa, pa, Kind::Device) {
+            Ok(()) => log::info!("d0: stage 2: {ipa} is the GIC's virtual CPU interface at {pa:#x}"),
+            Err(e) => log::error!("d0: stage 2: cannot map the GIC's virtual CPU interface: {e}; Dom0 gets no interrupts"),
+        }
     }
     let geometry = s2.geometry();
     log::info!(

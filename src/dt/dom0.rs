@@ -28,6 +28,10 @@ pub struct Dom0Tree<'a> {
     pub hidden: &'a [&'a str],
     /// The host path of the interrupt controller Dom0 gets (`HostTree::gic`).
     pub gic: &'a str,
+    /// Keep only this many entries of the GIC's `reg`: a GICv2's
+    /// distributor and CPU interface (its virtual interface control and
+    /// virtual CPU interface are the hypervisor's), as Xen gives them.
+    pub gic_reg_entries: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,13 +93,33 @@ pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeErr
     // The GIC as Dom0 gets it: no ITS, no maintenance interrupt, no child
     // address space; a phandle (one no other node uses) if it has none.
     let fresh_phandle = max_phandle(&tree.root).checked_add(1).ok_or(Dom0TreeError::NoFreePhandle)?;
+    let parent = match spec.gic.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((parent, _)) => parent,
+    };
+    let entry_bytes = tree
+        .find_node(parent)
+        .map_or(3, |p| u32_prop(p, "#address-cells").unwrap_or(2) + u32_prop(p, "#size-cells").unwrap_or(1))
+        as usize
+        * 4;
     let gic = tree.find_node_mut(spec.gic).ok_or(Dom0TreeError::NoInterruptController)?;
     let its: Vec<String> = gic.children().filter(|c| compatible_has(c, &["arm,gic-v3-its"])).map(|c| String::from(c.name())).collect();
     for name in its {
         gic.remove_child(&name);
     }
     gic.remove_property("interrupts");
-    gic.remove_property("ranges");
+    // A GICv2's MSI frames (`arm,gic-v2m-frame`) stay, in its address space.
+    if gic.children().next().is_none() {
+        gic.remove_property("ranges");
+    }
+    if let Some(entries) = spec.gic_reg_entries {
+        let reg = gic.property("reg").map(|p| p.value().to_vec()).unwrap_or_default();
+        if let Some(p) = gic.property_mut("reg")
+            && reg.len() > entries * entry_bytes
+        {
+            p.set_value(reg[..entries * entry_bytes].to_vec());
+        }
+    }
     let gic_phandle = match u32_prop(gic, "phandle") {
         Some(p) => p,
         None => {
@@ -215,6 +239,7 @@ mod tests {
             event_ppi: 0,
             hidden: &["/pl011@9000000"],
             gic: "/intc@8000000",
+            gic_reg_entries: None,
         }
     }
 
@@ -280,6 +305,29 @@ mod tests {
         assert_eq!(reg, vec![0, 0x4020_0000, 0, 0x4_0000, 0, 0x4200_0000, 0, 0x1e00_0000, 0, 0x8000_0000, 0, 0x4000_0000]);
         assert_eq!(hyp.property("interrupt-parent").unwrap().value(), 0x8001u32.to_be_bytes());
         assert_eq!(hyp.property("interrupts").unwrap().value(), [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xf, 8]);
+    }
+
+    /// On a GICv2, Dom0 gets what Xen 4.17 gives it: GICD and GICC in
+    /// `reg` (not GICH and GICV), no maintenance interrupt, the GICv2m MSI
+    /// frame in the GIC's address space.
+    #[test]
+    fn a_gicv2_keeps_its_distributor_cpu_interface_and_msi_frame() {
+        let host = blob(&virt_gicv2(&[(0x4000_0000, 2 * GIB)]), &[]);
+        let banks = [PhysRange::new(0x6000_0000, 0x8000_0000)];
+        let spec = Dom0Tree { gic_reg_entries: Some(2), ..spec(&banks, &[]) };
+        let out = build(&Fdt::new(&host).unwrap(), &spec).unwrap();
+        let t = HostTree::parse(&out).unwrap();
+        let gic = t.gic.unwrap();
+        assert_eq!(gic.version, crate::dt::host::GicVersion::V2);
+        assert_eq!(gic.distributor, PhysRange::new(0x800_0000, 0x801_0000));
+        assert_eq!(gic.cpu_interface, Some(PhysRange::new(0x801_0000, 0x802_0000)));
+        assert_eq!((gic.hypervisor_interface, gic.virtual_cpu_interface, gic.maintenance_intid), (None, None, None));
+        let fdt = Fdt::new(&out).unwrap();
+        let intc = fdt.find_node("/intc@8000000").unwrap();
+        assert!(intc.property("ranges").is_some(), "the v2m frame's addresses still translate");
+        assert!(fdt.find_node("/intc@8000000/v2m@8020000").is_some());
+        let devices = crate::dt::devices::device_ranges(&fdt).unwrap();
+        assert!(devices.iter().any(|d| d.range == PhysRange::new(0x802_0000, 0x802_1000)), "{devices:x?}");
     }
 
     #[test]

@@ -85,8 +85,45 @@ pub struct Gic {
     pub redistributors: ArrayVec<PhysRange, MAX_REDIST_REGIONS>,
     /// GICv2 CPU interface, or GICv3's optional legacy one.
     pub cpu_interface: Option<PhysRange>,
+    /// The virtual interface control (GICH) and virtual CPU interface
+    /// (GICV), the next two `reg` entries, when the GIC has virtualisation
+    /// extensions.
+    pub hypervisor_interface: Option<PhysRange>,
+    pub virtual_cpu_interface: Option<PhysRange>,
     /// The maintenance interrupt's INTID.
     pub maintenance_intid: Option<u32>,
+}
+
+impl Gic {
+    /// What the hypervisor drives, mapped at EL2: the distributor, the
+    /// redistributors, and a GICv2's CPU interface and virtual interface
+    /// control.
+    pub fn driven(&self) -> impl Iterator<Item = PhysRange> + '_ {
+        let v2 = if self.version == GicVersion::V2 { [self.cpu_interface, self.hypervisor_interface] } else { [None; 2] };
+        core::iter::once(self.distributor).chain(self.redistributors.iter().copied()).chain(v2.into_iter().flatten())
+    }
+
+    /// Where a GICv2 guest's CPU interface is: the CPU interface's
+    /// addresses (as many bytes of them as GICV has), and the virtual CPU
+    /// interface's frames behind them, as Xen maps them. None unless both
+    /// hold DIR's page (8 KiB or more).
+    pub fn virtual_cpu_window(&self) -> Option<(PhysRange, u64)> {
+        use crate::gic::registers::gicc::MIN_SIZE;
+        match (self.version, self.cpu_interface, self.virtual_cpu_interface) {
+            (GicVersion::V2, Some(cpu), Some(gicv)) if cpu.size() >= MIN_SIZE && gicv.size() >= MIN_SIZE => {
+                Some((PhysRange::new(cpu.start, cpu.start + cpu.size().min(gicv.size())), gicv.start))
+            }
+            _ => None,
+        }
+    }
+
+    /// What Dom0 never gets at its own address: what the hypervisor drives,
+    /// and a GICv2's virtual CPU interface, which Dom0 gets at the CPU
+    /// interface's address instead.
+    pub fn kept(&self) -> impl Iterator<Item = PhysRange> + '_ {
+        let gicv = if self.version == GicVersion::V2 { self.virtual_cpu_interface } else { None };
+        self.driven().chain(gicv)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,6 +446,8 @@ impl<'a> HostTree<'a> {
             return Err(DtError::BadGic { node: path_of(visit.path), why: "fewer redistributor regions than announced" });
         }
         let cpu_interface = regs.get(1 + redist_count).copied();
+        let hypervisor_interface = regs.get(2 + redist_count).copied();
+        let virtual_cpu_interface = regs.get(3 + redist_count).copied();
         if version == GicVersion::V2 && cpu_interface.is_none() {
             return Err(DtError::BadGic { node: path_of(visit.path), why: "no CPU interface in reg" });
         }
@@ -419,6 +458,8 @@ impl<'a> HostTree<'a> {
             distributor,
             redistributors,
             cpu_interface,
+            hypervisor_interface,
+            virtual_cpu_interface,
             maintenance_intid,
         });
         Ok(())

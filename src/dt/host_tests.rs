@@ -35,6 +35,34 @@ fn reads_a_virt_board() {
     assert!(t.warnings.is_empty(), "{:?}", t.warnings);
 }
 
+/// QEMU's GICv2: GICD, GICC, GICH, GICV; what the hypervisor drives, what
+/// Dom0 never gets at its own address, and where Dom0's CPU interface is.
+#[test]
+fn reads_a_gicv2_and_its_virtualisation_interfaces() {
+    let b = blob(&virt_gicv2(&[(0x4000_0000, GIB)]), &[]);
+    let t = parse(&b).unwrap();
+    let gic = t.gic.as_ref().unwrap();
+    assert_eq!(gic.version, GicVersion::V2);
+    assert_eq!(gic.distributor, r(0x800_0000, 0x801_0000));
+    assert!(gic.redistributors.is_empty());
+    assert_eq!(gic.cpu_interface, Some(r(0x801_0000, 0x802_0000)));
+    assert_eq!(gic.hypervisor_interface, Some(r(0x803_0000, 0x804_0000)));
+    assert_eq!(gic.virtual_cpu_interface, Some(r(0x804_0000, 0x805_0000)));
+    assert_eq!(gic.maintenance_intid, Some(25));
+    assert_eq!(gic.driven().collect::<Vec<_>>(), vec![r(0x800_0000, 0x801_0000), r(0x801_0000, 0x802_0000), r(0x803_0000, 0x804_0000)]);
+    assert_eq!(gic.kept().count(), 4);
+    assert_eq!(gic.virtual_cpu_window(), Some((r(0x801_0000, 0x802_0000), 0x804_0000)));
+    // A GICV smaller than GICC: Dom0 sees only as much; one without DIR's page: none.
+    let small = Gic { virtual_cpu_interface: Some(r(0x804_0000, 0x804_2000)), ..gic.clone() };
+    assert_eq!(small.virtual_cpu_window(), Some((r(0x801_0000, 0x801_2000), 0x804_0000)));
+    let tiny = Gic { virtual_cpu_interface: Some(r(0x804_0000, 0x804_1000)), ..gic.clone() };
+    assert_eq!(tiny.virtual_cpu_window(), None);
+    // A GICv3 keeps what it always kept.
+    let v3 = parse(&blob(&virt(&[(0x4000_0000, GIB)]), &[])).unwrap().gic.unwrap();
+    assert_eq!(v3.kept().collect::<Vec<_>>(), vec![r(0x800_0000, 0x801_0000), r(0x80a_0000, 0x900_0000)]);
+    assert_eq!(v3.virtual_cpu_window(), None);
+}
+
 #[test]
 fn several_banks_in_one_node_and_across_nodes() {
     let tree = virt(&[(0x4000_0000, GIB)]).child(

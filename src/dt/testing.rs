@@ -127,6 +127,30 @@ pub fn virt(ram: &[(u64, u64)]) -> N {
     root
 }
 
+/// The same board with QEMU's GICv2 (`gic-version=2`, virtualisation on):
+/// GICD, GICC, GICH, GICV in `reg`, the maintenance PPI with a CPU mask, a
+/// GICv2m MSI frame as a child.
+pub fn virt_gicv2(ram: &[(u64, u64)]) -> N {
+    virt(ram).edit_child("intc@8000000", |_| {
+        node("intc@8000000")
+            .str("compatible", "arm,cortex-a15-gic")
+            .cells("phandle", &[0x8001])
+            .flag("interrupt-controller")
+            .cells("#interrupt-cells", &[3])
+            .cells("#address-cells", &[2])
+            .cells("#size-cells", &[2])
+            .flag("ranges")
+            .reg64(&[(0x800_0000, 0x1_0000), (0x801_0000, 0x1_0000), (0x803_0000, 0x1_0000), (0x804_0000, 0x1_0000)])
+            .cells("interrupts", &[1, 9, 0xf04])
+            .child(
+                node("v2m@8020000")
+                    .str("compatible", "arm,gic-v2m-frame")
+                    .flag("msi-controller")
+                    .reg64(&[(0x802_0000, 0x1000)]),
+            )
+    })
+}
+
 const FDT_BEGIN_NODE: u32 = 1;
 const FDT_END_NODE: u32 = 2;
 const FDT_PROP: u32 = 3;

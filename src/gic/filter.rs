@@ -7,9 +7,22 @@
 //! hypervisor's interrupts are hidden on reads and preserved on writes.
 //! LPIs are hidden too: the ITS is not given to Dom0 (as in Xen 4.17), and
 //! LPIs cannot be forwarded through list registers with HW=1.
+//!
+//! A GICv2 has a distributor only (its CPU interface is the hardware's
+//! virtual one, mapped where Dom0's tree says the CPU interface is): the
+//! same per-interrupt families, the SGI pending registers besides, no
+//! routing registers, groups left as the firmware set them, and SGIs sent
+//! by writing GICD_SGIR, which the caller forwards ([`Write::Sgi`]).
 
 use super::IntidSet;
-use super::registers::{family, gicd, gicr};
+use super::registers::{family, gicd, gicd_v2, gicr};
+
+/// Which GIC architecture the filter stands before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    V2,
+    V3,
+}
 
 /// Which 64 KiB frame an access landed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +46,10 @@ pub enum Write {
     Merge { keep: u64, value: u64 },
     /// Ignore the write.
     Drop,
+    /// A GICv2 software-generated interrupt (a GICD_SGIR value, not one of
+    /// the hypervisor's SGIs): the caller translates its target list to
+    /// physical CPU interfaces and writes GICD_SGIR.
+    Sgi(u32),
 }
 
 /// How a register family treats the bits of the hypervisor's interrupts.
@@ -48,6 +65,10 @@ enum Semantics {
     ForceGroup1,
     /// Group modifiers: always 0 for the same reason.
     ForceZero,
+    /// Read as zero, writes ignored: GICv2's groups (and their secure
+    /// access control), left as the firmware set them; Linux's GICv2
+    /// driver uses whatever group its CPU interface signals as IRQs.
+    Hidden,
 }
 
 struct Family {
@@ -73,18 +94,46 @@ const FAMILIES: [Family; 12] = [
     Family { base: family::NSACR, size: 0x100, bits_per_intid: 2, semantics: Semantics::Field },
 ];
 
+/// GICv2's families (IHI 0048B, 4.1.2): no group modifiers; the SGI
+/// pending registers hold a byte of source CPUs per SGI.
+const FAMILIES_V2: [Family; 13] = [
+    Family { base: family::IGROUPR, size: 0x80, bits_per_intid: 1, semantics: Semantics::Hidden },
+    Family { base: family::ISENABLER, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::ICENABLER, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::ISPENDR, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::ICPENDR, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::ISACTIVER, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::ICACTIVER, size: 0x80, bits_per_intid: 1, semantics: Semantics::SetClear },
+    Family { base: family::IPRIORITYR, size: 0x400, bits_per_intid: 8, semantics: Semantics::Field },
+    Family { base: family::ITARGETSR, size: 0x400, bits_per_intid: 8, semantics: Semantics::Field },
+    Family { base: family::ICFGR, size: 0x100, bits_per_intid: 2, semantics: Semantics::Field },
+    Family { base: family::NSACR, size: 0x100, bits_per_intid: 2, semantics: Semantics::Hidden },
+    Family { base: gicd_v2::CPENDSGIR, size: 0x10, bits_per_intid: 8, semantics: Semantics::SetClear },
+    Family { base: gicd_v2::SPENDSGIR, size: 0x10, bits_per_intid: 8, semantics: Semantics::SetClear },
+];
+
 fn width_mask(width: u8) -> u64 {
     if width >= 8 { u64::MAX } else { (1u64 << (u32::from(width) * 8)) - 1 }
 }
 
 pub struct Filter {
     owned: IntidSet,
+    architecture: Architecture,
 }
 
 impl Filter {
-    /// A filter hiding `owned`, the hypervisor's interrupts.
+    /// A GICv3 filter hiding `owned`, the hypervisor's interrupts.
     pub fn new(owned: IntidSet) -> Self {
-        Self { owned }
+        Self { owned, architecture: Architecture::V3 }
+    }
+
+    /// A GICv2 filter hiding `owned`.
+    pub fn new_v2(owned: IntidSet) -> Self {
+        Self { owned, architecture: Architecture::V2 }
+    }
+
+    pub fn architecture(&self) -> Architecture {
+        self.architecture
     }
 
     pub fn owned(&self) -> &IntidSet {
@@ -96,12 +145,26 @@ impl Filter {
     /// anywhere; bytes to the priority and target fields; doublewords to
     /// the routing registers and the redistributor's 64-bit registers.
     /// Anything else reads as zero and writes nothing, as the GIC itself
-    /// may answer it, so it never reaches the hardware.
-    pub fn is_valid(frame: Frame, offset: u64, width: u8) -> bool {
+    /// may answer it, so it never reaches the hardware. A GICv2 (IHI 0048B,
+    /// 4.1.4) has words, and bytes to the priority, target and SGI pending
+    /// fields, in its distributor.
+    pub fn is_valid(&self, frame: Frame, offset: u64, width: u8) -> bool {
         if !matches!(width, 1 | 4 | 8) || !offset.is_multiple_of(u64::from(width)) {
             return false;
         }
         let in_family = |base: u64, size: u64| (base..base + size).contains(&offset);
+        if self.architecture == Architecture::V2 {
+            return frame == Frame::Distributor
+                && match width {
+                    4 => true,
+                    1 => {
+                        in_family(family::IPRIORITYR, 0x400)
+                            || in_family(family::ITARGETSR, 0x400)
+                            || in_family(gicd_v2::CPENDSGIR, 0x20)
+                    }
+                    _ => false,
+                };
+        }
         match width {
             4 => true,
             1 => {
@@ -109,7 +172,7 @@ impl Filter {
                     && (in_family(family::IPRIORITYR, 0x400) || in_family(family::ITARGETSR, 0x400))
             }
             _ => match frame {
-                Frame::Distributor => Self::routed_intid(frame, offset).is_some(),
+                Frame::Distributor => self.routed_intid(frame, offset).is_some(),
                 Frame::RedistributorControl => {
                     matches!(offset, gicr::TYPER | gicr::SETLPIR | gicr::CLRLPIR | gicr::PROPBASER | gicr::PENDBASER)
                 }
@@ -132,31 +195,44 @@ impl Filter {
         mask
     }
 
-    fn family(frame: Frame, offset: u64) -> Option<&'static Family> {
+    fn family(&self, frame: Frame, offset: u64) -> Option<&'static Family> {
         if !matches!(frame, Frame::Distributor | Frame::RedistributorSgi) {
             return None;
         }
-        FAMILIES.iter().find(|f| offset >= f.base && offset < f.base + f.size)
+        let families: &'static [Family] = match self.architecture {
+            Architecture::V3 => &FAMILIES,
+            Architecture::V2 => &FAMILIES_V2,
+        };
+        families.iter().find(|f| offset >= f.base && offset < f.base + f.size)
     }
 
     /// The INTID whose routing register an access at `offset` of the
-    /// distributor touches.
-    fn routed_intid(frame: Frame, offset: u64) -> Option<u32> {
-        (frame == Frame::Distributor && (gicd::IROUTER..gicd::IROUTER_END).contains(&offset))
-            .then(|| ((offset - gicd::IROUTER) / 8) as u32)
+    /// distributor touches (GICv3's only).
+    fn routed_intid(&self, frame: Frame, offset: u64) -> Option<u32> {
+        (self.architecture == Architecture::V3
+            && frame == Frame::Distributor
+            && (gicd::IROUTER..gicd::IROUTER_END).contains(&offset))
+        .then(|| ((offset - gicd::IROUTER) / 8) as u32)
     }
 
     /// What Dom0 reads, given what the hardware returned for its access.
     pub fn read(&self, frame: Frame, offset: u64, width: u8, hardware: u64) -> u64 {
-        if !Self::is_valid(frame, offset, width) {
+        if !self.is_valid(frame, offset, width) {
             return 0;
         }
         let value = hardware & width_mask(width);
-        if let Some(family) = Self::family(frame, offset) {
+        if let Some(family) = self.family(frame, offset) {
+            if family.semantics == Semantics::Hidden {
+                return 0;
+            }
             return value & !self.owned_bits(family, offset, width);
         }
-        if let Some(intid) = Self::routed_intid(frame, offset) {
+        if let Some(intid) = self.routed_intid(frame, offset) {
             return if self.owned.contains(intid) { 0 } else { value };
+        }
+        if self.architecture == Architecture::V2 {
+            // GICD_SGIR is write-only.
+            return if offset == gicd_v2::SGIR { 0 } else { value };
         }
         match (frame, offset) {
             (Frame::Distributor, gicd::TYPER) => value & !gicd::TYPER_LPIS,
@@ -167,23 +243,35 @@ impl Filter {
 
     /// What the hardware gets for Dom0 writing `value`.
     pub fn write(&self, frame: Frame, offset: u64, width: u8, value: u64) -> Write {
-        if !Self::is_valid(frame, offset, width) {
+        if !self.is_valid(frame, offset, width) {
             return Write::Drop;
         }
         let value = value & width_mask(width);
-        if let Some(family) = Self::family(frame, offset) {
+        if let Some(family) = self.family(frame, offset) {
             let owned = self.owned_bits(family, offset, width);
             return match family.semantics {
                 Semantics::SetClear => Write::Forward(value & !owned),
                 Semantics::ForceGroup1 => Write::Forward(width_mask(width)),
                 Semantics::ForceZero => Write::Forward(0),
+                Semantics::Hidden => Write::Drop,
                 Semantics::Field if owned == 0 => Write::Forward(value),
                 Semantics::Field if owned == width_mask(width) => Write::Drop,
                 Semantics::Field => Write::Merge { keep: owned, value: value & !owned },
             };
         }
-        if let Some(intid) = Self::routed_intid(frame, offset) {
+        if let Some(intid) = self.routed_intid(frame, offset) {
             return if self.owned.contains(intid) { Write::Drop } else { Write::Forward(value) };
+        }
+        if self.architecture == Architecture::V2 {
+            return match offset {
+                // The distributor stays on (the Enable bit, or EnableGrp1
+                // in a secure GIC's non-secure view): the hypervisor's own
+                // interrupts depend on it.
+                gicd::CTLR => Write::Forward(value | u64::from(gicd_v2::CTLR_ENABLE)),
+                gicd_v2::SGIR if self.owned.contains(value as u32 & gicd_v2::SGIR_INTID) => Write::Drop,
+                gicd_v2::SGIR => Write::Sgi(value as u32),
+                _ => Write::Forward(value),
+            };
         }
         match (frame, offset) {
             // Affinity routing and group 1 stay on: the hypervisor's own
@@ -308,7 +396,7 @@ mod tests {
             (Frame::RedistributorControl, gicr::CTLR, 8, false),
             (Frame::RedistributorControl, gicr::TYPER + 4, 4, true),
         ] {
-            assert_eq!(Filter::is_valid(frame, offset, width), valid, "{frame:?} {offset:#x} width {width}");
+            assert_eq!(filter().is_valid(frame, offset, width), valid, "{frame:?} {offset:#x} width {width}");
             if !valid {
                 assert_eq!(filter().write(frame, offset, width, u64::MAX), Write::Drop);
                 assert_eq!(filter().read(frame, offset, width, u64::MAX), 0);
@@ -322,6 +410,133 @@ mod tests {
         assert_eq!(f.write(Frame::Distributor, family::ISENABLER + 1, 4, 1), Write::Drop);
         assert_eq!(f.write(Frame::Distributor, family::ISENABLER, 3, 1), Write::Drop);
         assert_eq!(f.read(Frame::Distributor, family::ISENABLER + 2, 4, 0xffff_ffff), 0);
+    }
+
+    /// The GICv2 counterpart: the UART (SPI 33), the maintenance PPI (25),
+    /// the kick SGI (15).
+    fn filter_v2() -> Filter {
+        let mut owned = IntidSet::new();
+        for i in [15, 25, 33] {
+            owned.insert(i);
+        }
+        Filter::new_v2(owned)
+    }
+
+    #[test]
+    fn gicv2_linux_disabling_everything_spares_the_hypervisor() {
+        let f = filter_v2();
+        // gic_dist_init: the distributor off, every SPI disabled.
+        assert_eq!(f.write(Frame::Distributor, gicd::CTLR, 4, 0), Write::Forward(1));
+        assert_eq!(f.write(Frame::Distributor, family::ICENABLER + 4, 4, 0xffff_ffff), Write::Forward(0xffff_fffd));
+        // gic_cpu_init (banked): PPIs off, SGIs on.
+        assert_eq!(f.write(Frame::Distributor, family::ICENABLER, 4, 0xffff_0000), Write::Forward(0xfdff_0000));
+        assert_eq!(f.write(Frame::Distributor, family::ISENABLER, 4, 0x0000_ffff), Write::Forward(0x0000_7fff));
+        assert_eq!(f.write(Frame::Distributor, family::ICACTIVER + 4, 4, 0xffff_ffff), Write::Forward(0xffff_fffd));
+    }
+
+    #[test]
+    fn gicv2_targets_priorities_and_configuration_keep_the_hypervisors_fields() {
+        let f = filter_v2();
+        // gic_dist_init routes every SPI to the boot CPU: ITARGETSR8 holds SPIs 32-35.
+        assert_eq!(
+            f.write(Frame::Distributor, family::ITARGETSR + 32, 4, 0x0101_0101),
+            Write::Merge { keep: 0x0000_ff00, value: 0x0101_0001 }
+        );
+        // irq_set_affinity writes one byte: SPI 33's is the hypervisor's.
+        assert_eq!(f.write(Frame::Distributor, family::ITARGETSR + 33, 1, 2), Write::Drop);
+        assert_eq!(f.write(Frame::Distributor, family::ITARGETSR + 34, 1, 2), Write::Forward(2));
+        assert_eq!(f.read(Frame::Distributor, family::ITARGETSR + 32, 4, 0x0101_0101), 0x0101_0001);
+        assert_eq!(
+            f.write(Frame::Distributor, family::IPRIORITYR + 32, 4, 0xa0a0_a0a0),
+            Write::Merge { keep: 0x0000_ff00, value: 0xa0a0_00a0 }
+        );
+        assert_eq!(f.write(Frame::Distributor, family::ICFGR + 8, 4, 0), Write::Merge { keep: 0b1100, value: 0 });
+        // The maintenance PPI's priority byte (IPRIORITYR6, byte 1) is kept.
+        assert_eq!(f.read(Frame::Distributor, family::IPRIORITYR + 24, 4, 0x8080_8080), 0x8080_0080);
+    }
+
+    #[test]
+    fn gicv2_groups_are_left_alone_and_sgis_forwarded_but_the_kick() {
+        let f = filter_v2();
+        assert_eq!(f.write(Frame::Distributor, family::IGROUPR, 4, 0xffff_ffff), Write::Drop);
+        assert_eq!(f.read(Frame::Distributor, family::IGROUPR + 4, 4, 0xffff_ffff), 0);
+        assert_eq!(f.write(Frame::Distributor, family::NSACR, 4, 0xffff_ffff), Write::Drop);
+        // GICD_SGIR: SGI 3 to CPU interfaces 0 and 1; the kick SGI dropped.
+        assert_eq!(f.write(Frame::Distributor, gicd_v2::SGIR, 4, 0x0003_0003), Write::Sgi(0x0003_0003));
+        assert_eq!(f.write(Frame::Distributor, gicd_v2::SGIR, 4, 0x0003_000f), Write::Drop);
+        assert_eq!(f.write(Frame::Distributor, gicd_v2::SGIR, 4, 0x0100_800f), Write::Drop, "NSATT set, still SGI 15");
+        assert_eq!(f.read(Frame::Distributor, gicd_v2::SGIR, 4, 0x1234), 0, "write-only");
+        // SGI 15's pending byte (the top byte of CPENDSGIR3/SPENDSGIR3) is kept.
+        assert_eq!(f.write(Frame::Distributor, gicd_v2::CPENDSGIR + 12, 4, 0xffff_ffff), Write::Forward(0x00ff_ffff));
+        assert_eq!(f.write(Frame::Distributor, gicd_v2::SPENDSGIR + 15, 1, 1), Write::Forward(0));
+        assert_eq!(f.write(Frame::Distributor, gicd_v2::SPENDSGIR + 3, 1, 1), Write::Forward(1));
+        assert_eq!(f.read(Frame::Distributor, gicd_v2::SPENDSGIR + 12, 4, 0x0101_0101), 0x0001_0101);
+        // No routing registers, no LPIs to hide: GICv3's offsets are plain words.
+        assert_eq!(f.write(Frame::Distributor, gicd::IROUTER + 33 * 8, 4, 1), Write::Forward(1));
+        assert_eq!(f.read(Frame::Distributor, gicd::TYPER, 4, 0x0002_fc07), 0x0002_fc07);
+    }
+
+    #[test]
+    fn gicv2_only_the_architected_widths_reach_the_hardware() {
+        let f = filter_v2();
+        for (offset, width, valid) in [
+            (family::ISENABLER, 4, true),
+            (family::ISENABLER, 1, false),
+            (family::ISENABLER, 2, false),
+            (family::IPRIORITYR + 33, 1, true),
+            (family::IPRIORITYR + 32, 2, false),
+            (family::ITARGETSR + 35, 1, true),
+            (gicd_v2::CPENDSGIR + 1, 1, true),
+            (gicd_v2::SPENDSGIR + 15, 1, true),
+            (gicd_v2::SGIR, 1, false),
+            (gicd::CTLR, 8, false),
+            (gicd::IROUTER + 33 * 8, 8, false),
+            (family::ISENABLER + 2, 4, false),
+        ] {
+            assert_eq!(f.is_valid(Frame::Distributor, offset, width), valid, "{offset:#x} width {width}");
+            if !valid {
+                assert_eq!(f.write(Frame::Distributor, offset, width, u64::MAX), Write::Drop);
+                assert_eq!(f.read(Frame::Distributor, offset, width, u64::MAX), 0);
+            }
+        }
+        assert!(!f.is_valid(Frame::RedistributorControl, 0, 4), "a GICv2 has no redistributors");
+    }
+
+    proptest! {
+        /// Whatever Dom0 writes to a GICv2 distributor, the hypervisor's
+        /// bits never reach the hardware unmerged nor show in a read, and
+        /// its SGI is never sent.
+        #[test]
+        fn gicv2_owned_interrupts_are_never_exposed(
+            offset in 0u64..0x1000,
+            width in prop::sample::select(vec![1u8, 2, 4, 8]),
+            value in any::<u64>(),
+            hardware in any::<u64>(),
+        ) {
+            let f = filter_v2();
+            let frame = Frame::Distributor;
+            let offset = offset & !(u64::from(width) - 1);
+            if let Some(family) = f.family(frame, offset) {
+                let owned = f.owned_bits(family, offset, width);
+                prop_assert_eq!(f.read(frame, offset, width, hardware) & owned, 0);
+                match f.write(frame, offset, width, value) {
+                    Write::Forward(v) => prop_assert_eq!(v & owned, 0),
+                    Write::Merge { keep, value: v } => {
+                        prop_assert_eq!(keep, owned);
+                        prop_assert_eq!(v & keep, 0);
+                    }
+                    Write::Drop => prop_assert!(
+                        matches!(family.semantics, Semantics::Field | Semantics::Hidden) || !f.is_valid(frame, offset, width)
+                    ),
+                    Write::Sgi(_) => prop_assert!(false, "an SGI from a family register"),
+                }
+            }
+            if let Write::Sgi(v) = f.write(frame, offset, width, value) {
+                prop_assert_eq!(offset, gicd_v2::SGIR);
+                prop_assert!(!f.owned().contains(v & gicd_v2::SGIR_INTID));
+            }
+            prop_assert!(f.read(frame, offset, width, hardware) <= width_mask(width));
+        }
     }
 
     proptest! {
@@ -338,7 +553,7 @@ mod tests {
             let f = filter();
             let frame = if sgi_frame { Frame::RedistributorSgi } else { Frame::Distributor };
             let offset = offset & !(u64::from(width) - 1);
-            if let Some(family) = Filter::family(frame, offset) {
+            if let Some(family) = f.family(frame, offset) {
                 let owned = f.owned_bits(family, offset, width);
                 prop_assert_eq!(f.read(frame, offset, width, hardware) & owned, 0);
                 match f.write(frame, offset, width, value) {
@@ -352,8 +567,9 @@ mod tests {
                         prop_assert_eq!(v & keep, 0);
                     }
                     Write::Drop => prop_assert!(
-                        family.semantics == Semantics::Field || !Filter::is_valid(frame, offset, width)
+                        family.semantics == Semantics::Field || !f.is_valid(frame, offset, width)
                     ),
+                    Write::Sgi(_) => prop_assert!(false, "no SGI register on a GICv3"),
                 }
             }
             prop_assert!(f.read(frame, offset, width, hardware) <= width_mask(width));

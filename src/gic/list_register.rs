@@ -1,7 +1,13 @@
-//! ICH_LR<n>_EL2 values: one virtual interrupt each (Arm IHI 0069, 12.5.10).
-//! vINTID in bits 31:0, pINTID 44:32 (with HW), priority 55:48, group 60,
-//! HW 61, state 63:62: `aarch64-cpu`'s fields (all list registers share
-//! ICH_LR0_EL2's layout).
+//! List-register values: one virtual interrupt each, as the injection
+//! logic and the overflow queue see it ([`ListRegister`]), and its two
+//! hardware encodings ([`Encoding`]):
+//!
+//! - GICv3's ICH_LR<n>_EL2 (Arm IHI 0069, 12.5.10): vINTID in bits 31:0,
+//!   pINTID 44:32 (with HW), priority 55:48, group 60, HW 61, state 63:62:
+//!   `aarch64-cpu`'s fields (all list registers share ICH_LR0_EL2's layout).
+//! - GICv2's GICH_LRn (Arm IHI 0048B, 5.3.11), 32 bits: VirtualID 9:0,
+//!   PhysicalID 19:10 (with HW), priority 27:23 (its top five bits), state
+//!   29:28, Grp1 30, HW 31.
 
 use aarch64_cpu::registers::ICH_LR0_EL2 as LR;
 
@@ -13,63 +19,130 @@ pub enum State {
     PendingActive,
 }
 
+impl State {
+    /// The two-bit state field both encodings share.
+    fn bits(self) -> u64 {
+        match self {
+            Self::Invalid => 0,
+            Self::Pending => 1,
+            Self::Active => 2,
+            Self::PendingActive => 3,
+        }
+    }
+
+    fn from_bits(bits: u64) -> Self {
+        match bits & 3 {
+            1 => Self::Pending,
+            2 => Self::Active,
+            3 => Self::PendingActive,
+            _ => Self::Invalid,
+        }
+    }
+}
+
 /// The priority of every interrupt Dom0 receives: Linux's default
 /// (GICD_INT_DEF_PRI), above its default priority mask of 0xf0.
 pub const GUEST_PRIORITY: u8 = 0xa0;
 
+/// One virtual interrupt, whatever the GIC: the interrupt, whether it is
+/// the physical interrupt of the same number (HW=1), and its state. The
+/// priority is always [`GUEST_PRIORITY`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListRegister(pub u64);
-
+pub struct ListRegister {
+    intid: u32,
+    hardware: bool,
+    state: State,
+}
 
 impl ListRegister {
     /// A pending virtual interrupt that is the physical interrupt `intid`:
     /// Dom0's deactivation deactivates the physical one (HW=1).
     pub fn hardware(intid: u32) -> Self {
-        Self::pending(intid).with_hw(intid)
+        Self { intid, hardware: true, state: State::Pending }
     }
 
     /// A pending purely virtual interrupt (event PPI, forwarded SGIs).
     pub fn virtual_only(intid: u32) -> Self {
-        Self::pending(intid)
+        Self { intid, hardware: false, state: State::Pending }
     }
 
-    fn pending(intid: u32) -> Self {
-        let value = LR::State::Pending
-            + LR::Group::SET
-            + LR::Priority.val(u64::from(GUEST_PRIORITY))
-            + LR::vINTID.val(u64::from(intid));
-        Self(value.value)
-    }
-
-    fn with_hw(self, physical: u32) -> Self {
-        // pINTID is 13 bits; INTIDs handed over are below 1020.
-        Self(self.0 | (LR::HW::SET + LR::pINTID.val(u64::from(physical) & 0x1fff)).value)
-    }
+    /// An empty list register.
+    pub const EMPTY: Self = Self { intid: 0, hardware: false, state: State::Invalid };
 
     pub fn intid(self) -> u32 {
-        LR::vINTID.read(self.0) as u32
+        self.intid
     }
 
     pub fn is_hardware(self) -> bool {
-        LR::HW.is_set(self.0)
+        self.hardware
     }
 
     pub fn state(self) -> State {
-        match LR::State.read_as_enum(self.0) {
-            Some(LR::State::Value::Pending) => State::Pending,
-            Some(LR::State::Value::Active) => State::Active,
-            Some(LR::State::Value::PendingAndActive) => State::PendingActive,
-            _ => State::Invalid,
-        }
+        self.state
     }
 
     /// The same interrupt made pending again while Dom0 still handles it
     /// (only for purely virtual ones: a hardware one cannot fire again
     /// until Dom0 deactivates it).
     pub fn repended(self) -> Self {
-        match self.state() {
-            State::Active => Self(LR::State::PendingAndActive.modify(self.0)),
+        match self.state {
+            State::Active => Self { state: State::PendingActive, ..self },
             _ => self,
+        }
+    }
+}
+
+/// How the CPU's list registers encode a [`ListRegister`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// ICH_LR<n>_EL2; group 1, which Linux's GICv3 driver enables.
+    V3,
+    /// GICH_LRn; group 0, the only group Linux's GICv2 driver enables at
+    /// its CPU interface (GICC_CTLR.EnableGrp0).
+    V2,
+}
+
+impl Encoding {
+    pub fn encode(self, lr: ListRegister) -> u64 {
+        if lr.state == State::Invalid {
+            return 0;
+        }
+        match self {
+            Self::V3 => {
+                let mut value = LR::State.val(lr.state.bits())
+                    + LR::Group::SET
+                    + LR::Priority.val(u64::from(GUEST_PRIORITY))
+                    + LR::vINTID.val(u64::from(lr.intid));
+                if lr.hardware {
+                    // pINTID is 13 bits; INTIDs handed over are below 1020.
+                    value += LR::HW::SET + LR::pINTID.val(u64::from(lr.intid) & 0x1fff);
+                }
+                value.value
+            }
+            Self::V2 => {
+                let mut value = (lr.state.bits() << 28)
+                    | (u64::from(GUEST_PRIORITY >> 3) << 23)
+                    | u64::from(lr.intid & 0x3ff);
+                if lr.hardware {
+                    value |= (1 << 31) | (u64::from(lr.intid & 0x3ff) << 10);
+                }
+                value
+            }
+        }
+    }
+
+    pub fn decode(self, raw: u64) -> ListRegister {
+        match self {
+            Self::V3 => ListRegister {
+                intid: LR::vINTID.read(raw) as u32,
+                hardware: LR::HW.is_set(raw),
+                state: State::from_bits(LR::State.read(raw)),
+            },
+            Self::V2 => ListRegister {
+                intid: (raw & 0x3ff) as u32,
+                hardware: raw & (1 << 31) != 0,
+                state: State::from_bits(raw >> 28),
+            },
         }
     }
 }
@@ -81,14 +154,40 @@ mod tests {
     #[test]
     fn encodes_hardware_and_virtual_interrupts() {
         let timer = ListRegister::hardware(27);
-        assert_eq!(timer.0, 0x70a0_001b_0000_001b);
+        assert_eq!(Encoding::V3.encode(timer), 0x70a0_001b_0000_001b);
         assert_eq!((timer.intid(), timer.state(), timer.is_hardware()), (27, State::Pending, true));
         let event = ListRegister::virtual_only(16);
-        assert_eq!(event.0, 0x50a0_0000_0000_0010);
+        assert_eq!(Encoding::V3.encode(event), 0x50a0_0000_0000_0010);
         assert!(!event.is_hardware());
-        assert_eq!(ListRegister(0).state(), State::Invalid);
-        let active = ListRegister((2 << 62) | 16);
+        assert_eq!(Encoding::V3.decode(0).state(), State::Invalid);
+        let active = Encoding::V3.decode((2 << 62) | 16);
         assert_eq!(active.repended().state(), State::PendingActive);
+        assert_eq!(Encoding::V3.encode(active.repended()), (3 << 62) | (1 << 60) | (0xa0 << 48) | 16);
         assert_eq!(event.repended(), event);
+    }
+
+    #[test]
+    fn encodes_gicv2_list_registers() {
+        // HW, group 0, pending, priority 0xa0 >> 3 = 0x14, pINTID 27, vINTID 27.
+        assert_eq!(Encoding::V2.encode(ListRegister::hardware(27)), 0x9a00_6c1b);
+        assert_eq!(Encoding::V2.encode(ListRegister::virtual_only(16)), 0x1a00_0010);
+        assert_eq!(Encoding::V2.encode(ListRegister::EMPTY), 0);
+        assert_eq!(Encoding::V2.decode(0).state(), State::Invalid);
+        let active = Encoding::V2.decode(0x2a00_0003);
+        assert_eq!((active.intid(), active.state(), active.is_hardware()), (3, State::Active, false));
+        assert_eq!(Encoding::V2.encode(active.repended()), 0x3a00_0003);
+    }
+
+    #[test]
+    fn both_encodings_round_trip() {
+        for encoding in [Encoding::V3, Encoding::V2] {
+            for intid in [0, 15, 16, 31, 32, 1019] {
+                for lr in [ListRegister::hardware(intid), ListRegister::virtual_only(intid)] {
+                    assert_eq!(encoding.decode(encoding.encode(lr)), lr, "{encoding:?} {lr:?}");
+                    let active = ListRegister { state: State::Active, ..lr };
+                    assert_eq!(encoding.decode(encoding.encode(active)), active);
+                }
+            }
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! meant. A mapping may be
 //!
 //! - the guest's RAM at its own address (`Kind::Ram`, 1:1);
-//! - a passed-through device at its own address (`Kind::Device`, 1:1);
+//! - a passed-through device at its own address (`Kind::Device`, 1:1), or
+//!   a device it is given at another address (`remapped_devices`);
 //! - a frame of the guest's RAM that it granted, seen at another address
 //!   (`Kind::Granted`) while the frame's own page is still mapped, so the
 //!   frame is still the guest's;
@@ -28,6 +29,10 @@ pub struct Allowed<'a> {
     pub ram: &'a [PhysRange],
     /// The host devices passed through to it.
     pub devices: &'a [PhysRange],
+    /// Devices it sees at another address than their own: (IPAs, the
+    /// frame the first maps). A GICv2's virtual CPU interface, where its
+    /// tree says the CPU interface is.
+    pub remapped_devices: &'a [(PhysRange, u64)],
     /// Frames of the hypervisor's that it may map, as RAM, inside `shared_window`.
     pub shared_frames: &'a [PhysRange],
     /// IPAs where shared frames go, and grant mappings do not.
@@ -165,6 +170,12 @@ pub fn audit(extents: &[Extent], allowed: &Allowed<'_>, owned: &[Owned]) -> Resu
         let bytes = e.ipa.size();
         match e.kind {
             _ if is_shared => summary.shared_bytes += bytes,
+            Kind::Device if allowed.remapped_devices.iter().any(|&(ipa, pa)| {
+                ipa.contains_range(&e.ipa) && e.pa == pa + (e.ipa.start - ipa.start)
+            }) =>
+            {
+                summary.device_bytes += bytes
+            }
             Kind::Ram | Kind::Device if !e.is_one_to_one() => return Err(Violation::NotOneToOne(e)),
             Kind::Ram if !ram.covers(&frames) => return Err(Violation::NotGuestRam(e)),
             Kind::Ram => summary.ram_bytes += bytes,

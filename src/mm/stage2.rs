@@ -246,8 +246,23 @@ impl Stage2Map {
         self.map_boot(range, kind, Constraints::NO_BLOCK_MAPPINGS)
     }
 
+    /// Maps the IPAs `range` (page aligned) to the frames from `pa` on, as
+    /// `kind`: a device the guest sees at another address than its own (a
+    /// GICv2's virtual CPU interface where the CPU interface is).
+    pub fn map_at(&mut self, range: PhysRange, pa: u64, kind: Kind) -> Result<(), MapError> {
+        if !range.start.is_multiple_of(PAGE) || !range.end.is_multiple_of(PAGE) || !pa.is_multiple_of(PAGE) {
+            return Err(MapError::OutsideIpaSpace(range));
+        }
+        self.map_boot_at(range, pa, kind, Constraints::empty())
+    }
+
     fn map_boot(&mut self, range: PhysRange, kind: Kind, constraints: Constraints) -> Result<(), MapError> {
         let pages = range.expand_to_alignment(PAGE).ok_or(MapError::OutsideIpaSpace(range))?;
+        self.map_boot_at(pages, pages.start, kind, constraints)
+    }
+
+    fn map_boot_at(&mut self, pages: PhysRange, pa: u64, kind: Kind, constraints: Constraints) -> Result<(), MapError> {
+        let range = pages;
         if pages.end > self.geometry.limit() {
             return Err(MapError::OutsideIpaSpace(range));
         }
@@ -265,7 +280,7 @@ impl Stage2Map {
         let before = self.tables();
         let result = self
             .map
-            .map_range(&region, PhysicalAddress(pages.start as usize), kind.attributes(), constraints)
+            .map_range(&region, PhysicalAddress(pa as usize), kind.attributes(), constraints)
             .map_err(|_| MapError::OutsideIpaSpace(range));
         self.boot_tables += self.tables() - before;
         result

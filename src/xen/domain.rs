@@ -70,6 +70,7 @@ impl DomainView<'_> {
     pub fn audit_stage2(
         &self,
         devices: &[PhysRange],
+        remapped_devices: &[(PhysRange, u64)],
         hypervisor: &[Owned],
         free_ranges: impl FnOnce() -> Vec<PhysRange>,
     ) -> Result<Summary, Violation> {
@@ -82,7 +83,8 @@ impl DomainView<'_> {
         owned.extend(grant_frames.iter().map(|&range| Owned { range, what: audit::owned::GRANT_FRAME }));
         owned.extend_from_slice(hypervisor);
         owned.extend(free_ranges().into_iter().map(|range| Owned { range, what: audit::owned::FREE }));
-        let allowed = Allowed { ram: self.ram, devices, shared_frames: &grant_frames, shared_window: grants.region() };
+        let allowed =
+            Allowed { ram: self.ram, devices, remapped_devices, shared_frames: &grant_frames, shared_window: grants.region() };
         audit::audit(&stage2.leaves(), &allowed, &owned)
     }
 }

@@ -340,7 +340,7 @@ impl Machine {
     /// no devices, and its hypervisor owns no more than the domain says.
     pub fn audit(&self) -> Result<Summary, Violation> {
         let hypervisor: [Owned; 0] = [];
-        self.domain.view().audit_stage2(&[], &hypervisor, || self.board.free_ranges())
+        self.domain.view().audit_stage2(&[], &[], &hypervisor, || self.board.free_ranges())
     }
 
     /// Frames free, plus those the hypervisor holds for Dom0 (its grant

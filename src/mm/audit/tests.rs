@@ -139,6 +139,7 @@ impl Scene {
         let allowed = Allowed {
             ram: &self.ram,
             devices: &self.devices,
+            remapped_devices: &[],
             shared_frames: &self.grant_frames,
             shared_window: WINDOW,
         };

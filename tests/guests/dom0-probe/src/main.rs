@@ -433,12 +433,26 @@ secondary_park:
                 Some((reg.next()?.0, reg.next()?))
             });
 
+        let gicv2 = root
+            .children()
+            .find(|n| {
+                n.property("compatible").map(value).is_some_and(|c| {
+                    c.split(|&b| b == 0).any(|s| s == b"arm,cortex-a15-gic" || s == b"arm,gic-400")
+                })
+            })
+            .and_then(|g| {
+                let mut reg = regs(value(g.property("reg")?), ac, sc);
+                let (gicd, gicc) = (reg.next()?.0, reg.next()?.0);
+                Some((gicd, gicc, 2 + reg.count()))
+            });
+
         // Interrupts, when asked for: the burst needs a hypervisor that
         // forwards pending SPIs set at the distributor, which Xen does not.
         if asked(b"probe=interrupts") {
-            match gic {
-                Some((gicd, redistributors)) => interrupts::check(&mut r, gicd, redistributors),
-                None => r.check(false, format_args!("a GICv3 with a distributor and redistributors")),
+            match (gic, gicv2) {
+                (Some((gicd, redistributors)), _) => interrupts::check(&mut r, gicd, redistributors),
+                (None, Some((gicd, gicc, entries))) => interrupts::check_v2(&mut r, gicd, gicc, entries),
+                _ => r.check(false, format_args!("a GICv3 with a distributor and redistributors, or a GICv2")),
             }
         }
 

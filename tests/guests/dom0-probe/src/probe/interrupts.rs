@@ -198,3 +198,90 @@ pub fn check(r: &mut super::Report, gicd: u64, redistributors: (u64, u64)) {
         format_args!("{} interrupts raised at once, more than the 4 list registers, all delivered", delivered.count),
     );
 }
+
+/// GICv2: the distributor's SGI register and the CPU interface's, at the
+/// offsets both the physical and the virtual CPU interface have.
+const GICD_ITARGETSR: u64 = 0x0800;
+const GICD_SGIR: u64 = 0x0f00;
+const GICC_CTLR: u64 = 0x0000;
+const GICC_PMR: u64 = 0x0004;
+const GICC_IAR: u64 = 0x000c;
+const GICC_EOIR: u64 = 0x0010;
+const GICC_IIDR: u64 = 0x00fc;
+
+/// The GICv2 burst: the same interrupts as GICv3's, with the CPU interface
+/// at `gicc` (where the tree says it is: the virtual one under a
+/// hypervisor), SPIs targeted at this CPU's interface (read from the
+/// banked GICD_ITARGETSR0, as Linux does), the SGI sent through GICD_SGIR
+/// to this CPU's interface, then acknowledged and ended through GICC_IAR
+/// and GICC_EOIR.
+pub fn burst_v2(gicd: u64, gicc: u64, spis: &[u32], sgi: u32) -> Delivered {
+    let own = read32(gicd + GICD_ITARGETSR) & 0xff;
+    write32(gicc + GICC_PMR, 0xf0);
+    write32(gicc + GICC_CTLR, 1);
+    write32(gicd + GICD_CTLR, 1);
+    for &spi in spis {
+        write8(gicd + GICD_ITARGETSR + u64::from(spi), own as u8);
+        write8(gicd + IPRIORITYR + u64::from(spi), PRIORITY);
+        write32(gicd + ISENABLER + u64::from(spi / 32) * 4, 1 << (spi % 32));
+    }
+    for intid in [sgi, VIRTUAL_TIMER] {
+        write8(gicd + IPRIORITYR + u64::from(intid), PRIORITY);
+        write32(gicd + ISENABLER, 1 << intid);
+    }
+    let mut words = [0u32; 32];
+    for &spi in spis {
+        words[(spi / 32) as usize] |= 1 << (spi % 32);
+    }
+    for (i, &bits) in words.iter().enumerate().filter(|(_, b)| **b != 0) {
+        write32(gicd + ISPENDR + i as u64 * 4, bits);
+    }
+    // The target list: this CPU's interface only.
+    write32(gicd + GICD_SGIR, own << 16 | sgi);
+    // SAFETY: the virtual timer enabled with a compare value of 0, as in `burst`.
+    unsafe { asm!("msr cntv_cval_el0, xzr", "msr cntv_ctl_el0, {}", "isb", in(reg) 1u64) };
+
+    let expected = spis.len() + 2;
+    let mut delivered = Delivered { intids: [0; 32], count: 0 };
+    let mut idle_polls = 0u32;
+    while delivered.count < expected && idle_polls < 5_000_000 {
+        let iar = read32(gicc + GICC_IAR);
+        let intid = iar & 0x3ff;
+        if intid >= 1020 {
+            idle_polls += 1;
+            continue;
+        }
+        if intid == VIRTUAL_TIMER {
+            // SAFETY: disables the virtual timer.
+            unsafe { asm!("msr cntv_ctl_el0, xzr", "isb") };
+        }
+        if delivered.count < delivered.intids.len() {
+            delivered.intids[delivered.count] = intid;
+        }
+        delivered.count += 1;
+        // Priority drop and deactivation (EOImode 0); the whole IAR value,
+        // an SGI's source CPU included.
+        write32(gicc + GICC_EOIR, iar);
+    }
+    delivered
+}
+
+/// The GICv2 checks: Dom0's GIC node is Xen's (GICD and GICC, `reg_entries`
+/// of them), its CPU interface answers, and the burst arrives.
+pub fn check_v2(r: &mut super::Report, gicd: u64, gicc: u64, reg_entries: usize) {
+    r.check(reg_entries == 2, format_args!("the GICv2 node has GICD and GICC only ({reg_entries} reg entries)"));
+    let iidr = read32(gicc + GICC_IIDR);
+    r.check(iidr != 0, format_args!("the CPU interface at {gicc:#x} answers (GICC_IIDR {iidr:#x})"));
+    let lines = 32 * ((read32(gicd + 0x4) & 0x1f) + 1);
+    let spis: [u32; 6] = core::array::from_fn(|i| lines - 6 + i as u32);
+    const SGI: u32 = 3;
+    let delivered = burst_v2(gicd, gicc, &spis, SGI);
+    for &intid in spis.iter().chain([SGI, VIRTUAL_TIMER].iter()) {
+        let n = delivered.times(intid);
+        r.check(n == 1, format_args!("interrupt {intid} delivered once ({n} times)"));
+    }
+    r.check(
+        delivered.count == spis.len() + 2,
+        format_args!("{} interrupts raised at once, more than the 4 list registers, all delivered", delivered.count),
+    );
+}
