@@ -208,3 +208,42 @@ fn typed_input_reaches_the_dom0_shell() {
     out.expect_line("init: read [hello from the console]");
     out.expect_exit(0);
 }
+
+/// Debian's 6.12 as Dom0 on GICv2 (`gic-version=2`) with `smp` CPUs, in one
+/// boot: the report and gnttest inside the extended regions, then a line
+/// typed on the serial port read by the shell (UART interrupt, the input
+/// ring, VIRQ_CONSOLE), then power off.
+fn boot_ours_on_gicv2(smp: u32) -> Outcome {
+    let kernel = debian_kernel(DebianKernel::Trixie6_12);
+    let report = report_then_power_off("").replace(
+        "poweroff -f\n",
+        "echo \"init: type a line\"\nread -r line\necho \"init: read [$line]\"\npoweroff -f\n",
+    );
+    let initrd = dom0_initramfs(kernel, &init_script(kernel, &report));
+    let mut machine = Machine { gic_version: 2, smp, ..Machine::with_linux_dom0(&kernel.image, &initrd, DOM0_BOOTARGS) };
+    machine.typed = vec![("init: type a line".into(), "hello from the console\r".into())];
+    let out = boot_ours(machine);
+    out.expect_line("GICv2: Dom0 drives the distributor through a filter");
+    out.expect_line(&format!("smp: Brought up 1 node, {smp} CPU"));
+    out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
+    out.expect_line("init: read [hello from the console]");
+    out.expect_no_line("outside Dom0's memory and devices");
+    out
+}
+
+#[test]
+fn debian_6_12_dom0_on_gicv2_with_one_cpu() {
+    boot_ours_on_gicv2(1);
+}
+
+#[test]
+fn debian_6_12_dom0_on_gicv2_with_two_cpus() {
+    boot_ours_on_gicv2(2);
+}
+
+#[test]
+fn debian_6_12_dom0_on_gicv2_with_four_cpus() {
+    boot_ours_on_gicv2(4);
+}
+
+

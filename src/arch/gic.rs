@@ -47,6 +47,9 @@ pub struct V2Interfaces {
     /// The virtual CPU interface (GICV), Dom0's CPU interface: mapped at
     /// `cpu`'s address, this many bytes of it.
     pub virtual_cpu: PhysRange,
+    /// The virtual timer's interrupt, handed to Dom0 as a purely virtual
+    /// one (see `vgic::handle_irq`).
+    pub virtual_timer: Option<u32>,
 }
 
 pub struct Gic {
@@ -354,10 +357,16 @@ impl Gic {
 /// Takes the GIC over on the boot CPU: affinity routing and group 1 on at
 /// the distributor. `owned` are the hypervisor's interrupts besides the
 /// maintenance interrupt and the kick SGI, which are added here.
-/// `cpus` is the number of CPUs the tree lists.
-pub fn init(tree_gic: &host::Gic, mut owned: IntidSet, cpus: usize) -> Result<&'static Gic, Unsupported> {
+/// `cpus` is the number of CPUs the tree lists; `virtual_timer` its
+/// virtual timer's interrupt.
+pub fn init(
+    tree_gic: &host::Gic,
+    mut owned: IntidSet,
+    cpus: usize,
+    virtual_timer: Option<u32>,
+) -> Result<&'static Gic, Unsupported> {
     if tree_gic.version == GicVersion::V2 {
-        return init_v2(tree_gic, owned, cpus);
+        return init_v2(tree_gic, owned, cpus, virtual_timer);
     }
     let maintenance = tree_gic.maintenance_intid.ok_or(Unsupported::NoMaintenanceInterrupt)?;
     let first = *tree_gic.redistributors.first().ok_or(Unsupported::NoRedistributors)?;
@@ -393,14 +402,19 @@ pub fn init(tree_gic: &host::Gic, mut owned: IntidSet, cpus: usize) -> Result<&'
 /// The GICv2 half of `init`: the distributor on (groups as the firmware
 /// left them: Linux's GICv2 driver and Xen use group 0 on a GIC without
 /// security extensions, and a secure GIC's non-secure view sees group 1 only).
-fn init_v2(tree_gic: &host::Gic, mut owned: IntidSet, cpus: usize) -> Result<&'static Gic, Unsupported> {
+fn init_v2(
+    tree_gic: &host::Gic,
+    mut owned: IntidSet,
+    cpus: usize,
+    virtual_timer: Option<u32>,
+) -> Result<&'static Gic, Unsupported> {
     if cpus > MAX_GICV2_CPUS {
         return Err(Unsupported::TooManyCpusForV2(cpus));
     }
     let maintenance = tree_gic.maintenance_intid.ok_or(Unsupported::NoMaintenanceInterrupt)?;
     let interfaces = match (tree_gic.cpu_interface, tree_gic.hypervisor_interface, tree_gic.virtual_cpu_window()) {
         (Some(cpu), Some(hypervisor), Some((window, gicv))) => {
-            V2Interfaces { cpu, hypervisor, virtual_cpu: PhysRange::new(gicv, gicv + window.size()) }
+            V2Interfaces { cpu, hypervisor, virtual_cpu: PhysRange::new(gicv, gicv + window.size()), virtual_timer }
         }
         _ => return Err(Unsupported::NoV2Interfaces),
     };

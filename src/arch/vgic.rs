@@ -21,8 +21,11 @@ use crate::gic::filter::Write;
 use crate::gic::list_register::ListRegister;
 use crate::gic::overflow::Overflow;
 use crate::gic::registers::gicd_v2;
+use crate::gic::targets::TargetMap;
 use crate::gic::{FIRST_SPECIAL, PRIVATE_COUNT, SGI_COUNT};
+use aarch64_cpu::registers::CNTV_CTL_EL0;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tock_registers::interfaces::ReadWriteable;
 
 /// A physical CPU's virtual interface, as the hardware fixes it.
 struct CpuInterface {
@@ -171,6 +174,17 @@ pub fn handle_irq(own_device: impl Fn(u32)) {
             // Dom0's own IPI, forwarded from another vCPU.
             gic.deactivate(acknowledged);
             inject(gic, vcpu, ListRegister::virtual_only(intid));
+        } else if gic.v2.as_ref().is_some_and(|v2| v2.virtual_timer == Some(intid)) {
+            // On a GICv2, as in Xen 4.17: the virtual timer masked (Linux's
+            // handler unmasks it as it sets the next deadline), the physical
+            // interrupt deactivated here, a purely virtual one handed over.
+            // With HW=1, QEMU's GICv2 does not look at the physical CPU
+            // interface again when Dom0's EOI deactivates the interrupt: a
+            // timer already due again then waits for some other interrupt,
+            // forever on one idle CPU.
+            CNTV_CTL_EL0.modify(CNTV_CTL_EL0::IMASK::SET);
+            gic.deactivate(acknowledged);
+            inject(gic, vcpu, ListRegister::virtual_only(intid));
         } else {
             inject(gic, vcpu, ListRegister::hardware(intid));
         }
@@ -186,17 +200,24 @@ struct GicFrames {
 }
 
 impl MmioDevice for GicFrames {
-    fn read(&self, _: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
+    fn read(&self, vcpu: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
         let address = self.base + offset;
         let (kind, offset) = self.gic.frame_of(address).ok_or(Refused)?;
         let valid = self.gic.filter.is_valid(kind, offset, width);
-        let hardware = if valid && !is_write_only(self.gic, kind, offset) { gic::read_register(address, width) } else { 0 };
+        let mut hardware = if valid && !is_write_only(self.gic, kind, offset) { gic::read_register(address, width) } else { 0 };
+        if let Some(first_intid) = v2_targets(self.gic, kind, offset) {
+            hardware = target_map(vcpu).word_to_virtual(hardware, width, first_intid, vcpu.id);
+        }
         Ok(self.gic.filter.read(kind, offset, width, hardware))
     }
 
-    fn write(&self, _: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused> {
+    fn write(&self, vcpu: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused> {
         let address = self.base + offset;
         let (kind, offset) = self.gic.frame_of(address).ok_or(Refused)?;
+        let value = match v2_targets(self.gic, kind, offset) {
+            Some(_) => target_map(vcpu).word_to_physical(value, width),
+            None => value,
+        };
         match self.gic.filter.write(kind, offset, width, value) {
             Write::Forward(v) => gic::write_register(address, width, v),
             Write::Merge { keep, value } => {
@@ -204,7 +225,7 @@ impl MmioDevice for GicFrames {
                 gic::write_register(address, width, (current & keep) | value);
             }
             Write::Drop => log::debug!("d0: GIC write of {value:#x} to {address:#x} dropped"),
-            Write::Sgi(value) => send_sgi_v2(self.gic, value),
+            Write::Sgi(value) => send_sgi_v2(self.gic, vcpu, value),
         }
         Ok(())
     }
@@ -215,29 +236,43 @@ fn is_write_only(gic: &Gic, frame: crate::gic::filter::Frame, offset: u64) -> bo
     gic.v2.is_some() && frame == crate::gic::filter::Frame::Distributor && offset == gicd_v2::SGIR
 }
 
+/// The offset's first INTID if it is in a GICv2's GICD_ITARGETSR, whose
+/// bytes are CPU interface masks, Dom0's or the hardware's.
+fn v2_targets(gic: &Gic, frame: crate::gic::filter::Frame, offset: u64) -> Option<u64> {
+    use crate::gic::registers::family::ITARGETSR;
+    (gic.v2.is_some() && frame == crate::gic::filter::Frame::Distributor && (ITARGETSR..ITARGETSR + 0x400).contains(&offset))
+        .then(|| offset - ITARGETSR)
+}
+
+/// Dom0's CPU interface numbers (vCPU n, bit n) against the hardware's,
+/// through the placement of `vcpu`'s domain's vCPUs.
+fn target_map(vcpu: &Vcpu) -> TargetMap {
+    let mut map = TargetMap::default();
+    for v in vcpu.domain().into_iter().flat_map(|d| d.vcpus.iter()).take(map.physical.len()) {
+        map.physical[v.id] = gic::cpu_interface_mask(v.placement.cpu);
+    }
+    map
+}
+
 /// A GICv2 SGI Dom0 wrote to GICD_SGIR (not the kick SGI: the filter
-/// dropped that). A target list names Dom0's CPU interfaces as it read them
-/// from GICD_ITARGETSR; each becomes the physical interface of the CPU its
-/// vCPU runs on. The other filters (all but the writer, the writer alone)
-/// mean the same on the physical CPUs, since each vCPU has its own.
-fn send_sgi_v2(gic: &Gic, value: u32) {
+/// dropped that). A target list names Dom0's CPU interfaces (its vCPUs);
+/// each becomes the physical interface of the CPU its vCPU runs on. The
+/// other filters (all but the writer, the writer alone) mean the same on
+/// the physical CPUs, since each vCPU has its own. On a uniprocessor GIC,
+/// whose interfaces have no number, an SGI to the writer goes to "self".
+fn send_sgi_v2(gic: &Gic, vcpu: &Vcpu, value: u32) {
     let filter = (value >> gicd_v2::SGIR_FILTER_SHIFT) & 0b11;
     if filter != gicd_v2::SGIR_FILTER_LIST {
         gic.write_sgir(value);
         return;
     }
     let virtual_targets = (value >> gicd_v2::SGIR_TARGETS_SHIFT) as u8;
-    let placed = cpu::this_cpu().domain().map(|d| d.vcpus.iter().map(|v| v.placement.cpu));
-    let mut targets = 0u8;
-    for cpu_index in placed.into_iter().flatten() {
-        // Dom0 vCPU n on CPU n reads CPU n's own interface number.
-        let mask = gic::cpu_interface_mask(cpu_index);
-        if virtual_targets & mask != 0 {
-            targets |= mask;
-        }
-    }
+    let targets = target_map(vcpu).to_physical(virtual_targets);
+    let intid = value & gicd_v2::SGIR_INTID;
     if targets != 0 {
-        gic.write_sgir((value & !(0xff << gicd_v2::SGIR_TARGETS_SHIFT)) | u32::from(targets) << gicd_v2::SGIR_TARGETS_SHIFT);
+        gic.write_sgir(u32::from(targets) << gicd_v2::SGIR_TARGETS_SHIFT | intid);
+    } else if virtual_targets & 1u8.checked_shl(vcpu.id as u32).unwrap_or(0) != 0 {
+        gic.write_sgir(gicd_v2::SGIR_FILTER_SELF << gicd_v2::SGIR_FILTER_SHIFT | intid);
     }
 }
 

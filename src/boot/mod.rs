@@ -144,7 +144,7 @@ fn start_interrupts(tree: &HostTree<'_>, dom0: &'static crate::domain::Domain) {
     let uart = tree.console.as_ref().and_then(|c| c.intid);
     let mut owned = crate::gic::IntidSet::new();
     owned.extend(uart);
-    let gic = match gic::init(tree_gic, owned, tree.cpus.len()) {
+    let gic = match gic::init(tree_gic, owned, tree.cpus.len(), tree.virtual_timer_intid) {
         Ok(gic) => gic,
         Err(e) => {
             log::error!("GIC: {e}; Dom0 gets no interrupts");

@@ -192,6 +192,9 @@ pub struct HostTree<'a> {
     pub cpus: ArrayVec<Cpu<'a>, MAX_CPUS>,
     pub gic: Option<Gic>,
     pub console: Option<Console>,
+    /// The virtual timer's interrupt (the third of the `arm,armv8-timer`
+    /// node's: secure, non-secure, virtual, hypervisor).
+    pub virtual_timer_intid: Option<u32>,
     pub modules: ArrayVec<Module<'a>, MAX_MODULES>,
     pub xen_cmdline: Option<Cmdline<'a>>,
     pub dom0_cmdline: Option<Cmdline<'a>>,
@@ -220,6 +223,7 @@ impl<'a> HostTree<'a> {
             cpus: ArrayVec::new(),
             gic: None,
             console: None,
+            virtual_timer_intid: None,
             modules: ArrayVec::new(),
             xen_cmdline: None,
             dom0_cmdline: None,
@@ -289,6 +293,12 @@ impl<'a> HostTree<'a> {
             }
         if console_path.is_some_and(|p| resolves_to(p, visit.path)) {
             self.read_console(visit);
+        }
+        if self.virtual_timer_intid.is_none()
+            && visit.props.compatible.is_some_and(|c| strings(&c).any(|s| s == "arm,armv8-timer" || s == "arm,armv7-timer"))
+        {
+            // Three cells an entry (the GIC's binding); the third entry.
+            self.virtual_timer_intid = visit.props.interrupts.and_then(|p| p.value().get(24..36).and_then(first_intid));
         }
         Ok(Descend::Yes)
     }

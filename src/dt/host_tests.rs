@@ -28,6 +28,7 @@ fn reads_a_virt_board() {
     assert_eq!(gic.distributor, r(0x800_0000, 0x801_0000));
     assert_eq!(gic.redistributors.as_slice(), &[r(0x80a_0000, 0x900_0000)]);
     assert_eq!(gic.maintenance_intid, Some(25));
+    assert_eq!(t.virtual_timer_intid, None, "no timer node");
     let console = t.console.as_ref().unwrap();
     assert_eq!(console.mmio, r(0x900_0000, 0x900_1000));
     assert_eq!(console.intid, Some(33));
@@ -39,8 +40,12 @@ fn reads_a_virt_board() {
 /// Dom0 never gets at its own address, and where Dom0's CPU interface is.
 #[test]
 fn reads_a_gicv2_and_its_virtualisation_interfaces() {
-    let b = blob(&virt_gicv2(&[(0x4000_0000, GIB)]), &[]);
+    let timer = node("timer")
+        .strs("compatible", &["arm,armv8-timer", "arm,armv7-timer"])
+        .cells("interrupts", &[1, 13, 0xf04, 1, 14, 0xf04, 1, 11, 0xf04, 1, 10, 0xf04]);
+    let b = blob(&virt_gicv2(&[(0x4000_0000, GIB)]).child(timer), &[]);
     let t = parse(&b).unwrap();
+    assert_eq!(t.virtual_timer_intid, Some(27));
     let gic = t.gic.as_ref().unwrap();
     assert_eq!(gic.version, GicVersion::V2);
     assert_eq!(gic.distributor, r(0x800_0000, 0x801_0000));

@@ -9,6 +9,7 @@ pub mod filter;
 pub mod list_register;
 pub mod overflow;
 pub mod registers;
+pub mod targets;
 
 use crate::mm::range::PhysRange;
 

@@ -43,6 +43,7 @@ pub mod gicd_v2 {
     /// The target list filter: the CPUs in the list (the other values:
     /// all but the writer, the writer only).
     pub const SGIR_FILTER_LIST: u32 = 0;
+    pub const SGIR_FILTER_SELF: u32 = 0b10;
 }
 
 /// A GICv2 CPU interface: the physical one (GICC) the hypervisor drives

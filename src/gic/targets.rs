@@ -1,0 +1,81 @@
+//! GICv2 CPU interface numbers, as Dom0 sees them and as the hardware has
+//! them. Interrupt targets (GICD_ITARGETSR, GICD_SGIR's target list) are
+//! bit masks of CPU interfaces. Dom0's are its vCPUs, vCPU n bit n, as Xen
+//! gives them (a uniprocessor GIC's own read as zero, and Linux then could
+//! not send itself an IPI); the hardware's are each physical CPU's, read
+//! from its banked GICD_ITARGETSR0-7. A mask crosses through the placement
+//! of each vCPU on its CPU.
+
+/// GICv2 has eight CPU interfaces at most.
+pub const MAX_INTERFACES: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TargetMap {
+    /// For vCPU n, the CPU interface bit of the CPU it runs on (0 if that
+    /// CPU is not up, or on a uniprocessor GIC).
+    pub physical: [u8; MAX_INTERFACES],
+}
+
+impl TargetMap {
+    /// Dom0's mask in the hardware's numbers.
+    pub fn to_physical(&self, virtual_mask: u8) -> u8 {
+        (0..MAX_INTERFACES).filter(|n| virtual_mask & (1 << n) != 0).fold(0, |m, n| m | self.physical[n])
+    }
+
+    /// The hardware's mask in Dom0's numbers.
+    pub fn to_virtual(&self, physical_mask: u8) -> u8 {
+        (0..MAX_INTERFACES).filter(|&n| self.physical[n] & physical_mask != 0).fold(0, |m, n| m | 1 << n)
+    }
+
+    /// A GICD_ITARGETSR word at `offset` from the family's base, each byte
+    /// an interrupt's targets, in the hardware's numbers.
+    pub fn word_to_physical(&self, word: u64, width: u8) -> u64 {
+        map_bytes(word, width, |b| self.to_physical(b))
+    }
+
+    /// A GICD_ITARGETSR word Dom0 reads: SGIs' and PPIs' (`first_intid`
+    /// below 32, read-only) name the reader, vCPU `reader`; SPIs' are
+    /// translated.
+    pub fn word_to_virtual(&self, word: u64, width: u8, first_intid: u64, reader: usize) -> u64 {
+        let mut out = 0;
+        for i in 0..u64::from(width) {
+            let byte = (word >> (i * 8)) as u8;
+            let seen = if first_intid + i < 32 { 1u8.checked_shl(reader as u32).unwrap_or(0) } else { self.to_virtual(byte) };
+            out |= u64::from(seen) << (i * 8);
+        }
+        out
+    }
+}
+
+fn map_bytes(word: u64, width: u8, f: impl Fn(u8) -> u8) -> u64 {
+    (0..u64::from(width)).fold(0, |out, i| out | u64::from(f((word >> (i * 8)) as u8)) << (i * 8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_cross_through_the_placement() {
+        // vCPU 0 on the CPU with interface 2, vCPU 1 on interface 0.
+        let map = TargetMap { physical: [0b100, 0b001, 0, 0, 0, 0, 0, 0] };
+        assert_eq!(map.to_physical(0b11), 0b101);
+        assert_eq!(map.to_physical(0b10), 0b001);
+        assert_eq!(map.to_physical(0b100), 0, "no vCPU 2");
+        assert_eq!(map.to_virtual(0b101), 0b11);
+        assert_eq!(map.to_virtual(0b010), 0);
+        assert_eq!(map.word_to_physical(0x0102_0301, 4), 0x0401_0504);
+        // ITARGETSR8 (SPIs 32-35) and ITARGETSR7 (PPIs 28-31) as vCPU 1 reads them.
+        assert_eq!(map.word_to_virtual(0x0401_0504, 4, 32, 1), 0x0102_0301);
+        assert_eq!(map.word_to_virtual(0x0101_0101, 4, 28, 1), 0x0202_0202);
+        assert_eq!(map.word_to_virtual(0x04, 1, 33, 0), 0x01);
+    }
+
+    #[test]
+    fn a_uniprocessor_gic_still_names_dom0s_cpu() {
+        // Its ITARGETSR reads as zero: Dom0 still reads vCPU 0's bit.
+        let map = TargetMap::default();
+        assert_eq!(map.word_to_virtual(0, 4, 0, 0), 0x0101_0101);
+        assert_eq!(map.to_physical(1), 0);
+    }
+}
