@@ -209,20 +209,31 @@ fn typed_input_reaches_the_dom0_shell() {
     out.expect_exit(0);
 }
 
-/// Debian's 6.12 as Dom0 on GICv2 (`gic-version=2`) with `smp` CPUs, in one
-/// boot: the report and gnttest inside the extended regions, then a line
-/// typed on the serial port read by the shell (UART interrupt, the input
-/// ring, VIRQ_CONSOLE), then power off.
-fn boot_ours_on_gicv2(smp: u32) -> Outcome {
+/// `/init`'s lines for Dom0 on GICv2: the GIC node as Dom0 sees it (its
+/// `reg`, its properties and children), after the report and gnttest, then
+/// a line typed on the serial port read by the shell (UART interrupt, the
+/// input ring, VIRQ_CONSOLE), then power off.
+fn gicv2_machine(smp: u32) -> Machine {
     let kernel = debian_kernel(DebianKernel::Trixie6_12);
+    let gic = r#"gic=$(dirname "$(ls -d /proc/device-tree/*/interrupt-controller | head -n 1)")
+echo "init: gic node ${gic##*/}"
+echo "init: gic reg $(od -An -v -tx1 "$gic/reg" | tr -d ' \n')"
+echo "init: gic has $(ls "$gic" | sort | tr '\n' ' ')"
+"#;
     let report = report_then_power_off("").replace(
         "poweroff -f\n",
-        "echo \"init: type a line\"\nread -r line\necho \"init: read [$line]\"\npoweroff -f\n",
+        &format!("{gic}echo \"init: type a line\"\nread -r line\necho \"init: read [$line]\"\npoweroff -f\n"),
     );
     let initrd = dom0_initramfs(kernel, &init_script(kernel, &report));
     let mut machine = Machine { gic_version: 2, smp, ..Machine::with_linux_dom0(&kernel.image, &initrd, DOM0_BOOTARGS) };
     machine.typed = vec![("init: type a line".into(), "hello from the console\r".into())];
-    let out = boot_ours(machine);
+    machine
+}
+
+/// Debian's 6.12 as Dom0 on GICv2 (`gic-version=2`) with `smp` CPUs, in one
+/// boot: the report and gnttest inside the extended regions, typed input.
+fn boot_ours_on_gicv2(smp: u32) -> Outcome {
+    let out = boot_ours(gicv2_machine(smp));
     out.expect_line("GICv2: Dom0 drives the distributor through a filter");
     out.expect_line(&format!("smp: Brought up 1 node, {smp} CPU"));
     out.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
@@ -237,13 +248,30 @@ fn debian_6_12_dom0_on_gicv2_with_one_cpu() {
 }
 
 #[test]
-fn debian_6_12_dom0_on_gicv2_with_two_cpus() {
-    boot_ours_on_gicv2(2);
-}
-
-#[test]
 fn debian_6_12_dom0_on_gicv2_with_four_cpus() {
     boot_ours_on_gicv2(4);
 }
 
-
+/// GICv2 under Xen 4.17 and ours, 2 CPUs each: gnttest passes in the
+/// extended regions under both, and Dom0 sees the same GIC node: GICD and
+/// GICC in `reg` (no GICH or GICV), no maintenance interrupt, the GICv2m
+/// MSI frame still there.
+#[test]
+fn xen_4_17_and_ours_give_a_gicv2_dom0_the_same_gic() {
+    let xen = gicv2_machine(2).run_image(&image::xen_4_17(), Some(KERNEL_PANIC));
+    assert_dom0_report(&xen, xen_grant_range(&xen), &xen.ranges("(XEN) d0: extended region "));
+    xen.expect_line("init: read [hello from the console]");
+    let ours = boot_ours_on_gicv2(2);
+    let gic_reg = |out: &Outcome| out.expect_line("init: gic reg ").to_string();
+    println!("Xen 4.17: {}\n          {}", gic_reg(&xen), xen.expect_line("init: gic has "));
+    println!("ours:     {}\n          {}", gic_reg(&ours), ours.expect_line("init: gic has "));
+    assert_eq!(gic_reg(&ours), gic_reg(&xen), "the GIC's reg");
+    let gicd_and_gicc = "0000000008000000000000000001000000000000080100000000000000010000";
+    assert!(gic_reg(&ours).ends_with(gicd_and_gicc), "GICD and GICC only: {}", gic_reg(&ours));
+    for out in [&xen, &ours] {
+        let properties = out.expect_line("init: gic has ");
+        assert!(!properties.contains(" interrupts "), "no maintenance interrupt: {properties}");
+        assert!(properties.contains(" v2m"), "the MSI frame: {properties}");
+        out.expect_line("GICv2m: range[mem 0x08020000-0x08020fff]");
+    }
+}
