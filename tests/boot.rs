@@ -406,3 +406,30 @@ fn odd_banks_boot_with_a_warning() {
     out.expect_line("Memory: 1280 MiB RAM");
     out.expect_exit(REACHED);
 }
+
+/// The image runs wherever a loader puts it on a 2 MiB boundary (the
+/// header says "place anywhere"): low, in the upper half of RAM and above
+/// 4 GiB, it relocates itself, says where it runs, keeps that range back,
+/// puts the grant-table region there, and the probe Dom0 passes.
+#[test]
+fn the_image_runs_wherever_it_is_loaded() {
+    for (memory, at) in [("2G", 0x5000_0000u64), ("2G", 0xa000_0000), ("4G", 0x1_0020_0000)] {
+        let mut m = Machine::with_probe_dom0("cortex-a57", memory, "dom0_mem=512M");
+        m.image_addr = at;
+        let out = m.run();
+        let line = out.expect_line(&format!("Image at {at:#010x}->"));
+        let field = |name: &str| {
+            let after = &line[line.find(name).unwrap_or_else(|| panic!("{name} in {line:?}")) + name.len()..];
+            let digits: String = after.trim_start_matches("0x").chars().take_while(char::is_ascii_hexdigit).collect();
+            u64::from_str_radix(&digits, 16).unwrap_or_else(|e| panic!("{name} in {line:?}: {e}"))
+        };
+        let (linked, offset) = (field("linked at "), field("offset +"));
+        assert_eq!(linked + offset, at, "{line}");
+        println!("{line}");
+        out.expect_line(&format!("Kept back: {at:#010x}->"));
+        out.expect_line(&format!("d0: grant table region {at:#x}->"));
+        out.expect_line("probe: 0 failures");
+        out.expect_no_line("probe: FAIL");
+        out.expect_exit(0);
+    }
+}

@@ -11,9 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Where QEMU loads the image with `-kernel` (RAM base + 2 MiB) and where the
-/// shim enters it.
+/// Where QEMU loads the image with `-kernel` (RAM base + 2 MiB), the
+/// default load address (`Machine::image_addr`).
 pub const IMAGE_ADDR: u64 = 0x4020_0000;
+/// Where QEMU's `-kernel` puts a raw binary without an Image header (RAM
+/// base + 512 KiB): the jump to an image loaded elsewhere (`shim::jump_to`).
+pub const JUMP_ADDR: u64 = 0x4008_0000;
 /// Where QEMU puts its device tree for 1 GiB or more, and where the shim
 /// loads ours.
 pub const DTB_ADDR: u64 = 0x4800_0000;
@@ -61,6 +64,11 @@ pub struct Machine {
     pub append: Option<String>,
     pub modules: Vec<Module>,
     pub tree: Tree,
+    /// Where the hypervisor's image is loaded (a 2 MiB boundary of RAM):
+    /// `IMAGE_ADDR` by `-kernel`; anywhere else by `-device loader`, entered
+    /// through a jump given as the `-kernel` (or the boot shim with
+    /// `Tree::Raw`), as a boot loader would.
+    pub image_addr: u64,
     pub timeout: Duration,
     pub extra: Vec<String>,
     /// Console input: when a line containing the first string has been
@@ -79,6 +87,7 @@ impl Default for Machine {
             append: None,
             modules: Vec::new(),
             tree: Tree::Generated,
+            image_addr: IMAGE_ADDR,
             timeout: Duration::from_secs(60),
             extra: Vec::new(),
             typed: Vec::new(),
@@ -277,8 +286,8 @@ impl Machine {
         match &self.tree {
             Tree::Raw(dtb) => {
                 let shim = unique_path("shim", "bin");
-                std::fs::write(&shim, shim::code(IMAGE_ADDR, DTB_ADDR)).expect("write shim");
-                for (file, addr, cpu) in [(&shim, SHIM_ADDR, true), (&image.to_path_buf(), IMAGE_ADDR, false), (dtb, DTB_ADDR, false)] {
+                std::fs::write(&shim, shim::code(self.image_addr, DTB_ADDR)).expect("write shim");
+                for (file, addr, cpu) in [(&shim, SHIM_ADDR, true), (&image.to_path_buf(), self.image_addr, false), (dtb, DTB_ADDR, false)] {
                     let mut device = format!("loader,file={},addr={addr:#x},force-raw=on", escape(&file.display().to_string()));
                     if cpu {
                         device.push_str(",cpu-num=0");
@@ -287,7 +296,14 @@ impl Machine {
                 }
             }
             tree => {
-                args.extend(["-kernel".into(), image.display().to_string()]);
+                if self.image_addr == IMAGE_ADDR {
+                    args.extend(["-kernel".into(), image.display().to_string()]);
+                } else {
+                    let jump = unique_path("jump", "bin");
+                    std::fs::write(&jump, shim::jump_to(self.image_addr)).expect("write the jump");
+                    let device = format!("loader,file={},addr={:#x},force-raw=on", escape(&image.display().to_string()), self.image_addr);
+                    args.extend(["-kernel".into(), jump.display().to_string(), "-device".into(), device]);
+                }
                 if let Tree::Dtb(dtb) = tree {
                     args.extend(["-dtb".into(), dtb.display().to_string()]);
                 }
