@@ -433,3 +433,20 @@ fn the_image_runs_wherever_it_is_loaded() {
         out.expect_exit(0);
     }
 }
+
+/// Debian's U-Boot as firmware boots the hypervisor from a virtio disk
+/// with an ImageBuilder-shaped script (`qemu_harness::uboot`): the image
+/// runs where the script loaded it, finds the modules in U-Boot's tree by
+/// Xen's legacy compatibles, and the probe Dom0 passes.
+#[test]
+fn u_boot_boots_the_probe_dom0_from_a_script() {
+    let m = Machine { boot: qemu_harness::machine::Boot::UBoot, ..Machine::with_probe_dom0("cortex-a57", "2G", "dom0_mem=512M") };
+    let out = m.run();
+    out.expect_line("U-Boot 2023.01");
+    out.expect_line(&format!("Image at {:#010x}->", qemu_harness::uboot::HYPERVISOR_ADDR));
+    out.expect_line("Command line: \"dom0_mem=512M\" (from /chosen/xen,xen-bootargs)");
+    out.expect_line("Dom0 command line: \"console=hvc0\" (from /chosen/xen,dom0-bootargs)");
+    out.expect_line("Module: kernel 0x42000000->");
+    out.expect_line("probe: 0 failures");
+    out.expect_exit(0);
+}

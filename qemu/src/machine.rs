@@ -53,6 +53,19 @@ pub enum Tree {
     Raw(PathBuf),
 }
 
+/// Who loads the hypervisor and its modules.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Boot {
+    /// QEMU itself: `-kernel` (or `-device loader`), the guest-loader's
+    /// modules, `-append`.
+    #[default]
+    Direct,
+    /// Debian's U-Boot as firmware, from a virtio disk holding the
+    /// hypervisor, the modules and a boot script made from this machine's
+    /// modules and command lines (`crate::uboot`).
+    UBoot,
+}
+
 #[derive(Clone, Debug)]
 pub struct Machine {
     pub cpu: String,
@@ -69,6 +82,7 @@ pub struct Machine {
     /// through a jump given as the `-kernel` (or the boot shim with
     /// `Tree::Raw`), as a boot loader would.
     pub image_addr: u64,
+    pub boot: Boot,
     pub timeout: Duration,
     pub extra: Vec<String>,
     /// Console input: when a line containing the first string has been
@@ -88,6 +102,7 @@ impl Default for Machine {
             modules: Vec::new(),
             tree: Tree::Generated,
             image_addr: IMAGE_ADDR,
+            boot: Boot::Direct,
             timeout: Duration::from_secs(60),
             extra: Vec::new(),
             typed: Vec::new(),
@@ -284,6 +299,12 @@ impl Machine {
             "-no-reboot".into(),
         ];
         match &self.tree {
+            _ if self.boot == Boot::UBoot => {
+                let disk = crate::uboot::disk_for(self, image, &unique_path("disk", "img"));
+                let drive = format!("if=none,file={},format=raw,id=disk", escape(&disk.display().to_string()));
+                let bios = crate::uboot::U_BOOT.to_string();
+                args.extend(["-bios".into(), bios, "-drive".into(), drive, "-device".into(), "virtio-blk-device,drive=disk".into()]);
+            }
             Tree::Raw(dtb) => {
                 let shim = unique_path("shim", "bin");
                 std::fs::write(&shim, shim::code(self.image_addr, DTB_ADDR)).expect("write shim");
@@ -442,7 +463,8 @@ mod tests {
     fn machines_start_with_no_option_rom() {
         let linux = Machine::with_linux_dom0(Path::new("/dev/null"), Path::new("/dev/null"), "");
         let work = crate::work_dir().display().to_string();
-        for machine in [Machine::default(), Machine { gic_version: 2, ..Machine::with_probe_dom0("max", "2G", "") }, linux] {
+        let uboot = Machine { boot: Boot::UBoot, ..Machine::with_probe_dom0("cortex-a57", "2G", "") };
+        for machine in [Machine::default(), Machine { gic_version: 2, ..Machine::with_probe_dom0("max", "2G", "") }, linux, uboot] {
             let answers = machine.monitor_answers(crate::image::hypervisor(), &["info qtree", "info roms"]);
             assert!(answers.contains("dev: pl011"), "the monitor answered; output:\n{answers}");
             assert!(!answers.contains("failed to find romfile"), "{answers}");
@@ -451,8 +473,9 @@ mod tests {
             }
             for line in answers.lines().filter(|l| l.contains(" name=\"") && l.contains("mem=")) {
                 let name = line.rsplit("name=\"").next().unwrap_or_default().trim_end_matches('"');
-                // QEMU's own blobs (its boot stub and tree), or files we gave.
-                let expected = ["bootloader", "dtb", "/dev/null"].contains(&name) || name.starts_with(&work);
+                // QEMU's own blobs (its boot stub and tree), or files we gave
+                // (U-Boot as firmware among them).
+                let expected = ["bootloader", "dtb", "/dev/null", crate::uboot::U_BOOT].contains(&name) || name.starts_with(&work);
                 assert!(expected, "QEMU loaded {name:?}, not a file of ours; output:\n{answers}");
             }
         }
