@@ -303,12 +303,14 @@ impl Machine {
                 let disk = crate::uboot::disk_for(self, image, &unique_path("disk", "img"));
                 let drive = format!("if=none,file={},format=raw,id=disk", escape(&disk.display().to_string()));
                 let bios = crate::uboot::U_BOOT.to_string();
-                args.extend(["-bios".into(), bios, "-drive".into(), drive, "-device".into(), "virtio-blk-device,drive=disk".into()]);
+                let device = "virtio-blk-device,drive=disk".to_string();
+                args.extend(["-bios".into(), bios, "-drive".into(), drive, "-device".into(), device]);
             }
             Tree::Raw(dtb) => {
                 let shim = unique_path("shim", "bin");
                 std::fs::write(&shim, shim::code(self.image_addr, DTB_ADDR)).expect("write shim");
-                for (file, addr, cpu) in [(&shim, SHIM_ADDR, true), (&image.to_path_buf(), self.image_addr, false), (dtb, DTB_ADDR, false)] {
+                let image = image.to_path_buf();
+                for (file, addr, cpu) in [(&shim, SHIM_ADDR, true), (&image, self.image_addr, false), (dtb, DTB_ADDR, false)] {
                     let mut device = format!("loader,file={},addr={addr:#x},force-raw=on", escape(&file.display().to_string()));
                     if cpu {
                         device.push_str(",cpu-num=0");
@@ -322,7 +324,8 @@ impl Machine {
                 } else {
                     let jump = unique_path("jump", "bin");
                     std::fs::write(&jump, shim::jump_to(self.image_addr)).expect("write the jump");
-                    let device = format!("loader,file={},addr={:#x},force-raw=on", escape(&image.display().to_string()), self.image_addr);
+                    let file = escape(&image.display().to_string());
+                    let device = format!("loader,file={file},addr={:#x},force-raw=on", self.image_addr);
                     args.extend(["-kernel".into(), jump.display().to_string(), "-device".into(), device]);
                 }
                 if let Tree::Dtb(dtb) = tree {
@@ -463,8 +466,9 @@ mod tests {
     fn machines_start_with_no_option_rom() {
         let linux = Machine::with_linux_dom0(Path::new("/dev/null"), Path::new("/dev/null"), "");
         let work = crate::work_dir().display().to_string();
+        let gic_v2 = Machine { gic_version: 2, ..Machine::with_probe_dom0("max", "2G", "") };
         let uboot = Machine { boot: Boot::UBoot, ..Machine::with_probe_dom0("cortex-a57", "2G", "") };
-        for machine in [Machine::default(), Machine { gic_version: 2, ..Machine::with_probe_dom0("max", "2G", "") }, linux, uboot] {
+        for machine in [Machine::default(), gic_v2, linux, uboot] {
             let answers = machine.monitor_answers(crate::image::hypervisor(), &["info qtree", "info roms"]);
             assert!(answers.contains("dev: pl011"), "the monitor answered; output:\n{answers}");
             assert!(!answers.contains("failed to find romfile"), "{answers}");
@@ -475,7 +479,8 @@ mod tests {
                 let name = line.rsplit("name=\"").next().unwrap_or_default().trim_end_matches('"');
                 // QEMU's own blobs (its boot stub and tree), or files we gave
                 // (U-Boot as firmware among them).
-                let expected = ["bootloader", "dtb", "/dev/null", crate::uboot::U_BOOT].contains(&name) || name.starts_with(&work);
+                let ours = ["bootloader", "dtb", "/dev/null", crate::uboot::U_BOOT];
+                let expected = ours.contains(&name) || name.starts_with(&work);
                 assert!(expected, "QEMU loaded {name:?}, not a file of ours; output:\n{answers}");
             }
         }

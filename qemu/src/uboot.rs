@@ -54,7 +54,14 @@ pub fn script(hypervisor: &str, modules: &[(&str, u64, u64, bool)], xen_bootargs
         let kind = if kernel { "xen,linux-zimage" } else { "xen,linux-initrd" };
         let _ = writeln!(s, "fdt mknode /chosen module@{addr:x}");
         let _ = writeln!(s, "fdt set {node} compatible \"{kind}\" \"xen,multiboot-module\" \"multiboot,module\"");
-        let _ = writeln!(s, "fdt set {node} reg <{:#x} {:#x} {:#x} {:#x}>", addr >> 32, addr & 0xffff_ffff, size >> 32, size & 0xffff_ffff);
+        let _ = writeln!(
+            s,
+            "fdt set {node} reg <{:#x} {:#x} {:#x} {:#x}>",
+            addr >> 32,
+            addr & 0xffff_ffff,
+            size >> 32,
+            size & 0xffff_ffff
+        );
     }
     let _ = writeln!(s, "booti {HYPERVISOR_ADDR:#x} - ${{fdt_addr}}");
     s
@@ -90,7 +97,10 @@ fn write_disk(disk: &Path, files: &[Load<'_>], script: &str) {
     let cmd = scratch.join("boot.cmd");
     let scr = scratch.join("boot.scr");
     std::fs::write(&cmd, script).expect("write boot.cmd");
-    run(Command::new("mkimage").args(["-A", "arm64", "-O", "linux", "-T", "script", "-C", "none", "-n", "boot", "-d"]).arg(&cmd).arg(&scr));
+    run(Command::new("mkimage")
+        .args(["-A", "arm64", "-O", "linux", "-T", "script", "-C", "none", "-n", "boot", "-d"])
+        .arg(&cmd)
+        .arg(&scr));
     let bytes: u64 = files.iter().map(|f| std::fs::metadata(f.file).map_or(0, |m| m.len())).sum();
     // Room for the files, the script and FAT's own structures, whole MiB.
     let partition = (bytes + (16 << 20)).next_multiple_of(1 << 20);
@@ -105,7 +115,8 @@ fn write_disk(disk: &Path, files: &[Load<'_>], script: &str) {
     let target = format!("{}@@{PARTITION_OFFSET}", disk.display());
     let sectors = (partition / 512).to_string();
     let hidden = (PARTITION_OFFSET / 512).to_string();
-    run(Command::new("mformat").args(["-i", &target, "-T", &sectors, "-h", "64", "-s", "32", "-H", &hidden, "-v", "BOOT", "::"]));
+    run(Command::new("mformat")
+        .args(["-i", &target, "-T", &sectors, "-h", "64", "-s", "32", "-H", &hidden, "-v", "BOOT", "::"]));
     run(Command::new("mcopy").args(["-i", &target]).arg(&scr).arg("::boot.scr"));
     for f in files {
         run(Command::new("mcopy").args(["-i", &target]).arg(f.file).arg(format!("::{}", f.name)));
@@ -140,7 +151,12 @@ mod tests {
 
     #[test]
     fn the_script_is_imagebuilders_shape() {
-        let s = script("hv", &[("kernel", 0x4200_0000, 0x1234, true), ("initrd", 0x1_4900_0000, 0x10, false)], "loglvl=all", "console=hvc0");
+        let s = script(
+            "hv",
+            &[("kernel", 0x4200_0000, 0x1234, true), ("initrd", 0x1_4900_0000, 0x10, false)],
+            "loglvl=all",
+            "console=hvc0",
+        );
         assert!(s.starts_with("load ${devtype} ${devnum}:${distro_bootpart} 0x40400000 hv\n"), "{s}");
         assert!(s.contains("fdt set /chosen/module@42000000 compatible \"xen,linux-zimage\" \"xen,multiboot-module\" \"multiboot,module\"\n"), "{s}");
         assert!(s.contains("fdt set /chosen/module@42000000 reg <0x0 0x42000000 0x0 0x1234>\n"), "{s}");
