@@ -410,12 +410,16 @@ fn odd_banks_boot_with_a_warning() {
 /// The image runs wherever a loader puts it on a 2 MiB boundary (the
 /// header says "place anywhere"): low, in the upper half of RAM and above
 /// 4 GiB, it relocates itself, says where it runs, keeps that range back,
-/// puts the grant-table region there, and the probe Dom0 passes.
+/// puts the grant-table region there, and the probe Dom0 passes as a
+/// hostile Dom0: its loads and stores over the hypervisor's memory (the
+/// image where it runs) abort, and a second vCPU starts through PSCI
+/// CPU_ON into `secondary_entry` where it runs.
 #[test]
 fn the_image_runs_wherever_it_is_loaded() {
     for (memory, at) in [("2G", 0x5000_0000u64), ("2G", 0xa000_0000), ("4G", 0x1_0020_0000)] {
         let mut m = Machine::with_probe_dom0("cortex-a57", memory, "dom0_mem=512M");
         m.image_addr = at;
+        m.modules[0].bootargs = Some("console=hvc0 probe=hostile".into());
         let out = m.run();
         let line = out.expect_line(&format!("Image at {at:#010x}->"));
         let field = |name: &str| {
@@ -428,6 +432,8 @@ fn the_image_runs_wherever_it_is_loaded() {
         println!("{line}");
         out.expect_line(&format!("Kept back: {at:#010x}->"));
         out.expect_line(&format!("d0: grant table region {at:#x}->"));
+        out.expect_line("d0: vCPU 1 starting on CPU 0x1");
+        out.expect_line("probe: hostile: total: ");
         out.expect_line("probe: 0 failures");
         out.expect_no_line("probe: FAIL");
         out.expect_exit(0);

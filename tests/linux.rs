@@ -223,6 +223,7 @@ fn u_boot_boots_ours_and_xen_4_17_from_the_same_script() {
     ours.expect_line("U-Boot 2023.01");
     ours.expect_line(&format!("Image at {:#010x}->", uboot::HYPERVISOR_ADDR));
     ours.expect_line("Module: ramdisk 0x49000000->");
+    ours.expect_line("d0: vCPU 1 starting on CPU 0x1");
     ours.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
     let xen = on_u_boot().run_image(&image::xen_4_17(), Some(KERNEL_PANIC));
     xen.expect_line("U-Boot 2023.01");
