@@ -47,6 +47,9 @@ primary_entry:
      * word at r_offset (a link address) holds r_addend + the offset. The
      * words also hold their link-time values, so at offset 0 there is
      * nothing to do. The offset must keep adrp's pages: 4 KiB aligned.
+     * The stores go to memory (caches are off); the loader cleaned the
+     * image to memory, so any cached copy of a relocated word is stale
+     * and is invalidated.
      * Any other relocation type means a build we cannot run: park.
      */
     addr_of x1, __image_start
@@ -64,9 +67,12 @@ primary_entry:
     cmp     x4, #1027               /* R_AARCH64_RELATIVE, symbol 0 */
     b.ne    park
     add     x5, x5, x20
-    str     x5, [x3, x20]
+    add     x3, x3, x20
+    str     x5, [x3]
+    dc      ivac, x3                /* no stale copy once caches are on */
     b       1b
 2:
+    dsb     sy
     addr_of x1, image_load_offset
     str     x20, [x1]
 
