@@ -456,3 +456,18 @@ fn u_boot_boots_the_probe_dom0_from_a_script() {
     out.expect_line("probe: 0 failures");
     out.expect_exit(0);
 }
+
+/// The arm64 Image header a boot loader reads: text_offset 0, flags 0xa
+/// (little endian, 4 KiB pages, place anywhere: `booti` leaves it where it
+/// was loaded), and an image_size that covers the file, BSS and the boot
+/// stacks in whole 2 MiB blocks.
+#[test]
+fn the_image_header_says_place_anywhere() {
+    let bytes = std::fs::read(qemu_harness::image::hypervisor()).unwrap();
+    let field = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    assert_eq!(&bytes[0x38..0x3c], b"ARM\x64");
+    assert_eq!(field(0x08), 0, "text_offset");
+    assert_eq!(field(0x18), 0xa, "flags");
+    let size = field(0x10);
+    assert!(size.is_multiple_of(2 << 20) && size >= bytes.len() as u64 + (128 << 10), "image_size {size:#x}");
+}
