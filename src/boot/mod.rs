@@ -28,13 +28,24 @@ unsafe extern "C" {
     static __image_start: u8;
     static __text_end: u8;
     static __image_end: u8;
+    /// What `boot/head.S` added to every address it relocated: the image's
+    /// runtime address minus its link address (wrapping, so negative below).
+    static image_load_offset: u64;
 }
 
 fn symbol_address(symbol: &u8) -> u64 {
     symbol as *const u8 as u64
 }
 
+/// The load offset `boot/head.S` applied (see `image_load_offset`).
+fn load_offset() -> u64 {
+    // SAFETY: written once by `boot/head.S` before any Rust code ran.
+    unsafe { core::ptr::read_volatile(&raw const image_load_offset) }
+}
+
 /// The image as loaded: `[__image_start, __image_end)`, BSS included.
+/// Symbols are addressed PC-relatively, so this is where the image runs,
+/// wherever a loader put it (and RAM is identity mapped).
 fn image_range() -> PhysRange {
     // SAFETY: linker-defined symbols; only their addresses are taken.
     unsafe { PhysRange::new(symbol_address(&__image_start), symbol_address(&__image_end)) }
@@ -176,6 +187,9 @@ fn start_from_boot_tree(dtb_addr: u64) -> (&'static [u8], Options, MemoryPlan, P
         unsafe { console::use_uart(uart.mmio.start) };
     }
     log::info!("AArch64 hypervisor {} (Xen 4.17 ABI), booting", env!("CARGO_PKG_VERSION"));
+    let (image, offset) = (image_range(), load_offset());
+    let (sign, magnitude) = if offset as i64 >= 0 { ('+', offset) } else { ('-', offset.wrapping_neg()) };
+    log::info!("Image at {image} (linked at {:#x}, offset {sign}{magnitude:#x})", image.start.wrapping_sub(offset));
 
     let parsed = Options::parse(tree.xen_cmdline.map_or("", |c| c.text));
     console::set_level(parsed.options.loglvl);

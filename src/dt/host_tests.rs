@@ -181,6 +181,29 @@ fn unspecific_modules_follow_xen_order_and_legacy_names() {
     assert_eq!(t.modules[1].range, r(0x4300_0000, 0x4300_1000));
 }
 
+/// ImageBuilder's and U-Boot scripts' modules (Xen's legacy names, as
+/// `docs/u-boot.md` writes them): the ramdisk first, so only the specific
+/// compatibles, not the order, can make the second node the kernel.
+#[test]
+fn legacy_kernel_and_initrd_compatibles_name_their_kind() {
+    let tree = virt(&[(0x4000_0000, GIB)]).edit_child("chosen", |c| {
+        c.child(
+            node("module@49000000")
+                .strs("compatible", &["xen,linux-initrd", "xen,multiboot-module", "multiboot,module"])
+                .reg64(&[(0x4900_0000, 0x2000)]),
+        )
+        .child(
+            node("module@42000000")
+                .strs("compatible", &["xen,linux-zimage", "xen,multiboot-module", "multiboot,module"])
+                .reg64(&[(0x4200_0000, 0x1000)]),
+        )
+    });
+    let b = blob(&tree, &[]);
+    let t = parse(&b).unwrap();
+    assert_eq!(t.module(ModuleKind::Kernel).map(|m| m.range), Some(r(0x4200_0000, 0x4200_1000)));
+    assert_eq!(t.module(ModuleKind::Ramdisk).map(|m| m.range), Some(r(0x4900_0000, 0x4900_2000)));
+}
+
 #[test]
 fn bad_modules_are_errors() {
     let with = |m: N| {
