@@ -3,6 +3,7 @@
 
 use crate::image;
 use crate::shim;
+use crate::uboot;
 use crate::run_dir;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -300,9 +301,13 @@ impl Machine {
         ];
         match &self.tree {
             _ if self.boot == Boot::UBoot => {
-                let disk = crate::uboot::disk_for(self, image, &unique_path("disk", "img"));
+                let modules: Vec<_> = (self.modules.iter())
+                    .map(|m| uboot::BootModule { file: &m.file, addr: m.addr, kernel: m.kernel, bootargs: m.bootargs.as_deref() })
+                    .collect();
+                let xen_bootargs = self.append.as_deref().unwrap_or("");
+                let disk = uboot::disk_for(image, &modules, xen_bootargs, &unique_path("disk", "img"));
                 let drive = format!("if=none,file={},format=raw,id=disk", escape(&disk.display().to_string()));
-                let bios = crate::uboot::U_BOOT.to_string();
+                let bios = uboot::U_BOOT.to_string();
                 let device = "virtio-blk-device,drive=disk".to_string();
                 args.extend(["-bios".into(), bios, "-drive".into(), drive, "-device".into(), device]);
             }

@@ -9,7 +9,6 @@
 //! FAT file system by `mformat` and `mcopy` (`mtools`), the script by
 //! `mkimage` (`u-boot-tools`).
 
-use crate::machine::Machine;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -124,23 +123,32 @@ fn write_disk(disk: &Path, files: &[Load<'_>], script: &str) {
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
-/// The disk that boots `machine`'s Dom0 (its modules, Dom0's command line
-/// from the kernel module's bootargs, the hypervisor's from `append`) under
-/// `hypervisor` from U-Boot; written at `disk`.
-pub fn disk_for(machine: &Machine, hypervisor: &Path, disk: &Path) -> PathBuf {
+/// A Dom0 boot module as the script loads it.
+pub struct BootModule<'a> {
+    pub file: &'a Path,
+    pub addr: u64,
+    pub kernel: bool,
+    /// Dom0's command line, on the kernel.
+    pub bootargs: Option<&'a str>,
+}
+
+/// The disk that boots Dom0 from `modules` (Dom0's command line from the
+/// kernel's bootargs) under `hypervisor`, whose own command line is
+/// `xen_bootargs`, from U-Boot; written at `disk`.
+pub fn disk_for(hypervisor: &Path, modules: &[BootModule<'_>], xen_bootargs: &str, disk: &Path) -> PathBuf {
     let mut files = vec![Load { name: "hv", file: hypervisor }];
-    let mut modules = Vec::new();
-    let mut dom0_bootargs = String::new();
-    for m in &machine.modules {
+    let mut listed = Vec::new();
+    let mut dom0_bootargs = "";
+    for m in modules {
         let name = if m.kernel { "kernel" } else { "initrd" };
-        let size = std::fs::metadata(&m.file).map_or(0, |meta| meta.len());
-        files.push(Load { name, file: &m.file });
-        modules.push((name, m.addr, size, m.kernel));
+        let size = std::fs::metadata(m.file).map_or(0, |meta| meta.len());
+        files.push(Load { name, file: m.file });
+        listed.push((name, m.addr, size, m.kernel));
         if m.kernel {
-            dom0_bootargs = m.bootargs.clone().unwrap_or_default();
+            dom0_bootargs = m.bootargs.unwrap_or_default();
         }
     }
-    let text = script("hv", &modules, machine.append.as_deref().unwrap_or(""), &dom0_bootargs);
+    let text = script("hv", &listed, xen_bootargs, dom0_bootargs);
     write_disk(disk, &files, &text);
     disk.to_path_buf()
 }
