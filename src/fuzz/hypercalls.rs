@@ -21,7 +21,6 @@ use crate::xen::memory::{self, space};
 use crate::xen::testing::{GRANT_REGION, HYPERVISOR_FREE, Machine, RAM, SCRATCH, args, le};
 use crate::xen::{DOMID_SELF, Outcome, hvm, nr, platform, sched, vcpu, version};
 use crate::mm::frames::FRAME_SIZE as PAGE;
-use crate::mm::range::{Ipa, Pa};
 
 /// Where Dom0 puts the structs and arrays it passes: its last pages, so a
 /// huge count runs off its RAM soon rather than through all of it.
@@ -606,8 +605,8 @@ fn linux_boot(rng: &mut Rng, m: &Machine) {
 /// guest's own pages, never handed back to the allocator.
 fn assert_pinned_frames_are_the_guests(m: &Machine, call: &Hypercall) {
     let stage2 = m.domain.stage2.lock_holding_no_xen_lock();
-    for frame in stage2.pinned_frames() {
-        assert!(m.domain.view().has_page(&stage2, Ipa::identity_of(Pa(frame))), "pinned frame {frame:#x} left the guest after {call:?}");
+    for page in stage2.pinned_pages() {
+        assert!(m.domain.view().has_page(&stage2, page), "pinned page {:#x} left the guest after {call:?}", page.0);
     }
 }
 

@@ -67,18 +67,6 @@ impl Ipa {
     }
 }
 
-impl fmt::LowerHex for Pa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::LowerHex::fmt(&self.0, f)
-    }
-}
-
-impl fmt::LowerHex for Ipa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::LowerHex::fmt(&self.0, f)
-    }
-}
-
 impl GuestRange {
     /// Where a 1:1 domain (Dom0) sees the host range `range`.
     pub const fn identity_of(range: PhysRange) -> Self {

@@ -100,7 +100,7 @@ pub trait Tlb {
     /// A valid entry covering `ipa` (a page or a whole block) was just made
     /// invalid: wait for the store, drop its stage-2 and combined stage-1+2
     /// entries everywhere, and wait for that to finish.
-    fn invalidate_ipa(&self, ipa: u64);
+    fn invalidate_ipa(&self, ipa: Ipa);
     /// New valid entries were written: make them visible to every walker
     /// before the guest runs again.
     fn publish(&self);
@@ -372,7 +372,7 @@ impl Stage2Map {
         self.check_page(ipa.0)?;
         let leaf = self.translate(ipa).ok_or(Stage2Error::NotMapped)?;
         // Pins name frames by the address of their 1:1 page (Dom0's).
-        if leaf.pa == Pa::identity_of(ipa) && self.is_pinned(ipa.0) {
+        if leaf.pa == Pa::identity_of(ipa) && self.is_pinned(ipa) {
             return Err(Stage2Error::Pinned);
         }
         let ipa = ipa.0;
@@ -383,7 +383,7 @@ impl Stage2Map {
         // Break: the whole entry (page or block) goes invalid first.
         self.write(block, Pa(0), S2::empty());
         debug_assert!(self.translate(Ipa(ipa)).is_none());
-        tlb.invalidate_ipa(block.start);
+        tlb.invalidate_ipa(Ipa(block.start));
         if leaf.size > PAGE {
             // Make: the rest of the block again, now through subtables.
             let base = leaf.pa.0 - (ipa - block.start);
@@ -395,28 +395,29 @@ impl Stage2Map {
         Ok(leaf)
     }
 
-    /// Keeps the 1:1 page of `frame` mapped until as many `unpin`s.
-    pub fn pin(&mut self, frame: u64) {
-        *self.pinned.entry(frame & !(PAGE - 1)).or_insert(0) += 1;
+    /// Keeps the guest's own page holding `page` (its frame mapped 1:1)
+    /// mapped until as many `unpin`s.
+    pub fn pin(&mut self, page: Ipa) {
+        *self.pinned.entry(page.page().0).or_insert(0) += 1;
     }
 
-    pub fn unpin(&mut self, frame: u64) {
-        let frame = frame & !(PAGE - 1);
-        if let Some(count) = self.pinned.get_mut(&frame) {
+    pub fn unpin(&mut self, page: Ipa) {
+        let page = page.page().0;
+        if let Some(count) = self.pinned.get_mut(&page) {
             *count -= 1;
             if *count == 0 {
-                self.pinned.remove(&frame);
+                self.pinned.remove(&page);
             }
         }
     }
 
-    pub fn is_pinned(&self, frame: u64) -> bool {
-        self.pinned.contains_key(&(frame & !(PAGE - 1)))
+    pub fn is_pinned(&self, page: Ipa) -> bool {
+        self.pinned.contains_key(&page.page().0)
     }
 
-    /// Every pinned frame.
-    pub fn pinned_frames(&self) -> impl Iterator<Item = u64> + '_ {
-        self.pinned.keys().copied()
+    /// Every pinned page.
+    pub fn pinned_pages(&self) -> impl Iterator<Item = Ipa> + '_ {
+        self.pinned.keys().map(|&page| Ipa(page))
     }
 
     /// Every valid leaf, read from the descriptors the MMU walks, merged
@@ -533,8 +534,8 @@ mod tests {
     struct Recorder(std::sync::Mutex<Vec<(char, u64)>>);
 
     impl Tlb for Recorder {
-        fn invalidate_ipa(&self, ipa: u64) {
-            self.0.lock().unwrap().push(('i', ipa));
+        fn invalidate_ipa(&self, ipa: Ipa) {
+            self.0.lock().unwrap().push(('i', ipa.0));
         }
         fn publish(&self) {
             self.0.lock().unwrap().push(('p', 0));
@@ -595,15 +596,15 @@ mod tests {
         assert_eq!(s2.map_page(Ipa(!0xfff), Pa(frame), Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
         assert_eq!(s2.unmap_page(Ipa(1 << 44), &tlb), Err(Stage2Error::OutsideIpaSpace));
         // Pinned frames keep their own 1:1 page, but a mapping of them elsewhere goes.
-        s2.pin(frame);
-        s2.pin(frame + 0x10);
+        s2.pin(Ipa(frame));
+        s2.pin(Ipa(frame + 0x10));
         assert_eq!(s2.unmap_page(Ipa(frame), &tlb), Err(Stage2Error::Pinned));
         assert_eq!(s2.unmap_page(Ipa(0x4800_0000), &tlb).map(|l| l.pa), Ok(Pa(frame)));
-        s2.unpin(frame);
+        s2.unpin(Ipa(frame));
         assert_eq!(s2.unmap_page(Ipa(frame), &tlb), Err(Stage2Error::Pinned), "pinned twice");
-        s2.unpin(frame);
-        s2.unpin(frame);
-        assert!(!s2.is_pinned(frame));
+        s2.unpin(Ipa(frame));
+        s2.unpin(Ipa(frame));
+        assert!(!s2.is_pinned(Ipa(frame)));
         assert!(s2.unmap_page(Ipa(frame), &tlb).is_ok());
         // And back, as ballooning does.
         assert_eq!(s2.map_page(Ipa(frame), Pa(frame), Kind::Ram, &tlb), Ok(()));

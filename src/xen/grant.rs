@@ -301,7 +301,7 @@ impl GrantTable {
             Err(Stage2Error::NoTables) => return undo(status::NO_SPACE),
             Err(_) => return undo(status::BAD_VIRT_ADDR),
         }
-        stage2.pin(frame);
+        stage2.pin(Ipa(frame));
         let a = self.active.entry(r.gref).or_insert(Active { readers: 0, writers: 0, frame });
         if writable {
             a.writers += 1;
@@ -328,7 +328,7 @@ impl GrantTable {
         if host_addr & !(PAGE - 1) != m.host_addr || stage2.unmap_page(Ipa(m.host_addr), board).is_err() {
             return status::GENERAL_ERROR;
         }
-        stage2.unpin(m.frame);
+        stage2.unpin(Ipa(m.frame));
         self.maptrack[handle as usize] = None;
         self.free_handles.push(handle);
         let entry = self.entry(m.gref).expect("an active entry's frame exists");

@@ -132,7 +132,7 @@ fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
     {
         let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
         let pages = (0..n).map(|i| base + i * PAGE);
-        if !pages.clone().all(|p| domain.has_page(&stage2, Ipa(p)) && !stage2.is_pinned(p)) {
+        if !pages.clone().all(|p| domain.has_page(&stage2, Ipa(p)) && !stage2.is_pinned(Ipa(p))) {
             return false;
         }
         for (done, page) in pages.enumerate() {
@@ -226,7 +226,7 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), Errno
             if !domain.has_page(&stage2, Ipa(page)) {
                 return Err(EINVAL);
             }
-            stage2.pin(page);
+            stage2.pin(Ipa(page));
             domain.xen.shared.register(call.board, page);
             Ok(())
         }

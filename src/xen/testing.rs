@@ -141,8 +141,8 @@ impl TestBoard {
 }
 
 impl Tlb for TestBoard {
-    fn invalidate_ipa(&self, ipa: u64) {
-        self.tlb.lock().unwrap().push(('i', ipa));
+    fn invalidate_ipa(&self, ipa: Ipa) {
+        self.tlb.lock().unwrap().push(('i', ipa.0));
     }
     fn publish(&self) {
         self.tlb.lock().unwrap().push(('p', 0));

@@ -104,7 +104,7 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
     if !call.domain.has_page(&stage2, Ipa(page)) {
         return Err(EINVAL);
     }
-    stage2.pin(page);
+    stage2.pin(Ipa(page));
     let board = call.board;
     // Carry over what the old place held (vCPU 0's is in shared_info), else
     // start from zero.
@@ -155,11 +155,11 @@ fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, 
             if words.iter().any(|&pa| !domain.has_page(&stage2, Ipa::identity_of(Pa(pa)))) {
                 return Err(EFAULT);
             }
-            words.iter().for_each(|&pa| stage2.pin(pa));
+            words.iter().for_each(|&pa| stage2.pin(Ipa::identity_of(Pa(pa))));
         }
         let mut runstate = domain.xen.vcpus[vcpu].runstate.lock();
         if let Some(old) = core::mem::replace(&mut runstate.area, area) {
-            old.iter().for_each(|&pa| stage2.unpin(pa));
+            old.iter().for_each(|&pa| stage2.unpin(Ipa::identity_of(Pa(pa))));
         }
     }
     publish(domain.xen, call.board, vcpu);

@@ -18,7 +18,7 @@ const DEVICE_BASE: u64 = 0x900_0000;
 struct NoTlb;
 
 impl Tlb for NoTlb {
-    fn invalidate_ipa(&self, _: u64) {}
+    fn invalidate_ipa(&self, _: Ipa) {}
     fn publish(&self) {}
 }
 

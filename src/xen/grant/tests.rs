@@ -149,7 +149,7 @@ fn readers_and_writers_of_one_entry() {
     assert_eq!(flags(&m, 1), gtf::PERMIT_ACCESS | gtf::READING);
     assert_eq!(unmap(&m, SCRATCH, 0, reader), status::OKAY);
     assert_eq!(flags(&m, 1), gtf::PERMIT_ACCESS);
-    assert!(!m.domain.stage2.lock_holding_no_xen_lock().is_pinned(PAGE_A));
+    assert!(!m.domain.stage2.lock_holding_no_xen_lock().is_pinned(Ipa(PAGE_A)));
 }
 
 #[test]
