@@ -1,9 +1,9 @@
 //! Hypercall access to a guest's memory by guest virtual address: each page
 //! is translated through the guest's stage 1 with `AT S1E1R/W` (to an IPA),
 //! then through the domain's own stage-2 map (to a frame), and must be the
-//! guest's RAM ([`ram_frame`](crate::xen::DomainView::ram_frame)), else the call fails with EFAULT.
-//! The stage-2 step reads the map, not the MMU, so it holds for a domain
-//! that is not 1:1.
+//! guest's RAM ([`ram_frame`](crate::xen::DomainView::ram_frame)), else the
+//! call fails with EFAULT. The stage-2 step reads the map, not the MMU, so
+//! it holds for a domain that is not 1:1.
 
 use crate::domain::Domain;
 use crate::mm::range::{Ipa, Pa};
