@@ -9,7 +9,7 @@ pub mod mmio;
 pub mod vcpu;
 
 use crate::mm::audit::{Owned, Summary, Violation};
-use crate::mm::range::PhysRange;
+use crate::mm::range::{GuestRange, PhysRange};
 use crate::mm::stage2::Stage2Map;
 use crate::xen::domain::{DomainView, Stage2Lock};
 use alloc::vec::Vec;
@@ -66,9 +66,10 @@ pub struct Domain {
     pub vmid: Vmid,
     /// Its vCPUs, by id.
     pub vcpus: Vec<Vcpu>,
-    /// Its RAM banks, in guest-physical addresses (== physical for Dom0).
-    /// Pages of them may be ballooned out: see [`DomainView::has_page`].
-    pub ram: Vec<PhysRange>,
+    /// Its RAM banks, in guest-physical addresses (the frames behind them
+    /// are its stage 2's to say). Pages of them may be ballooned out: see
+    /// [`DomainView::has_page`].
+    pub ram: Vec<GuestRange>,
     /// Its stage-2 tables, changed at runtime under this lock; its type
     /// keeps the lock order (the Xen state's grant table before it, it
     /// before the frame allocator).
@@ -86,10 +87,10 @@ impl Domain {
     pub fn new(
         id: DomainId,
         vmid: Vmid,
-        ram: Vec<PhysRange>,
+        ram: Vec<GuestRange>,
         stage2: Stage2Map,
         vcpus: usize,
-        grant_region: PhysRange,
+        grant_region: GuestRange,
     ) -> Self {
         Self {
             id,
@@ -129,7 +130,7 @@ impl Domain {
     }
 
     /// Whether `range` lies wholly in this domain's RAM banks.
-    pub fn owns_ram(&self, range: &PhysRange) -> bool {
+    pub fn owns_ram(&self, range: &GuestRange) -> bool {
         self.view().owns_ram(range)
     }
 

@@ -15,7 +15,7 @@ use crate::fatal::Stop;
 use crate::mm::FRAMES;
 use crate::mm::audit::{Owned, owned};
 use crate::mm::plan::{Keep, MemoryPlan};
-use crate::mm::range::PhysRange;
+use crate::mm::range::{GuestRange, PhysRange};
 use alloc::vec::Vec;
 
 /// Reads `range` of RAM as bytes.
@@ -98,7 +98,10 @@ pub fn build(
     // One vCPU per CPU: Dom0 vCPU n runs on CPU n and sees its MPIDR.
     let vcpus = tree.cpus.len().max(1);
     let vmid = crate::domain::VMIDS.lock().allocate().expect("Dom0 is the first domain, so VMIDs are free");
-    let mut dom0 = Domain::new(DomainId(0), vmid, banks.clone(), stage2, vcpus, grant);
+    // Dom0 is 1:1: it sees its banks, and the grant region chosen in the
+    // host's map, at their own addresses.
+    let ram = banks.iter().map(|&bank| GuestRange::identity_of(bank)).collect();
+    let mut dom0 = Domain::new(DomainId(0), vmid, ram, stage2, vcpus, GuestRange::identity_of(grant));
     dom0.place_vcpus(|n| cpu::mpidr_of(n).map_or(Placement::for_vcpu(n), |mpidr| Placement { cpu: n, mpidr }));
     let dom0 = dom0.into_static();
     if let Err(e) = dom0.xen.grants.lock().reserve_frames(&crate::router::xen_board::Hardware { domain: dom0 }) {

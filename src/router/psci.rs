@@ -60,7 +60,7 @@ fn cpu_on(target: u64, entry: u64, context: u64) -> i32 {
     let domain = cpu::this_cpu().domain().expect("a vCPU called");
     let Some(vcpu) = domain.vcpu_by_mpidr(target) else { return INVALID_PARAMETERS };
     let Some(physical) = cpu::mpidr_of(vcpu.placement.cpu) else { return INVALID_PARAMETERS };
-    if !entry.is_multiple_of(4) || !domain.owns_ram(&crate::mm::range::PhysRange::new(entry, entry.saturating_add(4))) {
+    if !entry.is_multiple_of(4) || !domain.owns_ram(&crate::mm::range::GuestRange::new(entry, entry.saturating_add(4))) {
         return INVALID_ADDRESS;
     }
     match vcpu.begin_start(entry, context) {

@@ -169,7 +169,7 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
     // break and the make): once its lock is free, a page mapped by now is
     // simply tried again.
     if esr::is_translation_fault(iss)
-        && crate::arch::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock_holding_no_xen_lock().translate(ipa).is_some())
+        && crate::arch::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock_holding_no_xen_lock().translate(crate::mm::range::Ipa(ipa)).is_some())
     {
         return;
     }
