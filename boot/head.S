@@ -50,7 +50,9 @@ primary_entry:
      * The stores go to memory (caches are off); the loader cleaned the
      * image to memory, so any cached copy of a relocated word is stale
      * and is invalidated.
-     * Any other relocation type means a build we cannot run: park.
+     * Any other relocation type, or a word not 8-byte aligned (with the
+     * MMU off memory is Device, where an unaligned store faults, and no
+     * vector table is installed yet), means a build we cannot run: park.
      */
     addr_of x1, __image_start
     ldr     x2, link_address
@@ -68,6 +70,8 @@ primary_entry:
     b.ne    park
     add     x5, x5, x20
     add     x3, x3, x20
+    tst     x3, #7
+    b.ne    park
     str     x5, [x3]
     dc      ivac, x3                /* no stale copy once caches are on */
     b       1b

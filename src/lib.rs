@@ -26,12 +26,16 @@ mod fuzz;
 #[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
+pub mod boot_phases;
+#[cfg(target_os = "none")]
 pub mod console;
 /// On the host, only the console's pure part: the input ring.
 #[cfg(not(target_os = "none"))]
 pub mod console {
     pub mod input;
 }
+#[cfg(target_os = "none")]
+pub mod crash;
 #[cfg(target_os = "none")]
 pub mod router;
 #[cfg(target_os = "none")]

@@ -1,4 +1,4 @@
-//! GICv3 virtualisation for Dom0 (the README's "Serving Dom0"). Each vCPU
+//! GICv3 virtualisation for Dom0 (docs/boot-and-serving.md, "Serving Dom0"). Each vCPU
 //! runs on one physical CPU for good, so that CPU's list registers belong
 //! to it and are never switched. Physical interrupts of Dom0's are
 //! acknowledged at EL2, their priority dropped, and handed over in a list

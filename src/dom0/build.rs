@@ -4,7 +4,7 @@
 //! file puts them together on the board.
 
 use crate::arch::cpu;
-use crate::boot::phases::phase_done;
+use crate::boot_phases::phase_done;
 use crate::mm::release;
 use crate::cmdline::Options;
 use crate::domain::vcpu::Placement;
@@ -38,14 +38,18 @@ fn copy_into_dom0(at: u64, bytes: &[u8]) {
 
 /// Builds Dom0: RAM, kernel and initrd in place, the boot modules freed,
 /// the extended regions, its device tree, its stage 2.
+/// `board_for` gives the Xen layer's board for the built domain (its
+/// grant-table frames are taken through it); the caller, above this layer,
+/// knows the machine's.
 /// Returns Dom0, its entry point and the address of its device tree.
-pub fn build(
+pub fn build<B: crate::xen::Board>(
     tree: &HostTree<'_>,
     blob: &'static [u8],
     options: &Options,
     plan: &MemoryPlan,
     hypervisor_memory: &[Owned],
     grant_region: PhysRange,
+    board_for: impl Fn(&'static Domain) -> B,
 ) -> (&'static Domain, u64, u64) {
     use crate::dom0::{layout, memory, regions};
     use crate::dt::host::ModuleKind;
@@ -104,7 +108,7 @@ pub fn build(
     let mut dom0 = Domain::new(DomainId(0), vmid, ram, stage2, vcpus, GuestRange::identity_of(grant));
     dom0.place_vcpus(|n| cpu::mpidr_of(n).map_or(Placement::for_vcpu(n), |mpidr| Placement { cpu: n, mpidr }));
     let dom0 = dom0.into_static();
-    if let Err(e) = dom0.xen.grants.lock().reserve_frames(&crate::router::xen_board::Hardware { domain: dom0 }) {
+    if let Err(e) = dom0.xen.grants.lock().reserve_frames(&board_for(dom0)) {
         log::error!("d0: no frames for the grant table ({e}); grants will not work");
     }
     let mut hypervisor = hypervisor_memory.to_vec();

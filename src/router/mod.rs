@@ -19,7 +19,7 @@ use crate::arch::vgic;
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     let Taken::FromGuest(exception) = Taken::from_kind(kind) else {
-        return crate::arch::exception::handle_at_el2(frame, kind);
+        return crate::crash::handle_at_el2(frame, kind);
     };
     match exception {
         GuestException::Synchronous => traps::handle_guest_sync(frame),

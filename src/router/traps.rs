@@ -6,7 +6,7 @@ use crate::arch::cpu::this_vcpu;
 use crate::arch::esr::{self, ec};
 use crate::arch::exception::TrapFrame;
 use crate::arch::guest::SPSR_EL1H_MASKED;
-use crate::arch::trap_counts::{Exit, count};
+use crate::arch::trap_counts::Exit;
 use crate::domain::vcpu::Vcpu;
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -74,7 +74,7 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
         }
         ec::DABT_LOWER => match super::emulate::mmio(frame, vcpu, faulting_ipa(frame), iss) {
             Ok(()) => {
-                count(Exit::GicAccess);
+                count(Exit::Mmio);
                 skip_instruction(frame);
             }
             Err(_) => {
@@ -91,15 +91,15 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
                 count(exit);
                 skip_instruction(frame);
             }
-            Err(_) => unexpected(frame, class),
+            Err(_) => unexpected(frame, vcpu, class),
         },
-        _ => unexpected(frame, class),
+        _ => unexpected(frame, vcpu, class),
     }
 }
 
 /// A trap nothing emulates: an undefined instruction for the guest.
-fn unexpected(frame: &mut TrapFrame, class: u8) {
-    count(Exit::Other);
+fn unexpected(frame: &mut TrapFrame, vcpu: &Vcpu, class: u8) {
+    vcpu.exits.count(Exit::Other);
     static LIMIT: LogLimit = LogLimit::new();
     if let Some(n) = LIMIT.next() {
         let class = esr::class_name(class);

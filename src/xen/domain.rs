@@ -22,14 +22,16 @@ impl Stage2Lock {
         Self(Mutex::new(map))
     }
 
-    /// Locks the map while the domain's grant table is held: the guard of
-    /// that table is the proof the order is kept.
+    /// Locks the map while a grant table is held: the guard is the proof
+    /// that the order (grant table first) is kept. That it is this domain's
+    /// table is the caller's to get right (today the only other is none).
     pub fn lock_after_grants<'a>(&'a self, _grants: &MutexGuard<'_, GrantTable>) -> MutexGuard<'a, Stage2Map> {
         self.0.lock()
     }
 
     /// Locks the map for a caller that holds none of the domain's Xen locks
-    /// (grant table, ports) and takes none of them before it lets go.
+    /// (grant table, ports) and takes neither before it lets go; a vCPU's
+    /// runstate lock, which nests inside nothing, may be taken after it.
     pub fn lock_holding_no_xen_lock(&self) -> MutexGuard<'_, Stage2Map> {
         self.0.lock()
     }

@@ -2,8 +2,6 @@
 //! device tree, bring up the console, plan and seed memory, start the heap,
 //! turn the MMU on, report.
 
-pub mod phases;
-
 use crate::arch::mmu::{El2Map, Kind};
 use crate::arch::{cpu, semihosting};
 use crate::cmdline::Options;
@@ -16,7 +14,7 @@ use crate::mm::frames::{FrameAllocator, order_for, order_size};
 use crate::mm::heap;
 use crate::mm::{FRAMES, release};
 use crate::mm::plan::{Keep, MemoryPlan, PlanError};
-use phases::phase_done;
+use crate::boot_phases::{self as phases, phase_done};
 use crate::mm::range::PhysRange;
 
 /// The largest device tree we accept, as Xen.
@@ -118,7 +116,9 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
             Owned { range: plan.metadata, what: owned::METADATA },
         ]
     };
-    let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory, grant_region());
+    let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory, grant_region(), |domain| {
+        crate::router::xen_board::Hardware { domain }
+    });
     log::info!("d0: stage 2: {} table pages (at Dom0 entry)", dom0.stage2.lock_holding_no_xen_lock().tables());
     let boot_vcpu = &dom0.vcpus[0];
     cpu::this_cpu().set_vcpu(boot_vcpu);
