@@ -2,9 +2,9 @@
 //! dom0less DomU (`prepare_dtb_domU`): root cells 2/2, `/chosen` with the
 //! command line and initrd, PSCI over HVC, one `/cpus` entry per vCPU, its
 //! memory, the GIC and timer at Xen's guest addresses, and `/hypervisor`
-//! when `xen,enhanced` asks for it. No host device appears.
+//! when `xen,enhanced` asks for it. No host device appears. The addresses
+//! and interrupts are the caller's (Xen's guest layout, `domu::layout`).
 
-use crate::domu::layout;
 use crate::mm::range::GuestRange;
 use alloc::vec::Vec;
 use alloc::{format, vec};
@@ -23,8 +23,14 @@ pub struct DomUTree<'a> {
     pub vcpu_mpidrs: &'a [u64],
     pub bootargs: Option<&'a str>,
     pub initrd: Option<GuestRange>,
-    /// `xen,enhanced`: a `/hypervisor` node (grant table region, event PPI).
-    pub hypervisor: bool,
+    /// The GICv3 distributor and the redistributors of all its vCPUs.
+    pub gicd: GuestRange,
+    pub gicr: GuestRange,
+    /// The timer's INTIDs: secure physical, non-secure physical, virtual.
+    pub timer_intids: [u32; 3],
+    /// `xen,enhanced`: a `/hypervisor` node with the grant-table region
+    /// and the event-channel INTID.
+    pub hypervisor: Option<(GuestRange, u32)>,
 }
 
 fn prop(name: &str, value: impl dtoolkit::ToPropertyValue) -> DeviceTreeProperty {
@@ -80,37 +86,35 @@ pub fn build(spec: &DomUTree<'_>) -> Vec<u8> {
     }
     root.add_child(cpus);
 
-    let first = spec.ram.first().map_or(layout::RAM0.start, |b| b.start);
+    let first = spec.ram.first().map_or(0, |b| b.start);
     let mut memory = node(&format!("memory@{first:x}"));
     memory.add_property(prop("device_type", "memory"));
     memory.add_property(prop("reg", reg(spec.ram.iter().copied())));
     root.add_child(memory);
 
-    let redistributors = layout::gicr(spec.vcpu_mpidrs.len());
-    let mut gic = node(&format!("interrupt-controller@{:x}", layout::GICV3_GICD.start));
+    let mut gic = node(&format!("interrupt-controller@{:x}", spec.gicd.start));
     gic.add_property(prop("compatible", "arm,gic-v3"));
     gic.add_property(prop("#interrupt-cells", 3u32));
     gic.add_property(prop("#address-cells", 0u32));
     gic.add_property(prop("interrupt-controller", Vec::<u8>::new()));
     gic.add_property(prop("#redistributor-regions", 1u32));
-    gic.add_property(prop("reg", reg([layout::GICV3_GICD, redistributors])));
+    gic.add_property(prop("reg", reg([spec.gicd, spec.gicr])));
     gic.add_property(prop("phandle", GIC_PHANDLE));
     gic.add_property(prop("linux,phandle", GIC_PHANDLE));
     root.add_child(gic);
 
     let mut timer = node("timer");
     timer.add_property(prop("compatible", vec!["arm,armv8-timer"]));
-    let interrupts: Vec<u32> =
-        [layout::TIMER_PHYS_S_PPI, layout::TIMER_PHYS_NS_PPI, layout::TIMER_VIRT_PPI].into_iter().flat_map(ppi).collect();
+    let interrupts: Vec<u32> = spec.timer_intids.into_iter().flat_map(ppi).collect();
     timer.add_property(prop("interrupts", interrupts));
     timer.add_property(prop("interrupt-parent", GIC_PHANDLE));
     root.add_child(timer);
 
-    if spec.hypervisor {
+    if let Some((grant_table, event_intid)) = spec.hypervisor {
         let mut hypervisor = node("hypervisor");
         hypervisor.add_property(prop("compatible", vec!["xen,xen-4.17", "xen,xen"]));
-        hypervisor.add_property(prop("reg", reg([layout::GRANT_TABLE])));
-        hypervisor.add_property(prop("interrupts", ppi(layout::EVTCHN_PPI).to_vec()));
+        hypervisor.add_property(prop("reg", reg([grant_table])));
+        hypervisor.add_property(prop("interrupts", ppi(event_intid).to_vec()));
         hypervisor.add_property(prop("interrupt-parent", GIC_PHANDLE));
         root.add_child(hypervisor);
     }
@@ -137,7 +141,10 @@ mod tests {
             vcpu_mpidrs: &[0, 1],
             bootargs: Some("console=hvc0"),
             initrd: Some(GuestRange::new(0x4300_0000, 0x4300_2000)),
-            hypervisor: true,
+            gicd: GuestRange::new(0x300_1000, 0x301_1000),
+            gicr: GuestRange::new(0x302_0000, 0x306_0000),
+            timer_intids: [29, 30, 27],
+            hypervisor: Some((GuestRange::new(0x3800_0000, 0x3900_0000), 31)),
         };
         let blob = build(&spec);
         assert!(blob.len() <= 4096, "Xen's DomU tree fits 4 KiB: {}", blob.len());
@@ -156,7 +163,7 @@ mod tests {
         assert_eq!(tree.banks.as_slice(), &[crate::mm::range::PhysRange::new(0x4000_0000, 0x4800_0000)]);
         assert_eq!(tree.gic.as_ref().map(|g| g.distributor.start), Some(0x300_1000));
 
-        let blob = build(&DomUTree { hypervisor: false, bootargs: None, initrd: None, ..spec });
+        let blob = build(&DomUTree { hypervisor: None, bootargs: None, initrd: None, ..spec });
         let fdt = Fdt::new(&blob).unwrap();
         assert!(fdt.find_node("/hypervisor").is_none());
         assert!(fdt.find_node("/chosen").unwrap().property("bootargs").is_none());
