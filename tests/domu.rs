@@ -119,7 +119,8 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
 
 #[test]
 fn without_xen_enhanced_there_is_no_hypervisor_node() {
-    let out = one_domu("memory = <0x0 0x8000>; cpus = <1>;", "expect-mem=0x2000000 expect-enhanced=0", "domu-plain").run();
+    let out =
+        one_domu("memory = <0x0 0x8000>; cpus = <1>;", "expect-mem=0x2000000 expect-enhanced=0", "domu-plain").run();
     out.expect_line("(d1) domu-probe: ok: no /hypervisor (expected: false)");
     out.expect_line("(d1) domu-probe: 15 checks, 0 failures");
     out.expect_line("(HV) d1: shutdown: power off");
@@ -131,7 +132,9 @@ fn a_malformed_or_too_large_domu_is_skipped_and_dom0_boots() {
     let bad = domu_node("domU1", "memory = <0x10000>; cpus = <1>;", "");
     let greedy = domu_node("domU2", "memory = <0x0 0x10000>; cpus = <2>;", "");
     let out = machine(&[bad, greedy], "dom0_mem=512M", "domu-bad").run();
-    out.expect_line("(HV) ERROR: /chosen/domU1: DomU not built: memory must be a 64-bit number of KiB (<hi lo>), as Xen reads it");
+    out.expect_line(
+        "(HV) ERROR: /chosen/domU1: DomU not built: memory must be a 64-bit number of KiB (<hi lo>), as Xen reads it",
+    );
     out.expect_line("(HV) ERROR: /chosen/domU2: DomU not built: asks for 2 CPUs but only 1 are left");
     out.expect_no_line("(HV) d1:");
     // Dom0 gets both CPUs when nobody claims one.
@@ -156,8 +159,12 @@ fn dom0_max_vcpus_leaves_a_cpu_idle() {
 /// probe fails exactly those two checks there.
 #[test]
 fn xen_4_17_builds_the_same_domu() {
-    let out = one_domu("memory = <0x0 0x10000>; cpus = <1>; xen,enhanced = \"enabled\";", "expect-mem=0x4000000 expect-enhanced=1", "domu-xen")
-        .run_image(&image::xen_4_17(), None);
+    let out = one_domu(
+        "memory = <0x0 0x10000>; cpus = <1>; xen,enhanced = \"enabled\";",
+        "expect-mem=0x4000000 expect-enhanced=1",
+        "domu-xen",
+    )
+    .run_image(&image::xen_4_17(), None);
     out.expect_line("(XEN) *** LOADING DOMU cpus=1 memory=10000KB ***");
     out.expect_line("(XEN) Loading d1 kernel from boot module @ 000000004a000000");
     out.expect_line("(XEN) Loading d1 DTB to ");

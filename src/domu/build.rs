@@ -15,9 +15,9 @@ use crate::mm::FRAMES;
 use crate::mm::frames::{FRAME_SIZE, MAX_ORDER, order_size};
 use crate::mm::range::{GuestRange, Pa, PhysRange};
 use crate::mm::stage2::{Geometry, Kind, Stage2Map};
+use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use alloc::format;
 
 /// Grant-table frames a DomU may have: Xen's default `gnttab_max_frames`.
 const GRANT_FRAMES: u64 = 64;
@@ -42,7 +42,8 @@ impl Backing {
         let mut done = 0usize;
         while done < bytes.len() {
             let at = ipa + done as u64;
-            let (range, pa) = self.pieces.iter().find(|(r, _)| r.contains(at)).expect("the layout put it in the DomU's RAM");
+            let (range, pa) =
+                self.pieces.iter().find(|(r, _)| r.contains(at)).expect("the layout put it in the DomU's RAM");
             let len = ((range.end - at) as usize).min(bytes.len() - done);
             let dst = pa.0 + (at - range.start);
             // SAFETY: `dst..dst + len` is a frame run just taken from the
@@ -75,7 +76,10 @@ fn allocate(banks: &[GuestRange]) -> Result<(Backing, Vec<(u64, usize)>), String
     let mut remaining = total;
     while remaining > 0 {
         let floor = (63 - (remaining / FRAME_SIZE).leading_zeros() as usize).min(MAX_ORDER);
-        let block = frames.largest_free_order().map(|largest| floor.min(largest)).and_then(|order| Some((frames.alloc(order)?, order)));
+        let block = frames
+            .largest_free_order()
+            .map(|largest| floor.min(largest))
+            .and_then(|order| Some((frames.alloc(order)?, order)));
         let Some((pa, order)) = block else {
             for &(pa, order) in &blocks {
                 frames.free(pa, order).expect("a block we took is ours to return");
@@ -129,7 +133,8 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
     // SAFETY: as for the kernel.
     let initrd = domu.ramdisk.map(|r| unsafe { module_bytes(r) });
     let header = ImageHeader::parse(kernel).map_err(|e| e.to_string())?;
-    let placed = place(banks[0], &header, kernel.len() as u64, initrd.map(|i| i.len() as u64)).map_err(|e| e.to_string())?;
+    let placed =
+        place(banks[0], &header, kernel.len() as u64, initrd.map(|i| i.len() as u64)).map_err(|e| e.to_string())?;
 
     let mut stage2 = Stage2Map::new(Geometry::for_ipa_bits(cpu::pa_bits()));
     if let Some(last) = banks.last()
@@ -154,7 +159,8 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
     }
 
     let vcpu_mpidrs: Vec<u64> = (0..cpus.len()).map(|n| Placement::for_vcpu(n).mpidr).collect();
-    let grant_region = GuestRange::new(layout::GRANT_TABLE.start, layout::GRANT_TABLE.start + GRANT_FRAMES * FRAME_SIZE);
+    let grant_region =
+        GuestRange::new(layout::GRANT_TABLE.start, layout::GRANT_TABLE.start + GRANT_FRAMES * FRAME_SIZE);
     let tables = stage2.tables();
     let mut domain = Domain::new(DomainId(id), vmid, banks.clone(), stage2, cpus.len(), grant_region);
     domain.place_vcpus(|n| Placement { cpu: cpus[n], mpidr: vcpu_mpidrs[n] });
@@ -176,8 +182,7 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
 
     let on: Vec<String> = cpus.iter().map(|&c| format!("{c} ({:#x})", cpu::mpidr_of(c).unwrap_or(0))).collect();
     log::info!(
-        "d{d}: {} from {}: {} MiB, {} vCPU(s) on CPU {}, xen,enhanced {:?}",
-        "DomU",
+        "d{d}: DomU from {}: {} MiB, {} vCPU(s) on CPU {}, xen,enhanced {:?}",
         domu.path,
         domu.memory >> 20,
         cpus.len(),
@@ -190,7 +195,13 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
     for (ipa, pa) in &backing.pieces {
         log::info!("d{d}: RAM IPA {ipa} at PA {}", PhysRange::new(pa.0, pa.0 + ipa.size()));
     }
-    log::info!("d{d}: kernel IPA {} (entry {:#x}), device tree at IPA {:#x} ({} bytes)", placed.kernel, placed.entry, placed.dtb.start, dtb.len());
+    log::info!(
+        "d{d}: kernel IPA {} (entry {:#x}), device tree at IPA {:#x} ({} bytes)",
+        placed.kernel,
+        placed.entry,
+        placed.dtb.start,
+        dtb.len()
+    );
     if let Some(range) = placed.initrd {
         log::info!("d{d}: initrd IPA {range}");
     }

@@ -16,7 +16,11 @@ pub struct NotEnoughCpus {
 
 impl fmt::Display for NotEnoughCpus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "asks for {} CPUs but only {} are left (each DomU vCPU needs a physical CPU of its own, and Dom0 keeps the boot CPU)", self.wanted, self.free)
+        write!(
+            f,
+            "asks for {} CPUs but only {} are left (each DomU vCPU needs a physical CPU of its own, and Dom0 keeps the boot CPU)",
+            self.wanted, self.free
+        )
     }
 }
 
@@ -78,7 +82,10 @@ mod tests {
     #[test]
     fn too_many_cpus_is_that_domus_error_only() {
         let p = partition(4, &[4, 2, 2], None);
-        assert_eq!(p.domus, vec![Err(NotEnoughCpus { wanted: 4, free: 3 }), Ok(vec![2, 3]), Err(NotEnoughCpus { wanted: 2, free: 1 })]);
+        assert_eq!(
+            p.domus,
+            vec![Err(NotEnoughCpus { wanted: 4, free: 3 }), Ok(vec![2, 3]), Err(NotEnoughCpus { wanted: 2, free: 1 })]
+        );
         assert_eq!(p.dom0, vec![0, 1]);
         // The boot CPU is never given away.
         assert_eq!(partition(1, &[1], None).domus, vec![Err(NotEnoughCpus { wanted: 1, free: 0 })]);

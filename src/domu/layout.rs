@@ -53,10 +53,7 @@ mod tests {
     fn ram_fills_the_low_bank_first() {
         assert_eq!(ram_banks(128 << 20), Some(alloc::vec![GuestRange::new(0x4000_0000, 0x4800_0000)]));
         assert_eq!(ram_banks(3 << 30), Some(alloc::vec![RAM0]));
-        assert_eq!(
-            ram_banks(4 << 30),
-            Some(alloc::vec![RAM0, GuestRange::new(0x2_0000_0000, 0x2_4000_0000)])
-        );
+        assert_eq!(ram_banks(4 << 30), Some(alloc::vec![RAM0, GuestRange::new(0x2_0000_0000, 0x2_4000_0000)]));
         assert_eq!(ram_banks(RAM0.size() + RAM1.size() + 1), None);
     }
 

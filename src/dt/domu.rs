@@ -39,7 +39,10 @@ fn prop(name: &str, value: impl dtoolkit::ToPropertyValue) -> DeviceTreeProperty
 
 /// Two address and two size cells per range.
 fn reg(ranges: impl IntoIterator<Item = GuestRange>) -> Vec<u32> {
-    ranges.into_iter().flat_map(|r| [(r.start >> 32) as u32, r.start as u32, (r.size() >> 32) as u32, r.size() as u32]).collect()
+    ranges
+        .into_iter()
+        .flat_map(|r| [(r.start >> 32) as u32, r.start as u32, (r.size() >> 32) as u32, r.size() as u32])
+        .collect()
 }
 
 fn node(name: &str) -> DeviceTreeNode {
@@ -152,7 +155,10 @@ mod tests {
         assert_eq!(cells(&fdt, "/memory@40000000", "reg"), vec![0, 0x4000_0000, 0, 0x800_0000]);
         assert_eq!(cells(&fdt, "/cpus/cpu@1", "reg"), vec![1]);
         assert_eq!(fdt.find_node("/cpus").unwrap().children().count(), 2);
-        assert_eq!(cells(&fdt, "/interrupt-controller@3001000", "reg"), vec![0, 0x300_1000, 0, 0x1_0000, 0, 0x302_0000, 0, 0x4_0000]);
+        assert_eq!(
+            cells(&fdt, "/interrupt-controller@3001000", "reg"),
+            vec![0, 0x300_1000, 0, 0x1_0000, 0, 0x302_0000, 0, 0x4_0000]
+        );
         assert_eq!(cells(&fdt, "/timer", "interrupts"), vec![1, 13, 0xf08, 1, 14, 0xf08, 1, 11, 0xf08]);
         assert_eq!(cells(&fdt, "/hypervisor", "reg"), vec![0, 0x3800_0000, 0, 0x100_0000]);
         assert_eq!(cells(&fdt, "/hypervisor", "interrupts"), vec![1, 15, 0xf08]);

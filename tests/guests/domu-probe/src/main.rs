@@ -185,13 +185,21 @@ sync_handler:
             shutdown(&mut r);
         };
         let root = fdt.root();
-        let bootargs = root.child("chosen").and_then(|c| c.property("bootargs")).and_then(|p| p.value_as::<&str>().ok()).unwrap_or("");
+        let bootargs = root
+            .child("chosen")
+            .and_then(|c| c.property("bootargs"))
+            .and_then(|p| p.value_as::<&str>().ok())
+            .unwrap_or("");
         r.say(format_args!("bootargs \"{bootargs}\""));
         let expect_mem = arg(bootargs, "expect-mem").unwrap_or(0);
         let expect_enhanced = arg(bootargs, "expect-enhanced") == Some(1);
 
         // Memory: one bank at GUEST_RAM0_BASE of the size asked (cells 2/2, Xen's).
-        let mut banks = root.children().filter(|n| n.name().starts_with("memory")).filter_map(|n| n.property("reg")).map(|p| (be(p.value(), 2), be(&p.value()[8..], 2), p.value().len()));
+        let mut banks = root
+            .children()
+            .filter(|n| n.name().starts_with("memory"))
+            .filter_map(|n| n.property("reg"))
+            .map(|p| (be(p.value(), 2), be(&p.value()[8..], 2), p.value().len()));
         let bank = banks.next();
         let (ram_start, ram_size) = match bank {
             Some((Some(s), Some(z), 16)) => (s, z),
@@ -204,8 +212,13 @@ sync_handler:
         let ram_end = ram_start + ram_size;
 
         // CPUs: one, reg 0, PSCI over HVC.
-        let cpus: u32 = root.child("cpus").map_or(0, |c| c.children().filter(|n| n.name().starts_with("cpu@")).count() as u32);
-        let cpu0 = root.child("cpus").and_then(|c| c.child("cpu@0")).and_then(|c| c.property("reg")).and_then(|p| be(p.value(), 1));
+        let cpus: u32 =
+            root.child("cpus").map_or(0, |c| c.children().filter(|n| n.name().starts_with("cpu@")).count() as u32);
+        let cpu0 = root
+            .child("cpus")
+            .and_then(|c| c.child("cpu@0"))
+            .and_then(|c| c.property("reg"))
+            .and_then(|p| be(p.value(), 1));
         r.check(cpus == 1 && cpu0 == Some(0), format_args!("{cpus} CPU, cpu@0 with reg 0"));
         let method = root.child("psci").and_then(|p| p.property("method")).and_then(|p| p.value_as::<&str>().ok());
         r.check(method == Some("hvc"), format_args!("PSCI through {method:?}"));
@@ -213,7 +226,10 @@ sync_handler:
         // Nothing of the host's: only the nodes of Xen's DomU tree.
         let allowed = ["chosen", "psci", "cpus", "memory", "interrupt-controller", "timer", "hypervisor"];
         let foreign = root.children().find(|n| !allowed.iter().any(|a| n.name().split('@').next() == Some(*a)));
-        r.check(foreign.is_none(), format_args!("no host device in the tree (first other node: {:?})", foreign.map(|n| n.name())));
+        r.check(
+            foreign.is_none(),
+            format_args!("no host device in the tree (first other node: {:?})", foreign.map(|n| n.name())),
+        );
 
         // /hypervisor exactly when enhanced, with Xen's grant-table region.
         match root.child("hypervisor") {
@@ -222,7 +238,9 @@ sync_handler:
                 let reg = hyp.property("reg").map(|p| (be(p.value(), 2), be(&p.value()[8..], 2)));
                 let irq = hyp.property("interrupts").and_then(|p| be(&p.value()[4..], 1));
                 r.check(
-                    expect_enhanced && reg == Some((Some(GUEST_GNTTAB.0), Some(GUEST_GNTTAB.1 - GUEST_GNTTAB.0))) && irq == Some(15),
+                    expect_enhanced
+                        && reg == Some((Some(GUEST_GNTTAB.0), Some(GUEST_GNTTAB.1 - GUEST_GNTTAB.0)))
+                        && irq == Some(15),
                     format_args!("/hypervisor: grant table {reg:x?}, event PPI {irq:?} (expected: {expect_enhanced})"),
                 );
             }
@@ -256,9 +274,18 @@ sync_handler:
         r.check(lines > 0 && bad == 0, format_args!("wrote and read back {lines} cache lines of RAM ({bad} wrong)"));
 
         // Outside its RAM: aborts, whatever the host has there.
-        for (what, at) in [("just past its RAM", ram_end), ("the host's UART", 0x900_0000), ("the host's GIC", 0x800_0000), ("the guest GIC (not emulated yet)", 0x300_1000), ("below its RAM", ram_start - 0x1000)] {
+        for (what, at) in [
+            ("just past its RAM", ram_end),
+            ("the host's UART", 0x900_0000),
+            ("the host's GIC", 0x800_0000),
+            ("the guest GIC (not emulated yet)", 0x300_1000),
+            ("below its RAM", ram_start - 0x1000),
+        ] {
             let esr = read_faults(at);
-            r.check(esr.is_some_and(|e| e >> 26 == 0x25), format_args!("a read of {what} at {at:#x} aborts (ESR {esr:x?})"));
+            r.check(
+                esr.is_some_and(|e| e >> 26 == 0x25),
+                format_args!("a read of {what} at {at:#x} aborts (ESR {esr:x?})"),
+            );
         }
 
         // Hypercalls.
