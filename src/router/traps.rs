@@ -7,6 +7,7 @@ use crate::arch::esr::{self, ec};
 use crate::arch::exception::TrapFrame;
 use crate::arch::guest::SPSR_EL1H_MASKED;
 use crate::arch::trap_counts::{Exit, count};
+use crate::domain::vcpu::Vcpu;
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1};
 use core::sync::atomic::{AtomicU64, Ordering};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
@@ -38,10 +39,13 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
     let class = esr::exception_class(frame.esr);
     let iss = esr::iss(frame.esr);
     let immediate = iss & 0xffff;
+    // Looked up once: every arm counts the exit against it.
+    let vcpu = this_vcpu();
+    let count = |exit| vcpu.exits.count(exit);
     match class {
         ec::HVC64 if immediate == XEN_HYPERCALL_IMM => {
             count(Exit::Hypercall);
-            hypercall(frame);
+            hypercall(frame, vcpu);
         }
         ec::HVC64 if immediate == SMCCC_IMM => {
             count(Exit::Firmware);
@@ -68,7 +72,7 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             }
             inject_undefined(frame);
         }
-        ec::DABT_LOWER => match super::emulate::mmio(frame, this_vcpu(), faulting_ipa(frame), iss) {
+        ec::DABT_LOWER => match super::emulate::mmio(frame, vcpu, faulting_ipa(frame), iss) {
             Ok(()) => {
                 count(Exit::GicAccess);
                 skip_instruction(frame);
@@ -82,7 +86,7 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             count(Exit::Abort);
             inject_abort(frame, true);
         }
-        ec::SYSREG => match super::emulate::sysreg(frame, this_vcpu(), esr::sysreg_access(iss)) {
+        ec::SYSREG => match super::emulate::sysreg(frame, vcpu, esr::sysreg_access(iss)) {
             Ok(exit) => {
                 count(exit);
                 skip_instruction(frame);
@@ -115,11 +119,10 @@ fn inject_undefined(frame: &mut TrapFrame) {
 }
 
 /// A Xen hypercall: number in x16, arguments in x0..x4, result in x0.
-fn hypercall(frame: &mut TrapFrame) {
+fn hypercall(frame: &mut TrapFrame, vcpu: &Vcpu) {
     use crate::xen::Outcome;
     let r = &frame.regs;
     let (number, args) = (r[16], [r[0], r[1], r[2], r[3], r[4]]);
-    let vcpu = this_vcpu();
     let domain = vcpu.domain().expect("a guest trapped, so its domain is built");
     let mut memory = crate::arch::guest_memory::GuestRam { domain };
     let board = &super::xen_board::Hardware { domain };
