@@ -174,4 +174,31 @@ mod tests {
         assert!(fdt.find_node("/hypervisor").is_none());
         assert!(fdt.find_node("/chosen").unwrap().property("bootargs").is_none());
     }
+
+    #[test]
+    fn passes_dtc_without_warnings() {
+        let ram = [GuestRange::new(0x4000_0000, 0x4800_0000), GuestRange::new(0x2_0000_0000, 0x2_1000_0000)];
+        let spec = DomUTree {
+            ram: &ram,
+            vcpu_mpidrs: &[0, 1, 2],
+            bootargs: Some("console=hvc0"),
+            initrd: None,
+            gicd: GuestRange::new(0x300_1000, 0x301_1000),
+            gicr: GuestRange::new(0x302_0000, 0x308_0000),
+            timer_intids: [29, 30, 27],
+            hypervisor: Some((GuestRange::new(0x3800_0000, 0x3900_0000), 31)),
+        };
+        let path = std::env::temp_dir().join(format!("domu-{}.dtb", std::process::id()));
+        std::fs::write(&path, build(&spec)).unwrap();
+        // As for Dom0's: Xen's binding names the node plain `hypervisor`.
+        let result = std::process::Command::new("dtc")
+            .args(["-I", "dtb", "-O", "dts", "-o", "/dev/null", "-W", "no-unit_address_vs_reg"])
+            .arg(&path)
+            .output();
+        let _ = std::fs::remove_file(&path);
+        let result = result.expect("dtc is installed by qemu/setup");
+        assert!(result.status.success());
+        let warnings = String::from_utf8_lossy(&result.stderr);
+        assert!(warnings.trim().is_empty(), "dtc warns: {warnings}");
+    }
 }
