@@ -116,20 +116,64 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
             Owned { range: plan.metadata, what: owned::METADATA },
         ]
     };
-    let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory, grant_region(), |domain| {
-        crate::router::xen_board::Hardware { domain }
-    });
+    let domu_vcpus: alloc::vec::Vec<u32> = tree.domus.iter().map(|d| d.cpus).collect();
+    let cpus = crate::domu::cpus::partition(tree.cpus.len(), &domu_vcpus, options.dom0_max_vcpus);
+    if !tree.domus.is_empty() || options.dom0_max_vcpus.is_some() {
+        log::info!("d0: CPUs {:?} (of {}); idle: {:?}", cpus.dom0, tree.cpus.len().max(1), cpus.idle);
+    }
+    let mut domus = alloc::vec::Vec::new();
+    let build_domus = || {
+        domus = build_domus(&tree, &cpus.domus);
+        release(&plan, "DomU boot modules, copied", |k| matches!(k, Keep::DomUModule(_)));
+    };
+    let board_for = |domain| crate::router::xen_board::Hardware { domain };
+    let (dom0, pc, dtb) = crate::dom0::build::build(
+        &tree,
+        blob,
+        &options,
+        &plan,
+        &hypervisor_memory,
+        grant_region(),
+        &cpus.dom0,
+        build_domus,
+        board_for,
+    );
     log::info!("d0: stage 2: {} table pages (at Dom0 entry)", dom0.stage2.lock_holding_no_xen_lock().tables());
     let boot_vcpu = &dom0.vcpus[0];
     cpu::this_cpu().set_vcpu(boot_vcpu);
     start_interrupts(&tree, dom0);
     phase_done("interrupts started");
+    for domu in &domus {
+        crate::domu::build::start(domu);
+    }
     let free = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
     let (heap_used, heap_total) = heap::usage();
     log::info!("Free frames at Dom0 entry: {free}; heap {} KiB used of {} KiB", heap_used >> 10, heap_total >> 10);
     log::info!("d0: entering at {pc:#x} (EL1h, MMU off) with its device tree at {dtb:#x}");
     log_boot_time(entry_ticks);
     crate::arch::guest::enter_el1(&crate::arch::guest::Entry::new(boot_vcpu, pc, dtb))
+}
+
+/// Builds each DomU the host tree names on the CPUs the partition gave it,
+/// numbered 1, 2, ... in tree order as Xen numbers dom0less DomUs; one
+/// that cannot be built is left out with a one-line error.
+fn build_domus(
+    tree: &HostTree<'_>,
+    cpus: &[Result<alloc::vec::Vec<usize>, crate::domu::cpus::NotEnoughCpus>],
+) -> alloc::vec::Vec<crate::domu::build::Built> {
+    let mut built = alloc::vec::Vec::new();
+    for (domu, cpus) in tree.domus.iter().zip(cpus) {
+        let id = built.len() as u16 + 1;
+        let result = match cpus {
+            Ok(cpus) => crate::domu::build::build(domu, id, cpus),
+            Err(e) => Err(alloc::format!("{e}")),
+        };
+        match result {
+            Ok(domu) => built.push(domu),
+            Err(e) => log::error!("{}: DomU not built: {e}", domu.path),
+        }
+    }
+    built
 }
 
 /// The boot's length in counter ticks, from `primary_main`'s start to just
@@ -318,6 +362,9 @@ fn report_tree(tree: &HostTree<'_>, blob: &[u8], dtb_addr: u64) {
     }
     for w in &tree.warnings {
         log::warn!("device tree: {w}");
+    }
+    for e in &tree.domu_errors {
+        log::error!("{e}");
     }
     if tree.dropped_warnings > 0 {
         log::warn!("device tree: {} more warnings not shown", tree.dropped_warnings);

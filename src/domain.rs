@@ -79,6 +79,9 @@ pub struct Domain {
     /// Its emulated MMIO regions, set once before its vCPUs first trap
     /// (empty until then: every access outside its stage 2 aborts).
     pub mmio: spin::Once<MmioRegions>,
+    /// Set once the domain has shut down: its vCPUs stop at their next
+    /// exit and their CPUs park (a DomU's end; Dom0's ends the machine).
+    ended: core::sync::atomic::AtomicBool,
 }
 
 impl Domain {
@@ -100,7 +103,17 @@ impl Domain {
             stage2: Stage2Lock::new(stage2),
             xen: crate::xen::DomainState::new(vcpus, grant_region),
             mmio: spin::Once::new(),
+            ended: core::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Marks the domain ended; true for the caller that ended it.
+    pub fn end(&self) -> bool {
+        !self.ended.swap(true, core::sync::atomic::Ordering::AcqRel)
+    }
+
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(core::sync::atomic::Ordering::Acquire)
     }
 
     /// What the hypercalls see of it.

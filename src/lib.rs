@@ -14,6 +14,7 @@ pub mod cmdline;
 pub mod config;
 pub mod dom0;
 pub mod domain;
+pub mod domu;
 pub mod dt;
 pub mod fatal;
 pub mod gic;

@@ -379,7 +379,7 @@ const LAYERS: &[&[&str]] = &[
     // The entry points: the boot CPU from reset, every exception after.
     &["boot", "router"],
     &["shutdown", "crash", "fuzz"],
-    &["dom0"],
+    &["dom0", "domu"],
     &["console"],
     &["arch"],
     &["domain"],

@@ -197,7 +197,7 @@ impl MmioDevice for GicFrames {
                 let current = gic::read_register(address, width);
                 gic::write_register(address, width, (current & keep) | value);
             }
-            Write::Drop => log::debug!("d0: GIC write of {value:#x} to {address:#x} dropped"),
+            Write::Drop => log::debug!("d{}: GIC write of {value:#x} to {address:#x} dropped", cpu::this_cpu().domain().map_or(0, |d| d.id.0)),
         }
         Ok(())
     }
@@ -236,7 +236,7 @@ pub fn write_other_sgi_register(_: &Vcpu, value: u64) -> Result<(), Refused> {
 }
 
 fn ignore_sgi_write(value: u64) {
-    log::debug!("d0: SGI write {value:#x} ignored");
+    log::debug!("d{}: SGI write {value:#x} ignored", cpu::this_cpu().domain().map_or(0, |d| d.id.0));
 }
 
 /// The SGI registers are write-only: they read as zero.

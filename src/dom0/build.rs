@@ -38,10 +38,14 @@ fn copy_into_dom0(at: u64, bytes: &[u8]) {
 
 /// Builds Dom0: RAM, kernel and initrd in place, the boot modules freed,
 /// the extended regions, its device tree, its stage 2.
-/// `board_for` gives the Xen layer's board for the built domain (its
-/// grant-table frames are taken through it); the caller, above this layer,
-/// knows the machine's.
+/// Dom0's vCPU n runs on physical CPU `cpus[n]`. `before_regions` runs
+/// once Dom0's memory is taken and before the extended regions are found
+/// in what is left free: the DomUs take theirs there, so no region can
+/// cover a DomU's frames. `board_for` gives the Xen layer's board for the
+/// built domain (its grant-table frames are taken through it); the caller,
+/// above this layer, knows the machine's.
 /// Returns Dom0, its entry point and the address of its device tree.
+#[allow(clippy::too_many_arguments)]
 pub fn build<B: crate::xen::Board>(
     tree: &HostTree<'_>,
     blob: &'static [u8],
@@ -49,6 +53,8 @@ pub fn build<B: crate::xen::Board>(
     plan: &MemoryPlan,
     hypervisor_memory: &[Owned],
     grant_region: PhysRange,
+    cpus: &[usize],
+    before_regions: impl FnOnce(),
     board_for: impl Fn(&'static Domain) -> B,
 ) -> (&'static Domain, u64, u64) {
     use crate::dom0::{layout, memory, regions};
@@ -99,14 +105,15 @@ pub fn build<B: crate::xen::Board>(
     }
     let stage2 = build_stage2(&banks, &passed, ipa_bits, !options.stage2_blocks);
     phase_done("stage 2 built");
-    // One vCPU per CPU: Dom0 vCPU n runs on CPU n and sees its MPIDR.
-    let vcpus = tree.cpus.len().max(1);
+    // One vCPU per CPU it was given: vCPU n sees its CPU's MPIDR.
+    let vcpus = cpus.len().max(1);
     let vmid = crate::domain::VMIDS.lock().allocate().expect("Dom0 is the first domain, so VMIDs are free");
     // Dom0 is 1:1: it sees its banks, and the grant region chosen in the
     // host's map, at their own addresses.
     let ram = banks.iter().map(|&bank| GuestRange::identity_of(bank)).collect();
     let mut dom0 = Domain::new(DomainId(0), vmid, ram, stage2, vcpus, GuestRange::identity_of(grant));
-    dom0.place_vcpus(|n| cpu::mpidr_of(n).map_or(Placement::for_vcpu(n), |mpidr| Placement { cpu: n, mpidr }));
+    let cpu_of = |n: usize| cpus.get(n).copied().unwrap_or(n);
+    dom0.place_vcpus(|n| cpu::mpidr_of(cpu_of(n)).map_or(Placement::for_vcpu(n), |mpidr| Placement { cpu: cpu_of(n), mpidr }));
     let dom0 = dom0.into_static();
     if let Err(e) = dom0.xen.grants.lock().reserve_frames(&board_for(dom0)) {
         log::error!("d0: no frames for the grant table ({e}); grants will not work");
@@ -116,6 +123,7 @@ pub fn build<B: crate::xen::Board>(
     crate::dom0::audit::at_build(dom0, crate::dom0::audit::Baseline { devices: passed, hypervisor });
     crate::domain::set_dom0(dom0);
     phase_done("stage 2 audited, grant frames reserved");
+    before_regions();
     // The hypervisor's memory as the audit knows it, and the grant-table
     // frames just taken: a fixed range must miss them all.
     let mut own_memory = hypervisor_memory.to_vec();
@@ -152,6 +160,7 @@ pub fn build<B: crate::xen::Board>(
     );
 
     phase_done("extended regions found");
+    let dom0_mpidrs: Vec<u64> = dom0.vcpus.iter().map(|v| v.placement.mpidr).collect();
     let hidden: alloc::vec::Vec<&str> = tree.console.iter().map(|c| c.path.as_str()).collect();
     let spec = crate::dt::dom0::Dom0Tree {
         banks: &banks,
@@ -162,6 +171,7 @@ pub fn build<B: crate::xen::Board>(
         event_ppi: crate::xen::events::EVENT_PPI,
         hidden: &hidden,
         gic: tree.gic.as_ref().map_or("", |g| g.path.as_str()),
+        cpus: (dom0_mpidrs.len() < tree.cpus.len()).then_some(dom0_mpidrs.as_slice()),
     };
     let dom0_dtb = crate::dt::dom0::build(&fdt, &spec).unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
     if dom0_dtb.len() as u64 > place.dtb.size() {

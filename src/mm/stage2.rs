@@ -63,9 +63,9 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapError {
     /// Not inside the IPA space (or wrapping).
-    OutsideIpaSpace(PhysRange),
+    OutsideIpaSpace(GuestRange),
     /// Mapping it could take the boot tables past [`BOOT_TABLE_LIMIT`].
-    TooManyTables(PhysRange),
+    TooManyTables(GuestRange),
 }
 
 impl core::fmt::Display for MapError {
@@ -237,20 +237,33 @@ impl Stage2Map {
     /// blocks that fit. For building the tables before the guest runs: no
     /// break-before-make.
     pub fn map(&mut self, range: PhysRange, kind: Kind) -> Result<(), MapError> {
-        self.map_boot(range, kind, Constraints::empty())
+        self.map_boot(GuestRange::identity_of(range), Pa(range.start), kind, Constraints::empty())
     }
 
     /// As [`map`](Self::map), but with 4 KiB pages only: 2 MiB of tables
     /// per GiB ([`page_tables_for`]).
     pub fn map_pages(&mut self, range: PhysRange, kind: Kind) -> Result<(), MapError> {
-        self.map_boot(range, kind, Constraints::NO_BLOCK_MAPPINGS)
+        self.map_boot(GuestRange::identity_of(range), Pa(range.start), kind, Constraints::NO_BLOCK_MAPPINGS)
     }
 
-    fn map_boot(&mut self, range: PhysRange, kind: Kind, constraints: Constraints) -> Result<(), MapError> {
-        let pages = range.expand_to_alignment(PAGE).ok_or(MapError::OutsideIpaSpace(range))?;
-        if pages.end > self.geometry.limit() {
-            return Err(MapError::OutsideIpaSpace(range));
+    /// Maps the guest range `ipa` to the frames from `pa` on (a domain
+    /// that is not 1:1: a DomU), with the largest blocks that fit both
+    /// sides' alignment. Page aligned; for building, like [`map`](Self::map).
+    pub fn map_at(&mut self, ipa: GuestRange, pa: Pa, kind: Kind) -> Result<(), MapError> {
+        if !ipa.start.is_multiple_of(PAGE) || !ipa.end.is_multiple_of(PAGE) || !pa.0.is_multiple_of(PAGE) {
+            return Err(MapError::OutsideIpaSpace(ipa));
         }
+        self.map_boot(ipa, pa, kind, Constraints::empty())
+    }
+
+    /// Maps `ipa` (rounded out to pages) to the frames from `pa` rounded
+    /// down by the same amount.
+    fn map_boot(&mut self, ipa: GuestRange, pa: Pa, kind: Kind, constraints: Constraints) -> Result<(), MapError> {
+        let pages = ipa.expand_to_alignment(PAGE).ok_or(MapError::OutsideIpaSpace(ipa))?;
+        if pages.end > self.geometry.limit() {
+            return Err(MapError::OutsideIpaSpace(ipa));
+        }
+        let output = pa.0 - (ipa.start - pages.start);
         // A host tree may list any number of device ranges: the tables
         // they take are bounded, so a hostile tree cannot exhaust the heap.
         let worst_case = if constraints.contains(Constraints::NO_BLOCK_MAPPINGS) {
@@ -259,14 +272,14 @@ impl Stage2Map {
             BLOCK_MAPPING_TABLES
         };
         if self.tables() + worst_case > BOOT_TABLE_LIMIT {
-            return Err(MapError::TooManyTables(range));
+            return Err(MapError::TooManyTables(ipa));
         }
         let region = MemoryRegion::new(pages.start as usize, pages.end as usize);
         let before = self.tables();
         let result = self
             .map
-            .map_range(&region, PhysicalAddress(pages.start as usize), kind.attributes(), constraints)
-            .map_err(|_| MapError::OutsideIpaSpace(range));
+            .map_range(&region, PhysicalAddress(output as usize), kind.attributes(), constraints)
+            .map_err(|_| MapError::OutsideIpaSpace(ipa));
         self.boot_tables += self.tables() - before;
         result
     }
@@ -504,6 +517,22 @@ mod tests {
         assert_eq!(Geometry::for_ipa_bits(44).vtcr(44), 0x8004_3594);
         // 36 bits (some Cortex-A53 boards): level-1 root, T0SZ 28.
         assert_eq!(Geometry::for_ipa_bits(36).vtcr(36), 0x8001_355c);
+    }
+
+    #[test]
+    fn a_domu_maps_its_guest_ram_elsewhere() {
+        let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(40));
+        s2.map_at(GuestRange::new(0x4000_0000, 0x4040_0000), Pa(0x8_8000_0000), Kind::Ram).unwrap();
+        s2.map_at(GuestRange::new(0x4040_0000, 0x4040_1000), Pa(0x9000_0000), Kind::Ram).unwrap();
+        let leaf = s2.translate(Ipa(0x4012_3456)).unwrap();
+        assert_eq!((leaf.pa, leaf.kind, leaf.size), (Pa(0x8_8012_3000), Kind::Ram, 2 * MIB));
+        assert_eq!(s2.translate(Ipa(0x4040_0000)).map(|l| l.pa), Some(Pa(0x9000_0000)));
+        assert_eq!(s2.translate(Ipa(0x4040_1000)), None);
+        assert!(s2.leaves().iter().all(|e| !e.is_one_to_one()));
+        let misaligned = GuestRange::new(0x4000_0800, 0x4000_1000);
+        assert_eq!(s2.map_at(misaligned, Pa(0x9000_0000), Kind::Ram), Err(MapError::OutsideIpaSpace(misaligned)));
+        let beyond = GuestRange::new(1 << 40, (1 << 40) + 0x1000);
+        assert_eq!(s2.map_at(beyond, Pa(0x9000_0000), Kind::Ram), Err(MapError::OutsideIpaSpace(beyond)));
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             static LIMIT: LogLimit = LogLimit::new();
             if let Some(n) = LIMIT.next() {
                 let instruction = esr::class_name(class);
-                log::warn!("d0: {instruction} #{immediate:#x} at PC {:#x}; undefined instruction injected ({n} so far)", frame.elr);
+                log::warn!("d{}: {instruction} #{immediate:#x} at PC {:#x}; undefined instruction injected ({n} so far)", super::this_domain_id(), frame.elr);
             }
             inject_undefined(frame);
         }
@@ -103,7 +103,7 @@ fn unexpected(frame: &mut TrapFrame, vcpu: &Vcpu, class: u8) {
     static LIMIT: LogLimit = LogLimit::new();
     if let Some(n) = LIMIT.next() {
         let class = esr::class_name(class);
-        log::warn!("d0: unexpected trap ({class}, ESR {:#x}) at PC {:#x}; undefined instruction injected ({n} so far)", frame.esr, frame.elr);
+        log::warn!("d{}: unexpected trap ({class}, ESR {:#x}) at PC {:#x}; undefined instruction injected ({n} so far)", super::this_domain_id(), frame.esr, frame.elr);
     }
     inject_undefined(frame);
 }
@@ -130,7 +130,7 @@ fn hypercall(frame: &mut TrapFrame, vcpu: &Vcpu) {
     match crate::xen::dispatch(&mut call, number, args) {
         Outcome::Return(result) => {
             if result == -crate::xen::errno::ENOSYS {
-                log::debug!("d0: hypercall {number} ({:#x}) not implemented", args[0]);
+                log::debug!("d{}: hypercall {number} ({:#x}) not implemented", domain.id.0, args[0]);
             }
             frame.regs[0] = result as u64;
         }
@@ -144,11 +144,20 @@ fn hypercall(frame: &mut TrapFrame, vcpu: &Vcpu) {
     }
 }
 
-/// Ends the machine for a shutdown hypercall (of Dom0, the only domain).
+/// Ends the machine for Dom0's shutdown hypercall, as Xen does for the
+/// hardware domain; a DomU's ends that domain alone.
 fn shut_down(reason: crate::xen::sched::Reason) -> ! {
     use crate::fatal::Stop;
     use crate::shutdown::stop_machine;
     use crate::xen::sched::Reason;
+    if super::this_domain_id() != 0 {
+        match reason {
+            Reason::PowerOff => super::end_this_domu(format_args!("shutdown: power off")),
+            Reason::Reboot => super::end_this_domu(format_args!("shutdown: reboot, which is not supported; the domain stops")),
+            Reason::Crash => super::end_this_domu(format_args!("shutdown: crashed")),
+            other => super::end_this_domu(format_args!("shutdown ({other:?})")),
+        }
+    }
     match reason {
         Reason::PowerOff => stop_machine(format_args!("shutdown: power off"), Stop::PowerOff),
         Reason::Reboot => stop_machine(format_args!("shutdown: reboot, which is not supported; powering off"), Stop::PowerOff),
@@ -179,8 +188,9 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
     let what = if instruction { "instruction fetch" } else if esr::is_write(iss) { "write" } else { "read" };
     static LIMIT: LogLimit = LogLimit::new();
     if let Some(n) = LIMIT.next() {
+        let d = super::this_domain_id();
         log::warn!(
-            "d0: {what} at IPA {ipa:#x} (VA {:#x}, PC {:#x}) outside Dom0's memory and devices; abort injected ({n} so far)",
+            "d{d}: {what} at IPA {ipa:#x} (VA {:#x}, PC {:#x}) outside d{d}'s memory and devices; abort injected ({n} so far)",
             frame.far,
             frame.elr
         );
@@ -201,7 +211,7 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
 pub fn handle_guest_serror(frame: &mut TrapFrame) {
     static LIMIT: LogLimit = LogLimit::new();
     if let Some(n) = LIMIT.next() {
-        log::warn!("d0: SError (ESR {:#x}) at PC {:#x}; virtual SError injected ({n} so far)", frame.esr, frame.elr);
+        log::warn!("d{}: SError (ESR {:#x}) at PC {:#x}; virtual SError injected ({n} so far)", super::this_domain_id(), frame.esr, frame.elr);
     }
     HCR_EL2.modify(HCR_EL2::VSE.val(1));
 }

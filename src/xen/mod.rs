@@ -202,7 +202,7 @@ impl DomainState {
 /// Runs hypercall `number` with arguments `args` (x0..x4).
 pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
     match number {
-        nr::XEN_VERSION => version::xen_version(args[0], args[1], call.memory).into(),
+        nr::XEN_VERSION => version::xen_version(call.domain.id, args[0], args[1], call.memory).into(),
         nr::MEMORY_OP => memory::memory_op(call, args),
         nr::VCPU_OP => vcpu::vcpu_op(call, args[0] as u32, args[1] as u32, args[2]).into(),
         nr::VM_ASSIST => vcpu::vm_assist(call, args[0] as u32, args[1] as u32).into(),
