@@ -52,11 +52,14 @@ pub struct Options {
     /// suit QEMU's TCG, which flushes its whole TLB on any single-page
     /// flush that falls inside a block (README, Benchmarks).
     pub stage2_blocks: bool,
+    /// `dom0_max_vcpus=N` (Xen's): Dom0's vCPUs, at most the CPUs no DomU
+    /// claims; `None` gives it all of those.
+    pub dom0_max_vcpus: Option<u32>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { loglvl: LogLevel::Info, dom0_mem: DEFAULT_DOM0_MEM, ext_regions: ExtRegions::Auto, stage2_blocks: true }
+        Self { loglvl: LogLevel::Info, dom0_mem: DEFAULT_DOM0_MEM, ext_regions: ExtRegions::Auto, stage2_blocks: true, dom0_max_vcpus: None }
     }
 }
 
@@ -274,6 +277,12 @@ impl Options {
                     (false, Ok(regions)) => regions,
                     (false, Err(why)) => ExtRegions::Malformed { why },
                 };
+            } else if name_eq(name, "dom0_max_vcpus") && !negated {
+                // Xen's x86 range form `min-max` is not Arm's.
+                match token.value.and_then(parse_number) {
+                    Some(n @ 1..=0xffff) => opts.dom0_max_vcpus = Some(n as u32),
+                    _ => parsed.report(token.text, Problem::BadValue("expected a number of vCPUs, at least 1")),
+                }
             } else if name_eq(name, "stage2_blocks") {
                 match token.value.map_or(Some(true), parse_bool) {
                     Some(on) => opts.stage2_blocks = on != negated,
@@ -314,6 +323,18 @@ mod tests {
         // An unterminated quote runs to the end and never panics.
         let t: Vec<_> = tokens(r#"a="x y"#).collect();
         assert_eq!(t[0].value, Some("x y"));
+    }
+
+    #[test]
+    fn dom0_max_vcpus() {
+        assert_eq!(opts("").dom0_max_vcpus, None);
+        assert_eq!(opts("dom0_max_vcpus=1").dom0_max_vcpus, Some(1));
+        assert_eq!(opts("dom0-max-vcpus=0x3").dom0_max_vcpus, Some(3));
+        for bad in ["dom0_max_vcpus=0", "dom0_max_vcpus=1-2", "dom0_max_vcpus", "no-dom0_max_vcpus"] {
+            let parsed = Options::parse(bad);
+            assert_eq!(parsed.options.dom0_max_vcpus, None, "{bad}");
+            assert_eq!(parsed.diagnostics.len(), 1, "{bad}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub mod mmio;
 pub mod vcpu;
 
 use crate::mm::audit::{Owned, Summary, Violation};
-use crate::mm::range::PhysRange;
+use crate::mm::range::{GuestRange, Pa, PhysRange};
 use crate::mm::stage2::Stage2Map;
 use crate::xen::domain::{DomainView, Stage2Lock};
 use alloc::vec::Vec;
@@ -66,9 +66,10 @@ pub struct Domain {
     pub vmid: Vmid,
     /// Its vCPUs, by id.
     pub vcpus: Vec<Vcpu>,
-    /// Its RAM banks, in guest-physical addresses (== physical for Dom0).
-    /// Pages of them may be ballooned out: see [`DomainView::has_page`].
-    pub ram: Vec<PhysRange>,
+    /// Its RAM banks, in guest-physical addresses (the frames behind them
+    /// are its stage 2's to say). Pages of them may be ballooned out: see
+    /// [`DomainView::has_page`].
+    pub ram: Vec<GuestRange>,
     /// Its stage-2 tables, changed at runtime under this lock; its type
     /// keeps the lock order (the Xen state's grant table before it, it
     /// before the frame allocator).
@@ -78,6 +79,9 @@ pub struct Domain {
     /// Its emulated MMIO regions, set once before its vCPUs first trap
     /// (empty until then: every access outside its stage 2 aborts).
     pub mmio: spin::Once<MmioRegions>,
+    /// Set once the domain has shut down: its vCPUs stop at their next
+    /// exit and their CPUs park (a DomU's end; Dom0's ends the machine).
+    ended: core::sync::atomic::AtomicBool,
 }
 
 impl Domain {
@@ -86,10 +90,10 @@ impl Domain {
     pub fn new(
         id: DomainId,
         vmid: Vmid,
-        ram: Vec<PhysRange>,
+        ram: Vec<GuestRange>,
         stage2: Stage2Map,
         vcpus: usize,
-        grant_region: PhysRange,
+        grant_region: GuestRange,
     ) -> Self {
         Self {
             id,
@@ -99,7 +103,17 @@ impl Domain {
             stage2: Stage2Lock::new(stage2),
             xen: crate::xen::DomainState::new(vcpus, grant_region),
             mmio: spin::Once::new(),
+            ended: core::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Marks the domain ended; true for the caller that ended it.
+    pub fn end(&self) -> bool {
+        !self.ended.swap(true, core::sync::atomic::Ordering::AcqRel)
+    }
+
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(core::sync::atomic::Ordering::Acquire)
     }
 
     /// What the hypercalls see of it.
@@ -129,7 +143,7 @@ impl Domain {
     }
 
     /// Whether `range` lies wholly in this domain's RAM banks.
-    pub fn owns_ram(&self, range: &PhysRange) -> bool {
+    pub fn owns_ram(&self, range: &GuestRange) -> bool {
         self.view().owns_ram(range)
     }
 
@@ -137,7 +151,7 @@ impl Domain {
     pub fn audit_stage2(
         &self,
         devices: &[PhysRange],
-        remapped_devices: &[(PhysRange, u64)],
+        remapped_devices: &[(GuestRange, Pa)],
         hypervisor: &[Owned],
         free_ranges: impl FnOnce() -> Vec<PhysRange>,
     ) -> Result<Summary, Violation> {

@@ -14,6 +14,7 @@ pub mod cmdline;
 pub mod config;
 pub mod dom0;
 pub mod domain;
+pub mod domu;
 pub mod dt;
 pub mod fatal;
 pub mod gic;
@@ -26,12 +27,16 @@ mod fuzz;
 #[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
+pub mod boot_phases;
+#[cfg(target_os = "none")]
 pub mod console;
 /// On the host, only the console's pure part: the input ring.
 #[cfg(not(target_os = "none"))]
 pub mod console {
     pub mod input;
 }
+#[cfg(target_os = "none")]
+pub mod crash;
 #[cfg(target_os = "none")]
 pub mod router;
 #[cfg(target_os = "none")]

@@ -406,3 +406,68 @@ fn odd_banks_boot_with_a_warning() {
     out.expect_line("Memory: 1280 MiB RAM");
     out.expect_exit(REACHED);
 }
+
+/// The image runs wherever a loader puts it on a 2 MiB boundary (the
+/// header says "place anywhere"): low, in the upper half of RAM and above
+/// 4 GiB, it relocates itself, says where it runs, keeps that range back,
+/// puts the grant-table region there, and the probe Dom0 passes as a
+/// hostile Dom0: its loads and stores over the hypervisor's memory (the
+/// image where it runs) abort, and a second vCPU starts through PSCI
+/// CPU_ON into `secondary_entry` where it runs.
+#[test]
+fn the_image_runs_wherever_it_is_loaded() {
+    for (memory, at) in [("2G", 0x5000_0000u64), ("2G", 0xa000_0000), ("4G", 0x1_0020_0000)] {
+        let mut m = Machine::with_probe_dom0("cortex-a57", memory, "dom0_mem=512M");
+        m.image_addr = at;
+        m.modules[0].bootargs = Some("console=hvc0 probe=hostile".into());
+        let out = m.run();
+        let line = out.expect_line(&format!("Image at {at:#010x}->"));
+        let field = |name: &str| {
+            let after = &line[line.find(name).unwrap_or_else(|| panic!("{name} in {line:?}")) + name.len()..];
+            let digits: String = after.trim_start_matches("0x").chars().take_while(char::is_ascii_hexdigit).collect();
+            u64::from_str_radix(&digits, 16).unwrap_or_else(|e| panic!("{name} in {line:?}: {e}"))
+        };
+        let (linked, offset) = (field("linked at "), field("offset +"));
+        assert_eq!(linked + offset, at, "{line}");
+        println!("{line}");
+        out.expect_line(&format!("Kept back: {at:#010x}->"));
+        out.expect_line(&format!("d0: grant table region {at:#x}->"));
+        out.expect_line("d0: vCPU 1 starting on CPU 0x1");
+        out.expect_line("probe: hostile: total: ");
+        out.expect_line("probe: 0 failures");
+        out.expect_no_line("probe: FAIL");
+        out.expect_exit(0);
+    }
+}
+
+/// Debian's U-Boot as firmware boots the hypervisor from a virtio disk
+/// with an ImageBuilder-shaped script (`qemu_harness::uboot`): the image
+/// runs where the script loaded it, finds the modules in U-Boot's tree by
+/// Xen's legacy compatibles, and the probe Dom0 passes.
+#[test]
+fn u_boot_boots_the_probe_dom0_from_a_script() {
+    let m = Machine { boot: qemu_harness::machine::Boot::UBoot, ..Machine::with_probe_dom0("cortex-a57", "2G", "dom0_mem=512M") };
+    let out = m.run();
+    out.expect_line("U-Boot 2023.01");
+    out.expect_line(&format!("Image at {:#010x}->", qemu_harness::uboot::HYPERVISOR_ADDR));
+    out.expect_line("Command line: \"dom0_mem=512M\" (from /chosen/xen,xen-bootargs)");
+    out.expect_line("Dom0 command line: \"console=hvc0\" (from /chosen/xen,dom0-bootargs)");
+    out.expect_line("Module: kernel 0x42000000->");
+    out.expect_line("probe: 0 failures");
+    out.expect_exit(0);
+}
+
+/// The arm64 Image header a boot loader reads: text_offset 0, flags 0xa
+/// (little endian, 4 KiB pages, place anywhere: `booti` leaves it where it
+/// was loaded), and an image_size that covers the file, BSS and the boot
+/// stacks in whole 2 MiB blocks.
+#[test]
+fn the_image_header_says_place_anywhere() {
+    let bytes = std::fs::read(qemu_harness::image::hypervisor()).unwrap();
+    let field = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    assert_eq!(&bytes[0x38..0x3c], b"ARM\x64");
+    assert_eq!(field(0x08), 0, "text_offset");
+    assert_eq!(field(0x18), 0xa, "flags");
+    let size = field(0x10);
+    assert!(size.is_multiple_of(2 << 20) && size >= bytes.len() as u64 + (128 << 10), "image_size {size:#x}");
+}

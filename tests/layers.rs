@@ -373,6 +373,40 @@ fn the_hypervisor_has_no_module_cycle() {
     assert_acyclic(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
 }
 
+/// The hypervisor's top-level modules, top to bottom (the README's
+/// picture). A module may use those in its own layer or below, never above.
+const LAYERS: &[&[&str]] = &[
+    // The entry points: the boot CPU from reset, every exception after.
+    &["boot", "router"],
+    &["shutdown", "crash", "fuzz"],
+    &["dom0", "domu"],
+    &["console"],
+    &["arch"],
+    &["domain"],
+    &["xen"],
+    &["gic", "mm", "dt", "cmdline", "config", "fatal", "boot_phases"],
+];
+
+#[test]
+fn the_hypervisor_layers_point_down() {
+    let layer_of = |m: &Module| m.first().and_then(|top| LAYERS.iter().position(|l| l.contains(&top.as_str())));
+    let graph = edges(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let mut upward = Vec::new();
+    for (from, tos) in &graph {
+        let Some(from_layer) = layer_of(from) else {
+            assert!(from.is_empty(), "{} is in no layer: add it to LAYERS", from.join("::"));
+            continue;
+        };
+        for to in tos {
+            let to_layer = layer_of(to).unwrap_or(usize::MAX);
+            if to_layer < from_layer {
+                upward.push(format!("    {} -> {}", from.join("::"), to.join("::")));
+            }
+        }
+    }
+    assert!(upward.is_empty(), "calls up the layers:\n{}", upward.join("\n"));
+}
+
 #[test]
 fn the_harness_has_no_module_cycle() {
     assert_acyclic(&Path::new(env!("CARGO_MANIFEST_DIR")).join("qemu/src"));
@@ -401,3 +435,4 @@ fn the_checker_reads_paths_and_finds_cycles() {
     let m = |s: &str| s.split("::").map(String::from).collect::<Module>();
     assert_eq!(found, vec![vec![m("a"), m("b::inner"), m("c")]], "{graph:?}");
 }
+

@@ -7,7 +7,8 @@
 
 use qemu_harness::initramfs::{dom0_initramfs, init_script};
 use qemu_harness::linux::{DebianKernel, debian_kernel};
-use qemu_harness::{Machine, Outcome, image};
+use qemu_harness::machine::Boot;
+use qemu_harness::{Machine, Outcome, image, uboot};
 
 /// Dom0's command line: the console on Xen's PV console, early output
 /// through the console hypercall.
@@ -274,4 +275,22 @@ fn xen_4_17_and_ours_give_a_gicv2_dom0_the_same_gic() {
         assert!(properties.contains(" v2m"), "the MSI frame: {properties}");
         out.expect_line("GICv2m: range[mem 0x08020000-0x08020fff]");
     }
+/// Booted as a board boots: Debian's U-Boot as firmware runs one
+/// ImageBuilder-shaped script from a virtio disk (`qemu_harness::uboot`)
+/// that loads the hypervisor, Debian's 6.12 and the initramfs, writes
+/// Xen's module nodes (legacy compatibles) and command lines into its tree
+/// and `booti`s the hypervisor. The same disk, with Xen 4.17 in place of
+/// ours, boots Xen: both Dom0s pass gnttest.
+#[test]
+fn u_boot_boots_ours_and_xen_4_17_from_the_same_script() {
+    let on_u_boot = || Machine { boot: Boot::UBoot, ..machine(DebianKernel::Trixie6_12, "") };
+    let ours = boot_ours(on_u_boot());
+    ours.expect_line("U-Boot 2023.01");
+    ours.expect_line(&format!("Image at {:#010x}->", uboot::HYPERVISOR_ADDR));
+    ours.expect_line("Module: ramdisk 0x49000000->");
+    ours.expect_line("d0: vCPU 1 starting on CPU 0x1");
+    ours.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
+    let xen = on_u_boot().run_image(&image::xen_4_17(), Some(KERNEL_PANIC));
+    xen.expect_line("U-Boot 2023.01");
+    assert_dom0_report(&xen, xen_grant_range(&xen), &xen.ranges("(XEN) d0: extended region "));
 }

@@ -60,6 +60,11 @@ pub fn dom0_probe() -> &'static Path {
     built_once("dom0-probe")
 }
 
+/// The bare-metal test guest `tests/guests/domu-probe`, booted as a dom0less DomU.
+pub fn domu_probe() -> &'static Path {
+    built_once("domu-probe")
+}
+
 /// The benchmark guest `tests/guests/bench`.
 pub fn dom0_bench() -> &'static Path {
     built_once("dom0-bench")

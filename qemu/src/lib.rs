@@ -12,6 +12,7 @@ pub mod initramfs;
 pub mod linux;
 pub mod machine;
 pub mod shim;
+pub mod uboot;
 
 pub use machine::{Machine, Outcome};
 

@@ -3,6 +3,7 @@
 
 use crate::image;
 use crate::shim;
+use crate::uboot;
 use crate::run_dir;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Where QEMU loads the image with `-kernel` (RAM base + 2 MiB) and where the
-/// shim enters it.
+/// Where QEMU loads the image with `-kernel` (RAM base + 2 MiB), the
+/// default load address (`Machine::image_addr`).
 pub const IMAGE_ADDR: u64 = 0x4020_0000;
+/// Where QEMU's `-kernel` puts a raw binary without an Image header (RAM
+/// base + 512 KiB): the jump to an image loaded elsewhere (`shim::jump_to`).
+pub const JUMP_ADDR: u64 = 0x4008_0000;
 /// Where QEMU puts its device tree for 1 GiB or more, and where the shim
 /// loads ours.
 pub const DTB_ADDR: u64 = 0x4800_0000;
@@ -50,6 +54,19 @@ pub enum Tree {
     Raw(PathBuf),
 }
 
+/// Who loads the hypervisor and its modules.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Boot {
+    /// QEMU itself: `-kernel` (or `-device loader`), the guest-loader's
+    /// modules, `-append`.
+    #[default]
+    Direct,
+    /// Debian's U-Boot as firmware, from a virtio disk holding the
+    /// hypervisor, the modules and a boot script made from this machine's
+    /// modules and command lines (`crate::uboot`).
+    UBoot,
+}
+
 #[derive(Clone, Debug)]
 pub struct Machine {
     pub cpu: String,
@@ -61,6 +78,12 @@ pub struct Machine {
     pub append: Option<String>,
     pub modules: Vec<Module>,
     pub tree: Tree,
+    /// Where the hypervisor's image is loaded (a 2 MiB boundary of RAM):
+    /// `IMAGE_ADDR` by `-kernel`; anywhere else by `-device loader`, entered
+    /// through a jump given as the `-kernel` (or the boot shim with
+    /// `Tree::Raw`), as a boot loader would.
+    pub image_addr: u64,
+    pub boot: Boot,
     pub timeout: Duration,
     pub extra: Vec<String>,
     /// Console input: when a line containing the first string has been
@@ -79,6 +102,8 @@ impl Default for Machine {
             append: None,
             modules: Vec::new(),
             tree: Tree::Generated,
+            image_addr: IMAGE_ADDR,
+            boot: Boot::Direct,
             timeout: Duration::from_secs(60),
             extra: Vec::new(),
             typed: Vec::new(),
@@ -275,10 +300,22 @@ impl Machine {
             "-no-reboot".into(),
         ];
         match &self.tree {
+            _ if self.boot == Boot::UBoot => {
+                let modules: Vec<_> = (self.modules.iter())
+                    .map(|m| uboot::BootModule { file: &m.file, addr: m.addr, kernel: m.kernel, bootargs: m.bootargs.as_deref() })
+                    .collect();
+                let xen_bootargs = self.append.as_deref().unwrap_or("");
+                let disk = uboot::disk_for(image, &modules, xen_bootargs, &unique_path("disk", "img"));
+                let drive = format!("if=none,file={},format=raw,id=disk", escape(&disk.display().to_string()));
+                let bios = uboot::U_BOOT.to_string();
+                let device = "virtio-blk-device,drive=disk".to_string();
+                args.extend(["-bios".into(), bios, "-drive".into(), drive, "-device".into(), device]);
+            }
             Tree::Raw(dtb) => {
                 let shim = unique_path("shim", "bin");
-                std::fs::write(&shim, shim::code(IMAGE_ADDR, DTB_ADDR)).expect("write shim");
-                for (file, addr, cpu) in [(&shim, SHIM_ADDR, true), (&image.to_path_buf(), IMAGE_ADDR, false), (dtb, DTB_ADDR, false)] {
+                std::fs::write(&shim, shim::code(self.image_addr, DTB_ADDR)).expect("write shim");
+                let image = image.to_path_buf();
+                for (file, addr, cpu) in [(&shim, SHIM_ADDR, true), (&image, self.image_addr, false), (dtb, DTB_ADDR, false)] {
                     let mut device = format!("loader,file={},addr={addr:#x},force-raw=on", escape(&file.display().to_string()));
                     if cpu {
                         device.push_str(",cpu-num=0");
@@ -287,7 +324,15 @@ impl Machine {
                 }
             }
             tree => {
-                args.extend(["-kernel".into(), image.display().to_string()]);
+                if self.image_addr == IMAGE_ADDR {
+                    args.extend(["-kernel".into(), image.display().to_string()]);
+                } else {
+                    let jump = unique_path("jump", "bin");
+                    std::fs::write(&jump, shim::jump_to(self.image_addr)).expect("write the jump");
+                    let file = escape(&image.display().to_string());
+                    let device = format!("loader,file={file},addr={:#x},force-raw=on", self.image_addr);
+                    args.extend(["-kernel".into(), jump.display().to_string(), "-device".into(), device]);
+                }
                 if let Tree::Dtb(dtb) = tree {
                     args.extend(["-dtb".into(), dtb.display().to_string()]);
                 }
@@ -426,7 +471,9 @@ mod tests {
     fn machines_start_with_no_option_rom() {
         let linux = Machine::with_linux_dom0(Path::new("/dev/null"), Path::new("/dev/null"), "");
         let work = crate::work_dir().display().to_string();
-        for machine in [Machine::default(), Machine { gic_version: 2, ..Machine::with_probe_dom0("max", "2G", "") }, linux] {
+        let gic_v2 = Machine { gic_version: 2, ..Machine::with_probe_dom0("max", "2G", "") };
+        let uboot = Machine { boot: Boot::UBoot, ..Machine::with_probe_dom0("cortex-a57", "2G", "") };
+        for machine in [Machine::default(), gic_v2, linux, uboot] {
             let answers = machine.monitor_answers(crate::image::hypervisor(), &["info qtree", "info roms"]);
             assert!(answers.contains("dev: pl011"), "the monitor answered; output:\n{answers}");
             assert!(!answers.contains("failed to find romfile"), "{answers}");
@@ -435,8 +482,10 @@ mod tests {
             }
             for line in answers.lines().filter(|l| l.contains(" name=\"") && l.contains("mem=")) {
                 let name = line.rsplit("name=\"").next().unwrap_or_default().trim_end_matches('"');
-                // QEMU's own blobs (its boot stub and tree), or files we gave.
-                let expected = ["bootloader", "dtb", "/dev/null"].contains(&name) || name.starts_with(&work);
+                // QEMU's own blobs (its boot stub and tree), or files we gave
+                // (U-Boot as firmware among them).
+                let ours = ["bootloader", "dtb", "/dev/null", crate::uboot::U_BOOT];
+                let expected = ours.contains(&name) || name.starts_with(&work);
                 assert!(expected, "QEMU loaded {name:?}, not a file of ours; output:\n{answers}");
             }
         }

@@ -144,3 +144,14 @@ impl PerCpu {
 pub fn this_vcpu() -> &'static Vcpu {
     this_cpu().vcpu().expect("a vCPU runs on this CPU")
 }
+
+/// Starts physical CPU `index` through the firmware's PSCI CPU_ON into
+/// `secondary_entry` (`boot/head.S`), which enters the vCPU placed on it
+/// where that vCPU's start says. Returns the CPU's MPIDR.
+pub fn power_on(index: usize) -> Result<u64, smccc::psci::Error> {
+    unsafe extern "C" {
+        fn secondary_entry();
+    }
+    let mpidr = mpidr_of(index).ok_or(smccc::psci::Error::InvalidParameters)?;
+    smccc::psci::cpu_on::<smccc::Smc>(mpidr, secondary_entry as *const () as u64, index as u64).map(|()| mpidr)
+}

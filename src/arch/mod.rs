@@ -20,12 +20,10 @@ pub mod guest_memory;
 #[cfg(target_os = "none")]
 pub mod mmu;
 #[cfg(target_os = "none")]
-#[cfg(target_os = "none")]
 pub mod semihosting;
 #[cfg(target_os = "none")]
 pub mod sysregs;
 #[cfg(target_os = "none")]
 pub mod trap_counts;
-#[cfg(target_os = "none")]
 #[cfg(target_os = "none")]
 pub mod vgic;

@@ -1,6 +1,6 @@
 //! How often Dom0 left for the hypervisor, and why: counted per vCPU on
 //! every exit, logged at shutdown. Where a guest's time under the
-//! hypervisor goes (a Linux boot makes thousands of GIC accesses, each a trap).
+//! hypervisor goes (a Linux boot makes hundreds of GIC accesses, each a trap).
 
 pub use crate::domain::vcpu::Exit;
 

@@ -1,4 +1,4 @@
-//! GIC virtualisation for Dom0, GICv3 or GICv2 (the README's "Serving Dom0"). Each vCPU
+//! GIC virtualisation for Dom0, GICv3 or GICv2 (docs/boot-and-serving.md, "Serving Dom0"). Each vCPU
 //! runs on one physical CPU for good, so that CPU's list registers belong
 //! to it and are never switched. Physical interrupts of Dom0's are
 //! acknowledged at EL2, their priority dropped, and handed over in a list
@@ -224,7 +224,7 @@ impl MmioDevice for GicFrames {
                 let current = gic::read_register(address, width);
                 gic::write_register(address, width, (current & keep) | value);
             }
-            Write::Drop => log::debug!("d0: GIC write of {value:#x} to {address:#x} dropped"),
+            Write::Drop => log::debug!("d{}: GIC write of {value:#x} to {address:#x} dropped", cpu::this_cpu().domain().map_or(0, |d| d.id.0)),
             Write::Sgi(value) => send_sgi_v2(self.gic, vcpu, value),
         }
         Ok(())
@@ -309,7 +309,7 @@ pub fn write_other_sgi_register(_: &Vcpu, value: u64) -> Result<(), Refused> {
 }
 
 fn ignore_sgi_write(value: u64) {
-    log::debug!("d0: SGI write {value:#x} ignored");
+    log::debug!("d{}: SGI write {value:#x} ignored", cpu::this_cpu().domain().map_or(0, |d| d.id.0));
 }
 
 /// The SGI registers are write-only: they read as zero.

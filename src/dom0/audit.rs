@@ -7,7 +7,7 @@ use crate::fatal;
 use crate::fatal::Stop;
 use crate::mm::FRAMES;
 use crate::mm::audit::Owned;
-use crate::mm::range::PhysRange;
+use crate::mm::range::{GuestRange, Pa, PhysRange};
 use alloc::vec::Vec;
 
 /// What the audits judge Dom0's mappings against, besides what Dom0 itself
@@ -16,7 +16,7 @@ pub struct Baseline {
     /// The host devices passed through.
     pub devices: Vec<PhysRange>,
     /// Devices Dom0 sees at another address: (IPAs, first frame).
-    pub remapped_devices: Vec<(PhysRange, u64)>,
+    pub remapped_devices: Vec<(GuestRange, Pa)>,
     /// The hypervisor's own memory and devices, most specific first.
     pub hypervisor: Vec<Owned>,
 }

@@ -4,7 +4,7 @@
 //! file puts them together on the board.
 
 use crate::arch::cpu;
-use crate::boot::phases::phase_done;
+use crate::boot_phases::phase_done;
 use crate::mm::release;
 use crate::cmdline::Options;
 use crate::domain::vcpu::Placement;
@@ -15,7 +15,7 @@ use crate::fatal::Stop;
 use crate::mm::FRAMES;
 use crate::mm::audit::{Owned, owned};
 use crate::mm::plan::{Keep, MemoryPlan};
-use crate::mm::range::PhysRange;
+use crate::mm::range::{GuestRange, Pa, PhysRange};
 use alloc::vec::Vec;
 
 /// Reads `range` of RAM as bytes.
@@ -38,14 +38,24 @@ fn copy_into_dom0(at: u64, bytes: &[u8]) {
 
 /// Builds Dom0: RAM, kernel and initrd in place, the boot modules freed,
 /// the extended regions, its device tree, its stage 2.
+/// Dom0's vCPU n runs on physical CPU `cpus[n]`. `before_regions` runs
+/// once Dom0's memory is taken and before the extended regions are found
+/// in what is left free: the DomUs take theirs there, so no region can
+/// cover a DomU's frames. `board_for` gives the Xen layer's board for the
+/// built domain (its grant-table frames are taken through it); the caller,
+/// above this layer, knows the machine's.
 /// Returns Dom0, its entry point and the address of its device tree.
-pub fn build(
+#[allow(clippy::too_many_arguments)]
+pub fn build<B: crate::xen::Board>(
     tree: &HostTree<'_>,
     blob: &'static [u8],
     options: &Options,
     plan: &MemoryPlan,
     hypervisor_memory: &[Owned],
     grant_region: PhysRange,
+    cpus: &[usize],
+    before_regions: impl FnOnce(),
+    board_for: impl Fn(&'static Domain) -> B,
 ) -> (&'static Domain, u64, u64) {
     use crate::dom0::{layout, memory, regions};
     use crate::dt::host::ModuleKind;
@@ -96,23 +106,28 @@ pub fn build(
     let remapped = remapped_devices(tree);
     let stage2 = build_stage2(&banks, &passed, &remapped, ipa_bits, !options.stage2_blocks);
     phase_done("stage 2 built");
-    // One vCPU per CPU: Dom0 vCPU n runs on CPU n and sees its MPIDR.
-    let vcpus = tree.cpus.len().max(1);
+    // One vCPU per CPU it was given: vCPU n sees its CPU's MPIDR.
+    let vcpus = cpus.len().max(1);
     let vmid = crate::domain::VMIDS.lock().allocate().expect("Dom0 is the first domain, so VMIDs are free");
-    let mut dom0 = Domain::new(DomainId(0), vmid, banks.clone(), stage2, vcpus, grant);
-    dom0.place_vcpus(|n| cpu::mpidr_of(n).map_or(Placement::for_vcpu(n), |mpidr| Placement { cpu: n, mpidr }));
+    // Dom0 is 1:1: it sees its banks, and the grant region chosen in the
+    // host's map, at their own addresses.
+    let ram = banks.iter().map(|&bank| GuestRange::identity_of(bank)).collect();
+    let mut dom0 = Domain::new(DomainId(0), vmid, ram, stage2, vcpus, GuestRange::identity_of(grant));
+    let cpu_of = |n: usize| cpus.get(n).copied().unwrap_or(n);
+    dom0.place_vcpus(|n| cpu::mpidr_of(cpu_of(n)).map_or(Placement::for_vcpu(n), |mpidr| Placement { cpu: cpu_of(n), mpidr }));
     let dom0 = dom0.into_static();
-    if let Err(e) = dom0.xen.grants.lock().reserve_frames(&crate::router::xen_board::Hardware { domain: dom0 }) {
+    if let Err(e) = dom0.xen.grants.lock().reserve_frames(&board_for(dom0)) {
         log::error!("d0: no frames for the grant table ({e}); grants will not work");
     }
     let mut hypervisor = hypervisor_memory.to_vec();
     // What Dom0 sees elsewhere is not unreachable, only kept from its own address.
-    let elsewhere = |range: &PhysRange| remapped.iter().any(|&(ipa, pa)| PhysRange::new(pa, pa + ipa.size()).overlaps(range));
+    let elsewhere = |range: &PhysRange| remapped.iter().any(|&(ipa, pa)| PhysRange::new(pa.0, pa.0 + ipa.size()).overlaps(range));
     hypervisor.extend(kept.iter().filter(|r| !elsewhere(r)).map(|&range| Owned { range, what: owned::KEPT_DEVICE }));
     let baseline = crate::dom0::audit::Baseline { devices: passed, remapped_devices: remapped, hypervisor };
     crate::dom0::audit::at_build(dom0, baseline);
     crate::domain::set_dom0(dom0);
     phase_done("stage 2 audited, grant frames reserved");
+    before_regions();
     // The hypervisor's memory as the audit knows it, and the grant-table
     // frames just taken: a fixed range must miss them all.
     let mut own_memory = hypervisor_memory.to_vec();
@@ -149,6 +164,7 @@ pub fn build(
     );
 
     phase_done("extended regions found");
+    let dom0_mpidrs: Vec<u64> = dom0.vcpus.iter().map(|v| v.placement.mpidr).collect();
     let hidden: alloc::vec::Vec<&str> = tree.console.iter().map(|c| c.path.as_str()).collect();
     let spec = crate::dt::dom0::Dom0Tree {
         banks: &banks,
@@ -160,6 +176,7 @@ pub fn build(
         hidden: &hidden,
         gic: tree.gic.as_ref().map_or("", |g| g.path.as_str()),
         gic_reg_entries: tree.gic.as_ref().filter(|g| g.version == crate::dt::host::GicVersion::V2).map(|_| 2),
+        cpus: (dom0_mpidrs.len() < tree.cpus.len()).then_some(dom0_mpidrs.as_slice()),
     };
     let dom0_dtb = crate::dt::dom0::build(&fdt, &spec).unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
     if dom0_dtb.len() as u64 > place.dtb.size() {
@@ -185,8 +202,9 @@ fn kept_devices(tree: &HostTree<'_>) -> Vec<PhysRange> {
 
 /// Devices Dom0 sees at another address: a GICv2's virtual CPU interface
 /// where its tree says the CPU interface is, as Xen maps it. (IPAs, frame.)
-fn remapped_devices(tree: &HostTree<'_>) -> Vec<(PhysRange, u64)> {
-    tree.gic.as_ref().and_then(|g| g.virtual_cpu_window()).into_iter().collect()
+fn remapped_devices(tree: &HostTree<'_>) -> Vec<(GuestRange, Pa)> {
+    let window = tree.gic.as_ref().and_then(|g| g.virtual_cpu_window());
+    window.map(|(cpu, gicv)| (GuestRange::identity_of(cpu), Pa(gicv))).into_iter().collect()
 }
 
 /// Dom0's stage 2: its RAM (in 4 KiB pages if `ram_in_pages` and the
@@ -195,7 +213,7 @@ fn remapped_devices(tree: &HostTree<'_>) -> Vec<(PhysRange, u64)> {
 fn build_stage2(
     banks: &[PhysRange],
     devices: &[PhysRange],
-    remapped: &[(PhysRange, u64)],
+    remapped: &[(GuestRange, Pa)],
     ipa_bits: u32,
     ram_in_pages: bool,
 ) -> crate::mm::stage2::Stage2Map {
@@ -240,7 +258,7 @@ fn build_stage2(
     }
     for &(ipa, pa) in remapped {
         match s2.map_at(ipa, pa, Kind::Device) {
-            Ok(()) => log::info!("d0: stage 2: {ipa} is the GIC's virtual CPU interface at {pa:#x}"),
+            Ok(()) => log::info!("d0: stage 2: {ipa} is the GIC's virtual CPU interface at {:#010x}", pa.0),
             Err(e) => log::error!("d0: stage 2: cannot map the GIC's virtual CPU interface: {e}; Dom0 gets no interrupts"),
         }
     }

@@ -2,9 +2,10 @@
 //! arm64 boot protocol (`Documentation/arch/arm64/booting.rst`): the Image
 //! at a 2 MiB aligned base plus its `text_offset`, `image_size` bytes
 //! claimed (BSS included); the tree 8-byte aligned and at most 2 MiB; the
-//! initrd anywhere in RAM. Like Xen, everything goes in bank 0.
+//! initrd anywhere in RAM. Like Xen, everything goes in bank 0. The same
+//! rules place a DomU's, in its own guest-physical space.
 
-use crate::mm::range::{PhysRange, align_up};
+use crate::mm::range::{PhysRange, Range, align_up};
 use core::fmt;
 
 const MIB: u64 = 1 << 20;
@@ -29,7 +30,8 @@ pub enum KernelError {
     NoImageSize,
     /// text_offset not below 2 MiB or not 4 KiB aligned.
     BadTextOffset(u64),
-    DoesNotFit { needed: u64, bank: PhysRange },
+    /// The first bank, `[start, end)`, in the domain's own address space.
+    DoesNotFit { needed: u64, bank: (u64, u64) },
 }
 
 impl fmt::Display for KernelError {
@@ -41,7 +43,8 @@ impl fmt::Display for KernelError {
             Self::NoImageSize => write!(f, "the kernel's Image header has image_size 0 (a kernel older than 3.17)"),
             Self::BadTextOffset(o) => write!(f, "the kernel's text_offset {o:#x} is unusable"),
             Self::DoesNotFit { needed, bank } => {
-                write!(f, "kernel, device tree and initrd need {} MiB; Dom0's first bank {bank} is smaller", needed.div_ceil(MIB))
+                let bank = PhysRange::new(bank.0, bank.1);
+                write!(f, "kernel, device tree and initrd need {} MiB; the domain's first bank {bank} is smaller", needed.div_ceil(MIB))
             }
         }
     }
@@ -70,35 +73,36 @@ impl ImageHeader {
     }
 }
 
-/// Where everything goes.
+/// Where everything goes, in the domain's address space `S` (host for
+/// the 1:1 Dom0, guest for a DomU).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
+pub struct Layout<S = crate::mm::range::Host> {
     /// The kernel's claim: load address to load address + image_size.
-    pub kernel: PhysRange,
+    pub kernel: Range<S>,
     /// The entry point (the load address).
     pub entry: u64,
     /// A 2 MiB slot for the tree.
-    pub dtb: PhysRange,
-    pub initrd: Option<PhysRange>,
+    pub dtb: Range<S>,
+    pub initrd: Option<Range<S>>,
 }
 
 /// Places the kernel at the start of `bank`, then the tree on the next
 /// 2 MiB boundary, then the initrd on the next page.
-pub fn place(bank: PhysRange, header: &ImageHeader, kernel_len: u64, initrd_len: Option<u64>) -> Result<Layout, KernelError> {
-    let overflow = || KernelError::DoesNotFit { needed: u64::MAX, bank };
+pub fn place<S: Copy>(bank: Range<S>, header: &ImageHeader, kernel_len: u64, initrd_len: Option<u64>) -> Result<Layout<S>, KernelError> {
+    let overflow = || KernelError::DoesNotFit { needed: u64::MAX, bank: (bank.start, bank.end) };
     let base = align_up(bank.start, 2 * MIB).ok_or_else(overflow)?;
     let entry = base + header.text_offset;
     let claim = header.image_size.max(kernel_len);
-    let kernel = PhysRange::from_start_size(entry, claim).ok_or_else(overflow)?;
+    let kernel = Range::from_start_size(entry, claim).ok_or_else(overflow)?;
     let dtb_start = align_up(kernel.end, 2 * MIB).ok_or_else(overflow)?;
-    let dtb = PhysRange::from_start_size(dtb_start, MAX_DTB_SIZE).ok_or_else(overflow)?;
+    let dtb = Range::from_start_size(dtb_start, MAX_DTB_SIZE).ok_or_else(overflow)?;
     let initrd = match initrd_len {
-        Some(len) => Some(PhysRange::from_start_size(dtb.end, len).ok_or_else(overflow)?),
+        Some(len) => Some(Range::from_start_size(dtb.end, len).ok_or_else(overflow)?),
         None => None,
     };
     let end = initrd.map_or(dtb.end, |r| r.end);
     if end > bank.end {
-        return Err(KernelError::DoesNotFit { needed: end - base, bank });
+        return Err(KernelError::DoesNotFit { needed: end - base, bank: (bank.start, bank.end) });
     }
     Ok(Layout { kernel, entry, dtb, initrd })
 }

@@ -55,7 +55,7 @@ pub enum Exit {
     /// PSCI and other SMCCC calls, by HVC or SMC.
     Firmware,
     /// An access to an emulated MMIO region (today only the GIC's).
-    GicAccess,
+    Mmio,
     /// ICC_SGI1R_EL1 written.
     Sgi,
     /// A stage-2 fault answered with an abort.
@@ -67,7 +67,7 @@ pub enum Exit {
 impl Exit {
     pub const KINDS: usize = 7;
     pub const NAMES: [&'static str; Self::KINDS] =
-        ["hypercalls", "firmware calls", "GIC accesses", "SGIs sent", "aborts", "interrupts", "other"];
+        ["hypercalls", "firmware calls", "emulated MMIO accesses", "SGIs sent", "aborts", "interrupts", "other"];
 }
 
 /// One vCPU's exit counts, in a cache line of their own: counting on every

@@ -32,6 +32,9 @@ pub struct Dom0Tree<'a> {
     /// distributor and CPU interface (its virtual interface control and
     /// virtual CPU interface are the hypervisor's), as Xen gives them.
     pub gic_reg_entries: Option<usize>,
+    /// The MPIDRs of the CPUs Dom0 runs on, when DomUs took some: the
+    /// others leave `/cpus` (with `cpu-map`, which names them). `None`: all.
+    pub cpus: Option<&'a [u64]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +136,22 @@ pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeErr
             && let Some(parent) = tree.find_node_mut(if parent.is_empty() { "/" } else { parent })
         {
             parent.remove_child(leaf);
+        }
+    }
+    if let (Some(kept), Some(cpus)) = (spec.cpus, tree.find_node_mut("/cpus")) {
+        let cpu_cells = u32_prop(cpus, "#address-cells").unwrap_or(1);
+        let mpidr = |n: &DeviceTreeNode| {
+            let reg = n.property("reg")?;
+            let cells: Vec<u32> = crate::dt::props::cells(reg.value()).take(cpu_cells as usize).collect();
+            crate::dt::props::number(&cells)
+        };
+        let doomed: Vec<String> = cpus
+            .children()
+            .filter(|n| n.name() == "cpu-map" || (n.property("device_type").is_some_and(|p| p.value() == b"cpu\0") && !mpidr(n).is_some_and(|m| kept.contains(&m))))
+            .map(|n| String::from(n.name()))
+            .collect();
+        for name in doomed {
+            cpus.remove_child(&name);
         }
     }
     let root = &mut tree.root;
@@ -240,7 +259,21 @@ mod tests {
             hidden: &["/pl011@9000000"],
             gic: "/intc@8000000",
             gic_reg_entries: None,
+            cpus: None,
         }
+    }
+
+    #[test]
+    fn only_dom0s_own_cpus_when_domus_took_some() {
+        let host = blob(&virt(&[(0x4000_0000, GIB)]).edit_child("cpus", |c| c.child(node("cpu-map").child(node("socket0")))), &[]);
+        let banks = [PhysRange::new(0x6000_0000, 0x8000_0000)];
+        let out = build(&Fdt::new(&host).unwrap(), &Dom0Tree { cpus: Some(&[0]), ..spec(&banks, &[]) }).unwrap();
+        let t = HostTree::parse(&out).unwrap();
+        assert_eq!(t.cpus.iter().map(|c| c.mpidr).collect::<Vec<_>>(), vec![0]);
+        assert!(Fdt::new(&out).unwrap().find_node("/cpus/cpu-map").is_none());
+        let out = build(&Fdt::new(&host).unwrap(), &spec(&banks, &[])).unwrap();
+        assert_eq!(HostTree::parse(&out).unwrap().cpus.len(), 2);
+        assert!(Fdt::new(&out).unwrap().find_node("/cpus/cpu-map").is_some(), "unchanged without DomUs");
     }
 
     /// The hypervisor's UART and the GIC found by their paths, at any depth.

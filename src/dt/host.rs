@@ -8,7 +8,7 @@ use super::walk::{Bus, Descend, NodeProps, Path, RegProblem, Visit, cells_name, 
 use crate::mm::range::{PhysRange, RangeSet};
 use arrayvec::ArrayVec;
 use core::fmt;
-use dtoolkit::fdt::{Fdt, FdtProperty};
+use dtoolkit::fdt::{Fdt, FdtNode, FdtProperty};
 use dtoolkit::{Node, Property};
 
 pub const MAX_BANKS: usize = 32;
@@ -17,6 +17,10 @@ use crate::config::MAX_CPUS;
 pub const MAX_MODULES: usize = 8;
 pub const MAX_WARNINGS: usize = 16;
 pub const MAX_REDIST_REGIONS: usize = 8;
+/// Boot-time DomUs (`/chosen` nodes compatible with `xen,domain`) we build.
+pub const MAX_DOMUS: usize = 4;
+/// DomU nodes refused, kept for the log.
+pub const MAX_DOMU_ERRORS: usize = 8;
 
 /// Why a range of RAM is not the hypervisor's to hand out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +164,60 @@ pub struct Cmdline<'a> {
     pub source: CmdlineSource,
 }
 
+/// `xen,enhanced` of a DomU node: which Xen interfaces it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enhanced {
+    /// Absent or `"disabled"`: no PV interfaces (no `/hypervisor` node).
+    Disabled,
+    /// `"enabled"` (or empty, as Xen reads it): grant table, event channels, xenstore.
+    Enabled,
+    /// `"no-xenstore"`: grant table and event channels without xenstore.
+    NoXenstore,
+}
+
+/// A boot-time DomU from Xen's dom0less binding
+/// (`docs/misc/arm/device-tree/booting.txt`): a `/chosen` child with
+/// `compatible = "xen,domain"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomU<'a> {
+    pub path: Path,
+    /// RAM in bytes (`memory` is in KiB, a 64-bit number as Xen reads it).
+    pub memory: u64,
+    pub cpus: u32,
+    pub enhanced: Enhanced,
+    /// `vpl011` was given (recorded; no emulated UART yet).
+    pub vpl011: bool,
+    pub kernel: PhysRange,
+    /// The kernel module's `bootargs`, else the domain node's.
+    pub bootargs: Option<&'a str>,
+    pub ramdisk: Option<PhysRange>,
+}
+
+impl DomU<'_> {
+    /// Its modules: the kernel, then the ramdisk if any.
+    pub fn modules(&self) -> impl Iterator<Item = (ModuleKind, PhysRange)> + '_ {
+        core::iter::once((ModuleKind::Kernel, self.kernel)).chain(self.ramdisk.map(|r| (ModuleKind::Ramdisk, r)))
+    }
+}
+
+/// A DomU node refused: the boot goes on without that DomU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomUError {
+    pub node: Path,
+    pub why: &'static str,
+    pub range: Option<PhysRange>,
+}
+
+impl fmt::Display for DomUError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: DomU not built: {}", self.node, self.why)?;
+        if let Some(r) = self.range {
+            write!(f, " ({r})")?;
+        }
+        Ok(())
+    }
+}
+
 /// Something odd in the tree that we worked around; logged after boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
@@ -198,6 +256,10 @@ pub struct HostTree<'a> {
     pub modules: ArrayVec<Module<'a>, MAX_MODULES>,
     pub xen_cmdline: Option<Cmdline<'a>>,
     pub dom0_cmdline: Option<Cmdline<'a>>,
+    /// Boot-time DomUs, in tree order (domain ids 1, 2, ...).
+    pub domus: ArrayVec<DomU<'a>, MAX_DOMUS>,
+    /// DomU nodes refused, each a one-line reason.
+    pub domu_errors: ArrayVec<DomUError, MAX_DOMU_ERRORS>,
     pub warnings: ArrayVec<Warning, MAX_WARNINGS>,
     /// Warnings beyond `MAX_WARNINGS`.
     pub dropped_warnings: usize,
@@ -227,6 +289,8 @@ impl<'a> HostTree<'a> {
             modules: ArrayVec::new(),
             xen_cmdline: None,
             dom0_cmdline: None,
+            domus: ArrayVec::new(),
+            domu_errors: ArrayVec::new(),
             warnings: ArrayVec::new(),
             dropped_warnings: 0,
         };
@@ -264,6 +328,7 @@ impl<'a> HostTree<'a> {
                 tree.warn(path, "stdout-path names no usable PL011 UART", None);
             }
         tree.assign_cmdlines(fdt);
+        tree.check_domu_modules();
         Ok(tree)
     }
 
@@ -281,6 +346,10 @@ impl<'a> HostTree<'a> {
             1 if props.device_type_is("memory") => self.read_memory(visit)?,
             2 if visit.path.starts_with("/reserved-memory/") => self.read_reserved(visit)?,
             2 if visit.path.starts_with("/cpus/") && props.device_type_is("cpu") => self.read_cpu(visit)?,
+            2 if visit.path.starts_with("/chosen/") && is_domain(props) => {
+                self.read_domu(visit);
+                return Ok(Descend::No);
+            }
             2 if visit.path.starts_with("/chosen/") => self.read_module(visit, chosen_bus)?,
             1 if visit.path == "/chosen" => {
                 *chosen_bus = Some(chosen_child_bus(props, self.root_address_cells, self.root_size_cells));
@@ -492,6 +561,55 @@ impl<'a> HostTree<'a> {
         self.console = Some(Console { path: path_of(visit.path), mmio, intid });
     }
 
+    fn domu_error(&mut self, node: &str, why: &'static str, range: Option<PhysRange>) {
+        if self.domu_errors.try_push(DomUError { node: path_of(node), why, range }).is_err() {
+            self.dropped_warnings += 1;
+        }
+    }
+
+    fn read_domu(&mut self, visit: &Visit<'a, '_>) {
+        let domu = match parse_domu(&visit.node, visit.path) {
+            Ok(domu) => domu,
+            Err(why) => return self.domu_error(visit.path, why, None),
+        };
+        if self.domus.is_full() {
+            return self.domu_error(visit.path, "more DomUs than the 4 supported", None);
+        }
+        self.domus.push(domu);
+    }
+
+    /// Once RAM and every module are known: a DomU whose modules lie
+    /// outside RAM, or overlap another module, is dropped.
+    fn check_domu_modules(&mut self) {
+        let mut i = 0;
+        while i < self.domus.len() {
+            let domu = &self.domus[i];
+            let others = || {
+                let dom0s = self.modules.iter().map(|m| m.range);
+                let domus = self.domus.iter().enumerate().filter(|&(j, _)| j != i).flat_map(|(_, d)| d.modules().map(|(_, r)| r));
+                dom0s.chain(domus)
+            };
+            let problem = domu.modules().find_map(|(kind, range)| {
+                if !self.ram.contains_range(&range) {
+                    let why = if kind == ModuleKind::Kernel { "kernel module is not inside RAM" } else { "ramdisk module is not inside RAM" };
+                    Some((why, range))
+                } else if others().any(|o| o.overlaps(&range)) {
+                    Some(("a module overlaps another boot module", range))
+                } else {
+                    None
+                }
+            });
+            match problem {
+                Some((why, range)) => {
+                    let path = domu.path;
+                    self.domus.remove(i);
+                    self.domu_error(&path, why, Some(range));
+                }
+                None => i += 1,
+            }
+        }
+    }
+
     /// The module of a kind, if any.
     pub fn module(&self, kind: ModuleKind) -> Option<&Module<'a>> {
         self.modules.iter().find(|m| m.kind == kind)
@@ -526,6 +644,100 @@ impl<'a> HostTree<'a> {
             .or(cmdline(module_bootargs, CmdlineSource::KernelModule))
             .or(cmdline(bootargs_for_dom0, CmdlineSource::ChosenBootargs));
     }
+}
+
+fn is_domain(props: &NodeProps<'_>) -> bool {
+    props.compatible.is_some_and(|c| strings(&c).any(|s| s == "xen,domain"))
+}
+
+/// Reads a DomU node as Xen 4.17 does (`construct_domU`, `kernel_probe`),
+/// refusing what Xen would not boot with a reason.
+fn parse_domu<'a>(node: &FdtNode<'a>, path: &str) -> Result<DomU<'a>, &'static str> {
+    // Xen: dt_property_read_u64, which wants at least two cells.
+    let memory_kib = match node.property("memory") {
+        None => return Err("no memory property"),
+        Some(p) if p.value().len() == 8 => u64::from_be_bytes(p.value().try_into().expect("8 bytes")),
+        Some(_) => return Err("memory must be a 64-bit number of KiB (<hi lo>), as Xen reads it"),
+    };
+    let memory = memory_kib.checked_mul(1024).ok_or("memory too large")?;
+    if memory == 0 {
+        return Err("memory is zero");
+    }
+    if !memory.is_multiple_of(4096) {
+        return Err("memory is not a whole number of 4 KiB pages");
+    }
+    let cpus = match node.property("cpus") {
+        None => return Err("no cpus property"),
+        Some(p) => u32_of(&p).ok_or("cpus must be one 32-bit cell")?,
+    };
+    if cpus == 0 {
+        return Err("cpus is zero");
+    }
+    if cpus as usize > MAX_CPUS {
+        return Err("more cpus than the hypervisor supports");
+    }
+    // Xen: an empty value reads as "enabled".
+    let enhanced = match node.property("xen,enhanced") {
+        None => Enhanced::Disabled,
+        Some(p) if p.value().is_empty() => Enhanced::Enabled,
+        Some(p) => match str_of(&p) {
+            Some("enabled") => Enhanced::Enabled,
+            Some("no-xenstore") => Enhanced::NoXenstore,
+            Some("disabled") => Enhanced::Disabled,
+            _ => return Err("xen,enhanced must be \"enabled\", \"no-xenstore\" or \"disabled\""),
+        },
+    };
+    let vpl011 = node.property("vpl011").is_some();
+    // Module reg is in the domain node's cells (Xen's defaults 2 and 1).
+    let cells = |name: &str, default: u32| match node.property(name) {
+        None => Ok(default),
+        Some(p) => u32_of(&p).filter(|n| (1..=2).contains(n)).ok_or("#address-cells and #size-cells must be 1 or 2"),
+    };
+    let bus = Bus::root(cells("#address-cells", 2)?, cells("#size-cells", 1)?);
+    let (mut kernel, mut ramdisk): (Option<(PhysRange, Option<&'a str>)>, Option<PhysRange>) = (None, None);
+    for child in node.children() {
+        let props = NodeProps::of(&child);
+        let Some(compatible) = props.compatible else { continue };
+        if props.is_disabled() {
+            continue;
+        }
+        let compat = || strings(&compatible);
+        let specific = compat().find_map(|c| match c {
+            "multiboot,kernel" | "xen,linux-zimage" => Some(ModuleKind::Kernel),
+            "multiboot,ramdisk" | "xen,linux-initrd" => Some(ModuleKind::Ramdisk),
+            "multiboot,device-tree" => Some(ModuleKind::DeviceTree),
+            _ => None,
+        });
+        let generic = compat().any(|c| c == "multiboot,module" || c == "xen,multiboot-module");
+        // As for Dom0's: an unspecific module is the kernel, then the ramdisk.
+        let kind = match (specific, generic) {
+            (Some(kind), _) => kind,
+            (None, true) if kernel.is_none() => ModuleKind::Kernel,
+            (None, true) if ramdisk.is_none() => ModuleKind::Ramdisk,
+            (None, true) => return Err("a third multiboot,module"),
+            (None, false) => continue,
+        };
+        if kind == ModuleKind::DeviceTree {
+            return Err("multiboot,device-tree (a partial device tree) is not supported yet");
+        }
+        let reg = props.reg.ok_or("a module without reg")?;
+        let mut regs = bus.regs(reg.value());
+        let range = match (regs.next(), regs.next()) {
+            (Some(Ok(range)), None) if !range.is_empty() => range,
+            (Some(Ok(_)), None) => return Err("a module is empty"),
+            (Some(Err(problem)), _) => return Err(problem.describe()),
+            _ => return Err("a module's reg must hold exactly one range"),
+        };
+        match kind {
+            ModuleKind::Kernel if kernel.is_some() => return Err("a second kernel module"),
+            ModuleKind::Kernel => kernel = Some((range, child.property("bootargs").as_ref().and_then(str_of))),
+            ModuleKind::Ramdisk if ramdisk.is_some() => return Err("a second ramdisk module"),
+            _ => ramdisk = Some(range),
+        }
+    }
+    let (kernel, module_bootargs) = kernel.ok_or("no multiboot,kernel module")?;
+    let bootargs = module_bootargs.or_else(|| node.property("bootargs").as_ref().and_then(str_of));
+    Ok(DomU { path: path_of(path), memory, cpus, enhanced, vpl011, kernel, bootargs, ramdisk })
 }
 
 fn gic_version(props: &NodeProps<'_>) -> Option<GicVersion> {

@@ -214,6 +214,29 @@ fn unspecific_modules_follow_xen_order_and_legacy_names() {
     assert_eq!(t.modules[1].range, r(0x4300_0000, 0x4300_1000));
 }
 
+/// ImageBuilder's and U-Boot scripts' modules (Xen's legacy names, as
+/// `docs/u-boot.md` writes them): the ramdisk first, so only the specific
+/// compatibles, not the order, can make the second node the kernel.
+#[test]
+fn legacy_kernel_and_initrd_compatibles_name_their_kind() {
+    let tree = virt(&[(0x4000_0000, GIB)]).edit_child("chosen", |c| {
+        c.child(
+            node("module@49000000")
+                .strs("compatible", &["xen,linux-initrd", "xen,multiboot-module", "multiboot,module"])
+                .reg64(&[(0x4900_0000, 0x2000)]),
+        )
+        .child(
+            node("module@42000000")
+                .strs("compatible", &["xen,linux-zimage", "xen,multiboot-module", "multiboot,module"])
+                .reg64(&[(0x4200_0000, 0x1000)]),
+        )
+    });
+    let b = blob(&tree, &[]);
+    let t = parse(&b).unwrap();
+    assert_eq!(t.module(ModuleKind::Kernel).map(|m| m.range), Some(r(0x4200_0000, 0x4200_1000)));
+    assert_eq!(t.module(ModuleKind::Ramdisk).map(|m| m.range), Some(r(0x4900_0000, 0x4900_2000)));
+}
+
 #[test]
 fn bad_modules_are_errors() {
     let with = |m: N| {
@@ -357,3 +380,135 @@ proptest! {
     }
 }
 
+
+/// A DomU node in Xen's dom0less shape (`booting.txt`), with one-cell
+/// addresses and sizes as ImageBuilder writes them.
+fn domu(name: &str, kernel_at: u32) -> N {
+    node(name)
+        .str("compatible", "xen,domain")
+        .cells("#address-cells", &[1])
+        .cells("#size-cells", &[1])
+        .cells("memory", &[0, 131_072])
+        .cells("cpus", &[1])
+        .str("xen,enhanced", "enabled")
+        .flag("vpl011")
+        .child(
+            node(&format!("module@{kernel_at:x}"))
+                .strs("compatible", &["multiboot,kernel", "multiboot,module"])
+                .cells("reg", &[kernel_at, 0x10_0000])
+                .str("bootargs", "console=ttyAMA0"),
+        )
+        .child(
+            node("module@4c000000")
+                .strs("compatible", &["multiboot,ramdisk", "multiboot,module"])
+                .cells("reg", &[0x4c00_0000 + (kernel_at - 0x4a00_0000), 0x2000]),
+        )
+}
+
+fn with_domus(domus: Vec<N>) -> Vec<u8> {
+    let tree = virt(&[(0x4000_0000, GIB)]).edit_child("chosen", |c| {
+        let c = c.child(
+            node("module@42000000")
+                .strs("compatible", &["multiboot,kernel", "multiboot,module"])
+                .reg64(&[(0x4200_0000, 0x80_0000)]),
+        );
+        domus.into_iter().fold(c, |c, d| c.child(d))
+    });
+    blob(&tree, &[])
+}
+
+#[test]
+fn reads_a_dom0less_domu() {
+    let b = with_domus(vec![domu("domU1", 0x4a00_0000)]);
+    let t = parse(&b).unwrap();
+    assert!(t.domu_errors.is_empty(), "{:?}", t.domu_errors);
+    let d = &t.domus[0];
+    assert_eq!(&*d.path, "/chosen/domU1");
+    assert_eq!((d.memory, d.cpus, d.enhanced, d.vpl011), (128 << 20, 1, Enhanced::Enabled, true));
+    assert_eq!(d.kernel, r(0x4a00_0000, 0x4a10_0000));
+    assert_eq!(d.ramdisk, Some(r(0x4c00_0000, 0x4c00_2000)));
+    assert_eq!(d.bootargs, Some("console=ttyAMA0"));
+    // Dom0's modules and command line are untouched by the DomU's.
+    assert_eq!(t.modules.len(), 1);
+    assert_eq!(t.dom0_cmdline.map(|c| c.source), Some(CmdlineSource::ChosenBootargs));
+}
+
+#[test]
+fn enhanced_values_and_default_cells() {
+    let b = with_domus(vec![
+        domu("a", 0x4a00_0000).raw("xen,enhanced", &[]),
+        domu("b", 0x4a10_0000).str("xen,enhanced", "no-xenstore"),
+        domu("c", 0x4a20_0000).str("xen,enhanced", "disabled"),
+        // Without cells on the node, Xen's defaults: 2 address, 1 size.
+        node("d")
+            .str("compatible", "xen,domain")
+            .cells("memory", &[0, 4096])
+            .cells("cpus", &[2])
+            .child(node("k").str("compatible", "multiboot,module").cells("reg", &[0, 0x4a30_0000, 0x1000])),
+    ]);
+    let t = parse(&b).unwrap();
+    assert!(t.domu_errors.is_empty(), "{:?}", t.domu_errors);
+    let enhanced: Vec<_> = t.domus.iter().map(|d| d.enhanced).collect();
+    assert_eq!(enhanced, vec![Enhanced::Enabled, Enhanced::NoXenstore, Enhanced::Disabled, Enhanced::Disabled]);
+    let d = &t.domus[3];
+    assert_eq!((d.memory, d.cpus, d.kernel, d.ramdisk, d.vpl011), (4 << 20, 2, r(0x4a30_0000, 0x4a30_1000), None, false));
+}
+
+#[test]
+fn each_malformed_domu_field_drops_that_domu_with_its_reason() {
+    let good = || domu("domU1", 0x4a00_0000);
+    let kernel = "module@4a000000";
+    let cases: Vec<(N, &str)> = vec![
+        (good().without_child(kernel).without_child("module@4c000000"), "no multiboot,kernel module"),
+        (node("domU1").str("compatible", "xen,domain").cells("cpus", &[1]), "no memory property"),
+        (good().cells("memory", &[131_072]), "memory must be a 64-bit number of KiB"),
+        (good().cells("memory", &[0, 0]), "memory is zero"),
+        (good().cells("memory", &[0, 6]), "whole number of 4 KiB pages"),
+        (good().cells("memory", &[0x0100_0000, 0]), "memory too large"),
+        (good().raw("cpus", &[]), "cpus must be one 32-bit cell"),
+        (good().cells("cpus", &[0]), "cpus is zero"),
+        (good().cells("cpus", &[1000]), "more cpus than"),
+        (good().str("xen,enhanced", "maybe"), "xen,enhanced must be"),
+        (good().cells("#size-cells", &[3]), "#address-cells and #size-cells"),
+        (good().edit_child(kernel, |k| k.cells("reg", &[0x4a00_0000, 0x1000, 0x4b00_0000, 0x1000])), "exactly one range"),
+        (good().edit_child(kernel, |k| k.cells("reg", &[0x4a00_0000])), "whole number of entries"),
+        (good().edit_child(kernel, |k| k.cells("reg", &[0x4a00_0000, 0])), "module is empty"),
+        (
+            good().child(node("dt").strs("compatible", &["multiboot,device-tree", "multiboot,module"]).cells("reg", &[0x4d00_0000, 0x1000])),
+            "multiboot,device-tree",
+        ),
+        (
+            good().child(node("k2").strs("compatible", &["multiboot,kernel", "multiboot,module"]).cells("reg", &[0x4d00_0000, 0x1000])),
+            "a second kernel module",
+        ),
+        // Outside RAM (1 GiB at 1 GiB), and overlapping Dom0's kernel.
+        (good().edit_child(kernel, |k| k.cells("reg", &[0x3000_0000, 0x1000])), "kernel module is not inside RAM"),
+        (good().edit_child(kernel, |k| k.cells("reg", &[0x7fff_f000, 0x2000])), "kernel module is not inside RAM"),
+        (good().edit_child(kernel, |k| k.cells("reg", &[0x4210_0000, 0x1000])), "overlaps another boot module"),
+    ];
+    for (node, why) in cases {
+        let b = with_domus(vec![node.clone(), domu("domU2", 0x4e00_0000)]);
+        let t = parse(&b).unwrap_or_else(|e| panic!("{why}: the tree must still boot: {e}"));
+        assert_eq!(t.domu_errors.len(), 1, "{why}: {:?}", t.domu_errors);
+        let line = t.domu_errors[0].to_string();
+        assert!(line.starts_with("/chosen/domU1: DomU not built: ") && line.contains(why), "{why}: {line}");
+        // The other DomU and Dom0 are unaffected.
+        assert_eq!(t.domus.len(), 1, "{why}");
+        assert_eq!(&*t.domus[0].path, "/chosen/domU2");
+        assert_eq!(t.modules.len(), 1);
+    }
+}
+
+#[test]
+fn at_most_four_domus_and_disabled_ones_are_skipped() {
+    let domus: Vec<N> = (0..6).map(|i| domu(&format!("domU{i}"), 0x4a00_0000 + i * 0x10_0000)).collect();
+    // Ramdisks at 0x4c00_0000 + offset: distinct for each.
+    let b = with_domus(domus);
+    let t = parse(&b).unwrap();
+    assert_eq!(t.domus.len(), MAX_DOMUS);
+    assert_eq!(t.domu_errors.len(), 2);
+    assert!(t.domu_errors.iter().all(|e| e.why.contains("more DomUs")), "{:?}", t.domu_errors);
+    let b = with_domus(vec![domu("off", 0x4a00_0000).str("status", "disabled")]);
+    let t = parse(&b).unwrap();
+    assert!(t.domus.is_empty() && t.domu_errors.is_empty());
+}

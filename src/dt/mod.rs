@@ -8,6 +8,7 @@
 pub mod blob;
 pub mod devices;
 pub mod dom0;
+pub mod domu;
 pub mod host;
 pub mod props;
 pub mod walk;

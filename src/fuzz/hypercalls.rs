@@ -605,8 +605,8 @@ fn linux_boot(rng: &mut Rng, m: &Machine) {
 /// guest's own pages, never handed back to the allocator.
 fn assert_pinned_frames_are_the_guests(m: &Machine, call: &Hypercall) {
     let stage2 = m.domain.stage2.lock_holding_no_xen_lock();
-    for frame in stage2.pinned_frames() {
-        assert!(m.domain.view().has_page(&stage2, frame), "pinned frame {frame:#x} left the guest after {call:?}");
+    for page in stage2.pinned_pages() {
+        assert!(m.domain.view().has_page(&stage2, page), "pinned page {:#x} left the guest after {call:?}", page.0);
     }
 }
 

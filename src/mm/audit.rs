@@ -16,7 +16,7 @@
 //! (its image, stacks, heap and the stage-2 tables in it, the allocator's
 //! metadata, the frames it keeps, free memory) fails naming what it reached.
 
-use super::range::PhysRange;
+use super::range::{GuestRange, Pa, PhysRange, Range};
 use super::stage2::{Extent, Kind};
 use alloc::vec::Vec;
 use core::fmt;
@@ -25,18 +25,18 @@ use crate::mm::frames::FRAME_SIZE as PAGE;
 /// What the guest may see.
 #[derive(Debug, Clone, Copy)]
 pub struct Allowed<'a> {
-    /// Its RAM banks.
-    pub ram: &'a [PhysRange],
+    /// Its RAM banks, where it sees them.
+    pub ram: &'a [GuestRange],
     /// The host devices passed through to it.
     pub devices: &'a [PhysRange],
     /// Devices it sees at another address than their own: (IPAs, the
     /// frame the first maps). A GICv2's virtual CPU interface, where its
     /// tree says the CPU interface is.
-    pub remapped_devices: &'a [(PhysRange, u64)],
+    pub remapped_devices: &'a [(GuestRange, Pa)],
     /// Frames of the hypervisor's that it may map, as RAM, inside `shared_window`.
     pub shared_frames: &'a [PhysRange],
     /// IPAs where shared frames go, and grant mappings do not.
-    pub shared_window: PhysRange,
+    pub shared_window: GuestRange,
 }
 
 /// Something the hypervisor owns, with what it is for the report.
@@ -138,15 +138,15 @@ impl fmt::Display for Size {
     }
 }
 
-/// Ranges sorted and merged, to ask whether they cover a range.
-struct Cover(Vec<PhysRange>);
+/// Ranges of one address space sorted and merged, to ask whether they cover a range.
+struct Cover<S>(Vec<Range<S>>);
 
-impl Cover {
-    fn new(ranges: impl IntoIterator<Item = PhysRange>) -> Self {
+impl<S: Ord> Cover<S> {
+    fn new(ranges: impl IntoIterator<Item = Range<S>>) -> Self {
         Self(crate::mm::range::merged(ranges))
     }
 
-    fn covers(&self, range: &PhysRange) -> bool {
+    fn covers(&self, range: &Range<S>) -> bool {
         let at = self.0.partition_point(|m| m.start <= range.start);
         at > 0 && self.0[at - 1].contains_range(range)
     }
@@ -156,10 +156,12 @@ impl Cover {
 /// what the hypervisor owns (`owned`, searched in order, so list the most
 /// specific first: a table page before the heap that holds it).
 pub fn audit(extents: &[Extent], allowed: &Allowed<'_>, owned: &[Owned]) -> Result<Summary, Violation> {
-    let ram = Cover::new(allowed.ram.iter().copied());
+    // Its RAM by the frames behind it, which the mappings are judged by:
+    // the guest's RAM is 1:1 (else `NotOneToOne`), so they are its IPAs.
+    let ram = Cover::new(allowed.ram.iter().map(|&r| PhysRange::identity_of(r)));
     let devices = Cover::new(allowed.devices.iter().filter_map(|d| d.expand_to_alignment(PAGE)));
     let shared = Cover::new(allowed.shared_frames.iter().copied());
-    let own_pages = Cover::new(extents.iter().filter(|e| e.kind == Kind::Ram && e.is_one_to_one()).map(|e| e.ipa));
+    let own_pages = Cover::new(extents.iter().filter(|e| e.kind == Kind::Ram && e.is_one_to_one()).map(|e| e.frames()));
     let mut summary = Summary::default();
     for &e in extents {
         let frames = e.frames();
@@ -171,7 +173,7 @@ pub fn audit(extents: &[Extent], allowed: &Allowed<'_>, owned: &[Owned]) -> Resu
         match e.kind {
             _ if is_shared => summary.shared_bytes += bytes,
             Kind::Device if allowed.remapped_devices.iter().any(|&(ipa, pa)| {
-                ipa.contains_range(&e.ipa) && e.pa == pa + (e.ipa.start - ipa.start)
+                ipa.contains_range(&e.ipa) && e.pa.0 == pa.0 + (e.ipa.start - ipa.start)
             }) =>
             {
                 summary.device_bytes += bytes

@@ -17,6 +17,8 @@ pub enum Keep {
     HypervisorImage,
     DeviceTree,
     Module(ModuleKind),
+    /// A DomU's kernel or ramdisk, until its builder has copied it.
+    DomUModule(ModuleKind),
     MemReserve,
     /// Owned, not borrowed: the plan outlives the boot tree it came from.
     ReservedMemory(Path),
@@ -29,6 +31,7 @@ impl fmt::Display for Keep {
             Self::HypervisorImage => f.write_str("hypervisor image"),
             Self::DeviceTree => f.write_str("host device tree"),
             Self::Module(kind) => write!(f, "boot module ({})", kind.name()),
+            Self::DomUModule(kind) => write!(f, "DomU boot module ({})", kind.name()),
             Self::MemReserve => f.write_str("/memreserve/"),
             Self::ReservedMemory(name) => write!(f, "/reserved-memory/{name}"),
             Self::FrameAllocatorMetadata => f.write_str("frame allocator metadata"),
@@ -112,6 +115,16 @@ impl MemoryPlan {
                 return Err(PlanError::ModulesOverlap { range, other: other.range });
             }
             keep(range, Keep::Module(kind))?;
+        }
+        // The host tree dropped DomUs whose modules lie outside RAM or
+        // overlap another module.
+        for (kind, range) in tree.domus.iter().flat_map(|d| d.modules()) {
+            for (other_range, other) in [(image, "hypervisor image"), (dtb, "host device tree")] {
+                if range.overlaps(&other_range) {
+                    return Err(PlanError::ModuleOverlaps { kind, range, other });
+                }
+            }
+            keep(range, Keep::DomUModule(kind))?;
         }
         for r in &tree.reserved {
             let why = match r.kind {

@@ -1,4 +1,12 @@
-//! Physical address ranges and small fixed-capacity sets of them.
+//! Address ranges, typed by address space, and small fixed-capacity sets of
+//! host-physical ones.
+//!
+//! A guest-physical address (IPA) and a host-physical one (PA) are both
+//! plain numbers, equal only in a 1:1 domain (Dom0): [`Range`] carries its
+//! space as a type parameter and [`Ipa`] / [`Pa`] wrap single addresses, so
+//! a mix-up does not compile. Crossing between the spaces is either a walk
+//! of the domain's stage 2 or a named `identity_of`, which is right only for
+//! a 1:1 domain.
 //!
 //! Boot-time memory bookkeeping (RAM banks, reservations, free memory) runs
 //! before any heap exists, so the set is a fixed-capacity vector that reports
@@ -6,22 +14,87 @@
 
 use arrayvec::ArrayVec;
 use core::fmt;
+use core::marker::PhantomData;
 
-/// A half-open range of physical addresses `[start, end)`.
+/// The host's physical address space: what the MMU outputs, what the frame
+/// allocator hands out, where devices sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Host;
+
+/// A guest's physical address space (IPAs): what its stage 2 translates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Guest;
+
+/// A half-open range `[start, end)` of addresses in space `S`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct PhysRange {
+pub struct Range<S> {
     pub start: u64,
     pub end: u64,
+    space: PhantomData<S>,
+}
+
+/// Host-physical addresses.
+pub type PhysRange = Range<Host>;
+/// Guest-physical addresses (IPAs).
+pub type GuestRange = Range<Guest>;
+
+/// A host-physical address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Pa(pub u64);
+
+/// A guest-physical address (an IPA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Ipa(pub u64);
+
+impl Pa {
+    /// The PA with the same number as `ipa`: the frame behind it only in a
+    /// 1:1 domain (Dom0).
+    pub const fn identity_of(ipa: Ipa) -> Self {
+        Self(ipa.0)
+    }
+}
+
+impl Ipa {
+    /// The IPA with the same number as `pa`: where a 1:1 domain (Dom0)
+    /// sees that frame.
+    pub const fn identity_of(pa: Pa) -> Self {
+        Self(pa.0)
+    }
+
+    /// The start of its 4 KiB page.
+    pub const fn page(self) -> Self {
+        Self(self.0 & !0xfff)
+    }
+}
+
+impl GuestRange {
+    /// Where a 1:1 domain (Dom0) sees the host range `range`.
+    pub const fn identity_of(range: PhysRange) -> Self {
+        Self::new(range.start, range.end)
+    }
+
+    /// The 4 KiB page at `ipa` (which should be page aligned); `None` at
+    /// the top of the address space.
+    pub fn page_at(ipa: Ipa) -> Option<Self> {
+        Self::from_start_size(ipa.0, 0x1000)
+    }
 }
 
 impl PhysRange {
+    /// The frames a 1:1 domain (Dom0) sees at the guest range `range`.
+    pub const fn identity_of(range: GuestRange) -> Self {
+        Self::new(range.start, range.end)
+    }
+}
+
+impl<S> Range<S> {
     pub const fn new(start: u64, end: u64) -> Self {
-        Self { start, end }
+        Self { start, end, space: PhantomData }
     }
 
     /// `[start, start + size)`, or `None` if that wraps past 2^64.
     pub fn from_start_size(start: u64, size: u64) -> Option<Self> {
-        start.checked_add(size).map(|end| Self { start, end })
+        start.checked_add(size).map(|end| Self::new(start, end))
     }
 
     pub const fn size(&self) -> u64 {
@@ -36,41 +109,41 @@ impl PhysRange {
         self.start <= addr && addr < self.end
     }
 
-    pub const fn contains_range(&self, other: &PhysRange) -> bool {
+    pub const fn contains_range(&self, other: &Self) -> bool {
         other.is_empty() || (self.start <= other.start && other.end <= self.end)
     }
 
-    pub const fn overlaps(&self, other: &PhysRange) -> bool {
+    pub const fn overlaps(&self, other: &Self) -> bool {
         !self.is_empty() && !other.is_empty() && self.start < other.end && other.start < self.end
     }
 
     /// The common part of two ranges (possibly empty).
-    pub fn intersection(&self, other: &PhysRange) -> PhysRange {
-        PhysRange::new(self.start.max(other.start), self.end.min(other.end))
+    pub fn intersection(&self, other: &Self) -> Self {
+        Self::new(self.start.max(other.start), self.end.min(other.end))
     }
 
     /// The largest sub-range whose ends are multiples of `align` (a power of
     /// two). Empty if there is none.
-    pub fn shrink_to_alignment(&self, align: u64) -> PhysRange {
+    pub fn shrink_to_alignment(&self, align: u64) -> Self {
         debug_assert!(align.is_power_of_two());
         let start = align_up(self.start, align).unwrap_or(u64::MAX);
         let end = align_down(self.end, align);
-        if start < end { PhysRange::new(start, end) } else { PhysRange::default() }
+        if start < end { Self::new(start, end) } else { Self::new(0, 0) }
     }
 
     /// The smallest range with ends aligned to `align` covering this one;
     /// `None` if the end would wrap.
-    pub fn expand_to_alignment(&self, align: u64) -> Option<PhysRange> {
-        Some(PhysRange::new(align_down(self.start, align), align_up(self.end, align)?))
+    pub fn expand_to_alignment(&self, align: u64) -> Option<Self> {
+        Some(Self::new(align_down(self.start, align), align_up(self.end, align)?))
     }
 }
 
 /// `ranges` sorted, with overlapping and touching ones merged and empty
 /// ones dropped: the disjoint cover of their union.
-pub fn merged(ranges: impl IntoIterator<Item = PhysRange>) -> alloc::vec::Vec<PhysRange> {
-    let mut sorted: alloc::vec::Vec<PhysRange> = ranges.into_iter().filter(|r| !r.is_empty()).collect();
+pub fn merged<S: Ord>(ranges: impl IntoIterator<Item = Range<S>>) -> alloc::vec::Vec<Range<S>> {
+    let mut sorted: alloc::vec::Vec<Range<S>> = ranges.into_iter().filter(|r| !r.is_empty()).collect();
     sorted.sort_unstable();
-    let mut out: alloc::vec::Vec<PhysRange> = alloc::vec::Vec::with_capacity(sorted.len());
+    let mut out: alloc::vec::Vec<Range<S>> = alloc::vec::Vec::with_capacity(sorted.len());
     for r in sorted {
         match out.last_mut() {
             Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
@@ -80,14 +153,14 @@ pub fn merged(ranges: impl IntoIterator<Item = PhysRange>) -> alloc::vec::Vec<Ph
     out
 }
 
-impl fmt::Debug for PhysRange {
+impl<S> fmt::Debug for Range<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
 }
 
 /// Printed the way Xen prints ranges: `0x40000000->0x80000000`.
-impl fmt::Display for PhysRange {
+impl<S> fmt::Display for Range<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#010x}->{:#010x}", self.start, self.end)
     }
@@ -117,7 +190,7 @@ impl fmt::Display for CapacityError {
     }
 }
 
-/// A set of physical addresses kept as sorted, disjoint, non-adjacent ranges.
+/// A set of host-physical addresses kept as sorted, disjoint, non-adjacent ranges.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct RangeSet<const N: usize> {
     ranges: ArrayVec<PhysRange, N>,

@@ -13,7 +13,7 @@
 //! stage-2 lock in the abort path and retries. Subtables are never freed at
 //! runtime, so no walker can see a table's memory reused.
 
-use crate::mm::range::PhysRange;
+use crate::mm::range::{GuestRange, Ipa, Pa, PhysRange};
 use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes as S2};
 use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable, Stage2, Translation};
@@ -63,9 +63,9 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapError {
     /// Not inside the IPA space (or wrapping).
-    OutsideIpaSpace(PhysRange),
+    OutsideIpaSpace(GuestRange),
     /// Mapping it could take the boot tables past [`BOOT_TABLE_LIMIT`].
-    TooManyTables(PhysRange),
+    TooManyTables(GuestRange),
 }
 
 impl core::fmt::Display for MapError {
@@ -100,7 +100,7 @@ pub trait Tlb {
     /// A valid entry covering `ipa` (a page or a whole block) was just made
     /// invalid: wait for the store, drop its stage-2 and combined stage-1+2
     /// entries everywhere, and wait for that to finish.
-    fn invalidate_ipa(&self, ipa: u64);
+    fn invalidate_ipa(&self, ipa: Ipa);
     /// New valid entries were written: make them visible to every walker
     /// before the guest runs again.
     fn publish(&self);
@@ -110,7 +110,7 @@ pub trait Tlb {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Leaf {
     /// The physical address of the page.
-    pub pa: u64,
+    pub pa: Pa,
     pub kind: Kind,
     /// The size of the mapping that covers it: 4 KiB page, 2 MiB or 1 GiB block.
     pub size: u64,
@@ -237,35 +237,33 @@ impl Stage2Map {
     /// blocks that fit. For building the tables before the guest runs: no
     /// break-before-make.
     pub fn map(&mut self, range: PhysRange, kind: Kind) -> Result<(), MapError> {
-        self.map_boot(range, kind, Constraints::empty())
+        self.map_boot(GuestRange::identity_of(range), Pa(range.start), kind, Constraints::empty())
     }
 
     /// As [`map`](Self::map), but with 4 KiB pages only: 2 MiB of tables
     /// per GiB ([`page_tables_for`]).
     pub fn map_pages(&mut self, range: PhysRange, kind: Kind) -> Result<(), MapError> {
-        self.map_boot(range, kind, Constraints::NO_BLOCK_MAPPINGS)
+        self.map_boot(GuestRange::identity_of(range), Pa(range.start), kind, Constraints::NO_BLOCK_MAPPINGS)
     }
 
-    /// Maps the IPAs `range` (page aligned) to the frames from `pa` on, as
-    /// `kind`: a device the guest sees at another address than its own (a
-    /// GICv2's virtual CPU interface where the CPU interface is).
-    pub fn map_at(&mut self, range: PhysRange, pa: u64, kind: Kind) -> Result<(), MapError> {
-        if !range.start.is_multiple_of(PAGE) || !range.end.is_multiple_of(PAGE) || !pa.is_multiple_of(PAGE) {
-            return Err(MapError::OutsideIpaSpace(range));
+    /// Maps the guest range `ipa` to the frames from `pa` on (a domain
+    /// that is not 1:1: a DomU), with the largest blocks that fit both
+    /// sides' alignment. Page aligned; for building, like [`map`](Self::map).
+    pub fn map_at(&mut self, ipa: GuestRange, pa: Pa, kind: Kind) -> Result<(), MapError> {
+        if !ipa.start.is_multiple_of(PAGE) || !ipa.end.is_multiple_of(PAGE) || !pa.0.is_multiple_of(PAGE) {
+            return Err(MapError::OutsideIpaSpace(ipa));
         }
-        self.map_boot_at(range, pa, kind, Constraints::empty())
+        self.map_boot(ipa, pa, kind, Constraints::empty())
     }
 
-    fn map_boot(&mut self, range: PhysRange, kind: Kind, constraints: Constraints) -> Result<(), MapError> {
-        let pages = range.expand_to_alignment(PAGE).ok_or(MapError::OutsideIpaSpace(range))?;
-        self.map_boot_at(pages, pages.start, kind, constraints)
-    }
-
-    fn map_boot_at(&mut self, pages: PhysRange, pa: u64, kind: Kind, constraints: Constraints) -> Result<(), MapError> {
-        let range = pages;
+    /// Maps `ipa` (rounded out to pages) to the frames from `pa` rounded
+    /// down by the same amount.
+    fn map_boot(&mut self, ipa: GuestRange, pa: Pa, kind: Kind, constraints: Constraints) -> Result<(), MapError> {
+        let pages = ipa.expand_to_alignment(PAGE).ok_or(MapError::OutsideIpaSpace(ipa))?;
         if pages.end > self.geometry.limit() {
-            return Err(MapError::OutsideIpaSpace(range));
+            return Err(MapError::OutsideIpaSpace(ipa));
         }
+        let output = pa.0 - (ipa.start - pages.start);
         // A host tree may list any number of device ranges: the tables
         // they take are bounded, so a hostile tree cannot exhaust the heap.
         let worst_case = if constraints.contains(Constraints::NO_BLOCK_MAPPINGS) {
@@ -274,14 +272,14 @@ impl Stage2Map {
             BLOCK_MAPPING_TABLES
         };
         if self.tables() + worst_case > BOOT_TABLE_LIMIT {
-            return Err(MapError::TooManyTables(range));
+            return Err(MapError::TooManyTables(ipa));
         }
         let region = MemoryRegion::new(pages.start as usize, pages.end as usize);
         let before = self.tables();
         let result = self
             .map
-            .map_range(&region, PhysicalAddress(pa as usize), kind.attributes(), constraints)
-            .map_err(|_| MapError::OutsideIpaSpace(range));
+            .map_range(&region, PhysicalAddress(output as usize), kind.attributes(), constraints)
+            .map_err(|_| MapError::OutsideIpaSpace(ipa));
         self.boot_tables += self.tables() - before;
         result
     }
@@ -308,11 +306,11 @@ impl Stage2Map {
     }
 
     /// What the page holding `ipa` translates to, if anything.
-    pub fn translate(&self, ipa: u64) -> Option<Leaf> {
-        if ipa >= self.geometry.limit() {
+    pub fn translate(&self, ipa: Ipa) -> Option<Leaf> {
+        if ipa.0 >= self.geometry.limit() {
             return None;
         }
-        let page = ipa & !(PAGE - 1);
+        let page = ipa.page().0;
         let mut leaf = None;
         let region = MemoryRegion::new(page as usize, (page + PAGE) as usize);
         let _ = self.map.walk_range(&region, &mut |_, descriptor, level| {
@@ -320,7 +318,7 @@ impl Stage2Map {
             if let Some(kind) = kind {
                 let size = 1u64 << (12 + 9 * (3 - level));
                 let pa = descriptor.output_address().0 as u64 + (page & (size - 1));
-                leaf = Some(Leaf { pa, kind, size });
+                leaf = Some(Leaf { pa: Pa(pa), kind, size });
             }
             Ok(())
         });
@@ -357,79 +355,82 @@ impl Stage2Map {
         if self.runtime_tables() + self.tables_needed(ipa) > TABLE_BUDGET { Err(Stage2Error::NoTables) } else { Ok(()) }
     }
 
-    fn write(&mut self, range: PhysRange, pa: u64, attributes: S2) {
+    fn write(&mut self, range: GuestRange, pa: Pa, attributes: S2) {
         let region = MemoryRegion::new(range.start as usize, range.end as usize);
         // Inside the IPA space and without TABLE_OR_PAGE: cannot fail.
         self.map
-            .map_range(&region, PhysicalAddress(pa as usize), attributes, Constraints::empty())
+            .map_range(&region, PhysicalAddress(pa.0 as usize), attributes, Constraints::empty())
             .expect("checked range and flags");
     }
 
     /// Maps the unmapped page at `ipa` to the frame at `pa`. No valid entry
     /// changes, so no break is needed; new entries are published.
-    pub fn map_page(&mut self, ipa: u64, pa: u64, kind: Kind, tlb: &dyn Tlb) -> Result<(), Stage2Error> {
-        self.check_page(ipa)?;
-        if !pa.is_multiple_of(PAGE) {
+    pub fn map_page(&mut self, ipa: Ipa, pa: Pa, kind: Kind, tlb: &dyn Tlb) -> Result<(), Stage2Error> {
+        self.check_page(ipa.0)?;
+        if !pa.0.is_multiple_of(PAGE) {
             return Err(Stage2Error::Misaligned);
         }
         if self.translate(ipa).is_some() {
             return Err(Stage2Error::Mapped);
         }
-        self.within_budget(ipa)?;
-        self.write(PhysRange::new(ipa, ipa + PAGE), pa, kind.attributes());
+        self.within_budget(ipa.0)?;
+        self.write(GuestRange::new(ipa.0, ipa.0 + PAGE), pa, kind.attributes());
         tlb.publish();
         Ok(())
     }
 
     /// Unmaps the page at `ipa`, splitting the block around it if need be,
     /// and returns what was there. A pinned frame's 1:1 page stays.
-    pub fn unmap_page(&mut self, ipa: u64, tlb: &dyn Tlb) -> Result<Leaf, Stage2Error> {
-        self.check_page(ipa)?;
+    pub fn unmap_page(&mut self, ipa: Ipa, tlb: &dyn Tlb) -> Result<Leaf, Stage2Error> {
+        self.check_page(ipa.0)?;
         let leaf = self.translate(ipa).ok_or(Stage2Error::NotMapped)?;
-        if leaf.pa == ipa && self.is_pinned(ipa) {
+        // Pins name frames by the address of their 1:1 page (Dom0's).
+        if leaf.pa == Pa::identity_of(ipa) && self.is_pinned(ipa) {
             return Err(Stage2Error::Pinned);
         }
+        let ipa = ipa.0;
         if leaf.size > PAGE {
             self.within_budget(ipa)?;
         }
-        let block = PhysRange::new(ipa & !(leaf.size - 1), (ipa & !(leaf.size - 1)) + leaf.size);
+        let block = GuestRange::new(ipa & !(leaf.size - 1), (ipa & !(leaf.size - 1)) + leaf.size);
         // Break: the whole entry (page or block) goes invalid first.
-        self.write(block, 0, S2::empty());
-        debug_assert!(self.translate(ipa).is_none());
-        tlb.invalidate_ipa(block.start);
+        self.write(block, Pa(0), S2::empty());
+        debug_assert!(self.translate(Ipa(ipa)).is_none());
+        tlb.invalidate_ipa(Ipa(block.start));
         if leaf.size > PAGE {
             // Make: the rest of the block again, now through subtables.
-            let base = leaf.pa - (ipa - block.start);
+            let base = leaf.pa.0 - (ipa - block.start);
             let attributes = leaf.kind.attributes();
-            self.write(PhysRange::new(block.start, ipa), base, attributes);
-            self.write(PhysRange::new(ipa + PAGE, block.end), base + (ipa + PAGE - block.start), attributes);
+            self.write(GuestRange::new(block.start, ipa), Pa(base), attributes);
+            self.write(GuestRange::new(ipa + PAGE, block.end), Pa(base + (ipa + PAGE - block.start)), attributes);
             tlb.publish();
         }
         Ok(leaf)
     }
 
-    /// Keeps the 1:1 page of `frame` mapped until as many `unpin`s.
-    pub fn pin(&mut self, frame: u64) {
-        *self.pinned.entry(frame & !(PAGE - 1)).or_insert(0) += 1;
+    /// Keeps the guest's own page holding `page` (its frame mapped 1:1)
+    /// mapped until as many `unpin`s.
+    pub fn pin(&mut self, page: Ipa) {
+        *self.pinned.entry(page.page().0).or_insert(0) += 1;
     }
 
-    pub fn unpin(&mut self, frame: u64) {
-        let frame = frame & !(PAGE - 1);
-        if let Some(count) = self.pinned.get_mut(&frame) {
+    pub fn unpin(&mut self, page: Ipa) {
+        let page = page.page().0;
+        if let Some(count) = self.pinned.get_mut(&page) {
             *count -= 1;
             if *count == 0 {
-                self.pinned.remove(&frame);
+                self.pinned.remove(&page);
             }
         }
     }
 
-    pub fn is_pinned(&self, frame: u64) -> bool {
-        self.pinned.contains_key(&(frame & !(PAGE - 1)))
+    pub fn is_pinned(&self, page: Ipa) -> bool {
+        self.pinned.contains_key(&page.page().0)
     }
 
-    /// Every pinned frame.
-    pub fn pinned_frames(&self) -> impl Iterator<Item = u64> + '_ {
-        self.pinned.keys().copied()
+    /// Every pinned page.
+    pub fn pinned_pages(&self) -> impl Iterator<Item = Ipa> + '_ {
+        self.pinned.keys().map(|&page| Ipa(page))
     }
 
     /// Every valid leaf, read from the descriptors the MMU walks, merged
@@ -440,14 +441,14 @@ impl Stage2Map {
         let _ = self.map.walk_range(&whole, &mut |region, descriptor, level| {
             let Some(kind) = Kind::of(descriptor.flags()) else { return Ok(()) };
             let granule = 1u64 << (12 + 9 * (3 - level));
-            let ipa = PhysRange::new(region.start().0 as u64, region.end().0 as u64);
-            let pa = descriptor.output_address().0 as u64 + (ipa.start & (granule - 1));
+            let ipa = GuestRange::new(region.start().0 as u64, region.end().0 as u64);
+            let pa = Pa(descriptor.output_address().0 as u64 + (ipa.start & (granule - 1)));
             match out.last_mut() {
                 Some(last)
                     if last.ipa.end == ipa.start
                         && last.kind == kind
                         && last.granule == granule
-                        && last.frames().end == pa =>
+                        && last.frames().end == pa.0 =>
                 {
                     last.ipa.end = ipa.end
                 }
@@ -461,7 +462,7 @@ impl Stage2Map {
     /// Every mapped IPA range with its kind and mapping size, merged where
     /// adjacent and alike: the tests' view of `leaves`.
     #[cfg(test)]
-    pub fn mappings(&self) -> Vec<(PhysRange, Kind, u64)> {
+    pub fn mappings(&self) -> Vec<(GuestRange, Kind, u64)> {
         self.leaves().into_iter().map(|e| (e.ipa, e.kind, e.granule)).collect()
     }
 }
@@ -470,9 +471,9 @@ impl Stage2Map {
 /// the IPA and the physical address space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Extent {
-    pub ipa: PhysRange,
+    pub ipa: GuestRange,
     /// Where `ipa.start` lands.
-    pub pa: u64,
+    pub pa: Pa,
     pub kind: Kind,
     /// The size of each entry: 4 KiB page, 2 MiB or 1 GiB block.
     pub granule: u64,
@@ -481,17 +482,18 @@ pub struct Extent {
 impl Extent {
     /// The physical frames the run maps.
     pub fn frames(&self) -> PhysRange {
-        PhysRange::new(self.pa, self.pa + self.ipa.size())
+        PhysRange::new(self.pa.0, self.pa.0 + self.ipa.size())
     }
 
+    /// Whether the run maps each IPA to the frame of the same number.
     pub fn is_one_to_one(&self) -> bool {
-        self.ipa.start == self.pa
+        self.pa == Pa::identity_of(Ipa(self.ipa.start))
     }
 }
 
 impl core::fmt::Display for Extent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "IPA {} -> {:#x} ({:?})", self.ipa, self.pa, self.kind)
+        write!(f, "IPA {} -> {:#x} ({:?})", self.ipa, self.pa.0, self.kind)
     }
 }
 
@@ -518,6 +520,22 @@ mod tests {
     }
 
     #[test]
+    fn a_domu_maps_its_guest_ram_elsewhere() {
+        let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(40));
+        s2.map_at(GuestRange::new(0x4000_0000, 0x4040_0000), Pa(0x8_8000_0000), Kind::Ram).unwrap();
+        s2.map_at(GuestRange::new(0x4040_0000, 0x4040_1000), Pa(0x9000_0000), Kind::Ram).unwrap();
+        let leaf = s2.translate(Ipa(0x4012_3456)).unwrap();
+        assert_eq!((leaf.pa, leaf.kind, leaf.size), (Pa(0x8_8012_3000), Kind::Ram, 2 * MIB));
+        assert_eq!(s2.translate(Ipa(0x4040_0000)).map(|l| l.pa), Some(Pa(0x9000_0000)));
+        assert_eq!(s2.translate(Ipa(0x4040_1000)), None);
+        assert!(s2.leaves().iter().all(|e| !e.is_one_to_one()));
+        let misaligned = GuestRange::new(0x4000_0800, 0x4000_1000);
+        assert_eq!(s2.map_at(misaligned, Pa(0x9000_0000), Kind::Ram), Err(MapError::OutsideIpaSpace(misaligned)));
+        let beyond = GuestRange::new(1 << 40, (1 << 40) + 0x1000);
+        assert_eq!(s2.map_at(beyond, Pa(0x9000_0000), Kind::Ram), Err(MapError::OutsideIpaSpace(beyond)));
+    }
+
+    #[test]
     fn ram_uses_blocks_devices_use_pages() {
         let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(44));
         s2.map(PhysRange::new(0x6000_0000, 0x8000_0000), Kind::Ram).unwrap();
@@ -525,9 +543,9 @@ mod tests {
         s2.map(PhysRange::new(0x900_0000, 0x900_0100), Kind::Device).unwrap();
         s2.map(PhysRange::new(GIB * 4, GIB * 5), Kind::Ram).unwrap();
         let m = s2.mappings();
-        assert!(m.contains(&(PhysRange::new(0x900_0000, 0x900_1000), Kind::Device, 4096)));
-        assert!(m.contains(&(PhysRange::new(0x6000_0000, 0x8000_0000), Kind::Ram, 2 * MIB)));
-        assert!(m.contains(&(PhysRange::new(4 * GIB, 5 * GIB), Kind::Ram, GIB)));
+        assert!(m.contains(&(GuestRange::new(0x900_0000, 0x900_1000), Kind::Device, 4096)));
+        assert!(m.contains(&(GuestRange::new(0x6000_0000, 0x8000_0000), Kind::Ram, 2 * MIB)));
+        assert!(m.contains(&(GuestRange::new(4 * GIB, 5 * GIB), Kind::Ram, GIB)));
         // The unaligned piece: pages up to 4 MiB alignment, then one page.
         let total: u64 = m
             .iter()
@@ -545,8 +563,8 @@ mod tests {
     struct Recorder(std::sync::Mutex<Vec<(char, u64)>>);
 
     impl Tlb for Recorder {
-        fn invalidate_ipa(&self, ipa: u64) {
-            self.0.lock().unwrap().push(('i', ipa));
+        fn invalidate_ipa(&self, ipa: Ipa) {
+            self.0.lock().unwrap().push(('i', ipa.0));
         }
         fn publish(&self) {
             self.0.lock().unwrap().push(('p', 0));
@@ -565,28 +583,28 @@ mod tests {
         let mut s2 = dom0_like();
         let tlb = Recorder::default();
         let ipa = 0x6010_3000;
-        assert_eq!(s2.translate(ipa), Some(Leaf { pa: ipa, kind: Kind::Ram, size: 2 * MIB }));
-        let leaf = s2.unmap_page(ipa, &tlb).unwrap();
+        assert_eq!(s2.translate(Ipa(ipa)), Some(Leaf { pa: Pa(ipa), kind: Kind::Ram, size: 2 * MIB }));
+        let leaf = s2.unmap_page(Ipa(ipa), &tlb).unwrap();
         assert_eq!(leaf.size, 2 * MIB);
         assert_eq!(*tlb.0.lock().unwrap(), vec![('i', 0x6000_0000), ('p', 0)], "break, invalidate the block, make");
-        assert_eq!(s2.translate(ipa), None);
+        assert_eq!(s2.translate(Ipa(ipa)), None);
         for page in [0x6000_0000, ipa - PAGE, ipa + PAGE, 0x601f_f000] {
-            assert_eq!(s2.translate(page), Some(Leaf { pa: page, kind: Kind::Ram, size: PAGE }), "{page:#x}");
+            assert_eq!(s2.translate(Ipa(page)), Some(Leaf { pa: Pa(page), kind: Kind::Ram, size: PAGE }), "{page:#x}");
         }
-        assert_eq!(s2.translate(0x6020_0000).unwrap().size, 2 * MIB, "other blocks stay");
+        assert_eq!(s2.translate(Ipa(0x6020_0000)).unwrap().size, 2 * MIB, "other blocks stay");
         // A 1 GiB block: split down to pages around the hole.
         let ipa = GIB * 4 + 0x1234_5000;
-        s2.unmap_page(ipa, &tlb).unwrap();
-        assert_eq!(s2.translate(ipa), None);
-        assert_eq!(s2.translate(ipa + PAGE).unwrap().size, PAGE);
-        assert_eq!(s2.translate(GIB * 4).unwrap().size, 2 * MIB);
+        s2.unmap_page(Ipa(ipa), &tlb).unwrap();
+        assert_eq!(s2.translate(Ipa(ipa)), None);
+        assert_eq!(s2.translate(Ipa(ipa + PAGE)).unwrap().size, PAGE);
+        assert_eq!(s2.translate(Ipa(GIB * 4)).unwrap().size, 2 * MIB);
         let total: u64 = s2.mappings().iter().map(|(r, _, _)| r.size()).sum();
         assert_eq!(total, 512 * MIB + GIB - 2 * PAGE);
         // A page: only that page's entry, no table written.
         tlb.0.lock().unwrap().clear();
-        s2.unmap_page(ipa + PAGE, &tlb).unwrap();
+        s2.unmap_page(Ipa(ipa + PAGE), &tlb).unwrap();
         assert_eq!(*tlb.0.lock().unwrap(), vec![('i', ipa + PAGE)]);
-        assert_eq!(s2.unmap_page(ipa, &tlb), Err(Stage2Error::NotMapped), "double unmap");
+        assert_eq!(s2.unmap_page(Ipa(ipa), &tlb), Err(Stage2Error::NotMapped), "double unmap");
     }
 
     #[test]
@@ -594,32 +612,32 @@ mod tests {
         let mut s2 = dom0_like();
         let tlb = Recorder::default();
         let frame = 0x6000_5000;
-        assert_eq!(s2.map_page(0x4800_0000, frame, Kind::Granted { writable: false }, &tlb), Ok(()));
+        assert_eq!(s2.map_page(Ipa(0x4800_0000), Pa(frame), Kind::Granted { writable: false }, &tlb), Ok(()));
         assert_eq!(
-            s2.translate(0x4800_0000),
-            Some(Leaf { pa: frame, kind: Kind::Granted { writable: false }, size: PAGE })
+            s2.translate(Ipa(0x4800_0000)),
+            Some(Leaf { pa: Pa(frame), kind: Kind::Granted { writable: false }, size: PAGE })
         );
-        assert_eq!(s2.map_page(0x4800_0000, frame, Kind::Ram, &tlb), Err(Stage2Error::Mapped));
-        assert_eq!(s2.map_page(0x6000_0000, frame, Kind::Ram, &tlb), Err(Stage2Error::Mapped), "inside a block");
-        assert_eq!(s2.map_page(0x4800_0800, frame, Kind::Ram, &tlb), Err(Stage2Error::Misaligned));
-        assert_eq!(s2.map_page(0x4800_1000, frame + 8, Kind::Ram, &tlb), Err(Stage2Error::Misaligned));
-        assert_eq!(s2.map_page(1 << 44, frame, Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
-        assert_eq!(s2.map_page(!0xfff, frame, Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
-        assert_eq!(s2.unmap_page(1 << 44, &tlb), Err(Stage2Error::OutsideIpaSpace));
+        assert_eq!(s2.map_page(Ipa(0x4800_0000), Pa(frame), Kind::Ram, &tlb), Err(Stage2Error::Mapped));
+        assert_eq!(s2.map_page(Ipa(0x6000_0000), Pa(frame), Kind::Ram, &tlb), Err(Stage2Error::Mapped), "inside a block");
+        assert_eq!(s2.map_page(Ipa(0x4800_0800), Pa(frame), Kind::Ram, &tlb), Err(Stage2Error::Misaligned));
+        assert_eq!(s2.map_page(Ipa(0x4800_1000), Pa(frame + 8), Kind::Ram, &tlb), Err(Stage2Error::Misaligned));
+        assert_eq!(s2.map_page(Ipa(1 << 44), Pa(frame), Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
+        assert_eq!(s2.map_page(Ipa(!0xfff), Pa(frame), Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
+        assert_eq!(s2.unmap_page(Ipa(1 << 44), &tlb), Err(Stage2Error::OutsideIpaSpace));
         // Pinned frames keep their own 1:1 page, but a mapping of them elsewhere goes.
-        s2.pin(frame);
-        s2.pin(frame + 0x10);
-        assert_eq!(s2.unmap_page(frame, &tlb), Err(Stage2Error::Pinned));
-        assert_eq!(s2.unmap_page(0x4800_0000, &tlb).map(|l| l.pa), Ok(frame));
-        s2.unpin(frame);
-        assert_eq!(s2.unmap_page(frame, &tlb), Err(Stage2Error::Pinned), "pinned twice");
-        s2.unpin(frame);
-        s2.unpin(frame);
-        assert!(!s2.is_pinned(frame));
-        assert!(s2.unmap_page(frame, &tlb).is_ok());
+        s2.pin(Ipa(frame));
+        s2.pin(Ipa(frame + 0x10));
+        assert_eq!(s2.unmap_page(Ipa(frame), &tlb), Err(Stage2Error::Pinned));
+        assert_eq!(s2.unmap_page(Ipa(0x4800_0000), &tlb).map(|l| l.pa), Ok(Pa(frame)));
+        s2.unpin(Ipa(frame));
+        assert_eq!(s2.unmap_page(Ipa(frame), &tlb), Err(Stage2Error::Pinned), "pinned twice");
+        s2.unpin(Ipa(frame));
+        s2.unpin(Ipa(frame));
+        assert!(!s2.is_pinned(Ipa(frame)));
+        assert!(s2.unmap_page(Ipa(frame), &tlb).is_ok());
         // And back, as ballooning does.
-        assert_eq!(s2.map_page(frame, frame, Kind::Ram, &tlb), Ok(()));
-        assert_eq!(s2.translate(frame).unwrap().pa, frame);
+        assert_eq!(s2.map_page(Ipa(frame), Pa(frame), Kind::Ram, &tlb), Ok(()));
+        assert_eq!(s2.translate(Ipa(frame)).unwrap().pa, Pa(frame));
     }
 
     #[test]
@@ -629,7 +647,7 @@ mod tests {
         let mut refused = None;
         for i in 0..TABLE_BUDGET as u64 {
             // One mapping per 512 GiB: three new tables each.
-            if let Err(e) = s2.map_page(i << 39, 0x6000_0000, Kind::Ram, &tlb) {
+            if let Err(e) = s2.map_page(Ipa(i << 39), Pa(0x6000_0000), Kind::Ram, &tlb) {
                 refused = Some((i, e));
                 break;
             }
@@ -639,9 +657,9 @@ mod tests {
         assert!(s2.tables() <= TABLE_BUDGET && i > 300, "{i} mappings, {} tables", s2.tables());
         // A page whose table exists needs none: it maps, and maps back.
         let beside = ((i - 1) << 39) + PAGE;
-        assert_eq!(s2.map_page(beside, 0x6000_0000, Kind::Ram, &tlb), Ok(()));
-        assert!(s2.unmap_page(beside, &tlb).is_ok());
-        assert_eq!(s2.map_page(beside, 0x6000_0000, Kind::Ram, &tlb), Ok(()));
+        assert_eq!(s2.map_page(Ipa(beside), Pa(0x6000_0000), Kind::Ram, &tlb), Ok(()));
+        assert!(s2.unmap_page(Ipa(beside), &tlb).is_ok());
+        assert_eq!(s2.map_page(Ipa(beside), Pa(0x6000_0000), Kind::Ram, &tlb), Ok(()));
     }
 
     #[test]
@@ -657,7 +675,7 @@ mod tests {
         assert!(s2.tables() <= BOOT_TABLE_LIMIT && refused > 1000, "{refused} devices, {} tables", s2.tables());
         // Once reached, it stays reached, and what was mapped is intact.
         assert!(matches!(s2.map(PhysRange::new(0x1000, 0x2000), Kind::Device), Err(MapError::TooManyTables(_))));
-        assert_eq!(s2.translate(0x4000_0000).map(|l| l.kind), Some(Kind::Ram));
+        assert_eq!(s2.translate(Ipa(0x4000_0000)).map(|l| l.kind), Some(Kind::Ram));
         // Outside the IPA space is its own error.
         assert!(matches!(s2.map(PhysRange::new(1 << 44, (1 << 44) + PAGE), Kind::Device), Err(MapError::OutsideIpaSpace(_))));
     }
@@ -677,9 +695,9 @@ mod tests {
         // The boot tables do not eat the run-time budget: scattered
         // mappings still get about as far as on an empty map.
         let tlb = Recorder::default();
-        let mapped = (1..TABLE_BUDGET as u64).take_while(|i| s2.map_page(i << 39, 0x6000_0000, Kind::Ram, &tlb).is_ok()).count();
+        let mapped = (1..TABLE_BUDGET as u64).take_while(|i| s2.map_page(Ipa(i << 39), Pa(0x6000_0000), Kind::Ram, &tlb).is_ok()).count();
         assert!(mapped > 300, "{mapped} run-time mappings");
-        assert_eq!(s2.translate(0x4123_4000).map(|l| (l.pa, l.size)), Some((0x4123_4000, PAGE)));
+        assert_eq!(s2.translate(Ipa(0x4123_4000)).map(|l| (l.pa, l.size)), Some((Pa(0x4123_4000), PAGE)));
     }
 
     proptest::proptest! {
@@ -697,16 +715,16 @@ mod tests {
                 let ipa = base - 2 * MIB + page * PAGE; // also 2 MiB below RAM
                 match op {
                     0 => {
-                        let got = s2.unmap_page(ipa, &tlb);
+                        let got = s2.unmap_page(Ipa(ipa), &tlb);
                         match model.remove(&ipa) {
-                            Some((pa, kind)) => proptest::prop_assert_eq!(got.map(|l| (l.pa, l.kind)), Ok((pa, kind))),
+                            Some((pa, kind)) => proptest::prop_assert_eq!(got.map(|l| (l.pa.0, l.kind)), Ok((pa, kind))),
                             None => proptest::prop_assert_eq!(got, Err(Stage2Error::NotMapped)),
                         }
                     }
                     _ => {
                         let kind = if op == 1 { Kind::Ram } else { Kind::Granted { writable: target % 2 == 0 } };
                         let pa = 0x9000_0000 + target * PAGE;
-                        let got = s2.map_page(ipa, pa, kind, &tlb);
+                        let got = s2.map_page(Ipa(ipa), Pa(pa), kind, &tlb);
                         if let std::collections::btree_map::Entry::Vacant(e) = model.entry(ipa) {
                             proptest::prop_assert_eq!(got, Ok(()));
                             e.insert((pa, kind));
@@ -718,7 +736,7 @@ mod tests {
             }
             for page in 0..2048u64 {
                 let ipa = base - 2 * MIB + page * PAGE;
-                proptest::prop_assert_eq!(s2.translate(ipa).map(|l| (l.pa, l.kind)), model.get(&ipa).copied(), "{:#x}", ipa);
+                proptest::prop_assert_eq!(s2.translate(Ipa(ipa)).map(|l| (l.pa.0, l.kind)), model.get(&ipa).copied(), "{:#x}", ipa);
             }
             let leaf_pages: u64 = s2.leaves().iter().map(|e| e.ipa.size() / PAGE).sum();
             proptest::prop_assert_eq!(leaf_pages, model.len() as u64);
@@ -733,7 +751,7 @@ mod tests {
         assert!(before.contains(&root));
         assert_eq!(before.len(), s2.tables());
         // Splitting a block adds the subtables it needs, and only those.
-        s2.unmap_page(0x6010_3000, &Recorder::default()).unwrap();
+        s2.unmap_page(Ipa(0x6010_3000), &Recorder::default()).unwrap();
         let after: Vec<u64> = s2.table_pages().collect();
         assert_eq!(after.len(), before.len() + 1);
         assert!(before.iter().all(|t| after.contains(t)));

@@ -19,7 +19,7 @@ use crate::arch::vgic;
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     let Taken::FromGuest(exception) = Taken::from_kind(kind) else {
-        return crate::arch::exception::handle_at_el2(frame, kind);
+        return crate::crash::handle_at_el2(frame, kind);
     };
     match exception {
         GuestException::Synchronous => traps::handle_guest_sync(frame),
@@ -32,7 +32,52 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
         // is ever signalled as an FIQ.
         GuestException::Fiq => {}
     }
+    // Another vCPU of this domain shut it down (and kicked us here).
+    if let Some(domain) = crate::arch::cpu::this_cpu().domain()
+        && domain.has_ended()
+    {
+        park_this_vcpu();
+    }
     vgic::take_raised();
+}
+
+/// The id of the domain running on this CPU, for log lines (0 before any).
+pub fn this_domain_id() -> u16 {
+    crate::arch::cpu::this_cpu().domain().map_or(0, |d| d.id.0)
+}
+
+/// Ends the DomU running here for `why`: its vCPUs stop (this one now,
+/// the others at their next exit, which a kick forces) and their CPUs
+/// park; the machine and the other domains carry on. Its memory stays
+/// allocated (nothing tears a domain down yet).
+pub fn end_this_domu(why: core::fmt::Arguments<'_>) -> ! {
+    let vcpu = crate::arch::cpu::this_vcpu();
+    let domain = vcpu.domain().expect("a vCPU runs here");
+    if domain.end() {
+        log::info!("d{}: {why}; the domain's vCPUs stop, the machine carries on", domain.id.0);
+        crate::arch::trap_counts::log(domain);
+        for other in domain.vcpus.iter().filter(|v| v.id != vcpu.id && v.power() != crate::domain::vcpu::Power::Off) {
+            vgic::raise(other, crate::xen::events::EVENT_INTID);
+        }
+    }
+    park_this_vcpu()
+}
+
+/// Stops the vCPU running here for good and hands its CPU back to the
+/// firmware (PSCI CPU_OFF), or parks it if the firmware refuses.
+fn park_this_vcpu() -> ! {
+    use crate::domain::vcpu::Power;
+    use crate::xen::vcpu::{runstate, set_runstate};
+    let vcpu = crate::arch::cpu::this_vcpu();
+    let domain = vcpu.domain().expect("a vCPU runs here");
+    set_runstate(&domain.xen, &xen_board::Hardware { domain }, vcpu.id, runstate::OFFLINE);
+    vcpu.set_power(Power::Off);
+    log::info!("d{}: vCPU {} stopped; CPU {:#x} parked", domain.id.0, vcpu.id, crate::arch::cpu::this_mpidr());
+    let refused = smccc::psci::cpu_off::<smccc::Smc>();
+    log::warn!("d{}: firmware CPU_OFF refused ({refused:?}); the CPU waits instead", domain.id.0);
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
 }
 
 /// An interrupt of a device the hypervisor drives: today only its UART,

@@ -1,4 +1,4 @@
-//! PSCI and SMCCC for Dom0: the hypervisor is Dom0's firmware. A vCPU
+//! PSCI and SMCCC for the guests: the hypervisor is their firmware. A vCPU
 //! is named by its virtual MPIDR and placed on one physical CPU, so CPU_ON
 //! starts that physical CPU through the real firmware into the hypervisor
 //! (`secondary_entry` in boot/head.S), which then enters the vCPU at the
@@ -39,6 +39,11 @@ pub fn handle(frame: &mut TrapFrame) {
         CPU_ON => cpu_on(a1, a2, a3),
         CPU_OFF => cpu_off(),
         AFFINITY_INFO => affinity_info(a1, a2),
+        // A DomU's power is its own: it ends, not the machine.
+        SYSTEM_OFF | SYSTEM_RESET if super::this_domain_id() != 0 => {
+            let what = if f == SYSTEM_OFF { "PSCI SYSTEM_OFF" } else { "PSCI SYSTEM_RESET (no reboot yet: the domain stops)" };
+            super::end_this_domu(format_args!("{what}"))
+        }
         SYSTEM_OFF => crate::shutdown::stop_machine(format_args!("PSCI SYSTEM_OFF"), Stop::PowerOff),
         SYSTEM_RESET => crate::shutdown::stop_machine(
             format_args!("PSCI SYSTEM_RESET; the hypervisor cannot reboot the board, powering off"),
@@ -46,7 +51,7 @@ pub fn handle(frame: &mut TrapFrame) {
         ),
         SMCCC_ARCH_FEATURES => NOT_SUPPORTED,
         other => {
-            log::debug!("d0: SMCCC function {other:#x} not supported");
+            log::debug!("d{}: SMCCC function {other:#x} not supported", super::this_domain_id());
             NOT_SUPPORTED
         }
     };
@@ -60,7 +65,7 @@ fn cpu_on(target: u64, entry: u64, context: u64) -> i32 {
     let domain = cpu::this_cpu().domain().expect("a vCPU called");
     let Some(vcpu) = domain.vcpu_by_mpidr(target) else { return INVALID_PARAMETERS };
     let Some(physical) = cpu::mpidr_of(vcpu.placement.cpu) else { return INVALID_PARAMETERS };
-    if !entry.is_multiple_of(4) || !domain.owns_ram(&crate::mm::range::PhysRange::new(entry, entry.saturating_add(4))) {
+    if !entry.is_multiple_of(4) || !domain.owns_ram(&crate::mm::range::GuestRange::new(entry, entry.saturating_add(4))) {
         return INVALID_ADDRESS;
     }
     match vcpu.begin_start(entry, context) {
@@ -71,17 +76,14 @@ fn cpu_on(target: u64, entry: u64, context: u64) -> i32 {
     if let Some(target_cpu) = cpu::per_cpu(vcpu.placement.cpu) {
         target_cpu.set_vcpu(vcpu);
     }
-    unsafe extern "C" {
-        fn secondary_entry();
-    }
-    let index = vcpu.placement.cpu;
-    match smccc::psci::cpu_on::<smccc::Smc>(physical, secondary_entry as *const () as u64, index as u64) {
-        Ok(()) => {
-            log::info!("d0: vCPU {} starting on CPU {physical:#x} at {entry:#x}", vcpu.id);
+    let d = domain.id.0;
+    match cpu::power_on(vcpu.placement.cpu) {
+        Ok(_) => {
+            log::info!("d{d}: vCPU {} starting on CPU {physical:#x} at {entry:#x}", vcpu.id);
             SUCCESS
         }
         Err(e) => {
-            log::error!("d0: vCPU {}: firmware CPU_ON of {physical:#x} failed: {e:?}", vcpu.id);
+            log::error!("d{d}: vCPU {}: firmware CPU_ON of {physical:#x} failed: {e:?}", vcpu.id);
             vcpu.set_power(Power::Off);
             INTERNAL_FAILURE
         }
@@ -90,14 +92,14 @@ fn cpu_on(target: u64, entry: u64, context: u64) -> i32 {
 
 fn cpu_off() -> i32 {
     let vcpu = cpu::this_vcpu();
-    log::info!("d0: vCPU {} off", vcpu.id);
     let domain = vcpu.domain().expect("a vCPU called");
+    log::info!("d{}: vCPU {} off", domain.id.0, vcpu.id);
     let board = Hardware { domain };
     set_runstate(&domain.xen, &board, vcpu.id, runstate::OFFLINE);
     vcpu.set_power(Power::Off);
     let e = smccc::psci::cpu_off::<smccc::Smc>();
     // Only reached if the firmware refused.
-    log::error!("d0: firmware CPU_OFF failed: {e:?}");
+    log::error!("d{}: firmware CPU_OFF failed: {e:?}", domain.id.0);
     vcpu.set_power(Power::On);
     set_runstate(&domain.xen, &board, vcpu.id, runstate::RUNNING);
     INTERNAL_FAILURE

@@ -6,7 +6,8 @@ use crate::arch::cpu::this_vcpu;
 use crate::arch::esr::{self, ec};
 use crate::arch::exception::TrapFrame;
 use crate::arch::guest::SPSR_EL1H_MASKED;
-use crate::arch::trap_counts::{Exit, count};
+use crate::arch::trap_counts::Exit;
+use crate::domain::vcpu::Vcpu;
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1};
 use core::sync::atomic::{AtomicU64, Ordering};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
@@ -38,10 +39,13 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
     let class = esr::exception_class(frame.esr);
     let iss = esr::iss(frame.esr);
     let immediate = iss & 0xffff;
+    // Looked up once: every arm counts the exit against it.
+    let vcpu = this_vcpu();
+    let count = |exit| vcpu.exits.count(exit);
     match class {
         ec::HVC64 if immediate == XEN_HYPERCALL_IMM => {
             count(Exit::Hypercall);
-            hypercall(frame);
+            hypercall(frame, vcpu);
         }
         ec::HVC64 if immediate == SMCCC_IMM => {
             count(Exit::Firmware);
@@ -64,13 +68,13 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             static LIMIT: LogLimit = LogLimit::new();
             if let Some(n) = LIMIT.next() {
                 let instruction = esr::class_name(class);
-                log::warn!("d0: {instruction} #{immediate:#x} at PC {:#x}; undefined instruction injected ({n} so far)", frame.elr);
+                log::warn!("d{}: {instruction} #{immediate:#x} at PC {:#x}; undefined instruction injected ({n} so far)", super::this_domain_id(), frame.elr);
             }
             inject_undefined(frame);
         }
-        ec::DABT_LOWER => match super::emulate::mmio(frame, this_vcpu(), faulting_ipa(frame), iss) {
+        ec::DABT_LOWER => match super::emulate::mmio(frame, vcpu, faulting_ipa(frame), iss) {
             Ok(()) => {
-                count(Exit::GicAccess);
+                count(Exit::Mmio);
                 skip_instruction(frame);
             }
             Err(_) => {
@@ -82,24 +86,24 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             count(Exit::Abort);
             inject_abort(frame, true);
         }
-        ec::SYSREG => match super::emulate::sysreg(frame, this_vcpu(), esr::sysreg_access(iss)) {
+        ec::SYSREG => match super::emulate::sysreg(frame, vcpu, esr::sysreg_access(iss)) {
             Ok(exit) => {
                 count(exit);
                 skip_instruction(frame);
             }
-            Err(_) => unexpected(frame, class),
+            Err(_) => unexpected(frame, vcpu, class),
         },
-        _ => unexpected(frame, class),
+        _ => unexpected(frame, vcpu, class),
     }
 }
 
 /// A trap nothing emulates: an undefined instruction for the guest.
-fn unexpected(frame: &mut TrapFrame, class: u8) {
-    count(Exit::Other);
+fn unexpected(frame: &mut TrapFrame, vcpu: &Vcpu, class: u8) {
+    vcpu.exits.count(Exit::Other);
     static LIMIT: LogLimit = LogLimit::new();
     if let Some(n) = LIMIT.next() {
         let class = esr::class_name(class);
-        log::warn!("d0: unexpected trap ({class}, ESR {:#x}) at PC {:#x}; undefined instruction injected ({n} so far)", frame.esr, frame.elr);
+        log::warn!("d{}: unexpected trap ({class}, ESR {:#x}) at PC {:#x}; undefined instruction injected ({n} so far)", super::this_domain_id(), frame.esr, frame.elr);
     }
     inject_undefined(frame);
 }
@@ -115,11 +119,10 @@ fn inject_undefined(frame: &mut TrapFrame) {
 }
 
 /// A Xen hypercall: number in x16, arguments in x0..x4, result in x0.
-fn hypercall(frame: &mut TrapFrame) {
+fn hypercall(frame: &mut TrapFrame, vcpu: &Vcpu) {
     use crate::xen::Outcome;
     let r = &frame.regs;
     let (number, args) = (r[16], [r[0], r[1], r[2], r[3], r[4]]);
-    let vcpu = this_vcpu();
     let domain = vcpu.domain().expect("a guest trapped, so its domain is built");
     let mut memory = crate::arch::guest_memory::GuestRam { domain };
     let board = &super::xen_board::Hardware { domain };
@@ -127,7 +130,7 @@ fn hypercall(frame: &mut TrapFrame) {
     match crate::xen::dispatch(&mut call, number, args) {
         Outcome::Return(result) => {
             if result == -crate::xen::errno::ENOSYS {
-                log::debug!("d0: hypercall {number} ({:#x}) not implemented", args[0]);
+                log::debug!("d{}: hypercall {number} ({:#x}) not implemented", domain.id.0, args[0]);
             }
             frame.regs[0] = result as u64;
         }
@@ -141,11 +144,20 @@ fn hypercall(frame: &mut TrapFrame) {
     }
 }
 
-/// Ends the machine for a shutdown hypercall (of Dom0, the only domain).
+/// Ends the machine for Dom0's shutdown hypercall, as Xen does for the
+/// hardware domain; a DomU's ends that domain alone.
 fn shut_down(reason: crate::xen::sched::Reason) -> ! {
     use crate::fatal::Stop;
     use crate::shutdown::stop_machine;
     use crate::xen::sched::Reason;
+    if super::this_domain_id() != 0 {
+        match reason {
+            Reason::PowerOff => super::end_this_domu(format_args!("shutdown: power off")),
+            Reason::Reboot => super::end_this_domu(format_args!("shutdown: reboot, which is not supported; the domain stops")),
+            Reason::Crash => super::end_this_domu(format_args!("shutdown: crashed")),
+            other => super::end_this_domu(format_args!("shutdown ({other:?})")),
+        }
+    }
     match reason {
         Reason::PowerOff => stop_machine(format_args!("shutdown: power off"), Stop::PowerOff),
         Reason::Reboot => stop_machine(format_args!("shutdown: reboot, which is not supported; powering off"), Stop::PowerOff),
@@ -169,15 +181,16 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
     // break and the make): once its lock is free, a page mapped by now is
     // simply tried again.
     if esr::is_translation_fault(iss)
-        && crate::arch::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock_holding_no_xen_lock().translate(ipa).is_some())
+        && crate::arch::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock_holding_no_xen_lock().translate(crate::mm::range::Ipa(ipa)).is_some())
     {
         return;
     }
     let what = if instruction { "instruction fetch" } else if esr::is_write(iss) { "write" } else { "read" };
     static LIMIT: LogLimit = LogLimit::new();
     if let Some(n) = LIMIT.next() {
+        let d = super::this_domain_id();
         log::warn!(
-            "d0: {what} at IPA {ipa:#x} (VA {:#x}, PC {:#x}) outside Dom0's memory and devices; abort injected ({n} so far)",
+            "d{d}: {what} at IPA {ipa:#x} (VA {:#x}, PC {:#x}) outside d{d}'s memory and devices; abort injected ({n} so far)",
             frame.far,
             frame.elr
         );
@@ -198,7 +211,7 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
 pub fn handle_guest_serror(frame: &mut TrapFrame) {
     static LIMIT: LogLimit = LogLimit::new();
     if let Some(n) = LIMIT.next() {
-        log::warn!("d0: SError (ESR {:#x}) at PC {:#x}; virtual SError injected ({n} so far)", frame.esr, frame.elr);
+        log::warn!("d{}: SError (ESR {:#x}) at PC {:#x}; virtual SError injected ({n} so far)", super::this_domain_id(), frame.esr, frame.elr);
     }
     HCR_EL2.modify(HCR_EL2::VSE.val(1));
 }

@@ -5,7 +5,7 @@
 use crate::domain::Domain;
 use crate::xen::Board;
 use crate::mm::FRAMES;
-use crate::mm::range::PhysRange;
+use crate::mm::range::{Ipa, PhysRange};
 use crate::mm::stage2::Tlb;
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0};
 use core::arch::asm;
@@ -20,7 +20,7 @@ pub struct Hardware {
 impl Tlb for Hardware {
     /// Runs on a CPU of the domain whose tables changed (its VMID is in
     /// VTTBR_EL2): the broadcast invalidations reach every CPU running it.
-    fn invalidate_ipa(&self, ipa: u64) {
+    fn invalidate_ipa(&self, ipa: Ipa) {
         // SAFETY: barriers and TLB maintenance change no memory.
         unsafe {
             asm!(
@@ -31,7 +31,7 @@ impl Tlb for Hardware {
                 "tlbi vmalle1is",
                 "dsb ish",
                 "isb",
-                page = in(reg) ipa >> 12,
+                page = in(reg) ipa.0 >> 12,
                 options(nostack, preserves_flags),
             )
         };

@@ -67,6 +67,8 @@ pub fn console_io(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
             }
             Outcome::Return(0)
         }
+        // The UART's input is Dom0's (hvc0): a DomU may not take it.
+        CONSOLEIO_READ if call.domain.id != 0 => Outcome::from(EPERM),
         CONSOLEIO_READ => {
             if (count as i32) < 0 {
                 return Outcome::from(E2BIG);

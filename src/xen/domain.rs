@@ -6,7 +6,7 @@
 use super::DomainState;
 use super::grant::GrantTable;
 use crate::mm::audit::{self, Allowed, Owned, Summary, Violation};
-use crate::mm::range::PhysRange;
+use crate::mm::range::{GuestRange, Ipa, Pa, PhysRange};
 use crate::mm::stage2::{Kind, Leaf, Stage2Map};
 use alloc::vec::Vec;
 use spin::{Mutex, MutexGuard};
@@ -22,14 +22,16 @@ impl Stage2Lock {
         Self(Mutex::new(map))
     }
 
-    /// Locks the map while the domain's grant table is held: the guard of
-    /// that table is the proof the order is kept.
+    /// Locks the map while a grant table is held: the guard is the proof
+    /// that the order (grant table first) is kept. That it is this domain's
+    /// table is the caller's to get right (today the only other is none).
     pub fn lock_after_grants<'a>(&'a self, _grants: &MutexGuard<'_, GrantTable>) -> MutexGuard<'a, Stage2Map> {
         self.0.lock()
     }
 
     /// Locks the map for a caller that holds none of the domain's Xen locks
-    /// (grant table, ports) and takes none of them before it lets go.
+    /// (grant table, ports) and takes neither before it lets go; a vCPU's
+    /// runstate lock, which nests inside nothing, may be taken after it.
     pub fn lock_holding_no_xen_lock(&self) -> MutexGuard<'_, Stage2Map> {
         self.0.lock()
     }
@@ -40,25 +42,41 @@ impl Stage2Lock {
 pub struct DomainView<'a> {
     /// Xen's domain id; Dom0 is 0.
     pub id: u16,
-    /// Its RAM banks, in guest-physical addresses (== physical for Dom0).
-    /// Pages of them may be ballooned out: see [`DomainView::has_page`].
-    pub ram: &'a [PhysRange],
+    /// Its RAM banks, in guest-physical addresses. Pages of them may be
+    /// ballooned out: see [`DomainView::has_page`].
+    pub ram: &'a [GuestRange],
     pub stage2: &'a Stage2Lock,
     pub xen: &'a DomainState,
 }
 
 impl DomainView<'_> {
     /// Whether `range` lies wholly in the domain's RAM banks.
-    pub fn owns_ram(&self, range: &PhysRange) -> bool {
+    pub fn owns_ram(&self, range: &GuestRange) -> bool {
         self.ram.iter().any(|r| r.contains_range(range))
     }
 
     /// Whether the page at `gpa` is one of the domain's own RAM pages,
     /// mapped 1:1 right now (not ballooned out): `stage2` is the locked map.
-    pub fn has_page(&self, stage2: &Stage2Map, gpa: u64) -> bool {
-        let page = gpa & !0xfff;
-        page.checked_add(0x1000).is_some_and(|end| self.owns_ram(&PhysRange::new(page, end)))
-            && matches!(stage2.translate(page), Some(Leaf { pa, kind: Kind::Ram, .. }) if pa == page)
+    pub fn has_page(&self, stage2: &Stage2Map, gpa: Ipa) -> bool {
+        let page = gpa.page();
+        GuestRange::page_at(page).is_some_and(|range| self.owns_ram(&range))
+            && matches!(stage2.translate(page), Some(Leaf { pa, kind: Kind::Ram, .. }) if pa == Pa::identity_of(page))
+    }
+
+    /// The frame behind `ipa` if a hypercall may copy to (`write`) or from
+    /// it there: a page of the domain's RAM, or a grant mapping (writable,
+    /// to write) of a frame of its RAM. `stage2` is the locked map.
+    pub fn ram_frame(&self, stage2: &Stage2Map, ipa: Ipa, write: bool) -> Option<Pa> {
+        let leaf = stage2.translate(ipa)?;
+        let frame = PhysRange::new(leaf.pa.0, leaf.pa.0 + 0x1000);
+        let copyable = match leaf.kind {
+            Kind::Ram => GuestRange::page_at(ipa.page()).is_some_and(|page| self.owns_ram(&page)),
+            // Only Dom0 maps grants, and only of its own frames, which it
+            // sees 1:1.
+            Kind::Granted { writable } => (writable || !write) && self.owns_ram(&GuestRange::identity_of(frame)),
+            Kind::Device => false,
+        };
+        copyable.then_some(Pa(leaf.pa.0 | (ipa.0 & 0xfff)))
     }
 
     /// Audits its stage 2 as it stands ([`audit::audit`]): only its RAM,
@@ -70,7 +88,7 @@ impl DomainView<'_> {
     pub fn audit_stage2(
         &self,
         devices: &[PhysRange],
-        remapped_devices: &[(PhysRange, u64)],
+        remapped_devices: &[(GuestRange, Pa)],
         hypervisor: &[Owned],
         free_ranges: impl FnOnce() -> Vec<PhysRange>,
     ) -> Result<Summary, Violation> {

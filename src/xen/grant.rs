@@ -14,7 +14,7 @@ use super::shared;
 use super::public::{GnttabGetVersion, GnttabMapGrantRef, GnttabQuerySize, GnttabSetVersion, GnttabUnmapGrantRef};
 use super::wire;
 use super::{Board, Call, DomainView, Outcome};
-use crate::mm::range::PhysRange;
+use crate::mm::range::{GuestRange, Ipa, Pa};
 use crate::mm::stage2::{Kind, Stage2Error, Stage2Map};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -95,7 +95,7 @@ struct Mapping {
 
 pub struct GrantTable {
     /// The IPA range the table's frames are mapped in (and grants are not).
-    region: PhysRange,
+    region: GuestRange,
     frames: Vec<Frame>,
     /// The table's size as the guest grew it (frames it placed so far, as
     /// Xen counts): only these hold valid entries.
@@ -114,7 +114,7 @@ struct MapRequest {
 }
 
 impl GrantTable {
-    pub fn new(region: PhysRange) -> Self {
+    pub fn new(region: GuestRange) -> Self {
         Self {
             region,
             frames: Vec::new(),
@@ -126,7 +126,7 @@ impl GrantTable {
     }
 
     /// The IPA range the table's frames go in.
-    pub fn region(&self) -> PhysRange {
+    pub fn region(&self) -> GuestRange {
         self.region
     }
 
@@ -173,7 +173,7 @@ impl GrantTable {
             // As Xen: a frame already placed must be removed before it moves.
             return Err(EBUSY);
         }
-        stage2.map_page(page, frame.pa, Kind::Ram, board).map_err(|e| match e {
+        stage2.map_page(Ipa(page), Pa(frame.pa), Kind::Ram, board).map_err(|e| match e {
             Stage2Error::Mapped => EBUSY,
             Stage2Error::NoTables => ENOMEM,
             _ => EINVAL,
@@ -289,18 +289,19 @@ impl GrantTable {
             }
             fail(status)
         };
-        if active.is_none() && !domain.has_page(stage2, frame) {
+        if active.is_none() && !domain.has_page(stage2, Ipa(frame)) {
             return undo(status::BAD_PAGE);
         }
         if !r.host_addr.is_multiple_of(PAGE) || self.region.contains(r.host_addr) {
             return undo(status::BAD_VIRT_ADDR);
         }
-        match stage2.map_page(r.host_addr, frame, Kind::Granted { writable }, board) {
+        // The granting domain is Dom0, 1:1: its page's frame is at its own address.
+        match stage2.map_page(Ipa(r.host_addr), Pa::identity_of(Ipa(frame)), Kind::Granted { writable }, board) {
             Ok(()) => {}
             Err(Stage2Error::NoTables) => return undo(status::NO_SPACE),
             Err(_) => return undo(status::BAD_VIRT_ADDR),
         }
-        stage2.pin(frame);
+        stage2.pin(Ipa(frame));
         let a = self.active.entry(r.gref).or_insert(Active { readers: 0, writers: 0, frame });
         if writable {
             a.writers += 1;
@@ -324,10 +325,10 @@ impl GrantTable {
         if dev_bus_addr != 0 && dev_bus_addr != m.frame {
             return status::BAD_DEV_ADDR;
         }
-        if host_addr & !(PAGE - 1) != m.host_addr || stage2.unmap_page(m.host_addr, board).is_err() {
+        if host_addr & !(PAGE - 1) != m.host_addr || stage2.unmap_page(Ipa(m.host_addr), board).is_err() {
             return status::GENERAL_ERROR;
         }
-        stage2.unpin(m.frame);
+        stage2.unpin(Ipa(m.frame));
         self.maptrack[handle as usize] = None;
         self.free_handles.push(handle);
         let entry = self.entry(m.gref).expect("an active entry's frame exists");

@@ -10,6 +10,7 @@ use super::Errno;
 use super::public::{Domid, XenAddToPhysmap, XenAddToPhysmapBatch, XenMemoryReservation, XenRemoveFromPhysmap};
 use super::wire;
 use super::{Call, Outcome};
+use crate::mm::range::{GuestRange, Ipa, Pa};
 use crate::mm::stage2::Kind;
 use core::sync::atomic::Ordering;
 use crate::mm::frames::FRAME_SIZE as PAGE;
@@ -124,21 +125,22 @@ fn reservation(call: &mut Call<'_>, op: u64, start: u64, arg: u64) -> Progress {
 }
 
 /// Balloons out `n` pages from `base`: all must be the domain's own mapped,
-/// unpinned RAM; unmapped, and their frames go back to the allocator.
+/// unpinned RAM; unmapped, and their frames go back to the allocator. The
+/// domain is Dom0, 1:1: each page's frame is at its own address.
 fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
     let domain = call.domain;
     {
         let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
         let pages = (0..n).map(|i| base + i * PAGE);
-        if !pages.clone().all(|p| domain.has_page(&stage2, p) && !stage2.is_pinned(p)) {
+        if !pages.clone().all(|p| domain.has_page(&stage2, Ipa(p)) && !stage2.is_pinned(Ipa(p))) {
             return false;
         }
         for (done, page) in pages.enumerate() {
-            if stage2.unmap_page(page, call.board).is_err() {
+            if stage2.unmap_page(Ipa(page), call.board).is_err() {
                 // Out of tables splitting a block: put back what went, into
                 // the tables it left, which needs none.
                 for p in (0..done as u64).map(|i| base + i * PAGE) {
-                    stage2.map_page(p, p, Kind::Ram, call.board).expect("a page just unmapped maps back");
+                    stage2.map_page(Ipa(p), Pa::identity_of(Ipa(p)), Kind::Ram, call.board).expect("a page just unmapped maps back");
                 }
                 return false;
             }
@@ -152,13 +154,14 @@ fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
 
 /// Balloons back in `n` pages from `base`: the domain's RAM, unmapped now,
 /// and each frame still free to take back. Zeroed before the guest sees it.
+/// The domain is Dom0, 1:1: each page gets the frame of its own address.
 fn populate(call: &Call<'_>, base: u64, n: u64) -> bool {
     let domain = call.domain;
     let board = call.board;
     let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
     let pages = (0..n).map(|i| base + i * PAGE);
-    let in_ram = domain.owns_ram(&crate::mm::range::PhysRange::new(base, base + n * PAGE));
-    if !in_ram || pages.clone().any(|p| stage2.translate(p).is_some()) {
+    let in_ram = domain.owns_ram(&GuestRange::new(base, base + n * PAGE));
+    if !in_ram || pages.clone().any(|p| stage2.translate(Ipa(p)).is_some()) {
         return false;
     }
     let mut claimed = 0;
@@ -172,7 +175,7 @@ fn populate(call: &Call<'_>, base: u64, n: u64) -> bool {
     if claimed == n {
         for page in pages.clone() {
             super::shared::zero_page(board, page);
-            if stage2.map_page(page, page, Kind::Ram, board).is_err() {
+            if stage2.map_page(Ipa(page), Pa::identity_of(Ipa(page)), Kind::Ram, board).is_err() {
                 break;
             }
             mapped += 1;
@@ -180,7 +183,7 @@ fn populate(call: &Call<'_>, base: u64, n: u64) -> bool {
     }
     if mapped < n {
         for page in pages.clone().take(mapped as usize) {
-            let _ = stage2.unmap_page(page, board);
+            let _ = stage2.unmap_page(Ipa(page), board);
         }
         pages.take(claimed as usize).for_each(|p| board.free_frame(p));
         return false;
@@ -220,10 +223,10 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), Errno
             if domain.xen.shared.address().is_some() {
                 return Err(EBUSY);
             }
-            if !domain.has_page(&stage2, page) {
+            if !domain.has_page(&stage2, Ipa(page)) {
                 return Err(EINVAL);
             }
-            stage2.pin(page);
+            stage2.pin(Ipa(page));
             domain.xen.shared.register(call.board, page);
             Ok(())
         }
@@ -299,14 +302,14 @@ fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let is_ram = {
         let mut grants = domain.xen.grants.lock();
         let mut stage2 = domain.stage2.lock_after_grants(&grants);
-        match stage2.translate(page) {
+        match stage2.translate(Ipa(page)) {
             None | Some(crate::mm::stage2::Leaf { kind: Kind::Device, .. }) => return Err(ENOENT),
             Some(_) if grants.frame_at(page).is_some() => {
-                stage2.unmap_page(page, call.board).map_err(|_| EINVAL)?;
+                stage2.unmap_page(Ipa(page), call.board).map_err(|_| EINVAL)?;
                 grants.forget_mapping(page);
                 return Ok(0);
             }
-            Some(_) => domain.has_page(&stage2, page),
+            Some(_) => domain.has_page(&stage2, Ipa(page)),
         }
     };
     if !is_ram {

@@ -104,7 +104,7 @@ pub trait GuestMemory {
     fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), Errno>;
     /// The physical address behind `gva` (for areas the hypervisor keeps
     /// updating, like the runstate), if it is the guest's RAM.
-    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, Errno>;
+    fn translate(&mut self, gva: u64, write: bool) -> Result<crate::mm::range::Pa, Errno>;
 }
 
 /// What the hypercalls need from the machine. On the board this is the
@@ -186,7 +186,7 @@ pub struct DomainState {
 impl DomainState {
     /// State for `vcpus` vCPUs, grant-table frames to be mapped in
     /// `grant_region` (its size sets the table's maximum).
-    pub fn new(vcpus: usize, grant_region: crate::mm::range::PhysRange) -> Self {
+    pub fn new(vcpus: usize, grant_region: crate::mm::range::GuestRange) -> Self {
         Self {
             vcpus: (0..vcpus).map(vcpu::Vcpu::new).collect(),
             shared: shared::SharedInfo::new(),
@@ -202,7 +202,7 @@ impl DomainState {
 /// Runs hypercall `number` with arguments `args` (x0..x4).
 pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
     match number {
-        nr::XEN_VERSION => version::xen_version(args[0], args[1], call.memory).into(),
+        nr::XEN_VERSION => version::xen_version(call.domain.id, args[0], args[1], call.memory).into(),
         nr::MEMORY_OP => memory::memory_op(call, args),
         nr::VCPU_OP => vcpu::vcpu_op(call, args[0] as u32, args[1] as u32, args[2]).into(),
         nr::VM_ASSIST => vcpu::vm_assist(call, args[0] as u32, args[1] as u32).into(),

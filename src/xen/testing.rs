@@ -8,7 +8,7 @@ use super::{Board, Call, DOMID_SELF, Errno, GuestMemory, Outcome, dispatch};
 use super::{DomainState, DomainView, Stage2Lock};
 use crate::mm::audit::{Owned, Summary, Violation};
 use crate::mm::frames::FrameAllocator;
-use crate::mm::range::{PhysRange, RangeSet};
+use crate::mm::range::{GuestRange, Ipa, Pa, PhysRange, RangeSet};
 use crate::mm::stage2::{Geometry, Kind, Stage2Map, Tlb};
 use std::collections::{BTreeMap, VecDeque};
 use std::mem::ManuallyDrop;
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const RAM: PhysRange = PhysRange::new(0x6000_0000, 0x6400_0000);
 /// Free frames of the hypervisor's.
 pub const HYPERVISOR_FREE: PhysRange = PhysRange::new(0x4100_0000, 0x4200_0000);
-pub const GRANT_REGION: PhysRange = PhysRange::new(0x4020_0000, 0x4024_0000);
+pub const GRANT_REGION: GuestRange = GuestRange::new(0x4020_0000, 0x4024_0000);
 /// Unmapped IPA space, like an extended region.
 pub const SCRATCH: u64 = 0x4800_0000;
 
@@ -141,8 +141,8 @@ impl TestBoard {
 }
 
 impl Tlb for TestBoard {
-    fn invalidate_ipa(&self, ipa: u64) {
-        self.tlb.lock().unwrap().push(('i', ipa));
+    fn invalidate_ipa(&self, ipa: Ipa) {
+        self.tlb.lock().unwrap().push(('i', ipa.0));
     }
     fn publish(&self) {
         self.tlb.lock().unwrap().push(('p', 0));
@@ -188,8 +188,8 @@ impl Board for TestBoard {
     }
 }
 
-/// The guest's memory: virtual == guest-physical, through its stage 2, as
-/// the board's AT walk would go, and only into its RAM.
+/// The guest's memory: virtual == guest-physical (a flat stage 1), then
+/// through its stage 2 into its RAM, as on the board.
 pub struct TestGuest<'a> {
     pub domain: DomainView<'a>,
     pub board: &'a TestBoard,
@@ -197,13 +197,8 @@ pub struct TestGuest<'a> {
 
 impl TestGuest<'_> {
     fn pa(&self, gva: u64, write: bool) -> Result<u64, Errno> {
-        let leaf = self.domain.stage2.lock_holding_no_xen_lock().translate(gva).ok_or(EFAULT)?;
-        let pa = leaf.pa + (gva & 0xfff);
-        let writable = !matches!(leaf.kind, Kind::Granted { writable: false });
-        if (write && !writable) || !self.domain.owns_ram(&PhysRange::new(pa, pa + 1)) {
-            return Err(EFAULT);
-        }
-        Ok(pa)
+        let stage2 = self.domain.stage2.lock_holding_no_xen_lock();
+        self.domain.ram_frame(&stage2, Ipa(gva), write).map(|pa| pa.0).ok_or(EFAULT)
     }
 }
 
@@ -235,15 +230,15 @@ impl GuestMemory for TestGuest<'_> {
         pas.iter().zip(bytes.iter_mut()).for_each(|(&pa, b)| *b = self.board.byte(pa));
         Ok(())
     }
-    fn translate(&mut self, gva: u64, write: bool) -> Result<u64, Errno> {
-        self.pa(gva, write)
+    fn translate(&mut self, gva: u64, write: bool) -> Result<Pa, Errno> {
+        self.pa(gva, write).map(Pa)
     }
 }
 
 /// The model's domain: what a board's domain lends the hypercalls.
 pub struct TestDomain {
     pub id: u16,
-    pub ram: Vec<PhysRange>,
+    pub ram: Vec<GuestRange>,
     pub stage2: Stage2Lock,
     pub xen: DomainState,
 }
@@ -266,7 +261,7 @@ impl Machine {
         stage2.map(RAM, Kind::Ram).unwrap();
         let domain = TestDomain {
             id: 0,
-            ram: vec![RAM],
+            ram: vec![GuestRange::identity_of(RAM)],
             stage2: Stage2Lock::new(stage2),
             xen: DomainState::new(vcpus, GRANT_REGION),
         };
@@ -288,8 +283,8 @@ impl Machine {
     /// Where grant entry `gref` lies, if Dom0 put its table frame in place.
     pub fn grant_entry(&self, gref: u32) -> Option<u64> {
         let ipa = GRANT_REGION.start + u64::from(gref) * 8;
-        let leaf = GRANT_REGION.contains(ipa).then(|| self.domain.stage2.lock_holding_no_xen_lock().translate(ipa))??;
-        Some(leaf.pa + (ipa & 0xfff))
+        let leaf = GRANT_REGION.contains(ipa).then(|| self.domain.stage2.lock_holding_no_xen_lock().translate(Ipa(ipa)))??;
+        Some(leaf.pa.0 + (ipa & 0xfff))
     }
 
     /// Dom0 fills in grant entry `gref` (flags, the domain granted to, the

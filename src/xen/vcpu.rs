@@ -10,6 +10,7 @@ use super::wire;
 use super::{Board, Call, DomainState};
 use core::sync::atomic::{AtomicU64, Ordering};
 use crate::mm::frames::FRAME_SIZE as PAGE;
+use crate::mm::range::{Ipa, Pa};
 
 pub mod op {
     pub const REGISTER_RUNSTATE_MEMORY_AREA: u32 = 5;
@@ -100,10 +101,10 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
     if target.info().is_some() {
         return Err(EBUSY);
     }
-    if !call.domain.has_page(&stage2, page) {
+    if !call.domain.has_page(&stage2, Ipa(page)) {
         return Err(EINVAL);
     }
-    stage2.pin(page);
+    stage2.pin(Ipa(page));
     let board = call.board;
     // Carry over what the old place held (vCPU 0's is in shared_info), else
     // start from zero.
@@ -141,23 +142,24 @@ fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, 
         let mut words = [0u64; RUNSTATE_WORDS];
         for (i, word) in words.iter_mut().enumerate() {
             let va = gva.checked_add(8 * i as u64).ok_or(EFAULT)?;
-            *word = call.memory.translate(va, true)?;
+            *word = call.memory.translate(va, true)?.0;
         }
         Some(words)
     };
     let domain = call.domain;
     {
         let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
-        // The translation was checked without the lock: check it again.
+        // The translation was checked without the lock: check it again
+        // (the domain is Dom0, 1:1: its frames are at their own IPAs).
         if let Some(words) = &area {
-            if words.iter().any(|&pa| !domain.has_page(&stage2, pa)) {
+            if words.iter().any(|&pa| !domain.has_page(&stage2, Ipa::identity_of(Pa(pa)))) {
                 return Err(EFAULT);
             }
-            words.iter().for_each(|&pa| stage2.pin(pa));
+            words.iter().for_each(|&pa| stage2.pin(Ipa::identity_of(Pa(pa))));
         }
         let mut runstate = domain.xen.vcpus[vcpu].runstate.lock();
         if let Some(old) = core::mem::replace(&mut runstate.area, area) {
-            old.iter().for_each(|&pa| stage2.unpin(pa));
+            old.iter().for_each(|&pa| stage2.unpin(Ipa::identity_of(Pa(pa))));
         }
     }
     publish(domain.xen, call.board, vcpu);

@@ -35,6 +35,15 @@ pub fn dom0_features(submap: u32) -> u32 {
     }
 }
 
+/// A DomU's: neither the hardware domain nor 1:1.
+pub fn domu_features(submap: u32) -> u32 {
+    use feature::*;
+    match submap {
+        0 => [WRITABLE_PAGE_TABLES, AUTO_TRANSLATED_PHYSMAP, ARM_SMCCC_SUPPORTED].iter().fold(0, |bits, &b| bits | (1 << b)),
+        _ => 0,
+    }
+}
+
 /// A NUL-padded fixed-size string field, as Xen's `char[N]` types.
 fn padded<const N: usize>(text: &str) -> [u8; N] {
     let mut out = [0u8; N];
@@ -43,7 +52,8 @@ fn padded<const N: usize>(text: &str) -> [u8; N] {
     out
 }
 
-pub fn xen_version(cmd: u64, arg: u64, memory: &mut dyn GuestMemory) -> Result<i64, Errno> {
+/// For domain `domain_id` (its features depend on whether it is Dom0).
+pub fn xen_version(domain_id: u16, cmd: u64, arg: u64, memory: &mut dyn GuestMemory) -> Result<i64, Errno> {
     let written = match cmd {
         XENVER_VERSION => return Ok(i64::from((MAJOR << 16) | MINOR)),
         XENVER_PAGESIZE => return Ok(4096),
@@ -52,7 +62,7 @@ pub fn xen_version(cmd: u64, arg: u64, memory: &mut dyn GuestMemory) -> Result<i
         XENVER_CHANGESET => wire::write(memory, arg, &padded::<64>(env!("CARGO_PKG_VERSION"))),
         // struct xen_feature_info { uint32_t submap_idx; uint32_t submap; }
         XENVER_GET_FEATURES => wire::read::<XenFeatureInfo>(memory, arg).and_then(|mut info| {
-            info.submap = dom0_features(info.submap_idx);
+            info.submap = if domain_id == 0 { dom0_features(info.submap_idx) } else { domu_features(info.submap_idx) };
             wire::write(memory, arg, &info)
         }),
         _ => return Err(ENOSYS),

@@ -1,8 +1,10 @@
-//! `cargo boot [-- [--xen] [--probe] <hypervisor options>]`: builds the
-//! hypervisor and boots it in QEMU (`virt`, GICv3, 2 CPUs, 2 GiB) with the
-//! console on this terminal. Dom0 is Debian's Linux 6.12 with a busybox
-//! shell on hvc0; `--probe` boots the bare-metal test guest instead, and
-//! `--xen` Debian's Xen 4.17 instead of ours, to compare. Options left are
+//! `cargo boot [-- [--xen] [--probe] [--uboot] <hypervisor options>]`:
+//! builds the hypervisor and boots it in QEMU (`virt`, GICv3, 2 CPUs,
+//! 2 GiB) with the console on this terminal. Dom0 is Debian's Linux 6.12
+//! with a busybox shell on hvc0; `--probe` boots the bare-metal test guest
+//! instead, `--xen` Debian's Xen 4.17 instead of ours, to compare, and
+//! `--uboot` has Debian's U-Boot boot it from a virtio disk with a boot
+//! script, as a board would (`docs/u-boot.md`). Options left are
 //! added to the hypervisor's command line, after `dom0_mem=512M` (and, for
 //! ours, `stage2-blocks=no`, the fastest on QEMU), so they win. Leave QEMU
 //! with Ctrl-A X.
@@ -29,7 +31,7 @@ fn main() {
         options.retain(|o| o != flag);
         found
     };
-    let (xen, probe) = (take_flag("--xen"), take_flag("--probe"));
+    let (xen, probe, uboot) = (take_flag("--xen"), take_flag("--probe"), take_flag("--uboot"));
 
     let mut machine = if probe {
         Machine::with_probe_dom0("cortex-a57", "2G", "")
@@ -42,6 +44,9 @@ fn main() {
     machine.append = Some(["dom0_mem=512M".to_string()].into_iter().chain(options).collect::<Vec<_>>().join(" "));
     if !xen {
         machine = machine.tuned_for_qemu();
+    }
+    if uboot {
+        machine.boot = qemu_harness::machine::Boot::UBoot;
     }
     let hypervisor = if xen { image::xen_4_17() } else { image::hypervisor().to_path_buf() };
 

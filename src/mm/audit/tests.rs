@@ -1,11 +1,12 @@
 use super::*;
+use crate::mm::range::{Ipa, Pa};
 use crate::mm::stage2::{Geometry, Stage2Map, Tlb};
 use proptest::prelude::*;
 
 const MIB: u64 = 1 << 20;
 const RAM_BASE: u64 = 0x6000_0000;
 const SECOND_BANK: u64 = 0x1_0000_0000;
-const WINDOW: PhysRange = PhysRange::new(0x4020_0000, 0x4024_0000);
+const WINDOW: GuestRange = GuestRange::new(0x4020_0000, 0x4024_0000);
 /// The image's frames: the same addresses as the window's IPAs, as on the board.
 const IMAGE: PhysRange = PhysRange::new(0x4020_0000, 0x4060_0000);
 const HEAP: PhysRange = PhysRange::new(0x4100_0000, 0x4200_0000);
@@ -17,7 +18,7 @@ const DEVICE_BASE: u64 = 0x900_0000;
 struct NoTlb;
 
 impl Tlb for NoTlb {
-    fn invalidate_ipa(&self, _: u64) {}
+    fn invalidate_ipa(&self, _: Ipa) {}
     fn publish(&self) {}
 }
 
@@ -25,10 +26,15 @@ fn page(at: u64) -> PhysRange {
     PhysRange::new(at, at + PAGE)
 }
 
+fn ipa_page(at: u64) -> GuestRange {
+    GuestRange::new(at, at + PAGE)
+}
+
 /// A guest's stage 2 as the hypervisor leaves it after some traffic, and
 /// what the audit is told about it.
 struct Scene {
     s2: Stage2Map,
+    /// Its RAM, 1:1.
     ram: Vec<PhysRange>,
     devices: Vec<PhysRange>,
     grant_frames: Vec<PhysRange>,
@@ -103,21 +109,21 @@ impl Scene {
         };
         for (i, &n) in t.ballooned.iter().enumerate() {
             let at = ram_page(n);
-            if scene.s2.unmap_page(at, &NoTlb).is_ok() {
+            if scene.s2.unmap_page(Ipa(at), &NoTlb).is_ok() {
                 if i % 4 == 3 { scene.in_flight.push(at) } else { scene.free.push(page(at)) }
             }
         }
         for (slot, &(n, writable)) in t.grants.iter().enumerate() {
             let frame = ram_page(n);
-            if scene.s2.translate(frame).is_some() {
+            if scene.s2.translate(Ipa(frame)).is_some() {
                 let at = SCRATCH + slot as u64 * PAGE;
-                scene.s2.map_page(at, frame, Kind::Granted { writable }, &NoTlb).unwrap();
+                scene.s2.map_page(Ipa(at), Pa(frame), Kind::Granted { writable }, &NoTlb).unwrap();
                 scene.granted.push(frame);
             }
         }
         for &slot in &t.shared_slots {
             let frame = scene.grant_frames[slot as usize].start;
-            if scene.s2.map_page(WINDOW.start + slot * PAGE, frame, Kind::Ram, &NoTlb).is_ok() {
+            if scene.s2.map_page(Ipa(WINDOW.start + slot * PAGE), Pa(frame), Kind::Ram, &NoTlb).is_ok() {
                 scene.shared_mapped += 1;
             }
         }
@@ -137,7 +143,7 @@ impl Scene {
 
     fn audit(&self) -> Result<Summary, Violation> {
         let allowed = Allowed {
-            ram: &self.ram,
+            ram: &self.ram.iter().map(|&bank| GuestRange::identity_of(bank)).collect::<Vec<_>>(),
             devices: &self.devices,
             remapped_devices: &[],
             shared_frames: &self.grant_frames,
@@ -152,7 +158,7 @@ impl Scene {
         let pages = bank.size() / PAGE;
         (0..pages)
             .map(|i| bank.start + (n.wrapping_add(i) % pages) * PAGE)
-            .find(|&p| self.s2.translate(p).is_some_and(|l| l.pa == p))
+            .find(|&p| self.s2.translate(Ipa(p)).is_some_and(|l| l.pa == Pa(p)))
             .expect("traffic never balloons a whole bank out")
     }
 
@@ -160,11 +166,11 @@ impl Scene {
     /// in the window when `in_window`), as `kind`: the leak under test.
     fn leak(&mut self, pa: u64, kind: Kind, in_window: bool) -> u64 {
         let at = if in_window {
-            (0..64).map(|i| WINDOW.start + i * PAGE).find(|&a| self.s2.translate(a).is_none()).unwrap()
+            (0..64).map(|i| WINDOW.start + i * PAGE).find(|&a| self.s2.translate(Ipa(a)).is_none()).unwrap()
         } else {
             SCRATCH + 0x100_0000
         };
-        self.s2.map_page(at, pa, kind, &NoTlb).unwrap();
+        self.s2.map_page(Ipa(at), Pa(pa), kind, &NoTlb).unwrap();
         at
     }
 }
@@ -226,7 +232,7 @@ proptest! {
                 // Nobody's memory: at its own address as RAM, or granted.
                 let frame = 0x7000_0000 + (pick % 16) * PAGE;
                 let at = if pick % 2 == 0 {
-                    scene.s2.map_page(frame, frame, Kind::Ram, &NoTlb).unwrap();
+                    scene.s2.map_page(Ipa(frame), Pa(frame), Kind::Ram, &NoTlb).unwrap();
                     frame
                 } else {
                     scene.leak(frame, granted, false)
@@ -273,7 +279,7 @@ fn a_device_seen_elsewhere_is_not_one_to_one() {
         shared_slots: vec![],
     });
     let at = scene.leak(DEVICE_BASE, Kind::Device, false);
-    let extent = Extent { ipa: page(at), pa: DEVICE_BASE, kind: Kind::Device, granule: PAGE };
+    let extent = Extent { ipa: ipa_page(at), pa: Pa(DEVICE_BASE), kind: Kind::Device, granule: PAGE };
     assert_eq!(scene.audit(), Err(Violation::NotOneToOne(extent)));
 }
 
@@ -309,7 +315,7 @@ fn the_report_reads_as_a_sentence() {
         )
     );
     let violation = Violation::HypervisorMemory {
-        mapping: Extent { ipa: page(SCRATCH), pa: HEAP.start, kind: Kind::Ram, granule: PAGE },
+        mapping: Extent { ipa: ipa_page(SCRATCH), pa: Pa(HEAP.start), kind: Kind::Ram, granule: PAGE },
         owned: Owned { range: HEAP, what: owned::HEAP },
     };
     assert_eq!(

@@ -149,7 +149,7 @@ fn readers_and_writers_of_one_entry() {
     assert_eq!(flags(&m, 1), gtf::PERMIT_ACCESS | gtf::READING);
     assert_eq!(unmap(&m, SCRATCH, 0, reader), status::OKAY);
     assert_eq!(flags(&m, 1), gtf::PERMIT_ACCESS);
-    assert!(!m.domain.stage2.lock_holding_no_xen_lock().is_pinned(PAGE_A));
+    assert!(!m.domain.stage2.lock_holding_no_xen_lock().is_pinned(Ipa(PAGE_A)));
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn hostile_unmaps() {
     assert_eq!(unmap(&m, SCRATCH + PAGE, 0, handle), status::GENERAL_ERROR, "wrong address");
     assert_eq!(unmap(&m, 0, 0, handle), status::GENERAL_ERROR);
     assert_eq!(unmap(&m, SCRATCH, PAGE_B, handle), status::BAD_DEV_ADDR);
-    assert!(m.domain.stage2.lock_holding_no_xen_lock().translate(SCRATCH).is_some(), "still mapped after the refusals");
+    assert!(m.domain.stage2.lock_holding_no_xen_lock().translate(Ipa(SCRATCH)).is_some(), "still mapped after the refusals");
     assert_eq!(unmap(&m, SCRATCH + 0x123, PAGE_A, handle), status::OKAY, "offsets in the page are ignored");
     assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::UNMAP_GRANT_REF), RAM.end - 8, 1])), -EFAULT);
 }
@@ -324,11 +324,11 @@ proptest::proptest! {
         }
         let stage2 = m.domain.stage2.lock_holding_no_xen_lock();
         for &(addr, _, gref, writable) in &live {
-            let leaf = stage2.translate(addr).unwrap();
-            proptest::prop_assert_eq!(leaf.pa, pages[gref as usize % 3]);
+            let leaf = stage2.translate(Ipa(addr)).unwrap();
+            proptest::prop_assert_eq!(leaf.pa, Pa(pages[gref as usize % 3]));
             proptest::prop_assert_eq!(leaf.kind, Kind::Granted { writable });
-            proptest::prop_assert!(!m.board.is_free(leaf.pa));
-            proptest::prop_assert!(stage2.translate(leaf.pa).is_some(), "the granted frame's own page stays");
+            proptest::prop_assert!(!m.board.is_free(leaf.pa.0));
+            proptest::prop_assert!(stage2.translate(Ipa::identity_of(leaf.pa)).is_some(), "the granted frame's own page stays");
         }
         drop(stage2);
         for gref in 0..6u32 {
@@ -358,9 +358,9 @@ fn the_audit_follows_grants_and_ballooning_and_names_a_leak() {
     // ballooned frame back behind the allocator's back.
     let table_frame = m.domain.xen.grants.lock().frame_addresses().next().unwrap();
     let leaked = |ipa: u64, pa: u64| {
-        m.domain.stage2.lock_holding_no_xen_lock().map_page(ipa, pa, Kind::Ram, &m.board).unwrap();
+        m.domain.stage2.lock_holding_no_xen_lock().map_page(Ipa(ipa), Pa(pa), Kind::Ram, &m.board).unwrap();
         let found = m.audit();
-        m.domain.stage2.lock_holding_no_xen_lock().unmap_page(ipa, &m.board).unwrap();
+        m.domain.stage2.lock_holding_no_xen_lock().unmap_page(Ipa(ipa), &m.board).unwrap();
         match found {
             Err(Violation::HypervisorMemory { mapping, owned }) if mapping.ipa.contains(ipa) => owned.what,
             other => panic!("{ipa:#x} -> {pa:#x}: {other:?}"),

@@ -46,7 +46,7 @@ fn remove(m: &Machine, domid: u16, gpfn: u64) -> i64 {
 }
 
 fn mapped(m: &Machine, ipa: u64) -> Option<Leaf> {
-    m.domain.stage2.lock_holding_no_xen_lock().translate(ipa)
+    m.domain.stage2.lock_holding_no_xen_lock().translate(Ipa(ipa))
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn shared_info_in_place() {
     assert_eq!(add(&m, 0, space::SHARED_INFO, 0, page >> 12), 0, "domid 0 is itself");
     assert_eq!(m.board.u64(page + 0x800), 0, "the page starts zeroed");
     assert_eq!(m.domain.xen.shared.address(), Some(page));
-    assert_eq!(mapped(&m, page).map(|l| l.pa), Some(page), "no stage-2 change");
+    assert_eq!(mapped(&m, page).map(|l| l.pa), Some(Pa(page)), "no stage-2 change");
     assert_eq!(add(&m, DOMID_SELF, space::SHARED_INFO, 0, (page >> 12) + 1), -EBUSY, "once");
     assert_eq!(remove(&m, DOMID_SELF, page >> 12), -EBUSY, "pinned");
     assert_eq!(add(&m, DOMID_SELF, space::GMFN_FOREIGN, 0, page >> 12), -ENOSYS, "only through the batch");
@@ -87,7 +87,7 @@ fn grant_frames_are_hypervisor_frames_in_the_grant_region() {
     }
     assert_eq!(m.board.free_frames(), free - 4);
     let leaf = mapped(&m, GRANT_REGION.start + 0x3000).unwrap();
-    assert!(HYPERVISOR_FREE.contains(leaf.pa) && leaf.kind == Kind::Ram && leaf.size == PAGE);
+    assert!(HYPERVISOR_FREE.contains(leaf.pa.0) && leaf.kind == Kind::Ram && leaf.size == PAGE);
     assert_eq!(m.domain.xen.grants.lock().nr_frames(), 4);
     assert_eq!(add(&m, DOMID_SELF, space::GRANT_TABLE, 64, base), -EINVAL, "beyond the region's 64 frames");
     assert_eq!(add(&m, DOMID_SELF, space::GRANT_TABLE, 1 << 31, base + 5), -EINVAL, "no v2 status frames");
@@ -117,7 +117,7 @@ fn balloon_out_and_back_in() {
     assert_eq!(reservation_size(&m, op::CURRENT_RESERVATION), (RAM.size() / PAGE - 2) as i64);
     assert_eq!(reservation(&m, op::POPULATE_PHYSMAP, &[b >> 12, a >> 12, c >> 12], 0), 2, "c is still in");
     assert_eq!(m.board.free_frames(), free);
-    assert_eq!(mapped(&m, b).map(|l| (l.pa, l.kind)), Some((b, Kind::Ram)));
+    assert_eq!(mapped(&m, b).map(|l| (l.pa, l.kind)), Some((Pa(b), Kind::Ram)));
     assert_eq!(m.board.u64(b), 0, "comes back zeroed");
     // A frame the hypervisor took meanwhile cannot come back.
     assert_eq!(reservation(&m, op::DECREASE_RESERVATION, &[a >> 12], 0), 1);

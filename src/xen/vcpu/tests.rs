@@ -117,8 +117,8 @@ fn runstate_area_shows_running_and_accounts_time() {
     assert_eq!(register_runstate(&m, 0, 0), 0);
     set_runstate(&m.domain.xen, &m.board, 0, runstate::OFFLINE);
     assert_eq!(read(0), u64::from(runstate::RUNNING));
-    assert!(!m.domain.stage2.lock_holding_no_xen_lock().is_pinned(area));
-    assert!(m.domain.stage2.lock_holding_no_xen_lock().is_pinned(other));
+    assert!(!m.domain.stage2.lock_holding_no_xen_lock().is_pinned(Ipa(area)));
+    assert!(m.domain.stage2.lock_holding_no_xen_lock().is_pinned(Ipa(other)));
 }
 
 #[test]

@@ -479,6 +479,7 @@ secondary_park:
             let places = hypercalls::Places {
                 grant_region: reg_entries.first().map(|&(start, _)| start),
                 unmapped: regions.first().map(|&(start, _)| start),
+                cpus: root.child("cpus").map_or(0, |c| c.children().filter(|n| n.name().starts_with("cpu@")).count()),
             };
             hypercalls::check(&mut r, &places);
         }

@@ -11,8 +11,9 @@ use core::arch::asm;
 use core::ptr::addr_of_mut;
 
 const GIB: u64 = 1 << 30;
-/// Where the read-only alias of the low 4 GiB starts.
-const READ_ONLY: u64 = 4 * GIB;
+/// Where the read-only alias of the low 4 GiB starts: the end of what the
+/// tables map 1:1.
+pub const READ_ONLY: u64 = 4 * GIB;
 /// A virtual address the tables do not map.
 pub const UNMAPPED_VA: u64 = 8 * GIB;
 

@@ -2,8 +2,6 @@
 //! device tree, bring up the console, plan and seed memory, start the heap,
 //! turn the MMU on, report.
 
-pub mod phases;
-
 use crate::arch::mmu::{El2Map, Kind};
 use crate::arch::{cpu, semihosting};
 use crate::cmdline::Options;
@@ -16,7 +14,7 @@ use crate::mm::frames::{FrameAllocator, order_for, order_size};
 use crate::mm::heap;
 use crate::mm::{FRAMES, release};
 use crate::mm::plan::{Keep, MemoryPlan, PlanError};
-use phases::phase_done;
+use crate::boot_phases::{self as phases, phase_done};
 use crate::mm::range::PhysRange;
 
 /// The largest device tree we accept, as Xen.
@@ -28,13 +26,24 @@ unsafe extern "C" {
     static __image_start: u8;
     static __text_end: u8;
     static __image_end: u8;
+    /// What `boot/head.S` added to every address it relocated: the image's
+    /// runtime address minus its link address (wrapping, so negative below).
+    static image_load_offset: u64;
 }
 
 fn symbol_address(symbol: &u8) -> u64 {
     symbol as *const u8 as u64
 }
 
+/// The load offset `boot/head.S` applied (see `image_load_offset`).
+fn load_offset() -> u64 {
+    // SAFETY: written once by `boot/head.S` before any Rust code ran.
+    unsafe { core::ptr::read_volatile(&raw const image_load_offset) }
+}
+
 /// The image as loaded: `[__image_start, __image_end)`, BSS included.
+/// Symbols are addressed PC-relatively, so this is where the image runs,
+/// wherever a loader put it (and RAM is identity mapped).
 fn image_range() -> PhysRange {
     // SAFETY: linker-defined symbols; only their addresses are taken.
     unsafe { PhysRange::new(symbol_address(&__image_start), symbol_address(&__image_end)) }
@@ -107,18 +116,64 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
             Owned { range: plan.metadata, what: owned::METADATA },
         ]
     };
-    let (dom0, pc, dtb) = crate::dom0::build::build(&tree, blob, &options, &plan, &hypervisor_memory, grant_region());
+    let domu_vcpus: alloc::vec::Vec<u32> = tree.domus.iter().map(|d| d.cpus).collect();
+    let cpus = crate::domu::cpus::partition(tree.cpus.len(), &domu_vcpus, options.dom0_max_vcpus);
+    if !tree.domus.is_empty() || options.dom0_max_vcpus.is_some() {
+        log::info!("d0: CPUs {:?} (of {}); idle: {:?}", cpus.dom0, tree.cpus.len().max(1), cpus.idle);
+    }
+    let mut domus = alloc::vec::Vec::new();
+    let build_domus = || {
+        domus = build_domus(&tree, &cpus.domus);
+        release(&plan, "DomU boot modules, copied", |k| matches!(k, Keep::DomUModule(_)));
+    };
+    let board_for = |domain| crate::router::xen_board::Hardware { domain };
+    let (dom0, pc, dtb) = crate::dom0::build::build(
+        &tree,
+        blob,
+        &options,
+        &plan,
+        &hypervisor_memory,
+        grant_region(),
+        &cpus.dom0,
+        build_domus,
+        board_for,
+    );
     log::info!("d0: stage 2: {} table pages (at Dom0 entry)", dom0.stage2.lock_holding_no_xen_lock().tables());
     let boot_vcpu = &dom0.vcpus[0];
     cpu::this_cpu().set_vcpu(boot_vcpu);
     start_interrupts(&tree, dom0);
     phase_done("interrupts started");
+    for domu in &domus {
+        crate::domu::build::start(domu);
+    }
     let free = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
     let (heap_used, heap_total) = heap::usage();
     log::info!("Free frames at Dom0 entry: {free}; heap {} KiB used of {} KiB", heap_used >> 10, heap_total >> 10);
     log::info!("d0: entering at {pc:#x} (EL1h, MMU off) with its device tree at {dtb:#x}");
     log_boot_time(entry_ticks);
     crate::arch::guest::enter_el1(&crate::arch::guest::Entry::new(boot_vcpu, pc, dtb))
+}
+
+/// Builds each DomU the host tree names on the CPUs the partition gave it,
+/// numbered 1, 2, ... in tree order as Xen numbers dom0less DomUs; one
+/// that cannot be built is left out with a one-line error.
+fn build_domus(
+    tree: &HostTree<'_>,
+    cpus: &[Result<alloc::vec::Vec<usize>, crate::domu::cpus::NotEnoughCpus>],
+) -> alloc::vec::Vec<crate::domu::build::Built> {
+    let mut built = alloc::vec::Vec::new();
+    for (domu, cpus) in tree.domus.iter().zip(cpus) {
+        let id = built.len() as u16 + 1;
+        let result = match cpus {
+            Ok(cpus) => crate::domu::build::build(domu, id, cpus),
+            Err(e) => Err(alloc::format!("{e}")),
+        };
+        match result {
+            Ok(domu) => built.push(domu),
+            Err(e) => log::error!("{}: DomU not built: {e}", domu.path),
+        }
+    }
+    built
 }
 
 /// The boot's length in counter ticks, from `primary_main`'s start to just
@@ -183,6 +238,9 @@ fn start_from_boot_tree(dtb_addr: u64) -> (&'static [u8], Options, MemoryPlan, P
         unsafe { console::use_uart(uart.mmio.start) };
     }
     log::info!("AArch64 hypervisor {} (Xen 4.17 ABI), booting", env!("CARGO_PKG_VERSION"));
+    let (image, offset) = (image_range(), load_offset());
+    let (sign, magnitude) = if offset as i64 >= 0 { ('+', offset) } else { ('-', offset.wrapping_neg()) };
+    log::info!("Image at {image} (linked at {:#x}, offset {sign}{magnitude:#x})", image.start.wrapping_sub(offset));
 
     let parsed = Options::parse(tree.xen_cmdline.map_or("", |c| c.text));
     console::set_level(parsed.options.loglvl);
@@ -310,6 +368,9 @@ fn report_tree(tree: &HostTree<'_>, blob: &[u8], dtb_addr: u64) {
     }
     for w in &tree.warnings {
         log::warn!("device tree: {w}");
+    }
+    for e in &tree.domu_errors {
+        log::error!("{e}");
     }
     if tree.dropped_warnings > 0 {
         log::warn!("device tree: {} more warnings not shown", tree.dropped_warnings);

@@ -1,0 +1,204 @@
+//! A DomU's device tree, made from nothing in the shape Xen 4.17 gives a
+//! dom0less DomU (`prepare_dtb_domU`): root cells 2/2, `/chosen` with the
+//! command line and initrd, PSCI over HVC, one `/cpus` entry per vCPU, its
+//! memory, the GIC and timer at Xen's guest addresses, and `/hypervisor`
+//! when `xen,enhanced` asks for it. No host device appears. The addresses
+//! and interrupts are the caller's (Xen's guest layout, `domu::layout`).
+
+use crate::mm::range::GuestRange;
+use alloc::vec::Vec;
+use alloc::{format, vec};
+use dtoolkit::model::{DeviceTree, DeviceTreeNode, DeviceTreeProperty};
+
+/// Xen's GUEST_PHANDLE_GIC.
+const GIC_PHANDLE: u32 = 65000;
+/// A PPI entry's flags: level-triggered, active low, every CPU (Xen's).
+const PPI_FLAGS: u32 = 0xf08;
+
+/// What a DomU's tree says.
+#[derive(Debug, Clone)]
+pub struct DomUTree<'a> {
+    pub ram: &'a [GuestRange],
+    /// Each vCPU's virtual MPIDR affinity, by vCPU id.
+    pub vcpu_mpidrs: &'a [u64],
+    pub bootargs: Option<&'a str>,
+    pub initrd: Option<GuestRange>,
+    /// The GICv3 distributor and the redistributors of all its vCPUs.
+    pub gicd: GuestRange,
+    pub gicr: GuestRange,
+    /// The timer's INTIDs: secure physical, non-secure physical, virtual.
+    pub timer_intids: [u32; 3],
+    /// `xen,enhanced`: a `/hypervisor` node with the grant-table region
+    /// and the event-channel INTID.
+    pub hypervisor: Option<(GuestRange, u32)>,
+}
+
+fn prop(name: &str, value: impl dtoolkit::ToPropertyValue) -> DeviceTreeProperty {
+    DeviceTreeProperty::new_unchecked(name, value)
+}
+
+/// Two address and two size cells per range.
+fn reg(ranges: impl IntoIterator<Item = GuestRange>) -> Vec<u32> {
+    ranges
+        .into_iter()
+        .flat_map(|r| [(r.start >> 32) as u32, r.start as u32, (r.size() >> 32) as u32, r.size() as u32])
+        .collect()
+}
+
+fn node(name: &str) -> DeviceTreeNode {
+    DeviceTreeNode::new_unchecked(name)
+}
+
+fn ppi(intid: u32) -> [u32; 3] {
+    [1, intid - 16, PPI_FLAGS]
+}
+
+pub fn build(spec: &DomUTree<'_>) -> Vec<u8> {
+    let mut tree = DeviceTree::new();
+    let root = &mut tree.root;
+    root.add_property(prop("#address-cells", 2u32));
+    root.add_property(prop("#size-cells", 2u32));
+    root.add_property(prop("compatible", vec!["xen,xenvm-4.17", "xen,xenvm"]));
+    root.add_property(prop("interrupt-parent", GIC_PHANDLE));
+
+    let mut chosen = node("chosen");
+    if let Some(args) = spec.bootargs {
+        chosen.add_property(prop("bootargs", args));
+    }
+    if let Some(initrd) = spec.initrd {
+        chosen.add_property(prop("linux,initrd-start", initrd.start));
+        chosen.add_property(prop("linux,initrd-end", initrd.end));
+    }
+    root.add_child(chosen);
+
+    let mut psci = node("psci");
+    psci.add_property(prop("compatible", vec!["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]));
+    psci.add_property(prop("method", "hvc"));
+    root.add_child(psci);
+
+    let mut cpus = node("cpus");
+    cpus.add_property(prop("#address-cells", 1u32));
+    cpus.add_property(prop("#size-cells", 0u32));
+    for &mpidr in spec.vcpu_mpidrs {
+        let mut cpu = node(&format!("cpu@{mpidr:x}"));
+        cpu.add_property(prop("device_type", "cpu"));
+        cpu.add_property(prop("compatible", "arm,armv8"));
+        cpu.add_property(prop("enable-method", "psci"));
+        cpu.add_property(prop("reg", mpidr as u32));
+        cpus.add_child(cpu);
+    }
+    root.add_child(cpus);
+
+    let first = spec.ram.first().map_or(0, |b| b.start);
+    let mut memory = node(&format!("memory@{first:x}"));
+    memory.add_property(prop("device_type", "memory"));
+    memory.add_property(prop("reg", reg(spec.ram.iter().copied())));
+    root.add_child(memory);
+
+    let mut gic = node(&format!("interrupt-controller@{:x}", spec.gicd.start));
+    gic.add_property(prop("compatible", "arm,gic-v3"));
+    gic.add_property(prop("#interrupt-cells", 3u32));
+    gic.add_property(prop("#address-cells", 0u32));
+    gic.add_property(prop("interrupt-controller", Vec::<u8>::new()));
+    gic.add_property(prop("#redistributor-regions", 1u32));
+    gic.add_property(prop("reg", reg([spec.gicd, spec.gicr])));
+    gic.add_property(prop("phandle", GIC_PHANDLE));
+    gic.add_property(prop("linux,phandle", GIC_PHANDLE));
+    root.add_child(gic);
+
+    let mut timer = node("timer");
+    timer.add_property(prop("compatible", vec!["arm,armv8-timer"]));
+    let interrupts: Vec<u32> = spec.timer_intids.into_iter().flat_map(ppi).collect();
+    timer.add_property(prop("interrupts", interrupts));
+    timer.add_property(prop("interrupt-parent", GIC_PHANDLE));
+    root.add_child(timer);
+
+    if let Some((grant_table, event_intid)) = spec.hypervisor {
+        let mut hypervisor = node("hypervisor");
+        hypervisor.add_property(prop("compatible", vec!["xen,xen-4.17", "xen,xen"]));
+        hypervisor.add_property(prop("reg", reg([grant_table])));
+        hypervisor.add_property(prop("interrupts", ppi(event_intid).to_vec()));
+        hypervisor.add_property(prop("interrupt-parent", GIC_PHANDLE));
+        root.add_child(hypervisor);
+    }
+    tree.to_dtb()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dtoolkit::fdt::Fdt;
+    use dtoolkit::{Node, Property};
+
+    fn cells(fdt: &Fdt<'_>, path: &str, name: &str) -> Vec<u32> {
+        let node = fdt.find_node(path).unwrap_or_else(|| panic!("{path}"));
+        let value = node.property(name).unwrap_or_else(|| panic!("{path} {name}")).value().to_vec();
+        value.chunks(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect()
+    }
+
+    #[test]
+    fn xen_shaped_domu_tree() {
+        let ram = [GuestRange::new(0x4000_0000, 0x4800_0000)];
+        let spec = DomUTree {
+            ram: &ram,
+            vcpu_mpidrs: &[0, 1],
+            bootargs: Some("console=hvc0"),
+            initrd: Some(GuestRange::new(0x4300_0000, 0x4300_2000)),
+            gicd: GuestRange::new(0x300_1000, 0x301_1000),
+            gicr: GuestRange::new(0x302_0000, 0x306_0000),
+            timer_intids: [29, 30, 27],
+            hypervisor: Some((GuestRange::new(0x3800_0000, 0x3900_0000), 31)),
+        };
+        let blob = build(&spec);
+        assert!(blob.len() <= 4096, "Xen's DomU tree fits 4 KiB: {}", blob.len());
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(cells(&fdt, "/memory@40000000", "reg"), vec![0, 0x4000_0000, 0, 0x800_0000]);
+        assert_eq!(cells(&fdt, "/cpus/cpu@1", "reg"), vec![1]);
+        assert_eq!(fdt.find_node("/cpus").unwrap().children().count(), 2);
+        assert_eq!(
+            cells(&fdt, "/interrupt-controller@3001000", "reg"),
+            vec![0, 0x300_1000, 0, 0x1_0000, 0, 0x302_0000, 0, 0x4_0000]
+        );
+        assert_eq!(cells(&fdt, "/timer", "interrupts"), vec![1, 13, 0xf08, 1, 14, 0xf08, 1, 11, 0xf08]);
+        assert_eq!(cells(&fdt, "/hypervisor", "reg"), vec![0, 0x3800_0000, 0, 0x100_0000]);
+        assert_eq!(cells(&fdt, "/hypervisor", "interrupts"), vec![1, 15, 0xf08]);
+        assert_eq!(cells(&fdt, "/chosen", "linux,initrd-start"), vec![0, 0x4300_0000]);
+        let psci = fdt.find_node("/psci").unwrap();
+        assert_eq!(psci.property("method").unwrap().value(), b"hvc\0");
+        let tree = crate::dt::host::HostTree::parse(&blob).unwrap();
+        assert_eq!(tree.banks.as_slice(), &[crate::mm::range::PhysRange::new(0x4000_0000, 0x4800_0000)]);
+        assert_eq!(tree.gic.as_ref().map(|g| g.distributor.start), Some(0x300_1000));
+
+        let blob = build(&DomUTree { hypervisor: None, bootargs: None, initrd: None, ..spec });
+        let fdt = Fdt::new(&blob).unwrap();
+        assert!(fdt.find_node("/hypervisor").is_none());
+        assert!(fdt.find_node("/chosen").unwrap().property("bootargs").is_none());
+    }
+
+    #[test]
+    fn passes_dtc_without_warnings() {
+        let ram = [GuestRange::new(0x4000_0000, 0x4800_0000), GuestRange::new(0x2_0000_0000, 0x2_1000_0000)];
+        let spec = DomUTree {
+            ram: &ram,
+            vcpu_mpidrs: &[0, 1, 2],
+            bootargs: Some("console=hvc0"),
+            initrd: None,
+            gicd: GuestRange::new(0x300_1000, 0x301_1000),
+            gicr: GuestRange::new(0x302_0000, 0x308_0000),
+            timer_intids: [29, 30, 27],
+            hypervisor: Some((GuestRange::new(0x3800_0000, 0x3900_0000), 31)),
+        };
+        let path = std::env::temp_dir().join(format!("domu-{}.dtb", std::process::id()));
+        std::fs::write(&path, build(&spec)).unwrap();
+        // As for Dom0's: Xen's binding names the node plain `hypervisor`.
+        let result = std::process::Command::new("dtc")
+            .args(["-I", "dtb", "-O", "dts", "-o", "/dev/null", "-W", "no-unit_address_vs_reg"])
+            .arg(&path)
+            .output();
+        let _ = std::fs::remove_file(&path);
+        let result = result.expect("dtc is installed by qemu/setup");
+        assert!(result.status.success());
+        let warnings = String::from_utf8_lossy(&result.stderr);
+        assert!(warnings.trim().is_empty(), "dtc warns: {warnings}");
+    }
+}
