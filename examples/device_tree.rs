@@ -57,6 +57,7 @@ fn main() {
         event_ppi: 15,
         hidden: &hidden,
         gic: tree.gic.as_ref().map_or("", |g| g.path.as_str()),
+        gic_reg_entries: None,
         cpus: None,
     };
     let dom0 = build(&fdt, &spec).expect("Dom0's tree");

@@ -275,6 +275,8 @@ fn xen_4_17_and_ours_give_a_gicv2_dom0_the_same_gic() {
         assert!(properties.contains(" v2m"), "the MSI frame: {properties}");
         out.expect_line("GICv2m: range[mem 0x08020000-0x08020fff]");
     }
+}
+
 /// Booted as a board boots: Debian's U-Boot as firmware runs one
 /// ImageBuilder-shaped script from a virtio disk (`qemu_harness::uboot`)
 /// that loads the hypervisor, Debian's 6.12 and the initramfs, writes
