@@ -235,19 +235,23 @@ fn phases(hypervisor: &Path) {
 /// (b) The trap costs the benchmark guest measures, under each hypervisor.
 fn traps(o: &Options, hypervisor: &Path) {
     let xen = image::xen_4_17();
-    let configs: [(&str, &Path, &str); 3] = [
-        ("ours", hypervisor, "dom0_mem=512M"),
-        ("ours loglvl=error", hypervisor, "dom0_mem=512M loglvl=error"),
-        ("Xen 4.17", &xen, "dom0_mem=512M"),
+    // (name, image, command line, GIC version)
+    let configs: [(&str, &Path, &str, u32); 5] = [
+        ("ours", hypervisor, "dom0_mem=512M", 3),
+        ("ours loglvl=error", hypervisor, "dom0_mem=512M loglvl=error", 3),
+        ("Xen 4.17", &xen, "dom0_mem=512M", 3),
+        ("ours GICv2", hypervisor, "dom0_mem=512M", 2),
+        ("Xen 4.17 GICv2", &xen, "dom0_mem=512M", 2),
     ];
     // Samples per figure per configuration, and why some are missing.
     let mut samples: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
     let mut missing: BTreeMap<(String, usize), String> = BTreeMap::new();
     let mut names: Vec<String> = Vec::new();
     for run in 0..o.runs {
-        for (c, &(name, image, append)) in configs.iter().enumerate() {
+        for (c, &(name, image, append, gic_version)) in configs.iter().enumerate() {
             progress("traps", run, o.runs, name);
             let mut machine = bench_machine("2G", append, o.iterations);
+            machine.gic_version = gic_version;
             // The slowest figure seen is about 2 ms per operation (Xen's SGI to a vCPU in WFI).
             machine.timeout = Duration::from_secs(120) + Duration::from_millis(3) * o.iterations as u32;
             let s = time_to_line(&machine, image, GUEST_DONE);
@@ -270,19 +274,19 @@ fn traps(o: &Options, hypervisor: &Path) {
     println!();
     println!("(b) Trap costs from a bare-metal Dom0, ns per operation over {} iterations", o.iterations);
     println!("    (-m 2G, dom0_mem=512M; `loop` is the timing loop alone, included in every other figure;");
-    println!("    quiet/Xen: ours with loglvl=error over Xen)");
+    println!("    quiet/Xen: ours with loglvl=error over Xen; v2: ours over Xen, both on gic-version=2)");
     print!("    {:<24}", "operation");
-    for (name, _, _) in &configs {
+    for (name, _, _, _) in &configs {
         print!(" {name:<34}");
     }
-    println!(" {:>8} {:>9}", "ours/Xen", "quiet/Xen");
+    println!(" {:>8} {:>9} {:>9}", "ours/Xen", "quiet/Xen", "v2");
     for figure in &names {
         let spread = |c: usize| samples.get(&(figure.clone(), c)).and_then(|v| Spread::of(v));
         print!("    {figure:<24}");
         for c in 0..configs.len() {
             print!(" {:<34}", show(spread(c), 1.0, 1));
         }
-        println!(" {:>8} {:>9}", ratio(spread(0), spread(2)), ratio(spread(1), spread(2)));
+        println!(" {:>8} {:>9} {:>9}", ratio(spread(0), spread(2)), ratio(spread(1), spread(2)), ratio(spread(3), spread(4)));
     }
     for ((figure, c), why) in &missing {
         println!("    n/a: {figure} under {}: {why}", configs[*c].0);

@@ -12,7 +12,8 @@ const MAX_CPUS: usize = 8;
 pub struct Board {
     /// `iterations=N` from `/chosen/bootargs`.
     pub iterations: Option<u64>,
-    /// The GICv3 distributor and the redistributors' region.
+    /// The GIC: a GICv3's distributor and redistributors' region, or a
+    /// GICv2's distributor and CPU interface.
     pub gic: Option<Gic>,
     cpu_ids: [u64; MAX_CPUS],
     cpu_count: usize,
@@ -27,7 +28,10 @@ pub struct Board {
 #[derive(Clone, Copy)]
 pub struct Gic {
     pub distributor: u64,
+    /// A GICv3's (empty on a GICv2).
     pub redistributors: (u64, u64),
+    /// A GICv2's CPU interface (the virtual one under a hypervisor).
+    pub cpu_interface: Option<u64>,
 }
 
 /// The `(address, size)` pairs of a node's `reg`, in its parent's cells.
@@ -52,14 +56,20 @@ impl Board {
         let bootargs = chosen.as_ref().and_then(|c| c.bootargs().ok().flatten()).unwrap_or("");
         let iterations = bootargs.split_ascii_whitespace().find_map(|w| w.strip_prefix("iterations=")?.parse().ok());
 
-        let gic = root.children().find(|n| n.compatible().is_some_and(|mut c| c.any(|s| s == "arm,gic-v3"))).and_then(
-            |node| {
+        let gicv2 = |s: &str| s == "arm,cortex-a15-gic" || s == "arm,gic-400";
+        let gic = root
+            .children()
+            .find(|n| n.compatible().is_some_and(|mut c| c.any(|s| s == "arm,gic-v3" || gicv2(s))))
+            .and_then(|node| {
+                let v2 = node.compatible().is_some_and(|mut c| c.any(gicv2));
                 let mut reg = regs(node);
                 let (distributor, _) = reg.next()?;
                 let (start, size) = reg.next()?;
-                Some(Gic { distributor, redistributors: (start, start + size) })
-            },
-        );
+                Some(match v2 {
+                    true => Gic { distributor, redistributors: (0, 0), cpu_interface: Some(start) },
+                    false => Gic { distributor, redistributors: (start, start + size), cpu_interface: None },
+                })
+            });
 
         let mut cpu_ids = [0; MAX_CPUS];
         let mut cpu_count = 0;

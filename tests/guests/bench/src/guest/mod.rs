@@ -67,13 +67,25 @@ sync_handler:
 
 irq_handler:
     stp     x9, x10, [sp, #-16]!
+    stp     x11, x12, [sp, #-16]!
+    ldr     x11, =GICC_BASE
+    ldr     x11, [x11]
+    cbnz    x11, 6f                 /* a GICv2: its CPU interface */
     mrs     x9, s3_0_c12_c12_0      /* ICC_IAR1_EL1 */
     and     x10, x9, #0xffffff
     cmp     x10, #1020
     b.hs    5f                      /* spurious */
     msr     s3_0_c12_c12_1, x9      /* ICC_EOIR1_EL1 */
     count   IRQS_TAKEN
-5:  ldp     x9, x10, [sp], #16
+    b       5f
+6:  ldr     w12, [x11, #0xc]        /* GICC_IAR */
+    and     x10, x12, #0x3ff
+    cmp     x10, #1020
+    b.hs    5f                      /* spurious */
+    str     w12, [x11, #0x10]       /* GICC_EOIR */
+    count   IRQS_TAKEN
+5:  ldp     x11, x12, [sp], #16
+    ldp     x9, x10, [sp], #16
     eret
 "#
 ));
@@ -85,6 +97,9 @@ static mut LAST_ESR: u64 = 0;
 static mut SYNC_EXCEPTIONS: u64 = 0;
 #[unsafe(no_mangle)]
 static mut IRQS_TAKEN: u64 = 0;
+/// A GICv2's CPU interface, for the IRQ vector; 0 on a GICv3.
+#[unsafe(no_mangle)]
+static mut GICC_BASE: u64 = 0;
 
 /// Iterations per figure unless Dom0's command line says `iterations=N`.
 const DEFAULT_ITERATIONS: u64 = 100_000;

@@ -106,7 +106,7 @@ pub fn hypercalls(out: &mut Out, n: u64) -> Figure {
 const GICD_TYPER: u64 = 0x4;
 
 pub fn distributor_reads(board: &Board, n: u64) -> Figure {
-    let gic = board.gic.ok_or("no GICv3 in the device tree")?;
+    let gic = board.gic.ok_or("no GIC in the device tree")?;
     without_exceptions(|| {
         time(n, || {
             read32(gic.distributor + GICD_TYPER);

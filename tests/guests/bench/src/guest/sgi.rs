@@ -4,7 +4,9 @@
 //! round trip: the boot CPU writes ICC_SGI1R_EL1 and waits until the count
 //! has gone up. The second CPU waits in WFI (as an idle Linux CPU does; Xen
 //! traps it and blocks the vCPU, so the SGI goes through its scheduler) or,
-//! for the second figure, spins with IRQs unmasked (delivery alone).
+//! for the second figure, spins with IRQs unmasked (delivery alone). On a
+//! GICv2 the SGI is a GICD_SGIR write to the CPU interface the second CPU
+//! read from its GICD_ITARGETSR0, and the interrupts go through GICC.
 
 use super::board::{Board, Gic};
 use super::ops::{counter, frequency, read32, read64, time, write32};
@@ -27,6 +29,10 @@ const NO_REDISTRIBUTOR: u64 = 2;
 static mut SECONDARY_STATE: u64 = STARTING;
 /// The redistributors' region, for the second CPU.
 static mut REDISTRIBUTORS: (u64, u64) = (0, 0);
+/// A GICv2's distributor and CPU interface, for the second CPU.
+static mut GICV2: (u64, u64) = (0, 0);
+/// The second CPU's GICv2 CPU interface bit, written by it.
+static mut SECONDARY_INTERFACE: u32 = 0;
 /// How the second CPU waits: in WFI while this is true, else spinning.
 static mut IDLE_IN_WFI: bool = true;
 
@@ -43,6 +49,17 @@ mod gicd {
     pub const CTLR_ENABLE_G1A: u32 = 1 << 1;
     pub const CTLR_ARE: u32 = 1 << 4;
     pub const CTLR_RWP: u32 = 1 << 31;
+}
+
+/// GICv2: the distributor's SGI and banked per-CPU registers, and the CPU
+/// interface's.
+mod gicv2 {
+    pub const GICD_ISENABLER0: u64 = 0x100;
+    pub const GICD_IPRIORITYR: u64 = 0x400;
+    pub const GICD_ITARGETSR0: u64 = 0x800;
+    pub const GICD_SGIR: u64 = 0xf00;
+    pub const GICC_CTLR: u64 = 0x0;
+    pub const GICC_PMR: u64 = 0x4;
 }
 
 mod gicr {
@@ -117,18 +134,32 @@ fn irqs_taken() -> u64 {
     unsafe { read_volatile(addr_of!(super::IRQS_TAKEN)) }
 }
 
+/// How an SGI is sent.
+#[derive(Clone, Copy)]
+enum Send {
+    /// ICC_SGI1R_EL1's value.
+    SystemRegister(u64),
+    /// GICD_SGIR's address and value.
+    Distributor(u64, u32),
+}
+
 /// One round trip; false if no answer came within a second.
-fn ping(value: u64) -> bool {
+fn ping(send: Send) -> bool {
     let answered = irqs_taken() + 1;
-    // SAFETY: sends an SGI (trapped by the hypervisor while it routes IRQs).
-    unsafe { asm!("dsb ishst", "msr s3_0_c12_c11_5, {}", "isb", in(reg) value, options(nostack, preserves_flags)) };
+    match send {
+        // SAFETY: sends an SGI (trapped by the hypervisor while it routes IRQs).
+        Send::SystemRegister(value) => unsafe {
+            asm!("dsb ishst", "msr s3_0_c12_c11_5, {}", "isb", in(reg) value, options(nostack, preserves_flags))
+        },
+        Send::Distributor(sgir, value) => write32(sgir, value),
+    }
     wait(1, || irqs_taken() >= answered)
 }
 
 /// Round trips to the second CPU waiting as `idle` says; the first call
 /// starts it.
 pub fn round_trips(board: &Board, out: &mut Out, n: u64, idle: Idle) -> Figure {
-    let gic = board.gic.ok_or("no GICv3 in the device tree")?;
+    let gic = board.gic.ok_or("no GIC in the device tree")?;
     let me = mpidr();
     let target = board.cpus().iter().copied().find(|&id| id != me).ok_or("one CPU in the device tree")?;
     if target & 0xff >= 16 {
@@ -138,10 +169,27 @@ pub fn round_trips(board: &Board, out: &mut Out, n: u64, idle: Idle) -> Figure {
     unsafe { write_volatile(addr_of_mut!(IDLE_IN_WFI), idle == Idle::Wfi) };
     // SAFETY: written by the second CPU.
     if unsafe { read_volatile(addr_of!(SECONDARY_STATE)) } == STARTING {
-        enable_distributor(gic.distributor);
+        match gic.cpu_interface {
+            None => enable_distributor(gic.distributor),
+            Some(gicc) => {
+                write32(gic.distributor + gicd::CTLR, read32(gic.distributor + gicd::CTLR) | 1);
+                // SAFETY: read by the IRQ vectors and the second CPU, after this.
+                unsafe {
+                    write_volatile(addr_of_mut!(super::GICC_BASE), gicc);
+                    write_volatile(addr_of_mut!(GICV2), (gic.distributor, gicc));
+                }
+            }
+        }
         start_secondary(board, gic, target, out)?;
     }
-    let value = sgi1r(target, PING_SGI);
+    let value = match gic.cpu_interface {
+        None => Send::SystemRegister(sgi1r(target, PING_SGI)),
+        // SAFETY: written by the second CPU before it said READY.
+        Some(_) => Send::Distributor(
+            gic.distributor + gicv2::GICD_SGIR,
+            unsafe { read_volatile(addr_of!(SECONDARY_INTERFACE)) } << 16 | PING_SGI,
+        ),
+    };
     // Warm-up, untimed; the first also shows the path works.
     for _ in 0..16 {
         if !ping(value) {
@@ -201,6 +249,11 @@ fn own_redistributor((start, end): (u64, u64)) -> Option<u64> {
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(_context: u64) -> ! {
     // SAFETY: written by the boot CPU before CPU_ON.
+    let (gicd, gicc) = unsafe { read_volatile(addr_of!(GICV2)) };
+    if gicc != 0 {
+        secondary_v2(gicd, gicc);
+    }
+    // SAFETY: written by the boot CPU before CPU_ON.
     let region = unsafe { read_volatile(addr_of!(REDISTRIBUTORS)) };
     let Some(rd) = own_redistributor(region) else {
         // SAFETY: only this CPU writes it.
@@ -230,6 +283,10 @@ extern "C" fn secondary_main(_context: u64) -> ! {
         write_volatile(addr_of_mut!(SECONDARY_STATE), READY);
         asm!("msr daifclr, #2");
     }
+    wait_for_sgis()
+}
+
+fn wait_for_sgis() -> ! {
     loop {
         // SAFETY: written by the boot CPU.
         if unsafe { read_volatile(addr_of!(IDLE_IN_WFI)) } {
@@ -237,4 +294,23 @@ extern "C" fn secondary_main(_context: u64) -> ! {
             unsafe { asm!("wfi", options(nomem, nostack)) };
         }
     }
+}
+
+/// The second CPU on a GICv2: its interface bit published, the SGI enabled
+/// (banked), its CPU interface on with every priority let through.
+fn secondary_v2(gicd: u64, gicc: u64) -> ! {
+    let own = read32(gicd + gicv2::GICD_ITARGETSR0) & 0xff;
+    let shift = 8 * (PING_SGI % 4);
+    let priority = gicd + gicv2::GICD_IPRIORITYR + u64::from(PING_SGI / 4) * 4;
+    write32(priority, read32(priority) & !(0xff << shift) | PING_PRIORITY << shift);
+    write32(gicd + gicv2::GICD_ISENABLER0, 1 << PING_SGI);
+    write32(gicc + gicv2::GICC_PMR, 0xff);
+    write32(gicc + gicv2::GICC_CTLR, 1);
+    // SAFETY: only this CPU writes them; then IRQs unmasked.
+    unsafe {
+        write_volatile(addr_of_mut!(SECONDARY_INTERFACE), own);
+        write_volatile(addr_of_mut!(SECONDARY_STATE), READY);
+        asm!("msr daifclr, #2");
+    }
+    wait_for_sgis()
 }
