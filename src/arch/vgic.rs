@@ -293,7 +293,7 @@ pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
 /// hypervisor's kick SGI.
 pub fn write_sgi1r(_: &Vcpu, value: u64) -> Result<(), Refused> {
     let intid = ((value >> 24) & 0xf) as u32;
-    if intid == KICK_SGI || gic::get().is_none_or(|g| g.v2.is_some()) {
+    if intid == KICK_SGI || gic::get().is_some_and(|g| g.v2.is_some()) {
         ignore_sgi_write(value);
     } else {
         gic::write_sgi1r(value);
