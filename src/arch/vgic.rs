@@ -255,24 +255,11 @@ fn target_map(vcpu: &Vcpu) -> TargetMap {
 }
 
 /// A GICv2 SGI Dom0 wrote to GICD_SGIR (not the kick SGI: the filter
-/// dropped that). A target list names Dom0's CPU interfaces (its vCPUs);
-/// each becomes the physical interface of the CPU its vCPU runs on. The
-/// other filters (all but the writer, the writer alone) mean the same on
-/// the physical CPUs, since each vCPU has its own. On a uniprocessor GIC,
-/// whose interfaces have no number, an SGI to the writer goes to "self".
+/// dropped that), sent to the CPUs its vCPUs run on
+/// ([`TargetMap::physical_sgir`]).
 fn send_sgi_v2(gic: &Gic, vcpu: &Vcpu, value: u32) {
-    let filter = (value >> gicd_v2::SGIR_FILTER_SHIFT) & 0b11;
-    if filter != gicd_v2::SGIR_FILTER_LIST {
-        gic.write_sgir(value);
-        return;
-    }
-    let virtual_targets = (value >> gicd_v2::SGIR_TARGETS_SHIFT) as u8;
-    let targets = target_map(vcpu).to_physical(virtual_targets);
-    let intid = value & gicd_v2::SGIR_INTID;
-    if targets != 0 {
-        gic.write_sgir(u32::from(targets) << gicd_v2::SGIR_TARGETS_SHIFT | intid);
-    } else if virtual_targets & 1u8.checked_shl(vcpu.id as u32).unwrap_or(0) != 0 {
-        gic.write_sgir(gicd_v2::SGIR_FILTER_SELF << gicd_v2::SGIR_FILTER_SHIFT | intid);
+    if let Some(physical) = target_map(vcpu).physical_sgir(value, vcpu.id) {
+        gic.write_sgir(physical);
     }
 }
 

@@ -47,6 +47,30 @@ impl TargetMap {
     }
 }
 
+impl TargetMap {
+    /// What reaches the physical GICD_SGIR for Dom0's write of `value` by
+    /// vCPU `writer`; `None` if it names no CPU. A target list crosses to
+    /// the hardware's numbers; the other filters (all but the writer, the
+    /// writer alone) mean the same on the physical CPUs, since each vCPU
+    /// has its own. On a uniprocessor GIC, whose interface has no number,
+    /// an SGI to the writer goes to "self".
+    pub fn physical_sgir(&self, value: u32, writer: usize) -> Option<u32> {
+        use super::registers::gicd_v2::{SGIR_FILTER_LIST, SGIR_FILTER_SELF, SGIR_FILTER_SHIFT, SGIR_INTID, SGIR_TARGETS_SHIFT};
+        if (value >> SGIR_FILTER_SHIFT) & 0b11 != SGIR_FILTER_LIST {
+            return Some(value);
+        }
+        let listed = (value >> SGIR_TARGETS_SHIFT) as u8;
+        let intid = value & SGIR_INTID;
+        match self.to_physical(listed) {
+            0 if listed & 1u8.checked_shl(writer as u32).unwrap_or(0) != 0 => {
+                Some(SGIR_FILTER_SELF << SGIR_FILTER_SHIFT | intid)
+            }
+            0 => None,
+            targets => Some(u32::from(targets) << SGIR_TARGETS_SHIFT | intid),
+        }
+    }
+}
+
 fn map_bytes(word: u64, width: u8, f: impl Fn(u8) -> u8) -> u64 {
     (0..u64::from(width)).fold(0, |out, i| out | u64::from(f((word >> (i * 8)) as u8)) << (i * 8))
 }
@@ -69,6 +93,21 @@ mod tests {
         assert_eq!(map.word_to_virtual(0x0401_0504, 4, 32, 1), 0x0102_0301);
         assert_eq!(map.word_to_virtual(0x0101_0101, 4, 28, 1), 0x0202_0202);
         assert_eq!(map.word_to_virtual(0x04, 1, 33, 0), 0x01);
+    }
+
+    #[test]
+    fn sgis_cross_to_the_hardwares_interfaces() {
+        let map = TargetMap { physical: [0b100, 0b001, 0, 0, 0, 0, 0, 0] };
+        // SGI 3 to vCPUs 0 and 1: interfaces 2 and 0.
+        assert_eq!(map.physical_sgir(0x0003_0003, 0), Some(0x0005_0003));
+        // All but the writer, and the writer alone, pass as they are.
+        assert_eq!(map.physical_sgir(0x0100_0005, 1), Some(0x0100_0005));
+        assert_eq!(map.physical_sgir(0x0200_0005, 1), Some(0x0200_0005));
+        // No such vCPU: nothing sent.
+        assert_eq!(map.physical_sgir(0x0004_0003, 0), None);
+        // A uniprocessor GIC: the writer's own bit becomes "self".
+        assert_eq!(TargetMap::default().physical_sgir(0x0001_0002, 0), Some(0x0200_0002));
+        assert_eq!(TargetMap::default().physical_sgir(0x0002_0002, 0), None);
     }
 
     #[test]
