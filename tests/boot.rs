@@ -148,6 +148,28 @@ fn reserved_memory_and_xen_bootargs_from_an_edited_tree() {
     out.expect_exit(REACHED);
 }
 
+/// A GICv2 has eight CPU interfaces: a tree listing a ninth CPU (QEMU's
+/// GICv2 board has at most eight) boots, but Dom0 gets no interrupts and
+/// the log says why.
+#[test]
+fn a_gicv2_with_more_than_8_cpus_is_refused_with_a_clear_line() {
+    let base = Machine { gic_version: 2, smp: 8, modules: vec![], ..machine("cortex-a57", "1G", "") };
+    let dtb = Dts::from_blob(&base.generated_dtb())
+        .add_subnode(
+            "cpus",
+            "cpu@8 { device_type = \"cpu\"; compatible = \"arm,cortex-a57\"; reg = <0x8>; enable-method = \"psci\"; };",
+        )
+        .with_kernel_module(0x4200_0000, 0x1000)
+        .write("gicv2-nine-cpus");
+    let loader = format!("loader,file={},addr=0x42000000,force-raw=on", placeholder_kernel().display());
+    let out = Machine { tree: Tree::Dtb(dtb), extra: vec!["-device".into(), loader], ..base }.run();
+    out.expect_line("GIC V2 at /intc@8000000: distributor 0x08000000->0x08010000");
+    out.expect_line(
+        "ERROR: GIC: GICv2 serves at most 8 CPUs and the tree lists 9; boot with fewer CPUs; Dom0 gets no interrupts",
+    );
+    out.expect_exit(REACHED);
+}
+
 /// A tree QEMU never touches, entered through the boot shim.
 fn raw_tree_boot(blob: Vec<u8>, name: &str) -> Outcome {
     let path = run_dir().join(format!("{name}.dtb"));
