@@ -187,6 +187,8 @@ fn on_gicv2_dom0_gets_the_virtual_cpu_interface_and_every_interrupt() {
     assert_probe_passed(&out);
     out.expect_line("GICv2: Dom0 drives the distributor through a filter, its CPU interface at 0x08010000->0x08020000 is the virtual one at 0x08040000->0x08050000");
     out.expect_line("probe: ok: the GICv2 node has GICD and GICC only (2 reg entries)");
+    out.expect_line("probe: ok: vCPU 0 reads CPU interface 0 in GICD_ITARGETSR0");
+    out.expect_line("probe: ok: the hypervisor's UART SPI 33 is hidden");
     out.expect_line("probe: ok: 8 interrupts raised at once, more than the 4 list registers, all delivered");
     out.expect_line("probe: ok: interrupt 27 delivered once");
     out.expect_line("probe: ok: interrupt 3 delivered once");

@@ -266,12 +266,32 @@ pub fn burst_v2(gicd: u64, gicc: u64, spis: &[u32], sgi: u32) -> Delivered {
     delivered
 }
 
+fn read8(address: u64) -> u8 {
+    let value: u32;
+    // SAFETY: as in `read32`.
+    unsafe { asm!("ldrb {0:w}, [{1}]", out(reg) value, in(reg) address, options(nostack, readonly)) };
+    value as u8
+}
+
 /// The GICv2 checks: Dom0's GIC node is Xen's (GICD and GICC, `reg_entries`
-/// of them), its CPU interface answers, and the burst arrives.
+/// of them), its CPU interface answers, the distributor is filtered (the
+/// hypervisor's UART SPI 33 and kick SGI 15 hidden, CPU interface numbers
+/// Dom0's own, groups and GICD_SGIR reading as zero, a byte access where
+/// the architecture has words reading as zero), and the burst arrives.
 pub fn check_v2(r: &mut super::Report, gicd: u64, gicc: u64, reg_entries: usize) {
     r.check(reg_entries == 2, format_args!("the GICv2 node has GICD and GICC only ({reg_entries} reg entries)"));
     let iidr = read32(gicc + GICC_IIDR);
     r.check(iidr != 0, format_args!("the CPU interface at {gicc:#x} answers (GICC_IIDR {iidr:#x})"));
+    let targets = read32(gicd + GICD_ITARGETSR);
+    r.check(targets == 0x0101_0101, format_args!("vCPU 0 reads CPU interface 0 in GICD_ITARGETSR0 ({targets:#x})"));
+    let spi33 = read32(gicd + ISENABLER + 4) & 0b10;
+    r.check(spi33 == 0, format_args!("the hypervisor's UART SPI 33 is hidden in GICD_ISENABLER1 ({spi33:#x})"));
+    let sgi15 = read32(gicd + ISENABLER) >> 15 & 1;
+    r.check(sgi15 == 0, format_args!("the hypervisor's SGI 15 is hidden in GICD_ISENABLER0 ({sgi15})"));
+    let (groups, sgir) = (read32(gicd + IGROUPR), read32(gicd + GICD_SGIR));
+    r.check(groups == 0 && sgir == 0, format_args!("GICD_IGROUPR0 and GICD_SGIR read as zero ({groups:#x}, {sgir:#x})"));
+    let byte = read8(gicd + ISENABLER);
+    r.check(byte == 0, format_args!("a byte read of GICD_ISENABLER0 reads as zero ({byte:#x})"));
     let lines = 32 * ((read32(gicd + 0x4) & 0x1f) + 1);
     let spis: [u32; 6] = core::array::from_fn(|i| lines - 6 + i as u32);
     const SGI: u32 = 3;
