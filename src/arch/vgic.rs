@@ -16,6 +16,7 @@ use super::cpu;
 use super::gic::{self, Gic, KICK_SGI};
 use crate::config::MAX_CPUS;
 use crate::domain::mmio::{MmioDevice, MmioRegions, Refused};
+use crate::mm::range::GuestRange;
 use crate::domain::vcpu::Vcpu;
 use crate::gic::filter::Write;
 use crate::gic::list_register::ListRegister;
@@ -263,12 +264,14 @@ fn send_sgi_v2(gic: &Gic, vcpu: &Vcpu, value: u32) {
     }
 }
 
-/// The GIC's emulated regions for a 1:1 domain: the distributor and the
-/// redistributors that exist (a GICv2 has none).
+/// The GIC's emulated regions for a 1:1 domain (Dom0 sees the GIC at the
+/// host's addresses): the distributor and the redistributors that exist
+/// (a GICv2 has none).
 pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
     let mut regions = MmioRegions::new();
     for range in core::iter::once(gic.distributor).chain(gic.redistributors.iter().copied()) {
-        if range.size() > 0 && regions.add(range, alloc::boxed::Box::new(GicFrames { gic, base: range.start })).is_err() {
+        let seen_at = GuestRange::identity_of(range);
+        if range.size() > 0 && regions.add(seen_at, alloc::boxed::Box::new(GicFrames { gic, base: range.start })).is_err() {
             log::error!("GIC: {range} overlaps another GIC range; not emulated");
         }
     }

@@ -4,7 +4,7 @@
 //! the result back; a handler sees only an offset, a width and a value.
 
 use super::vcpu::Vcpu;
-use crate::mm::range::PhysRange;
+use crate::mm::range::{GuestRange, Ipa};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
@@ -23,7 +23,8 @@ pub trait MmioDevice: Send + Sync {
 }
 
 pub struct MmioRegion {
-    pub range: PhysRange,
+    /// Where the guest sees it.
+    pub range: GuestRange,
     pub device: Box<dyn MmioDevice>,
 }
 
@@ -38,7 +39,7 @@ impl MmioRegions {
     }
 
     /// Adds `device` at `range`; refused if it overlaps a region already there.
-    pub fn add(&mut self, range: PhysRange, device: Box<dyn MmioDevice>) -> Result<(), Refused> {
+    pub fn add(&mut self, range: GuestRange, device: Box<dyn MmioDevice>) -> Result<(), Refused> {
         if range.size() == 0 || self.0.iter().any(|r| r.range.overlaps(&range)) {
             return Err(Refused);
         }
@@ -47,12 +48,8 @@ impl MmioRegions {
     }
 
     /// The region holding `ipa`, and `ipa`'s offset in it.
-    pub fn find(&self, ipa: u64) -> Option<(&MmioRegion, u64)> {
-        self.0.iter().find(|r| r.range.contains(ipa)).map(|r| (r, ipa - r.range.start))
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &MmioRegion> {
-        self.0.iter()
+    pub fn find(&self, ipa: Ipa) -> Option<(&MmioRegion, u64)> {
+        self.0.iter().find(|r| r.range.contains(ipa.0)).map(|r| (r, ipa.0 - r.range.start))
     }
 }
 
@@ -75,16 +72,16 @@ mod tests {
     #[test]
     fn finds_the_region_and_offset() {
         let mut regions = MmioRegions::new();
-        regions.add(PhysRange::new(0x800_0000, 0x801_0000), Box::new(Echo)).unwrap();
-        regions.add(PhysRange::new(0x80a_0000, 0x80e_0000), Box::new(Echo)).unwrap();
-        assert_eq!(regions.add(PhysRange::new(0x80d_0000, 0x80f_0000), Box::new(Echo)), Err(Refused));
-        assert_eq!(regions.add(PhysRange::new(0x100, 0x100), Box::new(Echo)), Err(Refused));
+        regions.add(GuestRange::new(0x800_0000, 0x801_0000), Box::new(Echo)).unwrap();
+        regions.add(GuestRange::new(0x80a_0000, 0x80e_0000), Box::new(Echo)).unwrap();
+        assert_eq!(regions.add(GuestRange::new(0x80d_0000, 0x80f_0000), Box::new(Echo)), Err(Refused));
+        assert_eq!(regions.add(GuestRange::new(0x100, 0x100), Box::new(Echo)), Err(Refused));
         let vcpu = Vcpu::new(0, crate::domain::vcpu::Placement::for_vcpu(0));
-        let (region, offset) = regions.find(0x80a_0008).unwrap();
+        let (region, offset) = regions.find(Ipa(0x80a_0008)).unwrap();
         assert_eq!(offset, 8);
         assert_eq!(region.device.read(&vcpu, offset, 4), Ok(8));
-        assert!(regions.find(0x80e_0000).is_none());
-        assert!(regions.find(0x7ff_ffff).is_none());
-        assert_eq!(regions.find(0x800_ffff).map(|(_, o)| o), Some(0xffff));
+        assert!(regions.find(Ipa(0x80e_0000)).is_none());
+        assert!(regions.find(Ipa(0x7ff_ffff)).is_none());
+        assert_eq!(regions.find(Ipa(0x800_ffff)).map(|(_, o)| o), Some(0xffff));
     }
 }

@@ -11,6 +11,7 @@ use crate::arch::trap_counts::Exit;
 use crate::arch::vgic;
 use crate::domain::mmio::Refused;
 use crate::domain::vcpu::Vcpu;
+use crate::mm::range::Ipa;
 
 /// A data abort at `ipa` with syndrome `iss`: emulated if the syndrome
 /// describes the access (ISV set, so a single register and no writeback)
@@ -18,7 +19,7 @@ use crate::domain::vcpu::Vcpu;
 pub fn mmio(frame: &mut TrapFrame, vcpu: &Vcpu, ipa: u64, iss: u32) -> Result<(), Refused> {
     let access = esr::data_access(iss).ok_or(Refused)?;
     let regions = vcpu.domain().and_then(|d| d.mmio.get()).ok_or(Refused)?;
-    let (region, offset) = regions.find(ipa).ok_or(Refused)?;
+    let (region, offset) = regions.find(Ipa(ipa)).ok_or(Refused)?;
     if access.write {
         region.device.write(vcpu, offset, access.width, access.stored(frame.register(access.register)))
     } else {
