@@ -99,7 +99,6 @@ fn xen_4_17_runs_debian_6_1_which_balloons() {
     out.expect_line("gnttest: no Xen scratch in /proc/iomem");
 }
 
-
 /// The output with Dom0's console lines as Dom0 wrote them: our hypervisor
 /// prefixes each with `(d0) ` (Xen 4.17 does not, for Dom0).
 fn without_dom0_prefix(out: Outcome) -> Outcome {
@@ -226,7 +225,8 @@ echo "init: gic has $(ls "$gic" | sort | tr '\n' ' ')"
         &format!("{gic}echo \"init: type a line\"\nread -r line\necho \"init: read [$line]\"\npoweroff -f\n"),
     );
     let initrd = dom0_initramfs(kernel, &init_script(kernel, &report));
-    let mut machine = Machine { gic_version: 2, smp, ..Machine::with_linux_dom0(&kernel.image, &initrd, DOM0_BOOTARGS) };
+    let mut machine =
+        Machine { gic_version: 2, smp, ..Machine::with_linux_dom0(&kernel.image, &initrd, DOM0_BOOTARGS) };
     machine.typed = vec![("init: type a line".into(), "hello from the console\r".into())];
     machine
 }

@@ -496,7 +496,10 @@ fn init_this_cpu_v2(gic: &Gic) -> ThisCpu {
     // and its one CPU needs no kicks.
     let uniprocessor = (read32(base + gicd::TYPER) >> 5) & 0b111 == 0;
     if mask == 0 && !uniprocessor {
-        log::error!("GIC: CPU {} reads no CPU interface in GICD_ITARGETSR; it gets no kicks", super::cpu::current_index());
+        log::error!(
+            "GIC: CPU {} reads no CPU interface in GICD_ITARGETSR; it gets no kicks",
+            super::cpu::current_index()
+        );
     }
     if let Some(slot) = CPU_INTERFACE_MASKS.get(super::cpu::current_index()) {
         slot.store(mask, Ordering::Release);

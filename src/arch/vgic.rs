@@ -16,7 +16,6 @@ use super::cpu;
 use super::gic::{self, Gic, KICK_SGI};
 use crate::config::MAX_CPUS;
 use crate::domain::mmio::{MmioDevice, MmioRegions, Refused};
-use crate::mm::range::GuestRange;
 use crate::domain::vcpu::Vcpu;
 use crate::gic::filter::Write;
 use crate::gic::list_register::ListRegister;
@@ -24,6 +23,7 @@ use crate::gic::overflow::Overflow;
 use crate::gic::registers::gicd_v2;
 use crate::gic::targets::TargetMap;
 use crate::gic::{FIRST_SPECIAL, PRIVATE_COUNT, SGI_COUNT};
+use crate::mm::range::GuestRange;
 use aarch64_cpu::registers::CNTV_CTL_EL0;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tock_registers::interfaces::ReadWriteable;
@@ -54,7 +54,6 @@ pub fn init_this_cpu() {
         interface.list_registers.store(found.list_registers, Ordering::Release);
     }
 }
-
 
 /// Puts `lr` in a free list register of this CPU, merges it with the same
 /// interrupt already there, or queues it for `vcpu`, the vCPU running here.
@@ -205,7 +204,8 @@ impl MmioDevice for GicFrames {
         let address = self.base + offset;
         let (kind, offset) = self.gic.frame_of(address).ok_or(Refused)?;
         let valid = self.gic.filter.is_valid(kind, offset, width);
-        let mut hardware = if valid && !is_write_only(self.gic, kind, offset) { gic::read_register(address, width) } else { 0 };
+        let mut hardware =
+            if valid && !is_write_only(self.gic, kind, offset) { gic::read_register(address, width) } else { 0 };
         if let Some(first_intid) = v2_targets(self.gic, kind, offset) {
             hardware = target_map(vcpu).word_to_virtual(hardware, width, first_intid, vcpu.id);
         }
@@ -225,7 +225,10 @@ impl MmioDevice for GicFrames {
                 let current = gic::read_register(address, width);
                 gic::write_register(address, width, (current & keep) | value);
             }
-            Write::Drop => log::debug!("d{}: GIC write of {value:#x} to {address:#x} dropped", cpu::this_cpu().domain().map_or(0, |d| d.id.0)),
+            Write::Drop => log::debug!(
+                "d{}: GIC write of {value:#x} to {address:#x} dropped",
+                cpu::this_cpu().domain().map_or(0, |d| d.id.0)
+            ),
             Write::Sgi(value) => send_sgi_v2(self.gic, vcpu, value),
         }
         Ok(())
@@ -241,8 +244,10 @@ fn is_write_only(gic: &Gic, frame: crate::gic::filter::Frame, offset: u64) -> bo
 /// bytes are CPU interface masks, Dom0's or the hardware's.
 fn v2_targets(gic: &Gic, frame: crate::gic::filter::Frame, offset: u64) -> Option<u64> {
     use crate::gic::registers::family::ITARGETSR;
-    (gic.v2.is_some() && frame == crate::gic::filter::Frame::Distributor && (ITARGETSR..ITARGETSR + 0x400).contains(&offset))
-        .then(|| offset - ITARGETSR)
+    (gic.v2.is_some()
+        && frame == crate::gic::filter::Frame::Distributor
+        && (ITARGETSR..ITARGETSR + 0x400).contains(&offset))
+    .then(|| offset - ITARGETSR)
 }
 
 /// Dom0's CPU interface numbers (vCPU n, bit n) against the hardware's,
@@ -271,7 +276,9 @@ pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
     let mut regions = MmioRegions::new();
     for range in core::iter::once(gic.distributor).chain(gic.redistributors.iter().copied()) {
         let seen_at = GuestRange::identity_of(range);
-        if range.size() > 0 && regions.add(seen_at, alloc::boxed::Box::new(GicFrames { gic, base: range.start })).is_err() {
+        if range.size() > 0
+            && regions.add(seen_at, alloc::boxed::Box::new(GicFrames { gic, base: range.start })).is_err()
+        {
             log::error!("GIC: {range} overlaps another GIC range; not emulated");
         }
     }

@@ -13,6 +13,7 @@
 //! ballooned out.
 
 use super::{Rng, mutate, run};
+use crate::mm::frames::FRAME_SIZE as PAGE;
 use crate::xen::Errno;
 use crate::xen::errno::*;
 use crate::xen::events::{self, NR_PORTS, NR_VIRQS};
@@ -20,7 +21,6 @@ use crate::xen::grant::{self, ENTRIES_PER_FRAME, gtf, map, status};
 use crate::xen::memory::{self, space};
 use crate::xen::testing::{GRANT_REGION, HYPERVISOR_FREE, Machine, RAM, SCRATCH, args, le};
 use crate::xen::{DOMID_SELF, Outcome, hvm, nr, platform, sched, vcpu, version};
-use crate::mm::frames::FRAME_SIZE as PAGE;
 
 /// Where Dom0 puts the structs and arrays it passes: its last pages, so a
 /// huge count runs off its RAM soon rather than through all of it.

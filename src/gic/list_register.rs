@@ -120,9 +120,8 @@ impl Encoding {
                 value.value
             }
             Self::V2 => {
-                let mut value = (lr.state.bits() << 28)
-                    | (u64::from(GUEST_PRIORITY >> 3) << 23)
-                    | u64::from(lr.intid & 0x3ff);
+                let mut value =
+                    (lr.state.bits() << 28) | (u64::from(GUEST_PRIORITY >> 3) << 23) | u64::from(lr.intid & 0x3ff);
                 if lr.hardware {
                     value |= (1 << 31) | (u64::from(lr.intid & 0x3ff) << 10);
                 }

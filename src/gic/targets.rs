@@ -40,7 +40,8 @@ impl TargetMap {
         let mut out = 0;
         for i in 0..u64::from(width) {
             let byte = (word >> (i * 8)) as u8;
-            let seen = if first_intid + i < 32 { 1u8.checked_shl(reader as u32).unwrap_or(0) } else { self.to_virtual(byte) };
+            let seen =
+                if first_intid + i < 32 { 1u8.checked_shl(reader as u32).unwrap_or(0) } else { self.to_virtual(byte) };
             out |= u64::from(seen) << (i * 8);
         }
         out
@@ -55,7 +56,9 @@ impl TargetMap {
     /// has its own. On a uniprocessor GIC, whose interface has no number,
     /// an SGI to the writer goes to "self".
     pub fn physical_sgir(&self, value: u32, writer: usize) -> Option<u32> {
-        use super::registers::gicd_v2::{SGIR_FILTER_LIST, SGIR_FILTER_SELF, SGIR_FILTER_SHIFT, SGIR_INTID, SGIR_TARGETS_SHIFT};
+        use super::registers::gicd_v2::{
+            SGIR_FILTER_LIST, SGIR_FILTER_SELF, SGIR_FILTER_SHIFT, SGIR_INTID, SGIR_TARGETS_SHIFT,
+        };
         if (value >> SGIR_FILTER_SHIFT) & 0b11 != SGIR_FILTER_LIST {
             return Some(value);
         }

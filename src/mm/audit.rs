@@ -18,9 +18,9 @@
 
 use super::range::{GuestRange, Pa, PhysRange, Range};
 use super::stage2::{Extent, Kind};
+use crate::mm::frames::FRAME_SIZE as PAGE;
 use alloc::vec::Vec;
 use core::fmt;
-use crate::mm::frames::FRAME_SIZE as PAGE;
 
 /// What the guest may see.
 #[derive(Debug, Clone, Copy)]
@@ -172,9 +172,11 @@ pub fn audit(extents: &[Extent], allowed: &Allowed<'_>, owned: &[Owned]) -> Resu
         let bytes = e.ipa.size();
         match e.kind {
             _ if is_shared => summary.shared_bytes += bytes,
-            Kind::Device if allowed.remapped_devices.iter().any(|&(ipa, pa)| {
-                ipa.contains_range(&e.ipa) && e.pa.0 == pa.0 + (e.ipa.start - ipa.start)
-            }) =>
+            Kind::Device
+                if allowed
+                    .remapped_devices
+                    .iter()
+                    .any(|&(ipa, pa)| ipa.contains_range(&e.ipa) && e.pa.0 == pa.0 + (e.ipa.start - ipa.start)) =>
             {
                 summary.device_bytes += bytes
             }

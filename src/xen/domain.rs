@@ -101,8 +101,13 @@ impl DomainView<'_> {
         owned.extend(grant_frames.iter().map(|&range| Owned { range, what: audit::owned::GRANT_FRAME }));
         owned.extend_from_slice(hypervisor);
         owned.extend(free_ranges().into_iter().map(|range| Owned { range, what: audit::owned::FREE }));
-        let allowed =
-            Allowed { ram: self.ram, devices, remapped_devices, shared_frames: &grant_frames, shared_window: grants.region() };
+        let allowed = Allowed {
+            ram: self.ram,
+            devices,
+            remapped_devices,
+            shared_frames: &grant_frames,
+            shared_window: grants.region(),
+        };
         audit::audit(&stage2.leaves(), &allowed, &owned)
     }
 }

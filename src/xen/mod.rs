@@ -24,9 +24,9 @@ pub mod wire;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use domain::{DomainView, Stage2Lock};
 use crate::mm::stage2::Tlb;
 use core::sync::atomic::AtomicU64;
+pub use domain::{DomainView, Stage2Lock};
 
 /// A Xen errno (`public/errno.h`): the error of every call, positive
 /// inside the hypervisor; negated once, where it becomes x0 (`-errno`, or

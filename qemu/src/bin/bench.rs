@@ -21,7 +21,7 @@
 //! Progress goes to stderr, the table to stdout.
 
 use qemu_harness::bench::{
-    boot_phases, Sighting, Spread, bench_machine, boot_ticks, guest_figures, heap_kib, image_size_field,
+    Sighting, Spread, bench_machine, boot_phases, boot_ticks, guest_figures, heap_kib, image_size_field,
     stage2_table_pages, time_to_line,
 };
 use qemu_harness::initramfs::dom0_initramfs;
@@ -286,7 +286,12 @@ fn traps(o: &Options, hypervisor: &Path) {
         for c in 0..configs.len() {
             print!(" {:<34}", show(spread(c), 1.0, 1));
         }
-        println!(" {:>8} {:>9} {:>9}", ratio(spread(0), spread(2)), ratio(spread(1), spread(2)), ratio(spread(3), spread(4)));
+        println!(
+            " {:>8} {:>9} {:>9}",
+            ratio(spread(0), spread(2)),
+            ratio(spread(1), spread(2)),
+            ratio(spread(3), spread(4))
+        );
     }
     for ((figure, c), why) in &missing {
         println!("    n/a: {figure} under {}: {why}", configs[*c].0);

@@ -289,7 +289,10 @@ pub fn check_v2(r: &mut super::Report, gicd: u64, gicc: u64, reg_entries: usize)
     let sgi15 = read32(gicd + ISENABLER) >> 15 & 1;
     r.check(sgi15 == 0, format_args!("the hypervisor's SGI 15 is hidden in GICD_ISENABLER0 ({sgi15})"));
     let (groups, sgir) = (read32(gicd + IGROUPR), read32(gicd + GICD_SGIR));
-    r.check(groups == 0 && sgir == 0, format_args!("GICD_IGROUPR0 and GICD_SGIR read as zero ({groups:#x}, {sgir:#x})"));
+    r.check(
+        groups == 0 && sgir == 0,
+        format_args!("GICD_IGROUPR0 and GICD_SGIR read as zero ({groups:#x}, {sgir:#x})"),
+    );
     let byte = read8(gicd + ISENABLER);
     r.check(byte == 0, format_args!("a byte read of GICD_ISENABLER0 reads as zero ({byte:#x})"));
     let lines = 32 * ((read32(gicd + 0x4) & 0x1f) + 1);
