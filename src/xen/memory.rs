@@ -223,11 +223,10 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), Errno
             if domain.xen.shared.address().is_some() {
                 return Err(EBUSY);
             }
-            if !domain.has_page(&stage2, Ipa(page)) {
-                return Err(EINVAL);
-            }
+            // Its own RAM page: 1:1 for Dom0, any frame for a DomU.
+            let Some(frame) = domain.own_frame(&stage2, Ipa(page)) else { return Err(EINVAL) };
             stage2.pin(Ipa(page));
-            domain.xen.shared.register(call.board, page);
+            domain.xen.shared.register(call.board, frame.0);
             Ok(())
         }
         Ok(space::GRANT_TABLE) => {

@@ -147,6 +147,8 @@ impl Scene {
             devices: &self.devices,
             shared_frames: &self.grant_frames,
             shared_window: WINDOW,
+            direct_mapped: true,
+            foreign: &[],
         };
         audit(&self.s2.leaves(), &allowed, &self.owned())
     }
