@@ -42,11 +42,7 @@ impl Stage2Lock {
 /// Locks `a`'s and `b`'s instance of something per domain (`lock`), the
 /// lower domid first, as Xen orders two domains' locks: both guards, in
 /// `a`, `b` order, the second `None` when they are the same domain.
-pub fn lock_two<'x, T: ?Sized + 'x, G>(
-    a: (u16, &'x T),
-    b: (u16, &'x T),
-    lock: impl Fn(&'x T) -> G,
-) -> (G, Option<G>) {
+pub fn lock_two<T, G>(a: (u16, T), b: (u16, T), lock: impl Fn(T) -> G) -> (G, Option<G>) {
     if a.0 == b.0 {
         (lock(a.1), None)
     } else if a.0 < b.0 {
