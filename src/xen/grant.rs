@@ -427,6 +427,7 @@ impl GrantTable {
 
     /// Unmaps this table's mapping `handle` of another domain's grant
     /// (`theirs`, `their_stage2`: the granter's, locked).
+    #[allow(clippy::too_many_arguments)]
     fn unmap_foreign(
         &mut self,
         stage2: &mut Stage2Map,
