@@ -1,9 +1,12 @@
-//! Grant tables, version 1 (`public/grant_table.h`), for a domain that
-//! grants to itself (Dom0 with no other domain yet: gntdev, backends in
-//! Dom0 and the like). The table lives in hypervisor frames the domain maps
-//! into its grant region with add_to_physmap; map_grant_ref maps a granted
-//! frame of its RAM at another address of its IPA space, and keeps the
-//! frame's own 1:1 page pinned so it cannot be ballooned away meanwhile.
+//! Grant tables, version 1 (`public/grant_table.h`). The table lives in
+//! hypervisor frames the domain maps into its grant region with
+//! add_to_physmap; map_grant_ref maps a granted frame at another address of
+//! the mapper's IPA space, and keeps the granter's own page of it pinned so
+//! it cannot be ballooned away meanwhile. The granter is the mapper itself
+//! (Dom0 granting to itself: gntdev, backends in Dom0), or another domain:
+//! then its entry is read and marked in its table, its frame found through
+//! its stage 2, and the handle is the mapper's, as in Xen. The same table
+//! records the domain's foreign maps of other domains' frames.
 //! Checks and status codes follow Xen's `common/grant_table.c` and its Arm
 //! `create_grant_host_mapping`, stricter where Xen would silently replace a
 //! mapping: the target address must be page aligned and unmapped.

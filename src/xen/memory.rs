@@ -1,7 +1,8 @@
-//! `HYPERVISOR_memory_op` (`public/memory.h`) for a 1:1 domain: placing
-//! shared_info and the grant-table frames in its physmap, ballooning its own
+//! `HYPERVISOR_memory_op` (`public/memory.h`): placing shared_info and the
+//! grant-table frames in a domain's physmap, ballooning a 1:1 domain's own
 //! RAM out and back in (IPA == PA, so a page comes back only as the very
-//! frame that left), and removing pages. Errors and return values follow
+//! frame that left), Dom0's foreign maps of a DomU's frames (privcmd's
+//! add_to_physmap_batch, space gmfn_foreign), and removing pages. Errors and return values follow
 //! Xen's `common/memory.c`: the reservation calls return how many extents
 //! were done, whatever went wrong.
 
