@@ -21,7 +21,9 @@ use crate::xen::errno::*;
 use crate::xen::events::{self, NR_PORTS, NR_VIRQS};
 use crate::xen::grant::{self, ENTRIES_PER_FRAME, gtf, map, status};
 use crate::xen::memory::{self, space};
-use crate::xen::testing::{DOMU, DOMU_GRANT_REGION, DOMU_RAM, GRANT_REGION, HYPERVISOR_FREE, Machine, RAM, SCRATCH, args, le};
+use crate::xen::testing::{
+    DOMU, DOMU_GRANT_REGION, DOMU_RAM, GRANT_REGION, HYPERVISOR_FREE, Machine, RAM, SCRATCH, args, le,
+};
 use crate::xen::{DOMID_SELF, Outcome, hvm, nr, platform, sched, vcpu, version};
 use crate::mm::frames::FRAME_SIZE as PAGE;
 
@@ -696,7 +698,8 @@ fn fuzz_hypercalls() {
             let running = check(&mut d, &call, outcome);
             assert_eq!(m.frames_accounted(), accounted, "a frame lost or made up by {call:?}");
             assert_pinned_frames_are_the_guests(&m, &call);
-            reached |= m.domu.as_ref().is_some_and(|u| u.stage2.lock_holding_no_xen_lock().pinned_pages().next().is_some());
+            reached |=
+                m.domu.as_ref().is_some_and(|u| u.stage2.lock_holding_no_xen_lock().pinned_pages().next().is_some());
             if !running {
                 break;
             }

@@ -3,7 +3,7 @@
 //! domain's VMID, the vGIC, the generic timer's counter, the UART.
 
 use crate::domain::Domain;
-use crate::xen::{Board, Domains, DomainView};
+use crate::xen::{Board, DomainView, Domains};
 use crate::mm::FRAMES;
 use crate::mm::range::{Ipa, PhysRange};
 use crate::mm::stage2::Tlb;

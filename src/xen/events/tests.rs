@@ -347,7 +347,11 @@ mod interdomain {
         let m = Machine::with_domu(1);
         for (domid, page) in [(0, SHARED), (DOMU, DOMU_SHARED)] {
             let arg = arg_of(domid);
-            m.put_in(domid, arg, &le(&[(0, DOMID_SELF.into(), 2), (4, space::SHARED_INFO.into(), 4), (16, page >> 12, 8)], 24));
+            m.put_in(
+                domid,
+                arg,
+                &le(&[(0, DOMID_SELF.into(), 2), (4, space::SHARED_INFO.into(), 4), (16, page >> 12, 8)], 24),
+            );
             assert_eq!(m.call_as(domid, nr::MEMORY_OP, args(&[mem::ADD_TO_PHYSMAP, arg])), 0);
         }
         m

@@ -405,7 +405,12 @@ mod interdomain {
         let m = Machine::with_domu(1);
         for idx in (0..2u64).rev() {
             let b = crate::xen::testing::le(
-                &[(0, DOMID_SELF.into(), 2), (4, space::GRANT_TABLE.into(), 4), (8, idx, 8), (16, (GRANT_REGION.start >> 12) + idx, 8)],
+                &[
+                    (0, DOMID_SELF.into(), 2),
+                    (4, space::GRANT_TABLE.into(), 4),
+                    (8, idx, 8),
+                    (16, (GRANT_REGION.start >> 12) + idx, 8),
+                ],
                 24,
             );
             m.board.put(ARG, &b);

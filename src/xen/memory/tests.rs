@@ -318,7 +318,13 @@ mod foreign {
         m.audit_of(0).expect("Dom0 may see the DomU's frames");
         m.audit_of(DOMU).unwrap();
         // Double maps: at a taken address, and at the grant region.
-        let (rc, errs) = batch(&m, space::GMFN_FOREIGN, DOMU, &[(DOMU_GFN + 1, scratch), (DOMU_GFN + 1, GRANT_REGION.start >> 12)], 0);
+        let (rc, errs) = batch(
+            &m,
+            space::GMFN_FOREIGN,
+            DOMU,
+            &[(DOMU_GFN + 1, scratch), (DOMU_GFN + 1, GRANT_REGION.start >> 12)],
+            0,
+        );
         assert_eq!((rc, errs), (0, vec![-EBUSY as i32, -EINVAL as i32]));
         let (_, errs) = batch(&m, space::GMFN_FOREIGN, DOMU, &[(DOMU_GFN + 1, RAM.start >> 12)], 0);
         assert_eq!(errs, vec![-EBUSY as i32], "over Dom0's RAM");
@@ -353,7 +359,14 @@ mod foreign {
         let at = DOMU_RAM.start + 0x3000;
         let (idxs, gpfns, errs) = (at + 0x100, at + 0x200, at + 0x300);
         let b = crate::xen::testing::le(
-            &[(0, DOMID_SELF.into(), 2), (2, space::GMFN_FOREIGN.into(), 2), (4, 2, 2), (8, idxs, 8), (16, gpfns, 8), (24, errs, 8)],
+            &[
+                (0, DOMID_SELF.into(), 2),
+                (2, space::GMFN_FOREIGN.into(), 2),
+                (4, 2, 2),
+                (8, idxs, 8),
+                (16, gpfns, 8),
+                (24, errs, 8),
+            ],
             32,
         );
         for (foreign, want) in [(0u16, -EPERM), (9, -ESRCH), (DOMU, -EINVAL)] {
