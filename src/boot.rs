@@ -4,6 +4,7 @@
 
 use crate::arch::mmu::{El2Map, Kind};
 use crate::arch::{cpu, semihosting};
+use crate::boot_phases::{self as phases, phase_done};
 use crate::cmdline::Options;
 use crate::console;
 use crate::dt::DtError;
@@ -12,10 +13,9 @@ use crate::fatal;
 use crate::fatal::Stop;
 use crate::mm::frames::{FrameAllocator, order_for, order_size};
 use crate::mm::heap;
-use crate::mm::{FRAMES, release};
 use crate::mm::plan::{Keep, MemoryPlan, PlanError};
-use crate::boot_phases::{self as phases, phase_done};
 use crate::mm::range::PhysRange;
+use crate::mm::{FRAMES, release};
 
 /// The largest device tree we accept, as Xen.
 const MAX_DTB_SIZE: u64 = 2 << 20;
@@ -214,7 +214,9 @@ fn start_interrupts(tree: &HostTree<'_>, dom0: &'static crate::domain::Domain) {
         console::enable_input();
     }
     let owned: alloc::vec::Vec<u32> = gic.filter.owned().iter().collect();
-    log::info!("GICv3: Dom0 drives the distributor and redistributors through a filter; the hypervisor keeps INTIDs {owned:?}");
+    log::info!(
+        "GICv3: Dom0 drives the distributor and redistributors through a filter; the hypervisor keeps INTIDs {owned:?}"
+    );
 }
 
 /// Reads the boot tree at `dtb_addr`, brings up the console, parses the
@@ -279,9 +281,7 @@ fn start_memory(plan: &MemoryPlan, tree: &HostTree<'_>) -> PhysRange {
     crate::arch::barrier::dcache_invalidate(plan.metadata.start, plan.metadata.size());
     // SAFETY: the plan keeps the metadata range back from everything else,
     // and it lies in RAM; it is used only as the allocator's storage.
-    let storage = unsafe {
-        core::slice::from_raw_parts_mut(plan.metadata.start as *mut u64, plan.metadata_words)
-    };
+    let storage = unsafe { core::slice::from_raw_parts_mut(plan.metadata.start as *mut u64, plan.metadata_words) };
     let mut frames = FrameAllocator::new(&plan.ram, storage)
         .unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "frame allocator: {e}"));
     for range in plan.free.iter() {
@@ -344,11 +344,9 @@ fn report_tree(tree: &HostTree<'_>, blob: &[u8], dtb_addr: u64) {
     for r in &tree.reserved {
         match r.kind {
             ReservationKind::MemReserve => log::info!("Reserved: {} (/memreserve/)", r.range),
-            ReservationKind::ReservedMemory { name, no_map } => log::info!(
-                "Reserved: {} (/reserved-memory/{name}{})",
-                r.range,
-                if no_map { ", no-map" } else { "" }
-            ),
+            ReservationKind::ReservedMemory { name, no_map } => {
+                log::info!("Reserved: {} (/reserved-memory/{name}{})", r.range, if no_map { ", no-map" } else { "" })
+            }
         }
     }
     for m in &tree.modules {
@@ -375,11 +373,7 @@ fn report_plan(plan: &MemoryPlan) {
     for (range, why) in &plan.kept {
         log::info!("Kept back: {range} ({why})");
     }
-    log::info!(
-        "Memory: {} MiB RAM, {} MiB to the frame allocator",
-        plan.ram.total() >> 20,
-        plan.free.total() >> 20
-    );
+    log::info!("Memory: {} MiB RAM, {} MiB to the frame allocator", plan.ram.total() >> 20, plan.free.total() >> 20);
 }
 
 fn report_free_lists(frames: &FrameAllocator<'_>) {
@@ -387,7 +381,11 @@ fn report_free_lists(frames: &FrameAllocator<'_>) {
     log::info!("Free memory: {} MiB in {} blocks", frames.free_bytes() >> 20, counts.iter().sum::<u64>());
     for (order, &count) in counts.iter().enumerate() {
         if count > 0 {
-            log::info!("  order {order:2}: {count:5} x {:>9} KiB = {} KiB", order_size(order) >> 10, (count * order_size(order)) >> 10);
+            log::info!(
+                "  order {order:2}: {count:5} x {:>9} KiB = {} KiB",
+                order_size(order) >> 10,
+                (count * order_size(order)) >> 10
+            );
         }
     }
     for (order, start) in frames.free_blocks() {
@@ -400,14 +398,15 @@ fn report_free_lists(frames: &FrameAllocator<'_>) {
 #[unsafe(no_mangle)]
 extern "C" fn wrong_exception_level(dtb_addr: u64, el: u64) -> ! {
     if let Ok(tree) = device_tree_blob(dtb_addr).and_then(HostTree::parse)
-        && let Some(uart) = &tree.console {
-            // SAFETY: as in primary_main.
-            unsafe { console::use_uart(uart.mmio.start) };
-            crate::println!(
-                "(HV) FATAL: entered at EL{el}, but the hypervisor needs EL2 \
+        && let Some(uart) = &tree.console
+    {
+        // SAFETY: as in primary_main.
+        unsafe { console::use_uart(uart.mmio.start) };
+        crate::println!(
+            "(HV) FATAL: entered at EL{el}, but the hypervisor needs EL2 \
                  (QEMU: -machine virt,virtualization=on). Halted."
-            );
-        }
+        );
+    }
     loop {
         aarch64_cpu::asm::wfe();
     }

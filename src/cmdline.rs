@@ -59,7 +59,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { loglvl: LogLevel::Info, dom0_mem: DEFAULT_DOM0_MEM, ext_regions: ExtRegions::Auto, stage2_blocks: true, dom0_max_vcpus: None }
+        Self {
+            loglvl: LogLevel::Info,
+            dom0_mem: DEFAULT_DOM0_MEM,
+            ext_regions: ExtRegions::Auto,
+            stage2_blocks: true,
+            dom0_max_vcpus: None,
+        }
     }
 }
 
@@ -137,9 +143,7 @@ pub fn tokens(cmdline: &str) -> impl Iterator<Item = Token<'_>> {
         rest = &rest[end..];
         let (name, value) = match text.split_once('=') {
             Some((name, value)) => {
-                let value = value
-                    .strip_prefix('"')
-                    .map_or(value, |v| v.strip_suffix('"').unwrap_or(v));
+                let value = value.strip_prefix('"').map_or(value, |v| v.strip_suffix('"').unwrap_or(v));
                 (name, Some(value))
             }
             None => (text, None),
@@ -213,9 +217,7 @@ fn parse_ext_regions(value: Option<&str>) -> Result<ExtRegions, &'static str> {
     if let Some(on) = parse_bool(value) {
         return Ok(if on { ExtRegions::Auto } else { ExtRegions::Disabled });
     }
-    let (start, size) = value
-        .split_once(',')
-        .ok_or("expected yes, no or <start>,<size>")?;
+    let (start, size) = value.split_once(',').ok_or("expected yes, no or <start>,<size>")?;
     // Bare numbers are bytes. Whether the range is usable (zero, too
     // small, wrapping, ...) is the range check's question, at Dom0 build.
     let start = parse_size(start, 0).ok_or("bad start address")?;

@@ -32,7 +32,11 @@ pub fn handle_at_el2(frame: &mut TrapFrame, kind: u64) {
         // The report itself faulted, most likely on the console: drop it
         // and say what we can through semihosting.
         crate::console::abandon_uart();
-        println_emergency!("(HV) fault while reporting a fault (console at ELR {:#x}, FAR {:#x})", frame.elr, frame.far);
+        println_emergency!(
+            "(HV) fault while reporting a fault (console at ELR {:#x}, FAR {:#x})",
+            frame.elr,
+            frame.far
+        );
     }
     report(frame, source, KIND_NAMES[kind as usize & 3]);
     crate::shutdown::stop(Stop::Exception);
@@ -69,7 +73,12 @@ fn report(frame: &TrapFrame, source: Source, kind: &str) {
         match n {
             3 => println_emergency!(
                 "(HV) x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}",
-                line[0].0, line[0].1, line[1].0, line[1].1, line[2].0, line[2].1
+                line[0].0,
+                line[0].1,
+                line[1].0,
+                line[1].1,
+                line[2].0,
+                line[2].1
             ),
             _ => println_emergency!("(HV) x{:<2} {:#018x}", line[0].0, line[0].1),
         }

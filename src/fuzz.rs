@@ -130,11 +130,8 @@ fn random_tree(rng: &mut Rng) -> Vec<u8> {
 #[test]
 fn fuzz_device_tree_reader() {
     run("device tree reader", |rng| {
-        let mut data = if rng.chance(8) {
-            (0..rng.below(512)).map(|_| rng.next() as u8).collect()
-        } else {
-            random_tree(rng)
-        };
+        let mut data =
+            if rng.chance(8) { (0..rng.below(512)).map(|_| rng.next() as u8).collect() } else { random_tree(rng) };
         if rng.chance(4) || data.len() < 40 {
             mutate(rng, &mut data);
         }
@@ -178,7 +175,22 @@ fn fuzz_dom0_tree_generation() {
 #[test]
 fn fuzz_command_line() {
     const PIECES: [&str; 16] = [
-        "ext-regions", "ext_regions", "=", "no", "yes", "0x", "1G", ",", "dom0_mem", "loglvl", "all", " ", "\"", "no-", "9", "\u{e9}",
+        "ext-regions",
+        "ext_regions",
+        "=",
+        "no",
+        "yes",
+        "0x",
+        "1G",
+        ",",
+        "dom0_mem",
+        "loglvl",
+        "all",
+        " ",
+        "\"",
+        "no-",
+        "9",
+        "\u{e9}",
     ];
     run("command line", |rng| {
         let line: String = (0..rng.below(40)).map(|_| PIECES[rng.below(16) as usize]).collect();

@@ -29,7 +29,12 @@ fn machine(cpu: &str, memory: &str, append: &str) -> Machine {
         cpu: cpu.into(),
         memory: memory.into(),
         append: Some(append.into()),
-        modules: vec![Module { addr: 0x4200_0000, file: placeholder_kernel(), kernel: true, bootargs: Some("console=hvc0".into()) }],
+        modules: vec![Module {
+            addr: 0x4200_0000,
+            file: placeholder_kernel(),
+            kernel: true,
+            bootargs: Some("console=hvc0".into()),
+        }],
         ..Machine::default()
     }
 }
@@ -96,7 +101,9 @@ fn debug_level_dumps_the_free_lists_and_unknown_options_are_reported() {
 fn stage2_pages_past_the_table_limit_fall_back_to_blocks() {
     let out = machine("cortex-a57", "10G", "dom0_mem=8G stage2-blocks=no").run();
     assert_boot_report(&out);
-    out.expect_line("WARNING: d0: stage 2: 8192 MiB of RAM in pages would take 4106 table pages, over the limit; blocks used");
+    out.expect_line(
+        "WARNING: d0: stage 2: 8192 MiB of RAM in pages would take 4106 table pages, over the limit; blocks used",
+    );
     out.expect_no_line("RAM in 4 KiB pages");
     out.expect_exit(REACHED);
 }
@@ -119,7 +126,10 @@ fn reserved_memory_and_xen_bootargs_from_an_edited_tree() {
     let dtb = edited_tree(
         |dts| {
             dts.with_carve_out(0x5000_0000, 0x200_0000)
-                .add_to_node("chosen", "xen,xen-bootargs = \"loglvl=debug\";\nxen,dom0-bootargs = \"console=hvc0 earlycon\";")
+                .add_to_node(
+                    "chosen",
+                    "xen,xen-bootargs = \"loglvl=debug\";\nxen,dom0-bootargs = \"console=hvc0 earlycon\";",
+                )
                 .with_kernel_module(0x4200_0000, 0x1000)
         },
         "reserved",
@@ -185,7 +195,9 @@ fn a_corrupted_tree_stops_with_a_clear_error() {
     const FDT_PROP: u32 = 3;
     let structure = be32(8) as usize;
     let first_prop = (structure..blob.len()).step_by(4).find(|&at| be32(at) == FDT_PROP).expect("a property");
-    for (name, at, value) in [("bad-name-offset", first_prop + 8, 0x00ff_fff0u32), ("bad-token", first_prop, 0x0000_000a)] {
+    for (name, at, value) in
+        [("bad-name-offset", first_prop + 8, 0x00ff_fff0u32), ("bad-token", first_prop, 0x0000_000a)]
+    {
         let mut bad = blob.clone();
         bad[at..at + 4].copy_from_slice(&value.to_be_bytes());
         let out = raw_tree_boot(bad, name);
@@ -384,7 +396,8 @@ fn boot_with_placeholder_dom0(dts: Dts, name: &str) -> Outcome {
 /// Dom0 boots without the rest.
 #[test]
 fn a_flood_of_device_ranges_stops_at_the_table_limit() {
-    let reg: Vec<String> = (64..4064u64).map(|gib| format!("{:#x} {:#x} 0x0 0x1000", gib >> 2, (gib & 3) << 30)).collect();
+    let reg: Vec<String> =
+        (64..4064u64).map(|gib| format!("{:#x} {:#x} 0x0 0x1000", gib >> 2, (gib & 3) << 30)).collect();
     let node = format!("flood@1000000000 {{ compatible = \"test,flood\"; reg = <{}>; }};", reg.join(" "));
     let out = boot_with_placeholder_dom0(base_dts().add_root_child(&node), "flood");
     out.expect_line("would take the tables past 3072 pages; Dom0 will not see it");
@@ -446,7 +459,10 @@ fn the_image_runs_wherever_it_is_loaded() {
 /// Xen's legacy compatibles, and the probe Dom0 passes.
 #[test]
 fn u_boot_boots_the_probe_dom0_from_a_script() {
-    let m = Machine { boot: qemu_harness::machine::Boot::UBoot, ..Machine::with_probe_dom0("cortex-a57", "2G", "dom0_mem=512M") };
+    let m = Machine {
+        boot: qemu_harness::machine::Boot::UBoot,
+        ..Machine::with_probe_dom0("cortex-a57", "2G", "dom0_mem=512M")
+    };
     let out = m.run();
     out.expect_line("U-Boot 2023.01");
     out.expect_line(&format!("Image at {:#010x}->", qemu_harness::uboot::HYPERVISOR_ADDR));

@@ -52,7 +52,6 @@ fn default_command_line_on_2g() {
     out.expect_line("probe: ok: a read of the grant region 0x40200000 (the hypervisor's image) aborts");
 }
 
-
 /// The hypercalls Linux makes as Dom0, good and hostile, as the probe
 /// checks them; it ends the run with SCHEDOP_shutdown, and every frame it
 /// ballooned out came back.

@@ -20,7 +20,8 @@ type Module = Vec<String>;
 /// the file that holds it.
 fn modules(root: &Path) -> BTreeMap<Module, PathBuf> {
     fn walk(dir: &Path, prefix: &Module, out: &mut BTreeMap<Module, PathBuf>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read source folder").flatten().map(|e| e.path()).collect();
+        let mut entries: Vec<_> =
+            std::fs::read_dir(dir).expect("read source folder").flatten().map(|e| e.path()).collect();
         entries.sort();
         for path in entries {
             let name = path.file_stem().and_then(|s| s.to_str()).expect("utf-8 file name").to_string();
@@ -87,7 +88,9 @@ fn code_only(source: &str) -> String {
                     continue;
                 }
                 i += 2 + hashes;
-                while i < chars.len() && !(chars[i] == '"' && chars[i + 1..].iter().take(hashes).filter(|&&c| c == '#').count() == hashes) {
+                while i < chars.len()
+                    && !(chars[i] == '"' && chars[i + 1..].iter().take(hashes).filter(|&&c| c == '#').count() == hashes)
+                {
                     i += 1;
                 }
                 i += 1 + hashes;
@@ -341,7 +344,14 @@ fn cycles(graph: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<Vec<Module>> {
             }
         }
     }
-    let mut s = State { graph, index: BTreeMap::new(), low: BTreeMap::new(), stack: Vec::new(), on_stack: BTreeSet::new(), found: Vec::new() };
+    let mut s = State {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        found: Vec::new(),
+    };
     for v in graph.keys() {
         if !s.index.contains_key(v) {
             visit(&mut s, v);
@@ -419,7 +429,8 @@ fn the_checker_reads_paths_and_finds_cycles() {
     let code = code_only(
         "use crate::a::{b::{self, C}, d as e};\n// crate::x::y\nlet s = \"crate::z::w\"; let c = '\"'; fn f<'a>() { super::g::h(); }\nmod tests { use super::k; }",
     );
-    let paths: Vec<String> = named_paths(&code).into_iter().map(|(inline, p)| format!("{}|{}", inline.join("::"), p.join("::"))).collect();
+    let paths: Vec<String> =
+        named_paths(&code).into_iter().map(|(inline, p)| format!("{}|{}", inline.join("::"), p.join("::"))).collect();
     assert_eq!(paths, ["|crate::a::b", "|crate::a::b::C", "|crate::a::d", "|super::g::h", "tests|super::k"]);
 
     let dir = std::env::temp_dir().join(format!("layers-test-{}", std::process::id()));
@@ -427,7 +438,8 @@ fn the_checker_reads_paths_and_finds_cycles() {
     std::fs::write(dir.join("lib.rs"), "mod a; mod b; mod c;").unwrap();
     std::fs::write(dir.join("a.rs"), "use crate::b::inner::Thing;").unwrap();
     std::fs::write(dir.join("b/mod.rs"), "pub mod inner; use self::inner::Thing;").unwrap();
-    std::fs::write(dir.join("b/inner.rs"), "pub struct Thing; fn f() { crate::c::g(); super::super::a::h(); }").unwrap();
+    std::fs::write(dir.join("b/inner.rs"), "pub struct Thing; fn f() { crate::c::g(); super::super::a::h(); }")
+        .unwrap();
     std::fs::write(dir.join("c.rs"), "mod tests { use super::super::a; }").unwrap();
     let graph = edges(&dir);
     let found = cycles(&graph);
@@ -435,4 +447,3 @@ fn the_checker_reads_paths_and_finds_cycles() {
     let m = |s: &str| s.split("::").map(String::from).collect::<Module>();
     assert_eq!(found, vec![vec![m("a"), m("b::inner"), m("c")]], "{graph:?}");
 }
-

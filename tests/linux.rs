@@ -99,7 +99,6 @@ fn xen_4_17_runs_debian_6_1_which_balloons() {
     out.expect_line("gnttest: no Xen scratch in /proc/iomem");
 }
 
-
 /// The output with Dom0's console lines as Dom0 wrote them: our hypervisor
 /// prefixes each with `(d0) ` (Xen 4.17 does not, for Dom0).
 fn without_dom0_prefix(out: Outcome) -> Outcome {

@@ -4,14 +4,13 @@
 //! hypervisor output.
 
 use crate::image;
-use crate::machine::{Machine, Module};
 use crate::machine::number_after;
+use crate::machine::{Machine, Module};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
 
 /// The benchmark guest as Dom0 on `memory` of RAM (2 CPUs, cortex-a57),
 /// with the hypervisor's command line `append` and `iterations` per figure.

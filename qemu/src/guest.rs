@@ -97,10 +97,7 @@ pub fn read_and_expect_abort(addr: u64) -> Vec<u8> {
     assert!(addr.is_multiple_of(0x1_0000) && addr < 1 << 32);
     let mut image = Image::new(0x1000);
     let vectors = 0x800;
-    image.put(
-        0x40,
-        &[adr(2, 0x40, vectors), MSR_VBAR_EL1_X2, ISB, movz(4, (addr >> 16) as u16, 16), ldr64(3, 4)],
-    );
+    image.put(0x40, &[adr(2, 0x40, vectors), MSR_VBAR_EL1_X2, ISB, movz(4, (addr >> 16) as u16, 16), ldr64(3, 4)]);
     image.exit(0x54, 0x100, NO_ABORT);
     // Current EL with SP_ELx, synchronous.
     image.exit(vectors + 0x200, 0x120, ABORTED);

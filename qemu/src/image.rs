@@ -1,9 +1,9 @@
 //! Building the hypervisor's raw arm64 Image.
 
 use crate::{work_dir, workspace_root};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
@@ -24,7 +24,8 @@ pub fn build_elf(package: &str, bin: &str) -> PathBuf {
 
 /// `rust-objcopy` from the toolchain's `llvm-tools` component.
 fn objcopy() -> PathBuf {
-    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).current_dir(workspace_root()).output().expect("run rustc");
+    let sysroot =
+        Command::new("rustc").args(["--print", "sysroot"]).current_dir(workspace_root()).output().expect("run rustc");
     let sysroot = String::from_utf8(sysroot.stdout).expect("utf-8 sysroot");
     let host = Command::new("rustc").arg("-vV").output().expect("run rustc");
     let host = String::from_utf8(host.stdout).expect("utf-8");

@@ -2,9 +2,9 @@
 //! limit, its console and semihosting output captured.
 
 use crate::image;
+use crate::run_dir;
 use crate::shim;
 use crate::uboot;
-use crate::run_dir;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -302,7 +302,12 @@ impl Machine {
         match &self.tree {
             _ if self.boot == Boot::UBoot => {
                 let modules: Vec<_> = (self.modules.iter())
-                    .map(|m| uboot::BootModule { file: &m.file, addr: m.addr, kernel: m.kernel, bootargs: m.bootargs.as_deref() })
+                    .map(|m| uboot::BootModule {
+                        file: &m.file,
+                        addr: m.addr,
+                        kernel: m.kernel,
+                        bootargs: m.bootargs.as_deref(),
+                    })
                     .collect();
                 let xen_bootargs = self.append.as_deref().unwrap_or("");
                 let disk = uboot::disk_for(image, &modules, xen_bootargs, &unique_path("disk", "img"));
@@ -315,8 +320,11 @@ impl Machine {
                 let shim = unique_path("shim", "bin");
                 std::fs::write(&shim, shim::code(self.image_addr, DTB_ADDR)).expect("write shim");
                 let image = image.to_path_buf();
-                for (file, addr, cpu) in [(&shim, SHIM_ADDR, true), (&image, self.image_addr, false), (dtb, DTB_ADDR, false)] {
-                    let mut device = format!("loader,file={},addr={addr:#x},force-raw=on", escape(&file.display().to_string()));
+                for (file, addr, cpu) in
+                    [(&shim, SHIM_ADDR, true), (&image, self.image_addr, false), (dtb, DTB_ADDR, false)]
+                {
+                    let mut device =
+                        format!("loader,file={},addr={addr:#x},force-raw=on", escape(&file.display().to_string()));
                     if cpu {
                         device.push_str(",cpu-num=0");
                     }
@@ -385,11 +393,15 @@ impl Machine {
             if let Some(status) = child.try_wait().expect("wait for qemu") {
                 break status.code();
             }
-            let console = std::fs::read(&stdout_path).map(|out| String::from_utf8_lossy(&out).into_owned()).unwrap_or_default();
+            let console =
+                std::fs::read(&stdout_path).map(|out| String::from_utf8_lossy(&out).into_owned()).unwrap_or_default();
             if let Some((after, text)) = next_input.filter(|(after, _)| console.contains(after.as_str())) {
                 use std::io::Write as _;
                 let stdin = child.stdin.as_mut().expect("stdin is piped when input is typed");
-                stdin.write_all(text.as_bytes()).and_then(|()| stdin.flush()).unwrap_or_else(|e| panic!("typing after {after:?}: {e}"));
+                stdin
+                    .write_all(text.as_bytes())
+                    .and_then(|()| stdin.flush())
+                    .unwrap_or_else(|e| panic!("typing after {after:?}: {e}"));
                 next_input = typing.next();
             }
             let seen = until.is_some_and(|needle| console.contains(needle));

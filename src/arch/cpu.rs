@@ -60,7 +60,10 @@ static TOPOLOGY: spin::Once<ArrayVec<u64, MAX_CPUS>> = spin::Once::new();
 pub fn set_topology(tree_mpidrs: impl Iterator<Item = u64>) {
     let boot = this_mpidr();
     TOPOLOGY.call_once(|| {
-        core::iter::once(boot).chain(tree_mpidrs.map(|m| m & MPIDR_AFFINITY_MASK).filter(|&m| m != boot)).take(MAX_CPUS).collect()
+        core::iter::once(boot)
+            .chain(tree_mpidrs.map(|m| m & MPIDR_AFFINITY_MASK).filter(|&m| m != boot))
+            .take(MAX_CPUS)
+            .collect()
     });
 }
 

@@ -4,8 +4,8 @@
 
 use super::sysregs;
 use aarch64_cpu::registers::{
-    ID_AA64ISAR1_EL1, ID_AA64MMFR1_EL1, CNTHCTL_EL2, CNTVOFF_EL2, ELR_EL2, HCR_EL2, MIDR_EL1, MPIDR_EL1, SCTLR_EL1, SPSR_EL2, VMPIDR_EL2, VTCR_EL2,
-    VTTBR_EL2,
+    CNTHCTL_EL2, CNTVOFF_EL2, ELR_EL2, HCR_EL2, ID_AA64ISAR1_EL1, ID_AA64MMFR1_EL1, MIDR_EL1, MPIDR_EL1, SCTLR_EL1,
+    SPSR_EL2, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 use core::arch::asm;
 use tock_registers::interfaces::{Readable, Writeable};

@@ -5,12 +5,12 @@
 //! faults instead of touching a device behind Dom0's back.
 
 use super::barrier;
+use crate::mm::range::PhysRange;
 use aarch64_cpu::asm::barrier as b;
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL2, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
-use aarch64_paging::idmap::IdMap;
 use aarch64_paging::descriptor::El23Attributes as A;
+use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{El2, MemoryRegion};
-use crate::mm::range::PhysRange;
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 const DEVICE: A = A::ATTRIBUTE_INDEX_0;
@@ -97,7 +97,10 @@ impl El2Map {
         const SCTLR_EL2_RES1: u64 = 0x30c5_0830;
         SCTLR_EL2.set(SCTLR_EL2_RES1);
         SCTLR_EL2.modify(
-            SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::SA::Enable
+            SCTLR_EL2::M::Enable
+                + SCTLR_EL2::C::Cacheable
+                + SCTLR_EL2::I::Cacheable
+                + SCTLR_EL2::SA::Enable
                 + SCTLR_EL2::WXN::Enable,
         );
         b::isb(b::SY);
@@ -122,7 +125,8 @@ pub struct SecondaryMmu {
 static mut SECONDARY_MMU: SecondaryMmu = SecondaryMmu { mair: 0, tcr: 0, ttbr0: 0, sctlr: 0 };
 
 fn save_for_secondaries() {
-    let values = SecondaryMmu { mair: MAIR_EL2.get(), tcr: TCR_EL2.get(), ttbr0: TTBR0_EL2.get(), sctlr: SCTLR_EL2.get() };
+    let values =
+        SecondaryMmu { mair: MAIR_EL2.get(), tcr: TCR_EL2.get(), ttbr0: TTBR0_EL2.get(), sctlr: SCTLR_EL2.get() };
     let at = core::ptr::addr_of_mut!(SECONDARY_MMU);
     // SAFETY: written once, on the boot CPU, before any other CPU starts;
     // read only by secondaries' first instructions.

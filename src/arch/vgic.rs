@@ -49,7 +49,6 @@ pub fn init_this_cpu() {
     }
 }
 
-
 /// Puts `lr` in a free list register of this CPU, merges it with the same
 /// interrupt already there, or queues it for `vcpu`, the vCPU running here.
 fn inject(vcpu: &Vcpu, lr: ListRegister) {
@@ -197,7 +196,10 @@ impl MmioDevice for GicFrames {
                 let current = gic::read_register(address, width);
                 gic::write_register(address, width, (current & keep) | value);
             }
-            Write::Drop => log::debug!("d{}: GIC write of {value:#x} to {address:#x} dropped", cpu::this_cpu().domain().map_or(0, |d| d.id.0)),
+            Write::Drop => log::debug!(
+                "d{}: GIC write of {value:#x} to {address:#x} dropped",
+                cpu::this_cpu().domain().map_or(0, |d| d.id.0)
+            ),
         }
         Ok(())
     }
@@ -208,7 +210,8 @@ impl MmioDevice for GicFrames {
 pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
     let mut regions = MmioRegions::new();
     for range in core::iter::once(gic.distributor).chain(gic.redistributors.iter().copied()) {
-        if range.size() > 0 && regions.add(range, alloc::boxed::Box::new(GicFrames { gic, base: range.start })).is_err() {
+        if range.size() > 0 && regions.add(range, alloc::boxed::Box::new(GicFrames { gic, base: range.start })).is_err()
+        {
             log::error!("GIC: {range} overlaps another GIC range; not emulated");
         }
     }

@@ -5,7 +5,6 @@
 
 use crate::arch::cpu;
 use crate::boot_phases::phase_done;
-use crate::mm::release;
 use crate::cmdline::Options;
 use crate::domain::vcpu::Placement;
 use crate::domain::{Domain, DomainId};
@@ -16,6 +15,7 @@ use crate::mm::FRAMES;
 use crate::mm::audit::{Owned, owned};
 use crate::mm::plan::{Keep, MemoryPlan};
 use crate::mm::range::{GuestRange, PhysRange};
+use crate::mm::release;
 use alloc::vec::Vec;
 
 /// Reads `range` of RAM as bytes.
@@ -91,8 +91,7 @@ pub fn build<B: crate::xen::Board>(
     phase_done("initrd copied, modules freed");
 
     let fdt = dtoolkit::fdt::Fdt::new(blob).unwrap_or_else(|e| fatal!(Stop::BadDeviceTree, "{e}"));
-    let devices = crate::dt::devices::device_ranges(&fdt)
-        .unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
+    let devices = crate::dt::devices::device_ranges(&fdt).unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
     let grant = grant_region;
     let ipa_bits = cpu::pa_bits();
     phase_done("host devices read");
@@ -113,7 +112,9 @@ pub fn build<B: crate::xen::Board>(
     let ram = banks.iter().map(|&bank| GuestRange::identity_of(bank)).collect();
     let mut dom0 = Domain::new(DomainId(0), vmid, ram, stage2, vcpus, GuestRange::identity_of(grant));
     let cpu_of = |n: usize| cpus.get(n).copied().unwrap_or(n);
-    dom0.place_vcpus(|n| cpu::mpidr_of(cpu_of(n)).map_or(Placement::for_vcpu(n), |mpidr| Placement { cpu: cpu_of(n), mpidr }));
+    dom0.place_vcpus(|n| {
+        cpu::mpidr_of(cpu_of(n)).map_or(Placement::for_vcpu(n), |mpidr| Placement { cpu: cpu_of(n), mpidr })
+    });
     let dom0 = dom0.into_static();
     if let Err(e) = dom0.xen.grants.lock().reserve_frames(&board_for(dom0)) {
         log::error!("d0: no frames for the grant table ({e}); grants will not work");
@@ -149,7 +150,11 @@ pub fn build<B: crate::xen::Board>(
         log::info!("d0: extended region {i}: {region}");
     }
     if found.dropped > 0 {
-        log::warn!("d0: {} smaller extended regions left out (limit {})", found.dropped, crate::dom0::ext_regions::MAX_REGIONS);
+        log::warn!(
+            "d0: {} smaller extended regions left out (limit {})",
+            found.dropped,
+            crate::dom0::ext_regions::MAX_REGIONS
+        );
     }
     let usable: u64 = found.regions.iter().map(|r| r.shrink_to_alignment(128 << 20).size()).sum();
     log::info!(
@@ -175,14 +180,17 @@ pub fn build<B: crate::xen::Board>(
     };
     let dom0_dtb = crate::dt::dom0::build(&fdt, &spec).unwrap_or_else(|e| fatal!(Stop::BadDeviceTreeContent, "{e}"));
     if dom0_dtb.len() as u64 > place.dtb.size() {
-        fatal!(Stop::BadDeviceTreeContent, "Dom0's device tree is {} bytes, over the 2 MiB the boot protocol allows", dom0_dtb.len());
+        fatal!(
+            Stop::BadDeviceTreeContent,
+            "Dom0's device tree is {} bytes, over the 2 MiB the boot protocol allows",
+            dom0_dtb.len()
+        );
     }
     copy_into_dom0(place.dtb.start, &dom0_dtb);
     log::info!("d0: device tree at {:#x} ({} bytes)", place.dtb.start, dom0_dtb.len());
     phase_done("Dom0 device tree made");
     (dom0, place.entry, place.dtb.start)
 }
-
 
 /// The host devices the hypervisor keeps: its console, and the GIC
 /// distributor and redistributors, which it emulates.

@@ -95,11 +95,18 @@ fn push_aligned(found: &mut Vec<PhysRange>, range: PhysRange) {
 pub enum FixedRegionError {
     Misaligned,
     TooSmall,
-    BeyondIpaSpace { limit: u64 },
+    BeyondIpaSpace {
+        limit: u64,
+    },
     /// It overlaps something Dom0 sees, a device or the hypervisor's memory.
-    Overlaps { what: &'static str, range: PhysRange },
+    Overlaps {
+        what: &'static str,
+        range: PhysRange,
+    },
     /// Part of it is RAM that is not free: someone holds it.
-    RamInUse { range: PhysRange },
+    RamInUse {
+        range: PhysRange,
+    },
 }
 
 impl fmt::Display for FixedRegionError {

@@ -31,7 +31,10 @@ pub enum KernelError {
     /// text_offset not below 2 MiB or not 4 KiB aligned.
     BadTextOffset(u64),
     /// The first bank, `[start, end)`, in the domain's own address space.
-    DoesNotFit { needed: u64, bank: (u64, u64) },
+    DoesNotFit {
+        needed: u64,
+        bank: (u64, u64),
+    },
 }
 
 impl fmt::Display for KernelError {
@@ -44,7 +47,11 @@ impl fmt::Display for KernelError {
             Self::BadTextOffset(o) => write!(f, "the kernel's text_offset {o:#x} is unusable"),
             Self::DoesNotFit { needed, bank } => {
                 let bank = PhysRange::new(bank.0, bank.1);
-                write!(f, "kernel, device tree and initrd need {} MiB; the domain's first bank {bank} is smaller", needed.div_ceil(MIB))
+                write!(
+                    f,
+                    "kernel, device tree and initrd need {} MiB; the domain's first bank {bank} is smaller",
+                    needed.div_ceil(MIB)
+                )
             }
         }
     }
@@ -88,7 +95,12 @@ pub struct Layout<S = crate::mm::range::Host> {
 
 /// Places the kernel at the start of `bank`, then the tree on the next
 /// 2 MiB boundary, then the initrd on the next page.
-pub fn place<S: Copy>(bank: Range<S>, header: &ImageHeader, kernel_len: u64, initrd_len: Option<u64>) -> Result<Layout<S>, KernelError> {
+pub fn place<S: Copy>(
+    bank: Range<S>,
+    header: &ImageHeader,
+    kernel_len: u64,
+    initrd_len: Option<u64>,
+) -> Result<Layout<S>, KernelError> {
     let overflow = || KernelError::DoesNotFit { needed: u64::MAX, bank: (bank.start, bank.end) };
     let base = align_up(bank.start, 2 * MIB).ok_or_else(overflow)?;
     let entry = base + header.text_offset;

@@ -83,7 +83,8 @@ mod tests {
     #[test]
     fn inconsistent_headers_are_copied_whole() {
         let tree = padded(64);
-        for (at, value) in [(OFF_DT_STRUCT, u32::MAX), (SIZE_DT_STRINGS, 1 << 30), (OFF_MEM_RSVMAP, tree.len() as u32)] {
+        for (at, value) in [(OFF_DT_STRUCT, u32::MAX), (SIZE_DT_STRINGS, 1 << 30), (OFF_MEM_RSVMAP, tree.len() as u32)]
+        {
             let mut bad = tree.clone();
             bad[at..at + 4].copy_from_slice(&value.to_be_bytes());
             assert_eq!(content_size(&bad), None, "field at {at}");

@@ -9,8 +9,8 @@ use super::props::u32_of;
 use super::walk::{Descend, walk};
 use crate::mm::range::PhysRange;
 use alloc::vec::Vec;
-use dtoolkit::fdt::Fdt;
 use dtoolkit::Property;
+use dtoolkit::fdt::Fdt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceRangeKind {
@@ -46,8 +46,8 @@ pub fn device_ranges(fdt: &Fdt<'_>) -> Result<Vec<DeviceRange>, DtError> {
         }
         let props = visit.props;
         // RAM by what it is, as the host-tree reader and Dom0's tree know it.
-        let not_devices = props.device_type_is("memory")
-            || ["/reserved-memory", "/cpus", "/chosen"].contains(&visit.path);
+        let not_devices =
+            props.device_type_is("memory") || ["/reserved-memory", "/cpus", "/chosen"].contains(&visit.path);
         if visit.depth == 1 && not_devices {
             return Ok(Descend::No);
         }
@@ -57,12 +57,11 @@ pub fn device_ranges(fdt: &Fdt<'_>) -> Result<Vec<DeviceRange>, DtError> {
         let enabled = disabled_at.is_none();
         if let Some(reg) = props.reg {
             out.extend(
-                visit
-                    .bus
-                    .regs(reg.value())
-                    .filter_map(Result::ok)
-                    .filter(|r| !r.is_empty())
-                    .map(|range| DeviceRange { range, kind: DeviceRangeKind::Reg, enabled }),
+                visit.bus.regs(reg.value()).filter_map(Result::ok).filter(|r| !r.is_empty()).map(|range| DeviceRange {
+                    range,
+                    kind: DeviceRangeKind::Reg,
+                    enabled,
+                }),
             );
         }
         if let (true, Some(ranges)) = (props.device_type_is("pci"), props.ranges) {
@@ -99,8 +98,20 @@ mod tests {
                     .cells(
                         "ranges",
                         &[
-                            0x0100_0000, 0, 0, 0, 0x3eff_0000, 0, 0x1_0000, // I/O
-                            0x0200_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0x2eff_0000, // 32-bit MMIO
+                            0x0100_0000,
+                            0,
+                            0,
+                            0,
+                            0x3eff_0000,
+                            0,
+                            0x1_0000, // I/O
+                            0x0200_0000,
+                            0,
+                            0x1000_0000,
+                            0,
+                            0x1000_0000,
+                            0,
+                            0x2eff_0000, // 32-bit MMIO
                         ],
                     ),
             )

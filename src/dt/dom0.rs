@@ -93,7 +93,8 @@ pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeErr
     // address space; a phandle (one no other node uses) if it has none.
     let fresh_phandle = max_phandle(&tree.root).checked_add(1).ok_or(Dom0TreeError::NoFreePhandle)?;
     let gic = tree.find_node_mut(spec.gic).ok_or(Dom0TreeError::NoInterruptController)?;
-    let its: Vec<String> = gic.children().filter(|c| compatible_has(c, &["arm,gic-v3-its"])).map(|c| String::from(c.name())).collect();
+    let its: Vec<String> =
+        gic.children().filter(|c| compatible_has(c, &["arm,gic-v3-its"])).map(|c| String::from(c.name())).collect();
     for name in its {
         gic.remove_child(&name);
     }
@@ -123,7 +124,11 @@ pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeErr
         };
         let doomed: Vec<String> = cpus
             .children()
-            .filter(|n| n.name() == "cpu-map" || (n.property("device_type").is_some_and(|p| p.value() == b"cpu\0") && !mpidr(n).is_some_and(|m| kept.contains(&m))))
+            .filter(|n| {
+                n.name() == "cpu-map"
+                    || (n.property("device_type").is_some_and(|p| p.value() == b"cpu\0")
+                        && !mpidr(n).is_some_and(|m| kept.contains(&m)))
+            })
             .map(|n| String::from(n.name()))
             .collect();
         for name in doomed {
@@ -179,9 +184,10 @@ pub fn build(host: &Fdt<'_>, spec: &Dom0Tree<'_>) -> Result<Vec<u8>, Dom0TreeErr
     if let Some(timer) = root.children_mut().find(|n| compatible_has(n, &["arm,armv8-timer"])) {
         let value = timer.property("interrupts").map(|p| p.value().to_vec());
         if let (Some(value), Some(p)) = (value, timer.property_mut("interrupts"))
-            && value.len() == 4 * 12 {
-                p.set_value(value[..36].to_vec());
-            }
+            && value.len() == 4 * 12
+        {
+            p.set_value(value[..36].to_vec());
+        }
     }
 
     // Xen's guest binding: reg[0] the grant table, reg[1..] the regions.
@@ -214,13 +220,19 @@ mod tests {
     fn host() -> Vec<u8> {
         let tree = virt(&[(0x4000_0000, 2 * GIB)])
             .edit_child("chosen", |c| {
-                c.str("xen,xen-bootargs", "loglvl=all")
-                    .str("xen,dom0-bootargs", "console=hvc0")
-                    .child(node("module@42000000").strs("compatible", &["multiboot,kernel", "multiboot,module"]).reg64(&[(0x4200_0000, 0x1000)]))
+                c.str("xen,xen-bootargs", "loglvl=all").str("xen,dom0-bootargs", "console=hvc0").child(
+                    node("module@42000000")
+                        .strs("compatible", &["multiboot,kernel", "multiboot,module"])
+                        .reg64(&[(0x4200_0000, 0x1000)]),
+                )
             })
             .child(node("psci").strs("compatible", &["arm,psci-1.0", "arm,psci-0.2"]).str("method", "smc"))
             .child(node("pmu").str("compatible", "arm,armv8-pmuv3").cells("interrupts", &[1, 7, 4]))
-            .child(node("timer").str("compatible", "arm,armv8-timer").cells("interrupts", &[1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4]));
+            .child(
+                node("timer")
+                    .str("compatible", "arm,armv8-timer")
+                    .cells("interrupts", &[1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4]),
+            );
         blob(&tree, &[(0x4800_0000, 0x1000)])
     }
 
@@ -240,7 +252,10 @@ mod tests {
 
     #[test]
     fn only_dom0s_own_cpus_when_domus_took_some() {
-        let host = blob(&virt(&[(0x4000_0000, GIB)]).edit_child("cpus", |c| c.child(node("cpu-map").child(node("socket0")))), &[]);
+        let host = blob(
+            &virt(&[(0x4000_0000, GIB)]).edit_child("cpus", |c| c.child(node("cpu-map").child(node("socket0")))),
+            &[],
+        );
         let banks = [PhysRange::new(0x6000_0000, 0x8000_0000)];
         let out = build(&Fdt::new(&host).unwrap(), &Dom0Tree { cpus: Some(&[0]), ..spec(&banks, &[]) }).unwrap();
         let t = HostTree::parse(&out).unwrap();
@@ -310,7 +325,10 @@ mod tests {
         let hyp = fdt.find_node("/hypervisor").unwrap();
         assert_eq!(hyp.property("compatible").unwrap().value(), b"xen,xen-4.17\0xen,xen\0");
         let reg: Vec<u32> = crate::dt::props::cells(hyp.property("reg").unwrap().value()).collect();
-        assert_eq!(reg, vec![0, 0x4020_0000, 0, 0x4_0000, 0, 0x4200_0000, 0, 0x1e00_0000, 0, 0x8000_0000, 0, 0x4000_0000]);
+        assert_eq!(
+            reg,
+            vec![0, 0x4020_0000, 0, 0x4_0000, 0, 0x4200_0000, 0, 0x1e00_0000, 0, 0x8000_0000, 0, 0x4000_0000]
+        );
         assert_eq!(hyp.property("interrupt-parent").unwrap().value(), 0x8001u32.to_be_bytes());
         assert_eq!(hyp.property("interrupts").unwrap().value(), [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xf, 8]);
     }
@@ -328,7 +346,10 @@ mod tests {
     #[test]
     fn a_gic_without_phandle_gets_one_nobody_uses() {
         let tree = virt(&[(0x4000_0000, GIB)])
-            .edit_child("intc@8000000", |g| N { props: g.props.into_iter().filter(|(n, _)| n != "phandle").collect(), ..g })
+            .edit_child("intc@8000000", |g| N {
+                props: g.props.into_iter().filter(|(n, _)| n != "phandle").collect(),
+                ..g
+            })
             .child(node("clock").cells("phandle", &[0xfff0]));
         let host = blob(&tree, &[]);
         let banks = [PhysRange::new(0x6000_0000, 0x8000_0000)];

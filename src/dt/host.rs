@@ -283,9 +283,10 @@ impl<'a> HostTree<'a> {
             return Err(DtError::NoMemory);
         }
         if let Some(path) = console_path
-            && tree.console.is_none() {
-                tree.warn(path, "stdout-path names no usable PL011 UART", None);
-            }
+            && tree.console.is_none()
+        {
+            tree.warn(path, "stdout-path names no usable PL011 UART", None);
+        }
         tree.assign_cmdlines(fdt);
         tree.check_domu_modules();
         Ok(tree)
@@ -316,9 +317,10 @@ impl<'a> HostTree<'a> {
             _ => {}
         }
         if self.gic.is_none()
-            && let Some(version) = gic_version(props) {
-                self.read_gic(visit, version)?;
-            }
+            && let Some(version) = gic_version(props)
+        {
+            self.read_gic(visit, version)?;
+        }
         if console_path.is_some_and(|p| resolves_to(p, visit.path)) {
             self.read_console(visit);
         }
@@ -404,9 +406,7 @@ impl<'a> HostTree<'a> {
             return Ok(());
         };
         let enable_method = node.property("enable-method").as_ref().and_then(str_of);
-        self.cpus
-            .try_push(Cpu { mpidr, enable_method })
-            .map_err(|_| DtError::TooMany { what: "CPUs", limit: MAX_CPUS })
+        self.cpus.try_push(Cpu { mpidr, enable_method }).map_err(|_| DtError::TooMany { what: "CPUs", limit: MAX_CPUS })
     }
 
     fn read_module(&mut self, visit: &Visit<'a, '_>, chosen_bus: &Option<Bus>) -> Result<(), DtError> {
@@ -459,12 +459,9 @@ impl<'a> HostTree<'a> {
         let regs = self.regs(visit);
         let redist_count = match version {
             GicVersion::V2 => 0,
-            GicVersion::V3 => visit
-                .node
-                .property("#redistributor-regions")
-                .as_ref()
-                .and_then(u32_of)
-                .unwrap_or(1) as usize,
+            GicVersion::V3 => {
+                visit.node.property("#redistributor-regions").as_ref().and_then(u32_of).unwrap_or(1) as usize
+            }
         };
         let Some(&distributor) = regs.first() else {
             return Err(DtError::BadGic { node: path_of(visit.path), why: "no distributor in reg" });
@@ -475,7 +472,10 @@ impl<'a> HostTree<'a> {
         let redistributors: ArrayVec<PhysRange, MAX_REDIST_REGIONS> =
             regs.iter().skip(1).take(redist_count).copied().collect();
         if redistributors.len() != redist_count {
-            return Err(DtError::BadGic { node: path_of(visit.path), why: "fewer redistributor regions than announced" });
+            return Err(DtError::BadGic {
+                node: path_of(visit.path),
+                why: "fewer redistributor regions than announced",
+            });
         }
         let cpu_interface = regs.get(1 + redist_count).copied();
         if version == GicVersion::V2 && cpu_interface.is_none() {
@@ -494,10 +494,8 @@ impl<'a> HostTree<'a> {
     }
 
     fn read_console(&mut self, visit: &Visit<'a, '_>) {
-        let is_pl011 = visit
-            .props
-            .compatible
-            .is_some_and(|c| strings(&c).any(|s| s == "arm,pl011" || s == "arm,sbsa-uart"));
+        let is_pl011 =
+            visit.props.compatible.is_some_and(|c| strings(&c).any(|s| s == "arm,pl011" || s == "arm,sbsa-uart"));
         if !is_pl011 {
             self.warn(visit.path, "console is not a PL011; not used", None);
             return;
@@ -535,12 +533,21 @@ impl<'a> HostTree<'a> {
             let domu = &self.domus[i];
             let others = || {
                 let dom0s = self.modules.iter().map(|m| m.range);
-                let domus = self.domus.iter().enumerate().filter(|&(j, _)| j != i).flat_map(|(_, d)| d.modules().map(|(_, r)| r));
+                let domus = self
+                    .domus
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .flat_map(|(_, d)| d.modules().map(|(_, r)| r));
                 dom0s.chain(domus)
             };
             let problem = domu.modules().find_map(|(kind, range)| {
                 if !self.ram.contains_range(&range) {
-                    let why = if kind == ModuleKind::Kernel { "kernel module is not inside RAM" } else { "ramdisk module is not inside RAM" };
+                    let why = if kind == ModuleKind::Kernel {
+                        "kernel module is not inside RAM"
+                    } else {
+                        "ramdisk module is not inside RAM"
+                    };
                     Some((why, range))
                 } else if others().any(|o| o.overlaps(&range)) {
                     Some(("a module overlaps another boot module", range))
@@ -746,6 +753,8 @@ fn resolves_to(wanted: &str, actual: &str) -> bool {
 /// specification's defaults: QEMU's `guest-loader` writes module `reg` in
 /// the root's cells without setting them on `/chosen`.
 fn chosen_child_bus(chosen: &NodeProps<'_>, root_address_cells: u32, root_size_cells: u32) -> Bus {
-    let cells = |prop: Option<FdtProperty<'_>>, inherited| prop.as_ref().and_then(u32_of).filter(|&n| n <= 2).unwrap_or(inherited);
+    let cells = |prop: Option<FdtProperty<'_>>, inherited| {
+        prop.as_ref().and_then(u32_of).filter(|&n| n <= 2).unwrap_or(inherited)
+    };
     Bus::root(cells(chosen.address_cells, root_address_cells), cells(chosen.size_cells, root_size_cells))
 }

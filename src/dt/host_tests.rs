@@ -37,11 +37,11 @@ fn reads_a_virt_board() {
 
 #[test]
 fn several_banks_in_one_node_and_across_nodes() {
-    let tree = virt(&[(0x4000_0000, GIB)]).child(
-        node("memory@100000000")
-            .str("device_type", "memory")
-            .reg64(&[(0x1_0000_0000, GIB), (0x2_0000_0000, 0x1000), (0x3_0000_0000, 0)]),
-    );
+    let tree = virt(&[(0x4000_0000, GIB)]).child(node("memory@100000000").str("device_type", "memory").reg64(&[
+        (0x1_0000_0000, GIB),
+        (0x2_0000_0000, 0x1000),
+        (0x3_0000_0000, 0),
+    ]));
     let b = blob(&tree, &[]);
     let t = parse(&b).unwrap();
     assert_eq!(t.banks.len(), 3);
@@ -220,8 +220,9 @@ fn bad_modules_are_errors() {
     ));
     let two = blob(
         &virt(&[(0x4000_0000, GIB)]).edit_child("chosen", |c| {
-            c.child(kernel().reg64(&[(0x4200_0000, 0x10)]))
-                .child(node("k2").strs("compatible", &["multiboot,kernel", "multiboot,module"]).reg64(&[(0x4300_0000, 0x10)]))
+            c.child(kernel().reg64(&[(0x4200_0000, 0x10)])).child(
+                node("k2").strs("compatible", &["multiboot,kernel", "multiboot,module"]).reg64(&[(0x4300_0000, 0x10)]),
+            )
         }),
         &[],
     );
@@ -240,9 +241,8 @@ fn console_through_alias_with_options() {
     let tree = virt(&[(0x4000_0000, GIB)]).edit_child("chosen", |c| node(&c.name).str("stdout-path", "/pl011"));
     assert!(parse(&blob(&tree, &[])).unwrap().console.is_some());
     // A console that is not a PL011 is reported and not used.
-    let tree = virt(&[(0x4000_0000, GIB)]).edit_child("pl011@9000000", |u| {
-        node(&u.name).str("compatible", "ns16550a").reg64(&[(0x900_0000, 0x1000)])
-    });
+    let tree = virt(&[(0x4000_0000, GIB)])
+        .edit_child("pl011@9000000", |u| node(&u.name).str("compatible", "ns16550a").reg64(&[(0x900_0000, 0x1000)]));
     let b = blob(&tree, &[]);
     let t = parse(&b).unwrap();
     assert!(t.console.is_none());
@@ -278,9 +278,8 @@ fn absurd_cells_are_errors() {
 #[test]
 fn qemu_style_nops_are_skipped() {
     // QEMU replaces the /memory nodes of a -dtb with NOPs and adds its own.
-    let tree = virt(&[(0x4000_0000, GIB)]).child(
-        node("memory@c0000000").str("device_type", "memory").reg64(&[(0xc000_0000, GIB)]),
-    );
+    let tree = virt(&[(0x4000_0000, GIB)])
+        .child(node("memory@c0000000").str("device_type", "memory").reg64(&[(0xc000_0000, GIB)]));
     let mut b = blob(&tree, &[]);
     nop_node(&mut b, "/memory@40000000");
     let t = parse(&b).unwrap();
@@ -346,7 +345,6 @@ proptest! {
         }
     }
 }
-
 
 /// A DomU node in Xen's dom0less shape (`booting.txt`), with one-cell
 /// addresses and sizes as ImageBuilder writes them.
@@ -418,7 +416,10 @@ fn enhanced_values_and_default_cells() {
     let enhanced: Vec<_> = t.domus.iter().map(|d| d.enhanced).collect();
     assert_eq!(enhanced, vec![Enhanced::Enabled, Enhanced::NoXenstore, Enhanced::Disabled, Enhanced::Disabled]);
     let d = &t.domus[3];
-    assert_eq!((d.memory, d.cpus, d.kernel, d.ramdisk, d.vpl011), (4 << 20, 2, r(0x4a30_0000, 0x4a30_1000), None, false));
+    assert_eq!(
+        (d.memory, d.cpus, d.kernel, d.ramdisk, d.vpl011),
+        (4 << 20, 2, r(0x4a30_0000, 0x4a30_1000), None, false)
+    );
 }
 
 #[test]
@@ -437,15 +438,26 @@ fn each_malformed_domu_field_drops_that_domu_with_its_reason() {
         (good().cells("cpus", &[1000]), "more cpus than"),
         (good().str("xen,enhanced", "maybe"), "xen,enhanced must be"),
         (good().cells("#size-cells", &[3]), "#address-cells and #size-cells"),
-        (good().edit_child(kernel, |k| k.cells("reg", &[0x4a00_0000, 0x1000, 0x4b00_0000, 0x1000])), "exactly one range"),
+        (
+            good().edit_child(kernel, |k| k.cells("reg", &[0x4a00_0000, 0x1000, 0x4b00_0000, 0x1000])),
+            "exactly one range",
+        ),
         (good().edit_child(kernel, |k| k.cells("reg", &[0x4a00_0000])), "whole number of entries"),
         (good().edit_child(kernel, |k| k.cells("reg", &[0x4a00_0000, 0])), "module is empty"),
         (
-            good().child(node("dt").strs("compatible", &["multiboot,device-tree", "multiboot,module"]).cells("reg", &[0x4d00_0000, 0x1000])),
+            good().child(
+                node("dt")
+                    .strs("compatible", &["multiboot,device-tree", "multiboot,module"])
+                    .cells("reg", &[0x4d00_0000, 0x1000]),
+            ),
             "multiboot,device-tree",
         ),
         (
-            good().child(node("k2").strs("compatible", &["multiboot,kernel", "multiboot,module"]).cells("reg", &[0x4d00_0000, 0x1000])),
+            good().child(
+                node("k2")
+                    .strs("compatible", &["multiboot,kernel", "multiboot,module"])
+                    .cells("reg", &[0x4d00_0000, 0x1000]),
+            ),
             "a second kernel module",
         ),
         // Outside RAM (1 GiB at 1 GiB), and overlapping Dom0's kernel.

@@ -27,21 +27,48 @@ use walk::{Path, RegProblem};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DtError {
     /// x0 held no usable pointer.
-    NoBlob { addr: u64 },
+    NoBlob {
+        addr: u64,
+    },
     /// The header says the blob is larger than we accept.
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
     /// The blob fails structural validation.
     Blob(FdtParseError),
     /// No `/memory` node with a usable bank.
     NoMemory,
-    BadCells { node: Path, property: &'static str },
-    BadReg { node: Path, problem: RegProblem },
-    TooDeep { node: Path },
-    PathTooLong { node: Path },
-    TooMany { what: &'static str, limit: usize },
-    BadModule { node: Path, why: &'static str },
-    DuplicateModule { node: Path, kind: &'static str },
-    BadGic { node: Path, why: &'static str },
+    BadCells {
+        node: Path,
+        property: &'static str,
+    },
+    BadReg {
+        node: Path,
+        problem: RegProblem,
+    },
+    TooDeep {
+        node: Path,
+    },
+    PathTooLong {
+        node: Path,
+    },
+    TooMany {
+        what: &'static str,
+        limit: usize,
+    },
+    BadModule {
+        node: Path,
+        why: &'static str,
+    },
+    DuplicateModule {
+        node: Path,
+        kind: &'static str,
+    },
+    BadGic {
+        node: Path,
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for DtError {

@@ -44,10 +44,7 @@ pub fn str_of<'a>(prop: &FdtProperty<'a>) -> Option<&'a str> {
 /// The strings of a string-list property; stops at the first bad one.
 pub fn strings<'a>(prop: &FdtProperty<'a>) -> impl Iterator<Item = &'a str> + 'a {
     let value = bytes(prop);
-    value
-        .split(|&b| b == 0)
-        .take(value.iter().filter(|&&b| b == 0).count())
-        .map_while(|s| core::str::from_utf8(s).ok())
+    value.split(|&b| b == 0).take(value.iter().filter(|&&b| b == 0).count()).map_while(|s| core::str::from_utf8(s).ok())
 }
 
 #[cfg(test)]

@@ -43,10 +43,8 @@ impl N {
     }
     /// `reg` with two address and two size cells per entry.
     pub fn reg64(self, entries: &[(u64, u64)]) -> Self {
-        let cells: Vec<u32> = entries
-            .iter()
-            .flat_map(|&(a, s)| [(a >> 32) as u32, a as u32, (s >> 32) as u32, s as u32])
-            .collect();
+        let cells: Vec<u32> =
+            entries.iter().flat_map(|&(a, s)| [(a >> 32) as u32, a as u32, (s >> 32) as u32, s as u32]).collect();
         self.cells("reg", &cells)
     }
     pub fn child(mut self, child: N) -> Self {
@@ -160,12 +158,13 @@ pub fn nop_node(blob: &mut [u8], path: &str) {
             }
             FDT_END_NODE => {
                 if let Some((from, depth)) = target
-                    && depth == stack.len() {
-                        for off in (from..at).step_by(4) {
-                            blob[off..off + 4].copy_from_slice(&FDT_NOP.to_be_bytes());
-                        }
-                        return;
+                    && depth == stack.len()
+                {
+                    for off in (from..at).step_by(4) {
+                        blob[off..off + 4].copy_from_slice(&FDT_NOP.to_be_bytes());
                     }
+                    return;
+                }
                 stack.pop();
             }
             FDT_PROP => {

@@ -16,6 +16,7 @@
 //! accounted, its pinned pages its own, and its stage 2 passes its audit.
 
 use super::{Rng, mutate, run};
+use crate::mm::frames::FRAME_SIZE as PAGE;
 use crate::xen::Errno;
 use crate::xen::errno::*;
 use crate::xen::events::{self, NR_PORTS, NR_VIRQS};
@@ -25,7 +26,6 @@ use crate::xen::testing::{
     DOMU, DOMU_GRANT_REGION, DOMU_RAM, GRANT_REGION, HYPERVISOR_FREE, Machine, RAM, SCRATCH, args, le,
 };
 use crate::xen::{DOMID_SELF, Outcome, hvm, nr, platform, sched, vcpu, version};
-use crate::mm::frames::FRAME_SIZE as PAGE;
 
 /// Where Dom0 puts the structs and arrays it passes: its last pages, so a
 /// huge count runs off its RAM soon rather than through all of it.

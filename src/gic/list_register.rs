@@ -20,7 +20,6 @@ pub const GUEST_PRIORITY: u8 = 0xa0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListRegister(pub u64);
 
-
 impl ListRegister {
     /// A pending virtual interrupt that is the physical interrupt `intid`:
     /// Dom0's deactivation deactivates the physical one (HW=1).

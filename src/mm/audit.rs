@@ -21,9 +21,9 @@
 
 use super::range::{GuestRange, PhysRange, Range};
 use super::stage2::{Extent, Kind};
+use crate::mm::frames::FRAME_SIZE as PAGE;
 use alloc::vec::Vec;
 use core::fmt;
-use crate::mm::frames::FRAME_SIZE as PAGE;
 
 /// What the guest may see.
 #[derive(Debug, Clone, Copy)]

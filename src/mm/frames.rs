@@ -167,9 +167,9 @@ impl Zone<'_> {
 
     /// The free block containing frame `pfn`, if the frame is free.
     fn free_block_containing(&self, pfn: u64) -> Option<(u64, usize)> {
-        (0..ORDERS).map(|k| (pfn & !((1 << k) - 1), k)).find(|&(start, k)| {
-            self.holds(start, k) && self.is_free(start, k)
-        })
+        (0..ORDERS)
+            .map(|k| (pfn & !((1 << k) - 1), k))
+            .find(|&(start, k)| self.holds(start, k) && self.is_free(start, k))
     }
 
     /// Whether any part of the block is free: the block itself, a block
@@ -247,17 +247,13 @@ impl<'m> FrameAllocator<'m> {
 
     /// The RAM banks, as trimmed to whole frames.
     pub fn banks(&self) -> impl Iterator<Item = PhysRange> + '_ {
-        self.zones
-            .iter()
-            .map(|z| PhysRange::new(z.first << FRAME_SHIFT, z.end << FRAME_SHIFT))
+        self.zones.iter().map(|z| PhysRange::new(z.first << FRAME_SHIFT, z.end << FRAME_SHIFT))
     }
 
     fn zone_of(&self, range: &PhysRange) -> Result<usize, FrameError> {
         self.zones
             .iter()
-            .position(|z| {
-                (z.first << FRAME_SHIFT) <= range.start && range.end <= (z.end << FRAME_SHIFT)
-            })
+            .position(|z| (z.first << FRAME_SHIFT) <= range.start && range.end <= (z.end << FRAME_SHIFT))
             .ok_or(FrameError::OutsideRam(*range))
     }
 
@@ -342,9 +338,9 @@ impl<'m> FrameAllocator<'m> {
         let mut at = range.start >> FRAME_SHIFT;
         let end = range.end >> FRAME_SHIFT;
         while at < end {
-            let (start, order) = self.zones[zone].free_block_containing(at).ok_or_else(|| {
-                FrameError::NotFree(PhysRange::new(at << FRAME_SHIFT, range.end))
-            })?;
+            let (start, order) = self.zones[zone]
+                .free_block_containing(at)
+                .ok_or_else(|| FrameError::NotFree(PhysRange::new(at << FRAME_SHIFT, range.end)))?;
             at = start + (1 << order);
         }
         // Second pass: take each covering block, give back what sticks out.
@@ -449,12 +445,8 @@ impl Iterator for FreeBlocks<'_, '_> {
     fn next(&mut self) -> Option<(usize, u64)> {
         loop {
             let zone = self.alloc.zones.get(self.zone)?;
-            let cursors = self
-                .cursors
-                .get_or_insert_with(|| core::array::from_fn(|k| zone.next_free(k, 0)));
-            let lowest = (0..ORDERS)
-                .filter_map(|k| cursors[k].map(|i| (zone.pfn_at(i, k), k)))
-                .min();
+            let cursors = self.cursors.get_or_insert_with(|| core::array::from_fn(|k| zone.next_free(k, 0)));
+            let lowest = (0..ORDERS).filter_map(|k| cursors[k].map(|i| (zone.pfn_at(i, k), k))).min();
             match lowest {
                 Some((pfn, k)) => {
                     cursors[k] = cursors[k].and_then(|i| zone.next_free(k, i + 1));
@@ -511,10 +503,7 @@ mod tests {
     }
 
     fn free_frames(alloc: &FrameAllocator<'_>) -> BTreeSet<u64> {
-        alloc
-            .free_blocks()
-            .flat_map(|(k, start)| (0..1u64 << k).map(move |i| (start >> FRAME_SHIFT) + i))
-            .collect()
+        alloc.free_blocks().flat_map(|(k, start)| (0..1u64 << k).map(move |i| (start >> FRAME_SHIFT) + i)).collect()
     }
 
     /// What a correct buddy allocator must hold at every moment.
@@ -611,10 +600,7 @@ mod tests {
             assert!(matches!(a.free(0x40ff_f000, 1), Err(FrameError::Misaligned { .. })));
             assert!(matches!(a.free(0x4000_0000, MAX_ORDER + 1), Err(FrameError::BadOrder(_))));
             assert!(matches!(a.free(!0xfff, 0), Err(FrameError::OutsideRam(_))));
-            assert!(matches!(
-                a.free_range(PhysRange::new(0x4000_0000, 0x4000_2000)),
-                Err(FrameError::AlreadyFree(_))
-            ));
+            assert!(matches!(a.free_range(PhysRange::new(0x4000_0000, 0x4000_2000)), Err(FrameError::AlreadyFree(_))));
             assert_eq!(a.free_blocks().collect::<Vec<_>>(), snapshot);
         });
     }

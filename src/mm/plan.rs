@@ -42,16 +42,29 @@ impl fmt::Display for Keep {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanError {
     /// A boot module lies (partly) outside RAM.
-    ModuleOutsideRam { kind: ModuleKind, range: PhysRange },
+    ModuleOutsideRam {
+        kind: ModuleKind,
+        range: PhysRange,
+    },
     /// A boot module overlaps the hypervisor image or the device tree.
-    ModuleOverlaps { kind: ModuleKind, range: PhysRange, other: &'static str },
+    ModuleOverlaps {
+        kind: ModuleKind,
+        range: PhysRange,
+        other: &'static str,
+    },
     /// Two boot modules overlap.
-    ModulesOverlap { range: PhysRange, other: PhysRange },
+    ModulesOverlap {
+        range: PhysRange,
+        other: PhysRange,
+    },
     /// The hypervisor image is not in RAM.
     ImageOutsideRam(PhysRange),
     /// Nothing is left for the allocator (or its metadata) once everything
     /// kept back is taken out.
-    NoFreeRam { ram: u64, kept: u64 },
+    NoFreeRam {
+        ram: u64,
+        kept: u64,
+    },
     TooManyRanges,
 }
 
@@ -194,9 +207,11 @@ mod tests {
         for (i, &(start, size)) in modules.iter().enumerate() {
             let kind = if i == 0 { "multiboot,kernel" } else { "multiboot,ramdisk" };
             t = t.edit_child("chosen", |c| {
-                c.cells("#address-cells", &[2])
-                    .cells("#size-cells", &[2])
-                    .child(node(&format!("module@{start:x}")).strs("compatible", &[kind, "multiboot,module"]).reg64(&[(start, size)]))
+                c.cells("#address-cells", &[2]).cells("#size-cells", &[2]).child(
+                    node(&format!("module@{start:x}"))
+                        .strs("compatible", &[kind, "multiboot,module"])
+                        .reg64(&[(start, size)]),
+                )
             });
         }
         blob(&t, &[(0x4f00_0000, 0x1234)])
@@ -277,10 +292,7 @@ mod tests {
     fn image_must_be_in_ram() {
         let b = tree_with_modules(&[]);
         let t = HostTree::parse(&b).unwrap();
-        assert!(matches!(
-            MemoryPlan::new(&t, PhysRange::new(0x1000, 0x2000), DTB),
-            Err(PlanError::ImageOutsideRam(_))
-        ));
+        assert!(matches!(MemoryPlan::new(&t, PhysRange::new(0x1000, 0x2000), DTB), Err(PlanError::ImageOutsideRam(_))));
     }
 
     #[test]

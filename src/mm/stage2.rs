@@ -13,6 +13,7 @@
 //! stage-2 lock in the abort path and retries. Subtables are never freed at
 //! runtime, so no walker can see a table's memory reused.
 
+use crate::mm::frames::FRAME_SIZE as PAGE;
 use crate::mm::range::{GuestRange, Ipa, Pa, PhysRange};
 use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes as S2};
@@ -20,7 +21,6 @@ use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable, Stage2, Trans
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use crate::mm::frames::FRAME_SIZE as PAGE;
 
 /// What an IPA range is to the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -619,7 +619,11 @@ mod tests {
             Some(Leaf { pa: Pa(frame), kind: Kind::Granted { writable: false }, size: PAGE })
         );
         assert_eq!(s2.map_page(Ipa(0x4800_0000), Pa(frame), Kind::Ram, &tlb), Err(Stage2Error::Mapped));
-        assert_eq!(s2.map_page(Ipa(0x6000_0000), Pa(frame), Kind::Ram, &tlb), Err(Stage2Error::Mapped), "inside a block");
+        assert_eq!(
+            s2.map_page(Ipa(0x6000_0000), Pa(frame), Kind::Ram, &tlb),
+            Err(Stage2Error::Mapped),
+            "inside a block"
+        );
         assert_eq!(s2.map_page(Ipa(0x4800_0800), Pa(frame), Kind::Ram, &tlb), Err(Stage2Error::Misaligned));
         assert_eq!(s2.map_page(Ipa(0x4800_1000), Pa(frame + 8), Kind::Ram, &tlb), Err(Stage2Error::Misaligned));
         assert_eq!(s2.map_page(Ipa(1 << 44), Pa(frame), Kind::Ram, &tlb), Err(Stage2Error::OutsideIpaSpace));
@@ -678,7 +682,10 @@ mod tests {
         assert!(matches!(s2.map(PhysRange::new(0x1000, 0x2000), Kind::Device), Err(MapError::TooManyTables(_))));
         assert_eq!(s2.translate(Ipa(0x4000_0000)).map(|l| l.kind), Some(Kind::Ram));
         // Outside the IPA space is its own error.
-        assert!(matches!(s2.map(PhysRange::new(1 << 44, (1 << 44) + PAGE), Kind::Device), Err(MapError::OutsideIpaSpace(_))));
+        assert!(matches!(
+            s2.map(PhysRange::new(1 << 44, (1 << 44) + PAGE), Kind::Device),
+            Err(MapError::OutsideIpaSpace(_))
+        ));
     }
 
     #[test]
@@ -696,7 +703,9 @@ mod tests {
         // The boot tables do not eat the run-time budget: scattered
         // mappings still get about as far as on an empty map.
         let tlb = Recorder::default();
-        let mapped = (1..TABLE_BUDGET as u64).take_while(|i| s2.map_page(Ipa(i << 39), Pa(0x6000_0000), Kind::Ram, &tlb).is_ok()).count();
+        let mapped = (1..TABLE_BUDGET as u64)
+            .take_while(|i| s2.map_page(Ipa(i << 39), Pa(0x6000_0000), Kind::Ram, &tlb).is_ok())
+            .count();
         assert!(mapped > 300, "{mapped} run-time mappings");
         assert_eq!(s2.translate(Ipa(0x4123_4000)).map(|l| (l.pa, l.size)), Some((Pa(0x4123_4000), PAGE)));
     }

@@ -5,11 +5,11 @@
 //! address Dom0 gave. Function IDs and return codes are the `smccc` crate's.
 
 use super::xen_board::Hardware;
-use crate::xen::vcpu::{runstate, set_runstate};
 use crate::arch::cpu;
 use crate::arch::exception::TrapFrame;
 use crate::domain::vcpu::Power;
 use crate::fatal::Stop;
+use crate::xen::vcpu::{runstate, set_runstate};
 use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
 use smccc::psci::error::{
     ALREADY_ON, INTERNAL_FAILURE, INVALID_ADDRESS, INVALID_PARAMETERS, NOT_SUPPORTED, ON_PENDING, SUCCESS,
@@ -41,7 +41,8 @@ pub fn handle(frame: &mut TrapFrame) {
         AFFINITY_INFO => affinity_info(a1, a2),
         // A DomU's power is its own: it ends, not the machine.
         SYSTEM_OFF | SYSTEM_RESET if super::this_domain_id() != 0 => {
-            let what = if f == SYSTEM_OFF { "PSCI SYSTEM_OFF" } else { "PSCI SYSTEM_RESET (no reboot yet: the domain stops)" };
+            let what =
+                if f == SYSTEM_OFF { "PSCI SYSTEM_OFF" } else { "PSCI SYSTEM_RESET (no reboot yet: the domain stops)" };
             super::end_this_domu(format_args!("{what}"))
         }
         SYSTEM_OFF => crate::shutdown::stop_machine(format_args!("PSCI SYSTEM_OFF"), Stop::PowerOff),
@@ -65,7 +66,8 @@ fn cpu_on(target: u64, entry: u64, context: u64) -> i32 {
     let domain = cpu::this_cpu().domain().expect("a vCPU called");
     let Some(vcpu) = domain.vcpu_by_mpidr(target) else { return INVALID_PARAMETERS };
     let Some(physical) = cpu::mpidr_of(vcpu.placement.cpu) else { return INVALID_PARAMETERS };
-    if !entry.is_multiple_of(4) || !domain.owns_ram(&crate::mm::range::GuestRange::new(entry, entry.saturating_add(4))) {
+    if !entry.is_multiple_of(4) || !domain.owns_ram(&crate::mm::range::GuestRange::new(entry, entry.saturating_add(4)))
+    {
         return INVALID_ADDRESS;
     }
     match vcpu.begin_start(entry, context) {

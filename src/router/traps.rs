@@ -68,7 +68,11 @@ pub fn handle_guest_sync(frame: &mut TrapFrame) {
             static LIMIT: LogLimit = LogLimit::new();
             if let Some(n) = LIMIT.next() {
                 let instruction = esr::class_name(class);
-                log::warn!("d{}: {instruction} #{immediate:#x} at PC {:#x}; undefined instruction injected ({n} so far)", super::this_domain_id(), frame.elr);
+                log::warn!(
+                    "d{}: {instruction} #{immediate:#x} at PC {:#x}; undefined instruction injected ({n} so far)",
+                    super::this_domain_id(),
+                    frame.elr
+                );
             }
             inject_undefined(frame);
         }
@@ -103,7 +107,12 @@ fn unexpected(frame: &mut TrapFrame, vcpu: &Vcpu, class: u8) {
     static LIMIT: LogLimit = LogLimit::new();
     if let Some(n) = LIMIT.next() {
         let class = esr::class_name(class);
-        log::warn!("d{}: unexpected trap ({class}, ESR {:#x}) at PC {:#x}; undefined instruction injected ({n} so far)", super::this_domain_id(), frame.esr, frame.elr);
+        log::warn!(
+            "d{}: unexpected trap ({class}, ESR {:#x}) at PC {:#x}; undefined instruction injected ({n} so far)",
+            super::this_domain_id(),
+            frame.esr,
+            frame.elr
+        );
     }
     inject_undefined(frame);
 }
@@ -154,14 +163,18 @@ fn shut_down(reason: crate::xen::sched::Reason) -> ! {
     if super::this_domain_id() != 0 {
         match reason {
             Reason::PowerOff => super::end_this_domu(format_args!("shutdown: power off")),
-            Reason::Reboot => super::end_this_domu(format_args!("shutdown: reboot, which is not supported; the domain stops")),
+            Reason::Reboot => {
+                super::end_this_domu(format_args!("shutdown: reboot, which is not supported; the domain stops"))
+            }
             Reason::Crash => super::end_this_domu(format_args!("shutdown: crashed")),
             other => super::end_this_domu(format_args!("shutdown ({other:?})")),
         }
     }
     match reason {
         Reason::PowerOff => stop_machine(format_args!("shutdown: power off"), Stop::PowerOff),
-        Reason::Reboot => stop_machine(format_args!("shutdown: reboot, which is not supported; powering off"), Stop::PowerOff),
+        Reason::Reboot => {
+            stop_machine(format_args!("shutdown: reboot, which is not supported; powering off"), Stop::PowerOff)
+        }
         Reason::Crash => stop_machine(format_args!("shutdown: Dom0 crashed"), Stop::Dom0Crashed),
         other => stop_machine(format_args!("shutdown ({other:?}): halting"), Stop::Dom0Crashed),
     }
@@ -182,11 +195,19 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
     // break and the make): once its lock is free, a page mapped by now is
     // simply tried again.
     if esr::is_translation_fault(iss)
-        && crate::arch::cpu::this_cpu().domain().is_some_and(|d| d.stage2.lock_holding_no_xen_lock().translate(crate::mm::range::Ipa(ipa)).is_some())
+        && crate::arch::cpu::this_cpu()
+            .domain()
+            .is_some_and(|d| d.stage2.lock_holding_no_xen_lock().translate(crate::mm::range::Ipa(ipa)).is_some())
     {
         return;
     }
-    let what = if instruction { "instruction fetch" } else if esr::is_write(iss) { "write" } else { "read" };
+    let what = if instruction {
+        "instruction fetch"
+    } else if esr::is_write(iss) {
+        "write"
+    } else {
+        "read"
+    };
     static LIMIT: LogLimit = LogLimit::new();
     if let Some(n) = LIMIT.next() {
         let d = super::this_domain_id();
@@ -212,7 +233,12 @@ fn inject_abort(frame: &mut TrapFrame, instruction: bool) {
 pub fn handle_guest_serror(frame: &mut TrapFrame) {
     static LIMIT: LogLimit = LogLimit::new();
     if let Some(n) = LIMIT.next() {
-        log::warn!("d{}: SError (ESR {:#x}) at PC {:#x}; virtual SError injected ({n} so far)", super::this_domain_id(), frame.esr, frame.elr);
+        log::warn!(
+            "d{}: SError (ESR {:#x}) at PC {:#x}; virtual SError injected ({n} so far)",
+            super::this_domain_id(),
+            frame.esr,
+            frame.elr
+        );
     }
     HCR_EL2.modify(HCR_EL2::VSE.val(1));
 }
@@ -225,10 +251,10 @@ fn inject(frame: &mut TrapFrame, esr: u64, far: u64) {
     SPSR_EL1.set(frame.spsr);
     const SPSR_AARCH32: u64 = 1 << 4;
     let offset = match frame.spsr & 0x1f {
-        0b0_0101 => 0x200,                       // EL1h: current EL with SP_ELx
-        0b0_0100 => 0x000,                       // EL1t: current EL with SP_EL0
+        0b0_0101 => 0x200,                   // EL1h: current EL with SP_ELx
+        0b0_0100 => 0x000,                   // EL1t: current EL with SP_EL0
         m if m & SPSR_AARCH32 != 0 => 0x600, // EL0 in AArch32
-        _ => 0x400,                              // EL0 in AArch64
+        _ => 0x400,                          // EL0 in AArch64
     };
     frame.elr = VBAR_EL1.get() + offset;
     frame.spsr = SPSR_EL1H_MASKED;

@@ -3,10 +3,10 @@
 //! domain's VMID, the vGIC, the generic timer's counter, the UART.
 
 use crate::domain::Domain;
-use crate::xen::{Board, DomainView, Domains};
 use crate::mm::FRAMES;
 use crate::mm::range::{Ipa, PhysRange};
 use crate::mm::stage2::Tlb;
+use crate::xen::{Board, DomainView, Domains};
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0};
 use core::arch::asm;
 use core::sync::atomic::AtomicU64;

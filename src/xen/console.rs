@@ -2,9 +2,9 @@
 //! goes to the hypervisor's UART, each line prefixed `(d0) `, and input
 //! typed there comes back through CONSOLEIO_read, announced by VIRQ_CONSOLE.
 
+use super::Board;
 use super::errno::*;
 use super::{Call, Outcome};
-use super::Board;
 
 pub const CONSOLEIO_WRITE: u32 = 0;
 pub const CONSOLEIO_READ: u32 = 1;

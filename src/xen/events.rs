@@ -4,13 +4,13 @@
 //! event PPI. FIFO (`init_control`) is refused, so Linux uses 2-level.
 //! Behaviour follows Xen's `event_channel.c` and `event_2l.c`.
 
-use super::errno::*;
 use super::Errno;
-use super::shared::{self, layout};
+use super::errno::*;
 use super::public::{
     Domid, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindPirq, EvtchnBindVcpu, EvtchnBindVirq,
     EvtchnPort, EvtchnStatus,
 };
+use super::shared::{self, layout};
 use super::wire;
 use super::{Board, Call, DOMID_SELF, DomainState};
 use alloc::vec::Vec;

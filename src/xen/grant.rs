@@ -11,18 +11,18 @@
 //! `create_grant_host_mapping`, stricter where Xen would silently replace a
 //! mapping: the target address must be page aligned and unmapped.
 
-use super::errno::*;
 use super::Errno;
-use super::shared;
+use super::errno::*;
 use super::public::{GnttabGetVersion, GnttabMapGrantRef, GnttabQuerySize, GnttabSetVersion, GnttabUnmapGrantRef};
+use super::shared;
 use super::wire;
 use super::{Board, Call, DomainState, DomainView, Outcome};
+use crate::mm::frames::FRAME_SIZE as PAGE;
 use crate::mm::range::{GuestRange, Ipa, Pa};
 use crate::mm::stage2::{Kind, Stage2Error, Stage2Map};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use crate::mm::frames::FRAME_SIZE as PAGE;
 
 pub mod op {
     pub const MAP_GRANT_REF: u32 = 0;

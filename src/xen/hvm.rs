@@ -4,8 +4,8 @@
 //! Dom0, which makes Linux start a local xenstore (xenbus_probe.c).
 
 use super::Call;
-use super::errno::*;
 use super::Errno;
+use super::errno::*;
 use super::public::XenHvmParam;
 use super::wire;
 

@@ -6,16 +6,16 @@
 //! Xen's `common/memory.c`: the reservation calls return how many extents
 //! were done, whatever went wrong.
 
-use super::errno::*;
 use super::Errno;
+use super::errno::*;
+use super::grant::Foreign;
 use super::public::{Domid, XenAddToPhysmap, XenAddToPhysmapBatch, XenMemoryReservation, XenRemoveFromPhysmap};
 use super::wire;
 use super::{Call, Outcome};
+use crate::mm::frames::FRAME_SIZE as PAGE;
 use crate::mm::range::{GuestRange, Ipa, Pa};
-use super::grant::Foreign;
 use crate::mm::stage2::{Kind, Stage2Error};
 use core::sync::atomic::Ordering;
-use crate::mm::frames::FRAME_SIZE as PAGE;
 
 pub mod op {
     pub const INCREASE_RESERVATION: u64 = 0;
@@ -71,9 +71,7 @@ pub fn memory_op(call: &mut Call<'_>, args: [u64; 5]) -> Outcome {
             Outcome::from(EINVAL)
         }
         op::REMOVE_FROM_PHYSMAP => remove_from_physmap(call, arg).into(),
-        op::CURRENT_RESERVATION | op::MAXIMUM_RESERVATION | op::MAXIMUM_GPFN => {
-            reservation_size(call, op, arg).into()
-        }
+        op::CURRENT_RESERVATION | op::MAXIMUM_RESERVATION | op::MAXIMUM_GPFN => reservation_size(call, op, arg).into(),
         _ => Outcome::from(ENOSYS),
     }
 }
@@ -142,7 +140,9 @@ fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
                 // Out of tables splitting a block: put back what went, into
                 // the tables it left, which needs none.
                 for p in (0..done as u64).map(|i| base + i * PAGE) {
-                    stage2.map_page(Ipa(p), Pa::identity_of(Ipa(p)), Kind::Ram, call.board).expect("a page just unmapped maps back");
+                    stage2
+                        .map_page(Ipa(p), Pa::identity_of(Ipa(p)), Kind::Ram, call.board)
+                        .expect("a page just unmapped maps back");
                 }
                 return false;
             }

@@ -24,9 +24,9 @@ pub mod wire;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use domain::{DomainView, Stage2Lock, lock_two};
 use crate::mm::stage2::Tlb;
 use core::sync::atomic::AtomicU64;
+pub use domain::{DomainView, Stage2Lock, lock_two};
 
 /// A Xen errno (`public/errno.h`): the error of every call, positive
 /// inside the hypervisor; negated once, where it becomes x0 (`-errno`, or

@@ -3,8 +3,8 @@
 //! which Xen on Arm does not implement either, falls to dispatch's ENOSYS.)
 
 use super::Call;
-use super::errno::*;
 use super::Errno;
+use super::errno::*;
 use super::public::{XenPlatformOp, XenpfSettime64};
 use super::wire;
 use zerocopy::FromBytes;

@@ -46,7 +46,9 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
     let result = match cmd {
         op::YIELD | op::BLOCK => Ok(Outcome::Return(0)),
         // struct sched_shutdown { unsigned int reason; }
-        op::SHUTDOWN => wire::read::<SchedShutdown>(call.memory, arg).map(|b| Outcome::Shutdown(Reason::from_code(b.reason))),
+        op::SHUTDOWN => {
+            wire::read::<SchedShutdown>(call.memory, arg).map(|b| Outcome::Shutdown(Reason::from_code(b.reason)))
+        }
         // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
         op::REMOTE_SHUTDOWN => wire::read::<SchedRemoteShutdown>(call.memory, arg).and_then(|b| {
             if super::is_self(call, b.domain_id) {

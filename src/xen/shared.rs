@@ -12,8 +12,8 @@
 //! it from the physmap is refused while it is registered.
 
 use super::Board;
-use core::sync::atomic::{AtomicU64, Ordering};
 use crate::mm::frames::FRAME_SIZE as PAGE;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Layout of `struct shared_info` and `struct vcpu_info` on arm64.
 pub mod layout {

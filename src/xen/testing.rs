@@ -373,7 +373,8 @@ impl Machine {
     /// Where grant entry `gref` lies, if Dom0 put its table frame in place.
     pub fn grant_entry(&self, gref: u32) -> Option<u64> {
         let ipa = GRANT_REGION.start + u64::from(gref) * 8;
-        let leaf = GRANT_REGION.contains(ipa).then(|| self.domain.stage2.lock_holding_no_xen_lock().translate(Ipa(ipa)))??;
+        let leaf =
+            GRANT_REGION.contains(ipa).then(|| self.domain.stage2.lock_holding_no_xen_lock().translate(Ipa(ipa)))??;
         Some(leaf.pa.0 + (ipa & 0xfff))
     }
 

@@ -2,15 +2,15 @@
 //! its runstate area, which the hypervisor keeps up to date. Also
 //! `vm_assist`, whose only Arm use is the runstate update flag.
 
-use super::errno::*;
 use super::Errno;
-use super::shared::{NONE, layout};
+use super::errno::*;
 use super::public::{VcpuRegisterRunstateMemoryArea, VcpuRegisterVcpuInfo};
+use super::shared::{NONE, layout};
 use super::wire;
 use super::{Board, Call, DomainState};
-use core::sync::atomic::{AtomicU64, Ordering};
 use crate::mm::frames::FRAME_SIZE as PAGE;
 use crate::mm::range::{Ipa, Pa};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 pub mod op {
     pub const REGISTER_RUNSTATE_MEMORY_AREA: u32 = 5;

@@ -1,7 +1,7 @@
 //! `HYPERVISOR_xen_version` (`public/version.h`).
 
-use super::errno::ENOSYS;
 use super::Errno;
+use super::errno::ENOSYS;
 use super::public::XenFeatureInfo;
 use super::{GuestMemory, wire};
 
@@ -39,7 +39,9 @@ pub fn dom0_features(submap: u32) -> u32 {
 pub fn domu_features(submap: u32) -> u32 {
     use feature::*;
     match submap {
-        0 => [WRITABLE_PAGE_TABLES, AUTO_TRANSLATED_PHYSMAP, ARM_SMCCC_SUPPORTED].iter().fold(0, |bits, &b| bits | (1 << b)),
+        0 => [WRITABLE_PAGE_TABLES, AUTO_TRANSLATED_PHYSMAP, ARM_SMCCC_SUPPORTED]
+            .iter()
+            .fold(0, |bits, &b| bits | (1 << b)),
         _ => 0,
     }
 }

@@ -21,7 +21,7 @@
 //! Progress goes to stderr, the table to stdout.
 
 use qemu_harness::bench::{
-    boot_phases, Sighting, Spread, bench_machine, boot_ticks, guest_figures, heap_kib, image_size_field,
+    Sighting, Spread, bench_machine, boot_phases, boot_ticks, guest_figures, heap_kib, image_size_field,
     stage2_table_pages, time_to_line,
 };
 use qemu_harness::initramfs::dom0_initramfs;

@@ -193,7 +193,11 @@ fn hostile_maps_change_nothing() {
             assert_eq!([5, 6, 7, 8, 9, 11].map(|g| flags(&m, g)), before, "undone");
         }
     }
-    assert_eq!(m.domain.stage2.lock_holding_no_xen_lock().tables(), tables + 2, "tables for the one mapping at 0x9000000 only");
+    assert_eq!(
+        m.domain.stage2.lock_holding_no_xen_lock().tables(),
+        tables + 2,
+        "tables for the one mapping at 0x9000000 only"
+    );
 }
 
 #[test]
@@ -206,7 +210,10 @@ fn hostile_unmaps() {
     assert_eq!(unmap(&m, SCRATCH + PAGE, 0, handle), status::GENERAL_ERROR, "wrong address");
     assert_eq!(unmap(&m, 0, 0, handle), status::GENERAL_ERROR);
     assert_eq!(unmap(&m, SCRATCH, PAGE_B, handle), status::BAD_DEV_ADDR);
-    assert!(m.domain.stage2.lock_holding_no_xen_lock().translate(Ipa(SCRATCH)).is_some(), "still mapped after the refusals");
+    assert!(
+        m.domain.stage2.lock_holding_no_xen_lock().translate(Ipa(SCRATCH)).is_some(),
+        "still mapped after the refusals"
+    );
     assert_eq!(unmap(&m, SCRATCH + 0x123, PAGE_A, handle), status::OKAY, "offsets in the page are ignored");
     assert_eq!(m.call(nr::GRANT_TABLE_OP, args(&[u64::from(op::UNMAP_GRANT_REF), RAM.end - 8, 1])), -EFAULT);
 }
@@ -265,7 +272,10 @@ fn maptrack_runs_out_cleanly() {
         let r = MapRequest { gref, ..request(i) };
         assert_eq!(grants.map_one(&m.domain.view(), &mut stage2, &m.board, &r).0, status::OKAY, "map {i}");
     }
-    assert_eq!(grants.map_one(&m.domain.view(), &mut stage2, &m.board, &request(MAX_MAPTRACK as u64)).0, status::NO_SPACE);
+    assert_eq!(
+        grants.map_one(&m.domain.view(), &mut stage2, &m.board, &request(MAX_MAPTRACK as u64)).0,
+        status::NO_SPACE
+    );
     assert_eq!(grants.unmap_one(&mut stage2, &m.board, SCRATCH, 0, 0), status::OKAY);
     assert_eq!(grants.map_one(&m.domain.view(), &mut stage2, &m.board, &request(0)).1, 0, "the freed handle again");
 }

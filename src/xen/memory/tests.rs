@@ -374,7 +374,11 @@ mod foreign {
             b[6..8].copy_from_slice(&foreign.to_le_bytes());
             m.put_in(DOMU, at, &b);
             m.put_in(DOMU, idxs, &[(RAM.start >> 12).to_le_bytes(), (DOMU_GFN).to_le_bytes()].concat());
-            m.put_in(DOMU, gpfns, &[(0x9000_0000u64 >> 12).to_le_bytes(), (0x9000_1000u64 >> 12).to_le_bytes()].concat());
+            m.put_in(
+                DOMU,
+                gpfns,
+                &[(0x9000_0000u64 >> 12).to_le_bytes(), (0x9000_1000u64 >> 12).to_le_bytes()].concat(),
+            );
             assert_eq!(m.call_as(DOMU, nr::MEMORY_OP, args(&[op::ADD_TO_PHYSMAP_BATCH, at])), 0);
             let got = m.get_in(DOMU, errs, 8);
             let got: Vec<i64> = got.chunks(4).map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap()))).collect();

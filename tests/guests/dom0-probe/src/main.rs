@@ -294,8 +294,14 @@ secondary_park:
                 let has_xen = strings.any(|s| s == b"xen,xen");
                 r.check(first_ok && has_xen, format_args!("/hypervisor compatible is \"xen,xen-*\", \"xen,xen\""));
                 let irq = hyp.property("interrupts").map(value).unwrap_or(&[]);
-                r.check(irq.len() == 12 && be(irq, 1) == Some(1), format_args!("/hypervisor has one PPI in interrupts"));
-                r.check(hyp.property("interrupt-parent").is_some(), format_args!("/hypervisor has an interrupt-parent"));
+                r.check(
+                    irq.len() == 12 && be(irq, 1) == Some(1),
+                    format_args!("/hypervisor has one PPI in interrupts"),
+                );
+                r.check(
+                    hyp.property("interrupt-parent").is_some(),
+                    format_args!("/hypervisor has an interrupt-parent"),
+                );
                 if let Some(reg) = hyp.property("reg") {
                     for entry in regs(reg.value(), ac, sc) {
                         if nreg < MAX_REGIONS {
@@ -331,7 +337,10 @@ secondary_park:
             let start = chosen.property("linux,initrd-start").and_then(|p| be(value(p), 2));
             let end = chosen.property("linux,initrd-end").and_then(|p| be(value(p), 2));
             if let (Some(start), Some(end)) = (start, end) {
-                r.check(start < end && in_ram(start, end), format_args!("initrd {start:#x}->{end:#x} lies in Dom0 RAM"));
+                r.check(
+                    start < end && in_ram(start, end),
+                    format_args!("initrd {start:#x}->{end:#x} lies in Dom0 RAM"),
+                );
                 let mut head = [0u8; 8];
                 for (i, b) in head.iter_mut().enumerate().take((end - start).min(8) as usize) {
                     // SAFETY: inside Dom0 RAM, checked above.
@@ -391,7 +400,10 @@ secondary_park:
         // What is not Dom0's aborts.
         if let Some(&(grant, _)) = reg_entries.first() {
             let esr = read_faults(grant);
-            r.check(esr.is_some(), format_args!("a read of the grant region {grant:#x} (the hypervisor's image) aborts"));
+            r.check(
+                esr.is_some(),
+                format_args!("a read of the grant region {grant:#x} (the hypervisor's image) aborts"),
+            );
         }
         if let Some(&(region, _)) = regions.first() {
             let esr = read_faults(region);

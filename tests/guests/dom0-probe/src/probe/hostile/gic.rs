@@ -13,8 +13,8 @@
 
 use super::super::faults;
 use super::super::interrupts::{
-    self, GICD_CTLR, GICD_CTLR_ENABLE_G1, GICD_IROUTER, GICR_SGI_FRAME, GICR_STRIDE, GICR_TYPER, GICR_WAKER, IPRIORITYR,
-    ISENABLER, drain, enable, read32, read64,
+    self, GICD_CTLR, GICD_CTLR_ENABLE_G1, GICD_IROUTER, GICR_SGI_FRAME, GICR_STRIDE, GICR_TYPER, GICR_WAKER,
+    IPRIORITYR, ISENABLER, drain, enable, read32, read64,
 };
 use super::{Board, Hostile, mmu};
 use core::arch::asm;
