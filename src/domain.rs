@@ -153,9 +153,10 @@ impl Domain {
         devices: &[PhysRange],
         remapped_devices: &[(GuestRange, Pa)],
         hypervisor: &[Owned],
+        foreign: &[PhysRange],
         free_ranges: impl FnOnce() -> Vec<PhysRange>,
     ) -> Result<Summary, Violation> {
-        self.view().audit_stage2(devices, remapped_devices, hypervisor, free_ranges)
+        self.view().audit_stage2(devices, remapped_devices, hypervisor, foreign, free_ranges)
     }
 }
 
@@ -169,6 +170,30 @@ pub fn set_dom0(domain: &'static Domain) {
 
 pub fn dom0() -> Option<&'static Domain> {
     DOM0.get().copied()
+}
+
+/// The DomUs built at boot, by id order; only ever added to, before they
+/// start. Read by the calls between domains (the Xen layer's `Domains`).
+static DOMUS: Mutex<Vec<&'static Domain>> = Mutex::new(Vec::new());
+
+/// Adds a built DomU to the machine's domains.
+pub fn register(domain: &'static Domain) {
+    DOMUS.lock().push(domain);
+}
+
+/// The machine's domain with id `id`: Dom0 or a DomU.
+pub fn by_id(id: u16) -> Option<&'static Domain> {
+    if id == 0 {
+        return dom0();
+    }
+    DOMUS.lock().iter().copied().find(|d| d.id.0 == id)
+}
+
+/// The RAM frames of every domain but `id`, for its audit: what it may
+/// see through grant and foreign mappings.
+pub fn others_ram_frames(id: DomainId) -> Vec<PhysRange> {
+    let domus: Vec<&'static Domain> = DOMUS.lock().clone();
+    dom0().into_iter().chain(domus).filter(|d| d.id != id).flat_map(|d| d.view().ram_frames()).collect()
 }
 
 #[cfg(test)]

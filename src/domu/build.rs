@@ -179,6 +179,7 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
     assert!(dtb.len() as u64 <= placed.dtb.size(), "a DomU tree of {} bytes", dtb.len());
     backing.copy(placed.dtb.start, &dtb);
     let domain = domain.into_static();
+    crate::domain::register(domain);
 
     let on: Vec<String> = cpus.iter().map(|&c| format!("{c} ({:#x})", cpu::mpidr_of(c).unwrap_or(0))).collect();
     log::info!(

@@ -10,7 +10,10 @@
 //! statuses are GNTST codes, no frame is lost and every pinned frame is
 //! still Dom0's; after every sequence, the stage 2 passes the audit the
 //! board runs at shutdown, and each page of Dom0's RAM is mapped or
-//! ballooned out.
+//! ballooned out. Half the machines have a DomU beside Dom0 (RAM not 1:1),
+//! which grants Dom0 pages and offers it event channels, so Dom0's grant
+//! maps, foreign maps and interdomain binds reach it; its frames stay
+//! accounted, its pinned pages its own, and its stage 2 passes its audit.
 
 use super::{Rng, mutate, run};
 use crate::mm::frames::FRAME_SIZE as PAGE;
@@ -19,7 +22,9 @@ use crate::xen::errno::*;
 use crate::xen::events::{self, NR_PORTS, NR_VIRQS};
 use crate::xen::grant::{self, ENTRIES_PER_FRAME, gtf, map, status};
 use crate::xen::memory::{self, space};
-use crate::xen::testing::{GRANT_REGION, HYPERVISOR_FREE, Machine, RAM, SCRATCH, args, le};
+use crate::xen::testing::{
+    DOMU, DOMU_GRANT_REGION, DOMU_RAM, GRANT_REGION, HYPERVISOR_FREE, Machine, RAM, SCRATCH, args, le,
+};
 use crate::xen::{DOMID_SELF, Outcome, hvm, nr, platform, sched, vcpu, version};
 
 /// Where Dom0 puts the structs and arrays it passes: its last pages, so a
@@ -168,7 +173,9 @@ impl Dom0<'_> {
             7 | 8 => page(GRANT_REGION.start, GRANT_REGION.size() / PAGE + 2, rng),
             9 | 10 => page(SCRATCH, HOT_PAGES, rng),
             11 => page(HYPERVISOR_FREE.start, HYPERVISOR_FREE.size() / PAGE, rng),
-            12 => page(0x900_0000, 16, rng),
+            12 if rng.chance(2) => page(0x900_0000, 16, rng),
+            // The DomU's pages, for foreign maps.
+            12 => page(DOMU_RAM.start, HOT_PAGES, rng),
             13 => rng.pick(&[STRUCTS, ARRAYS[0], RAM.end - 8]),
             14 => rng.pick(&[0, RAM.start - PAGE, RAM.end, 1 << 40, (1 << 40) - PAGE, 1 << 48, !0xfff, u64::MAX]),
             _ => rng.next(),
@@ -602,19 +609,67 @@ fn linux_boot(rng: &mut Rng, m: &Machine) {
 }
 
 /// Frames the hypervisor writes or a grant maps (pinned) are still the
-/// guest's own pages, never handed back to the allocator.
+/// guest's own pages, never handed back to the allocator; a DomU's pages
+/// pinned by Dom0's grant and foreign maps too.
 fn assert_pinned_frames_are_the_guests(m: &Machine, call: &Hypercall) {
     let stage2 = m.domain.stage2.lock_holding_no_xen_lock();
     for page in stage2.pinned_pages() {
         assert!(m.domain.view().has_page(&stage2, page), "pinned page {:#x} left the guest after {call:?}", page.0);
     }
+    if let Some(domu) = &m.domu {
+        let stage2 = domu.stage2.lock_holding_no_xen_lock();
+        for page in stage2.pinned_pages() {
+            let own = domu.view().own_frame(&stage2, page).is_some();
+            assert!(own, "the DomU's pinned page {:#x} left it after {call:?}", page.0);
+        }
+    }
+}
+
+/// The DomU as Linux would have it when Dom0 comes to it: its grant frame
+/// in place, maybe shared_info, and a few ports offered to Dom0.
+fn domu_boot(rng: &mut Rng, m: &Machine) {
+    use memory::op::ADD_TO_PHYSMAP;
+    let at = DOMU_RAM.end - 0x1000;
+    let add = |space: u16, gfn: u64| {
+        m.put_in(DOMU, at, &le(&[(0, DOMID_SELF.into(), 2), (4, space.into(), 4), (16, gfn, 8)], 24));
+        assert_eq!(m.call_as(DOMU, nr::MEMORY_OP, args(&[ADD_TO_PHYSMAP, at])), 0);
+    };
+    add(space::GRANT_TABLE, DOMU_GRANT_REGION.start >> 12);
+    if rng.chance(2) {
+        add(space::SHARED_INFO, (DOMU_RAM.start >> 12) + HOT_PAGES);
+    }
+    for _ in 0..rng.below(4) {
+        let remote = rng.pick(&[0, 0, DOMID_SELF, 5]);
+        m.put_in(DOMU, at, &le(&[(0, DOMID_SELF.into(), 2), (2, remote.into(), 2)], 8));
+        let op = u64::from(events::op::ALLOC_UNBOUND);
+        assert_eq!(m.call_as(DOMU, nr::EVENT_CHANNEL_OP, args(&[op, at])), 0);
+    }
+}
+
+/// The DomU fills in one of its grant entries, mostly granting Dom0 one
+/// of its hot pages.
+fn domu_grant(rng: &mut Rng, m: &Machine) {
+    let gref = rng.below(16);
+    let permit = gtf::PERMIT_ACCESS;
+    let any = rng.next() as u16;
+    let flags = rng.pick(&[permit, permit, permit | gtf::READONLY, 0, any]);
+    let domid = rng.pick(&[0, 0, 0, DOMU, 5]);
+    let page = if rng.chance(8) { rng.next() & !0xfff } else { DOMU_RAM.start + rng.below(HOT_PAGES) * PAGE };
+    let entry = u64::from(flags) | u64::from(domid) << 16 | ((page >> 12) & 0xffff_ffff) << 32;
+    m.board.set_u64(m.pa_in(DOMU, DOMU_GRANT_REGION.start + gref * 8), entry);
 }
 
 #[test]
 fn fuzz_hypercalls() {
     let mut calls = 0u64;
+    // Sequences in which Dom0 mapped a DomU frame (a grant or foreign map).
+    let mut reached_domu = 0u64;
     run("hypercalls", |rng| {
-        let m = Machine::new(1 + rng.below(4) as usize);
+        let vcpus = 1 + rng.below(4) as usize;
+        let m = if rng.chance(2) { Machine::with_domu(vcpus) } else { Machine::new(vcpus) };
+        if m.domu.is_some() {
+            domu_boot(rng, &m);
+        }
         if rng.chance(2) {
             // As the board builds Dom0: every grant-table frame taken up front.
             m.domain.xen.grants.lock().reserve_frames(&m.board).unwrap();
@@ -628,9 +683,13 @@ fn fuzz_hypercalls() {
         }
         let accounted = m.frames_accounted();
         let mut d = Dom0 { m: &m, granted: Vec::new(), mapped: Vec::new() };
+        let mut reached = false;
         for _ in 0..1 + rng.below(48) {
             if rng.chance(2) {
                 d.grant_something(rng);
+            }
+            if m.domu.is_some() && rng.chance(3) {
+                domu_grant(rng, &m);
             }
             let call = hypercall(rng, &d);
             let outcome = m.call_counting(call.vcpu, call.number, call.args).0;
@@ -639,6 +698,8 @@ fn fuzz_hypercalls() {
             let running = check(&mut d, &call, outcome);
             assert_eq!(m.frames_accounted(), accounted, "a frame lost or made up by {call:?}");
             assert_pinned_frames_are_the_guests(&m, &call);
+            reached |=
+                m.domu.as_ref().is_some_and(|u| u.stage2.lock_holding_no_xen_lock().pinned_pages().next().is_some());
             if !running {
                 break;
             }
@@ -646,6 +707,11 @@ fn fuzz_hypercalls() {
         let audit = m.audit().unwrap_or_else(|violation| panic!("stage 2 after the sequence: {violation}"));
         let ballooned = m.domain.xen.ballooned.load(std::sync::atomic::Ordering::Acquire);
         assert_eq!(audit.ram_bytes / PAGE + ballooned, RAM.size() / PAGE, "every RAM page mapped or ballooned out");
+        reached_domu += u64::from(reached);
+        if m.domu.is_some() {
+            let audit = m.audit_of(DOMU).unwrap_or_else(|violation| panic!("the DomU's stage 2: {violation}"));
+            assert_eq!(audit.ram_bytes, DOMU_RAM.size(), "every page of the DomU's RAM still mapped");
+        }
     });
-    println!("fuzz hypercalls: {calls} hypercalls in those sequences");
+    println!("fuzz hypercalls: {calls} hypercalls in those sequences, {reached_domu} mapping a DomU frame");
 }

@@ -3,12 +3,16 @@
 //! is judged by the frames it outputs, never by what the code that made it
 //! meant. A mapping may be
 //!
-//! - the guest's RAM at its own address (`Kind::Ram`, 1:1);
+//! - the guest's RAM at its own address (`Kind::Ram`, 1:1), or for a guest
+//!   not direct-mapped (a DomU), inside its RAM banks, on frames that are
+//!   no other domain's;
 //! - a passed-through device at its own address (`Kind::Device`, 1:1), or
 //!   a device it is given at another address (`remapped_devices`);
 //! - a frame of the guest's RAM that it granted, seen at another address
 //!   (`Kind::Granted`) while the frame's own page is still mapped, so the
 //!   frame is still the guest's;
+//! - a frame of another domain's RAM (`Kind::Granted`: its grant, or a
+//!   foreign mapping), while that domain has it mapped as its RAM;
 //! - a frame the hypervisor shares with the guest (the grant-table frames),
 //!   as RAM inside the window meant for them (the grant region).
 //!
@@ -27,6 +31,12 @@ use core::fmt;
 pub struct Allowed<'a> {
     /// Its RAM banks, where it sees them.
     pub ram: &'a [GuestRange],
+    /// Whether its RAM is 1:1 (Dom0); if not, the frames behind the banks
+    /// are the stage 2's to say, and only their addresses are judged.
+    pub direct_mapped: bool,
+    /// Other domains' RAM frames: it may see them through `Kind::Granted`
+    /// mappings only.
+    pub foreign: &'a [PhysRange],
     /// The host devices passed through to it.
     pub devices: &'a [PhysRange],
     /// Devices it sees at another address than their own: (IPAs, the
@@ -161,6 +171,8 @@ pub fn audit(extents: &[Extent], allowed: &Allowed<'_>, owned: &[Owned]) -> Resu
     let ram = Cover::new(allowed.ram.iter().map(|&r| PhysRange::identity_of(r)));
     let devices = Cover::new(allowed.devices.iter().filter_map(|d| d.expand_to_alignment(PAGE)));
     let shared = Cover::new(allowed.shared_frames.iter().copied());
+    let banks = Cover::new(allowed.ram.iter().copied());
+    let foreign = Cover::new(allowed.foreign.iter().copied());
     let own_pages = Cover::new(extents.iter().filter(|e| e.kind == Kind::Ram && e.is_one_to_one()).map(|e| e.frames()));
     let mut summary = Summary::default();
     for &e in extents {
@@ -180,6 +192,12 @@ pub fn audit(extents: &[Extent], allowed: &Allowed<'_>, owned: &[Owned]) -> Resu
             {
                 summary.device_bytes += bytes
             }
+            Kind::Ram if !allowed.direct_mapped => {
+                if !banks.covers(&e.ipa) || allowed.foreign.iter().any(|f| f.overlaps(&frames)) {
+                    return Err(Violation::NotGuestRam(e));
+                }
+                summary.ram_bytes += bytes;
+            }
             Kind::Ram | Kind::Device if !e.is_one_to_one() => return Err(Violation::NotOneToOne(e)),
             Kind::Ram if !ram.covers(&frames) => return Err(Violation::NotGuestRam(e)),
             Kind::Ram => summary.ram_bytes += bytes,
@@ -188,6 +206,7 @@ pub fn audit(extents: &[Extent], allowed: &Allowed<'_>, owned: &[Owned]) -> Resu
             Kind::Granted { .. } if allowed.shared_window.overlaps(&e.ipa) => {
                 return Err(Violation::GrantInSharedWindow(e));
             }
+            Kind::Granted { .. } if foreign.covers(&frames) => summary.granted_bytes += bytes,
             Kind::Granted { .. } if !ram.covers(&frames) => return Err(Violation::NotGuestRam(e)),
             Kind::Granted { .. } if !own_pages.covers(&frames) => return Err(Violation::GrantOfAbsentFrame(e)),
             Kind::Granted { .. } => summary.granted_bytes += bytes,

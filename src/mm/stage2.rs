@@ -384,8 +384,9 @@ impl Stage2Map {
     pub fn unmap_page(&mut self, ipa: Ipa, tlb: &dyn Tlb) -> Result<Leaf, Stage2Error> {
         self.check_page(ipa.0)?;
         let leaf = self.translate(ipa).ok_or(Stage2Error::NotMapped)?;
-        // Pins name frames by the address of their 1:1 page (Dom0's).
-        if leaf.pa == Pa::identity_of(ipa) && self.is_pinned(ipa) {
+        // Pins name frames by the address of the guest's own page of them
+        // (1:1 for Dom0, the guest address for a DomU).
+        if leaf.kind == Kind::Ram && self.is_pinned(ipa) {
             return Err(Stage2Error::Pinned);
         }
         let ipa = ipa.0;

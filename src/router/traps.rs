@@ -135,7 +135,8 @@ fn hypercall(frame: &mut TrapFrame, vcpu: &Vcpu) {
     let domain = vcpu.domain().expect("a guest trapped, so its domain is built");
     let mut memory = crate::arch::guest_memory::GuestRam { domain };
     let board = &super::xen_board::Hardware { domain };
-    let mut call = crate::xen::Call { domain: domain.view(), vcpu: vcpu.id, memory: &mut memory, board };
+    let domains = &super::xen_board::MachineDomains;
+    let mut call = crate::xen::Call { domain: domain.view(), vcpu: vcpu.id, memory: &mut memory, board, domains };
     match crate::xen::dispatch(&mut call, number, args) {
         Outcome::Return(result) => {
             if result == -crate::xen::errno::ENOSYS {

@@ -6,7 +6,7 @@ use crate::domain::Domain;
 use crate::mm::FRAMES;
 use crate::mm::range::{Ipa, PhysRange};
 use crate::mm::stage2::Tlb;
-use crate::xen::Board;
+use crate::xen::{Board, DomainView, Domains};
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0};
 use core::arch::asm;
 use core::sync::atomic::AtomicU64;
@@ -87,6 +87,26 @@ impl Board for Hardware {
 
     fn console_read(&self, buf: &mut [u8]) -> usize {
         crate::console::input::take(buf)
+    }
+}
+
+/// The machine's domains as the Xen calls between them find them: Dom0
+/// and the boot-time DomUs (`crate::domain`'s registry).
+pub struct MachineDomains;
+
+impl Domains for MachineDomains {
+    fn find(&self, domid: u16) -> Option<DomainView<'_>> {
+        crate::domain::by_id(domid).map(Domain::view)
+    }
+
+    /// Dom0's vCPUs get the event PPI through the vGIC; DomUs have no
+    /// interrupts yet, so theirs see the event only in their shared_info.
+    fn raise_event(&self, domid: u16, vcpu: usize) {
+        match crate::domain::by_id(domid) {
+            Some(domain) if domid == 0 => Hardware { domain }.raise_event(vcpu),
+            Some(_) => log::debug!("d{domid}: event for vCPU {vcpu} left pending: no DomU interrupts yet"),
+            None => log::warn!("d{domid}: no such domain to raise an event in"),
+        }
     }
 }
 

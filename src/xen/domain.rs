@@ -13,7 +13,9 @@ use spin::{Mutex, MutexGuard};
 
 /// A domain's stage-2 map behind its lock. Lock order: the domain's grant
 /// table, then this lock, then the frame allocator (a [`super::Board`]'s
-/// frame calls). The two ways to take it say which side of the grant table
+/// frame calls). A call that reaches two domains takes both grant tables
+/// (if it takes any), then both stage 2s, each pair lower domid first, as
+/// Xen does ([`lock_two`]); the same order holds for the port tables. The two ways to take it say which side of the grant table
 /// the caller stands on; there is no plain `lock`.
 pub struct Stage2Lock(Mutex<Stage2Map>);
 
@@ -34,6 +36,21 @@ impl Stage2Lock {
     /// runstate lock, which nests inside nothing, may be taken after it.
     pub fn lock_holding_no_xen_lock(&self) -> MutexGuard<'_, Stage2Map> {
         self.0.lock()
+    }
+}
+
+/// Locks `a`'s and `b`'s instance of something per domain (`lock`), the
+/// lower domid first, as Xen orders two domains' locks: both guards, in
+/// `a`, `b` order, the second `None` when they are the same domain.
+pub fn lock_two<T, G>(a: (u16, T), b: (u16, T), lock: impl Fn(T) -> G) -> (G, Option<G>) {
+    if a.0 == b.0 {
+        (lock(a.1), None)
+    } else if a.0 < b.0 {
+        let first = lock(a.1);
+        (first, Some(lock(b.1)))
+    } else {
+        let second = lock(b.1);
+        (lock(a.1), Some(second))
     }
 }
 
@@ -63,6 +80,32 @@ impl DomainView<'_> {
             && matches!(stage2.translate(page), Some(Leaf { pa, kind: Kind::Ram, .. }) if pa == Pa::identity_of(page))
     }
 
+    /// The frame behind the domain's own RAM page at `gpa`, mapped there
+    /// now (1:1 for Dom0, anywhere for a DomU): what it may share with
+    /// another domain. `stage2` is the locked map.
+    pub fn own_frame(&self, stage2: &Stage2Map, gpa: Ipa) -> Option<Pa> {
+        let page = gpa.page();
+        if !GuestRange::page_at(page).is_some_and(|range| self.owns_ram(&range)) {
+            return None;
+        }
+        match stage2.translate(page) {
+            Some(Leaf { pa, kind: Kind::Ram, .. }) => Some(pa),
+            _ => None,
+        }
+    }
+
+    /// The frames of its RAM mapped in its stage 2 now (what another
+    /// domain may see of it through grant and foreign mappings).
+    pub fn ram_frames(&self) -> Vec<PhysRange> {
+        let stage2 = self.stage2.lock_holding_no_xen_lock();
+        stage2
+            .leaves()
+            .into_iter()
+            .filter(|e| e.kind == Kind::Ram && self.owns_ram(&e.ipa))
+            .map(|e| e.frames())
+            .collect()
+    }
+
     /// The frame behind `ipa` if a hypercall may copy to (`write`) or from
     /// it there: a page of the domain's RAM, or a grant mapping (writable,
     /// to write) of a frame of its RAM. `stage2` is the locked map.
@@ -71,8 +114,8 @@ impl DomainView<'_> {
         let frame = PhysRange::new(leaf.pa.0, leaf.pa.0 + 0x1000);
         let copyable = match leaf.kind {
             Kind::Ram => GuestRange::page_at(ipa.page()).is_some_and(|page| self.owns_ram(&page)),
-            // Only Dom0 maps grants, and only of its own frames, which it
-            // sees 1:1.
+            // Of grant and foreign mappings, only those of its own frames
+            // (Dom0's, 1:1): hypercall arguments stay in the caller's RAM.
             Kind::Granted { writable } => (writable || !write) && self.owns_ram(&GuestRange::identity_of(frame)),
             Kind::Device => false,
         };
@@ -85,11 +128,15 @@ impl DomainView<'_> {
     /// or grant-table frames elsewhere, nor of the free memory `free_ranges`
     /// lists. That list is read with the grant table and the stage 2 locked,
     /// so no balloon call moves a frame between it and the tables.
+    /// `foreign` are the other domains' RAM frames (their
+    /// [`DomainView::ram_frames`]): seen through grant and foreign mappings
+    /// (`Kind::Granted`) only, never as the domain's RAM.
     pub fn audit_stage2(
         &self,
         devices: &[PhysRange],
         remapped_devices: &[(GuestRange, Pa)],
         hypervisor: &[Owned],
+        foreign: &[PhysRange],
         free_ranges: impl FnOnce() -> Vec<PhysRange>,
     ) -> Result<Summary, Violation> {
         let page = |pa: u64| PhysRange::new(pa, pa + 0x1000);
@@ -101,12 +148,16 @@ impl DomainView<'_> {
         owned.extend(grant_frames.iter().map(|&range| Owned { range, what: audit::owned::GRANT_FRAME }));
         owned.extend_from_slice(hypervisor);
         owned.extend(free_ranges().into_iter().map(|range| Owned { range, what: audit::owned::FREE }));
+        // Dom0 is built 1:1; DomUs get their RAM wherever it was free.
+        let direct_mapped = self.id == 0;
         let allowed = Allowed {
             ram: self.ram,
+            direct_mapped,
             devices,
             remapped_devices,
             shared_frames: &grant_frames,
             shared_window: grants.region(),
+            foreign,
         };
         audit::audit(&stage2.leaves(), &allowed, &owned)
     }

@@ -58,8 +58,8 @@ pub mod stat {
     pub const IPI: u32 = 5;
 }
 
-/// What a port is bound to. Interdomain channels can only lead back into
-/// the same domain (the only one there is).
+/// What a port is bound to. An interdomain channel's other end is a port
+/// of `remote_dom`, which may be the domain itself (loopback).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Binding {
     Free,
@@ -70,6 +70,7 @@ enum Binding {
         remote: u16,
     },
     Interdomain {
+        remote_dom: u16,
         remote_port: u32,
     },
     Virq(u32),
@@ -188,10 +189,15 @@ impl Ports<'_> {
         self.table.get(port as usize).copied().ok_or(EINVAL)
     }
 
+    /// The lowest free port, or -ENOSPC.
+    fn free_port(&self) -> Result<u32, Errno> {
+        self.table.iter().position(|b| *b == Binding::Free).map(|p| p as u32).ok_or(ENOSPC)
+    }
+
     /// The lowest free port, bound as `binding` to notify `vcpu`. A pending
     /// bit a racing VIRQ left on the free port is dropped first.
     fn allocate(&mut self, binding: Binding, vcpu: u32) -> Result<u32, Errno> {
-        let port = self.table.iter().position(|b| *b == Binding::Free).ok_or(ENOSPC)? as u32;
+        let port = self.free_port()?;
         self.clear_pending(port);
         self.table[port as usize] = binding;
         self.events().notify[port as usize].store(vcpu, Ordering::Release);
@@ -210,6 +216,15 @@ impl Ports<'_> {
         self.clear_pending(port);
     }
 
+    /// Closes `port` unless it leads to another domain (which needs both
+    /// tables: [`close`]); then -EINVAL, as a port whose binding changed.
+    fn close_unless_foreign(&mut self, port: u32, own_id: u16) -> Result<(), Errno> {
+        match self.get(port)? {
+            Binding::Interdomain { remote_dom, .. } if remote_dom != own_id => Err(EINVAL),
+            _ => self.close(port, own_id),
+        }
+    }
+
     fn close(&mut self, port: u32, own_id: u16) -> Result<(), Errno> {
         match self.get(port)? {
             Binding::Free | Binding::Reserved => return Err(EINVAL),
@@ -219,7 +234,10 @@ impl Ports<'_> {
                     if virq_is_global(virq) { 0 } else { self.events().notify[port as usize].load(Ordering::Acquire) };
                 self.events().virqs[vcpu as usize][virq as usize].store(0, Ordering::Release);
             }
-            Binding::Interdomain { remote_port } => {
+            Binding::Interdomain { remote_dom, remote_port } => {
+                // The other end is ours too: another domain's is closed by
+                // `close`, with both tables locked.
+                debug_assert_eq!(remote_dom, own_id);
                 self.table[remote_port as usize] = Binding::Unbound { remote: own_id };
             }
         }
@@ -233,6 +251,99 @@ fn lock<'a>(call: &'a Call<'_>) -> Ports<'a> {
     Ports { state, board: call.board, table: state.events.ports.lock() }
 }
 
+/// The board as another domain's events see it: the same machine, but the
+/// event interrupt goes to that domain's vCPU.
+struct RemoteBoard<'a> {
+    board: &'a dyn Board,
+    domains: &'a dyn super::Domains,
+    domid: u16,
+}
+
+impl crate::mm::stage2::Tlb for RemoteBoard<'_> {
+    fn invalidate_ipa(&self, ipa: crate::mm::range::Ipa) {
+        self.board.invalidate_ipa(ipa)
+    }
+    fn publish(&self) {
+        self.board.publish()
+    }
+}
+
+impl Board for RemoteBoard<'_> {
+    fn word(&self, pa: u64) -> &core::sync::atomic::AtomicU64 {
+        self.board.word(pa)
+    }
+    fn alloc_frame(&self) -> Option<u64> {
+        self.board.alloc_frame()
+    }
+    fn free_frame(&self, pa: u64) {
+        self.board.free_frame(pa)
+    }
+    fn claim_frame(&self, pa: u64) -> bool {
+        self.board.claim_frame(pa)
+    }
+    fn raise_event(&self, vcpu: usize) {
+        self.domains.raise_event(self.domid, vcpu)
+    }
+    fn now_ns(&self) -> u64 {
+        self.board.now_ns()
+    }
+    fn console_write(&self, bytes: &[u8]) {
+        self.board.console_write(bytes)
+    }
+    fn console_read(&self, buf: &mut [u8]) -> usize {
+        self.board.console_read(buf)
+    }
+}
+
+impl<'a> RemoteBoard<'a> {
+    fn new(call: &Call<'a>, domid: u16) -> Self {
+        Self { board: call.board, domains: call.domains, domid }
+    }
+}
+
+/// The caller's port table and `remote`'s (another domain), locked lower
+/// domid first as Xen does, so two domains binding or closing towards each
+/// other cannot deadlock.
+fn lock_both<'a>(
+    call: &'a Call<'_>,
+    remote: super::DomainView<'a>,
+    remote_board: &'a RemoteBoard<'a>,
+) -> (Ports<'a>, Ports<'a>) {
+    let own = call.domain;
+    let (mine, theirs) =
+        super::lock_two((own.id, own.xen), (remote.id, remote.xen), |x: &'a DomainState| x.events.ports.lock());
+    let theirs = theirs.expect("another domain has its own table");
+    (
+        Ports { state: own.xen, board: call.board, table: mine },
+        Ports { state: remote.xen, board: remote_board, table: theirs },
+    )
+}
+
+/// EVTCHNOP_close of the caller's `port`; an interdomain port's other end
+/// goes back to unbound, waiting for the caller again, as in Xen.
+fn close(call: &Call<'_>, port: u32) -> Result<(), Errno> {
+    let own = call.domain.id;
+    let binding = lock(call).get(port)?;
+    let remote_dom = match binding {
+        Binding::Interdomain { remote_dom, .. } if remote_dom != own => remote_dom,
+        _ => return lock(call).close_unless_foreign(port, own),
+    };
+    let Some(remote) = call.domains.find(remote_dom) else { return lock(call).close_unless_foreign(port, own) };
+    let remote_board = RemoteBoard::new(call, remote_dom);
+    let (mut mine, mut theirs) = lock_both(call, remote, &remote_board);
+    match mine.get(port)? {
+        Binding::Interdomain { remote_dom: now, remote_port } if now == remote_dom => {
+            theirs.table[remote_port as usize] = Binding::Unbound { remote: own };
+            mine.free(port);
+            Ok(())
+        }
+        // Closed and bound elsewhere while unlocked: as Xen, the error of
+        // a port seen closed.
+        Binding::Interdomain { remote_dom: now, .. } if now != own => Err(EINVAL),
+        _ => mine.close(port, own),
+    }
+}
+
 /// `HYPERVISOR_event_channel_op(cmd, arg)`.
 pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Result<i64, Errno> {
     match cmd {
@@ -241,10 +352,7 @@ pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Result<i64, 
         op::BIND_VIRQ => bind_virq(call, arg),
         op::BIND_IPI => bind_ipi(call, arg),
         op::BIND_PIRQ => wire::read::<EvtchnBindPirq>(call.memory, arg).and(Err(EINVAL)),
-        op::CLOSE => port_arg(call, arg).and_then(|port| {
-            let own = call.domain.id;
-            lock(call).close(port, own).map(|()| 0)
-        }),
+        op::CLOSE => port_arg(call, arg).and_then(|port| close(call, port).map(|()| 0)),
         op::SEND => port_arg(call, arg).and_then(|port| send(call, port)),
         op::STATUS => status(call, arg),
         op::BIND_VCPU => bind_vcpu(call, arg),
@@ -283,22 +391,37 @@ fn alloc_unbound(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
 }
 
 /// `struct evtchn_bind_interdomain { domid_t remote_dom; evtchn_port_t
-/// remote_port, local_port; }`: only to the caller's own unbound ports.
+/// remote_port, local_port; }`: to a port of `remote_dom` (the caller
+/// itself, or another domain) that is unbound and allocated for the caller.
+/// Errors as Xen's: no such domain -ESRCH, no free local port -ENOSPC,
+/// then a remote port out of range, not unbound or for someone else -EINVAL.
 fn bind_interdomain(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let mut b = wire::read::<EvtchnBindInterdomain>(call.memory, arg)?;
-    super::own_domain(call, b.remote_dom)?;
+    let remote = call.find_domain(b.remote_dom)?;
     let remote_port = b.remote_port;
     let own = call.domain.id;
-    let local_port = {
+    // Notifications sent to the unbound end were dropped: the new end is
+    // raised once, as Xen does.
+    let local_port = if remote.id == own {
         let mut ports = lock(call);
+        ports.free_port()?;
         if ports.get(remote_port)? != (Binding::Unbound { remote: own }) {
             return Err(EINVAL);
         }
-        let local = ports.allocate(Binding::Interdomain { remote_port }, 0)?;
-        ports.table[remote_port as usize] = Binding::Interdomain { remote_port: local };
-        // Notifications sent to the unbound end were dropped: raise the
-        // new end once, as Xen does.
+        let local = ports.allocate(Binding::Interdomain { remote_dom: own, remote_port }, 0)?;
+        ports.table[remote_port as usize] = Binding::Interdomain { remote_dom: own, remote_port: local };
         set_pending(ports.state, ports.board, local, 0);
+        local
+    } else {
+        let remote_board = RemoteBoard::new(call, remote.id);
+        let (mut mine, mut theirs) = lock_both(call, remote, &remote_board);
+        mine.free_port()?;
+        if theirs.get(remote_port)? != (Binding::Unbound { remote: own }) {
+            return Err(EINVAL);
+        }
+        let local = mine.allocate(Binding::Interdomain { remote_dom: remote.id, remote_port }, 0)?;
+        theirs.table[remote_port as usize] = Binding::Interdomain { remote_dom: own, remote_port: local };
+        set_pending(mine.state, mine.board, local, 0);
         local
     };
     b.local_port = local_port;
@@ -337,10 +460,21 @@ fn bind_ipi(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
 
+/// EVTCHNOP_send: raises the other end of an interdomain channel (in the
+/// other domain's shared_info, on the vCPU that port notifies), or an IPI.
 fn send(call: &mut Call<'_>, port: u32) -> Result<i64, Errno> {
     let ports = lock(call);
+    let own = call.domain.id;
     let target = match ports.get(port)? {
-        Binding::Interdomain { remote_port } => remote_port,
+        Binding::Interdomain { remote_dom, remote_port } if remote_dom != own => {
+            // Our lock keeps the other end bound to this port: closing
+            // either end takes both tables.
+            let Some(remote) = call.domains.find(remote_dom) else { return Ok(0) };
+            let vcpu = remote.xen.events.notify[remote_port as usize].load(Ordering::Acquire) as usize;
+            set_pending(remote.xen, &RemoteBoard::new(call, remote_dom), remote_port, vcpu);
+            return Ok(0);
+        }
+        Binding::Interdomain { remote_port, .. } => remote_port,
         Binding::Ipi => port,
         // Nobody is listening yet: dropped, as Xen does.
         Binding::Unbound { .. } => return Ok(0),
@@ -357,7 +491,6 @@ fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let mut b = wire::read::<EvtchnStatus>(call.memory, arg)?;
     super::own_domain(call, b.dom)?;
     let port = b.port;
-    let own = call.domain.id;
     let (binding, vcpu) = {
         let ports = lock(call);
         (ports.get(port)?, ports.events().notify[port as usize].load(Ordering::Acquire))
@@ -365,7 +498,7 @@ fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let (status, u0, u1) = match binding {
         Binding::Free | Binding::Reserved => (stat::CLOSED, 0, 0),
         Binding::Unbound { remote } => (stat::UNBOUND, u32::from(remote), 0),
-        Binding::Interdomain { remote_port } => (stat::INTERDOMAIN, u32::from(own), remote_port),
+        Binding::Interdomain { remote_dom, remote_port } => (stat::INTERDOMAIN, u32::from(remote_dom), remote_port),
         Binding::Virq(virq) => (stat::VIRQ, virq, 0),
         Binding::Ipi => (stat::IPI, 0, 0),
     };
@@ -403,10 +536,8 @@ fn bind_vcpu(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
 fn reset(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let b = wire::read::<Domid>(call.memory, arg)?;
     super::own_domain(call, b.dom)?;
-    let own = call.domain.id;
-    let mut ports = lock(call);
     for port in 1..NR_PORTS {
-        let _ = ports.close(port, own);
+        let _ = close(call, port);
     }
     Ok(0)
 }

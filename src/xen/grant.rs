@@ -1,9 +1,12 @@
-//! Grant tables, version 1 (`public/grant_table.h`), for a domain that
-//! grants to itself (Dom0 with no other domain yet: gntdev, backends in
-//! Dom0 and the like). The table lives in hypervisor frames the domain maps
-//! into its grant region with add_to_physmap; map_grant_ref maps a granted
-//! frame of its RAM at another address of its IPA space, and keeps the
-//! frame's own 1:1 page pinned so it cannot be ballooned away meanwhile.
+//! Grant tables, version 1 (`public/grant_table.h`). The table lives in
+//! hypervisor frames the domain maps into its grant region with
+//! add_to_physmap; map_grant_ref maps a granted frame at another address of
+//! the mapper's IPA space, and keeps the granter's own page of it pinned so
+//! it cannot be ballooned away meanwhile. The granter is the mapper itself
+//! (Dom0 granting to itself: gntdev, backends in Dom0), or another domain:
+//! then its entry is read and marked in its table, its frame found through
+//! its stage 2, and the handle is the mapper's, as in Xen. The same table
+//! records the domain's foreign maps of other domains' frames.
 //! Checks and status codes follow Xen's `common/grant_table.c` and its Arm
 //! `create_grant_host_mapping`, stricter where Xen would silently replace a
 //! mapping: the target address must be page aligned and unmapped.
@@ -13,7 +16,7 @@ use super::errno::*;
 use super::public::{GnttabGetVersion, GnttabMapGrantRef, GnttabQuerySize, GnttabSetVersion, GnttabUnmapGrantRef};
 use super::shared;
 use super::wire;
-use super::{Board, Call, DomainView, Outcome};
+use super::{Board, Call, DomainState, DomainView, Outcome};
 use crate::mm::frames::FRAME_SIZE as PAGE;
 use crate::mm::range::{GuestRange, Ipa, Pa};
 use crate::mm::stage2::{Kind, Stage2Error, Stage2Map};
@@ -90,7 +93,21 @@ struct Mapping {
     gref: u32,
     host_addr: u64,
     writable: bool,
+    /// The granter's page of the frame (its guest address; for Dom0 the
+    /// frame's own), pinned in its stage 2 while mapped.
     frame: u64,
+    /// The granting domain: the mapper itself, or another.
+    dom: u16,
+    /// The frame's host physical address (`dev_bus_addr`).
+    pa: u64,
+}
+
+/// A frame of another domain mapped into this one with add_to_physmap
+/// (space gmfn_foreign): whose, and its page there (pinned while mapped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Foreign {
+    pub dom: u16,
+    pub page: u64,
 }
 
 pub struct GrantTable {
@@ -103,6 +120,10 @@ pub struct GrantTable {
     active: BTreeMap<u32, Active>,
     maptrack: Vec<Option<Mapping>>,
     free_handles: Vec<u32>,
+    /// Other domains' frames this domain mapped (privcmd's foreign maps),
+    /// by the guest address they are mapped at: kept here, under the same
+    /// lock as the grant mappings, as Xen keeps both in the p2m.
+    foreign: BTreeMap<u64, Foreign>,
 }
 
 /// A map request (`struct gnttab_map_grant_ref`, 32 bytes) and its result.
@@ -122,6 +143,7 @@ impl GrantTable {
             active: BTreeMap::new(),
             maptrack: Vec::new(),
             free_handles: Vec::new(),
+            foreign: BTreeMap::new(),
         }
     }
 
@@ -308,8 +330,148 @@ impl GrantTable {
         } else {
             a.readers += 1;
         }
-        let handle = self.take_handle(Mapping { gref: r.gref, host_addr: r.host_addr, writable, frame });
+        let mapping = Mapping { gref: r.gref, host_addr: r.host_addr, writable, frame, dom: domain.id, pa: frame };
+        let handle = self.take_handle(mapping);
         (status::OKAY, handle, frame)
+    }
+
+    /// Records the foreign frame mapped at `page`.
+    pub fn add_foreign(&mut self, page: u64, foreign: Foreign) {
+        self.foreign.insert(page, foreign);
+    }
+
+    /// The foreign frame mapped at `page`, if any, forgotten.
+    pub fn take_foreign(&mut self, page: u64) -> Option<Foreign> {
+        self.foreign.remove(&page)
+    }
+
+    pub fn foreign_at(&self, page: u64) -> Option<Foreign> {
+        self.foreign.get(&page).copied()
+    }
+
+    /// The granting domain of mapping `handle`, if it is one.
+    fn granter_of(&self, handle: u32) -> Option<u16> {
+        self.maptrack.get(handle as usize).copied().flatten().map(|m| m.dom)
+    }
+
+    /// One map_grant_ref of another domain's grant: `granter` (its table
+    /// `theirs`, its locked stage 2 `their_stage2`) granted entry `r.gref`
+    /// to `mapper` (this table's domain). The entry is checked and marked
+    /// in the granter's table, the frame (found through the granter's
+    /// stage 2) mapped in the mapper's and pinned in the granter's; the
+    /// handle is the mapper's, as in Xen.
+    #[allow(clippy::too_many_arguments)]
+    fn map_foreign(
+        &mut self,
+        mapper: &DomainView<'_>,
+        stage2: &mut Stage2Map,
+        theirs: &mut GrantTable,
+        granter: &DomainView<'_>,
+        their_stage2: &mut Stage2Map,
+        board: &dyn Board,
+        r: &MapRequest,
+    ) -> (i16, u32, u64) {
+        let fail = |status: i16| (status, 0, 0);
+        if r.flags & (map::DEVICE_MAP | map::HOST_MAP) == 0 {
+            return fail(status::BAD_GNTREF);
+        }
+        if r.flags & (map::DEVICE_MAP | map::APPLICATION_MAP | map::CONTAINS_PTE) != 0 {
+            return fail(status::GENERAL_ERROR);
+        }
+        if self.free_handles.is_empty() && self.maptrack.len() >= MAX_MAPTRACK {
+            return fail(status::NO_SPACE);
+        }
+        let Some(entry) = theirs.entry(r.gref) else { return fail(status::BAD_GNTREF) };
+        let writable = r.flags & map::READONLY == 0;
+        let active = theirs.active.get(&r.gref);
+        if active.is_some_and(|a| if writable { a.writers >= PIN_LIMIT } else { a.readers >= PIN_LIMIT }) {
+            return fail(status::GENERAL_ERROR);
+        }
+        let newly = match active {
+            None => gtf::READING | if writable { gtf::WRITING } else { 0 },
+            Some(a) if writable && a.writers == 0 => gtf::WRITING,
+            Some(_) => 0,
+        };
+        // The grantee named in the entry must be the mapper.
+        let frame = if newly != 0 {
+            match Self::claim_entry(board, entry, mapper.id, writable) {
+                Ok(gfn) => active.map_or(u64::from(gfn) << 12, |a| a.frame),
+                Err(status) => return fail(status),
+            }
+        } else {
+            active.map_or(0, |a| a.frame)
+        };
+        let undo = |status: i16| {
+            if newly != 0 {
+                Self::release_entry(board, entry, newly);
+            }
+            fail(status)
+        };
+        // The granter's own RAM page, wherever its frame is.
+        let Some(pa) = granter.own_frame(their_stage2, Ipa(frame)) else { return undo(status::BAD_PAGE) };
+        if !r.host_addr.is_multiple_of(PAGE) || self.region.contains(r.host_addr) {
+            return undo(status::BAD_VIRT_ADDR);
+        }
+        match stage2.map_page(Ipa(r.host_addr), pa, Kind::Granted { writable }, board) {
+            Ok(()) => {}
+            Err(Stage2Error::NoTables) => return undo(status::NO_SPACE),
+            Err(_) => return undo(status::BAD_VIRT_ADDR),
+        }
+        their_stage2.pin(Ipa(frame));
+        let a = theirs.active.entry(r.gref).or_insert(Active { readers: 0, writers: 0, frame });
+        if writable {
+            a.writers += 1;
+        } else {
+            a.readers += 1;
+        }
+        let mapping = Mapping { gref: r.gref, host_addr: r.host_addr, writable, frame, dom: granter.id, pa: pa.0 };
+        (status::OKAY, self.take_handle(mapping), pa.0)
+    }
+
+    /// Unmaps this table's mapping `handle` of another domain's grant
+    /// (`theirs`, `their_stage2`: the granter's, locked).
+    #[allow(clippy::too_many_arguments)]
+    fn unmap_foreign(
+        &mut self,
+        stage2: &mut Stage2Map,
+        theirs: &mut GrantTable,
+        their_stage2: &mut Stage2Map,
+        board: &dyn Board,
+        host_addr: u64,
+        dev_bus_addr: u64,
+        handle: u32,
+    ) -> i16 {
+        let Some(Some(m)) = self.maptrack.get(handle as usize).copied() else { return status::BAD_HANDLE };
+        if dev_bus_addr != 0 && dev_bus_addr != m.pa {
+            return status::BAD_DEV_ADDR;
+        }
+        if host_addr & !(PAGE - 1) != m.host_addr || stage2.unmap_page(Ipa(m.host_addr), board).is_err() {
+            return status::GENERAL_ERROR;
+        }
+        their_stage2.unpin(Ipa(m.frame));
+        self.maptrack[handle as usize] = None;
+        self.free_handles.push(handle);
+        theirs.release(board, m);
+        status::OKAY
+    }
+
+    /// A mapping of this table's entry went: fewer pins, and the entry's
+    /// flags cleared with the last of each kind.
+    fn release(&mut self, board: &dyn Board, m: Mapping) {
+        let entry = self.entry(m.gref).expect("an active entry's frame exists");
+        let a = self.active.get_mut(&m.gref).expect("a mapping keeps its entry active");
+        if m.writable {
+            a.writers -= 1;
+            if a.writers == 0 {
+                Self::release_entry(board, entry, gtf::WRITING);
+            }
+        } else {
+            a.readers -= 1;
+        }
+        if a.readers + a.writers == 0 {
+            self.active.remove(&m.gref);
+            Self::release_entry(board, entry, gtf::READING);
+        }
     }
 
     /// One unmap_grant_ref of `handle`, which must name this mapping.
@@ -393,11 +555,25 @@ fn batch(call: &mut Call<'_>, args: [u64; 5], size: u64, one: fn(&mut Call<'_>, 
 fn map_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
     let mut b = wire::read::<GnttabMapGrantRef>(call.memory, at)?;
     let request = MapRequest { host_addr: b.host_addr, flags: b.flags, gref: b.r#ref, dom: b.dom };
-    let (status, handle, bus) = {
-        let domain = call.domain;
+    let domain = call.domain;
+    let (status, handle, bus) = if request.dom == domain.id {
         let mut grants = domain.xen.grants.lock();
         let mut stage2 = domain.stage2.lock_after_grants(&grants);
         grants.map_one(&domain, &mut stage2, call.board, &request)
+    } else if let Some(granter) = call.domains.find(request.dom).filter(|_| request.dom != super::DOMID_SELF) {
+        // Both tables, then both stage 2s, lower domid first.
+        let (mut grants, theirs) =
+            super::lock_two((domain.id, domain.xen), (granter.id, granter.xen), |x: &DomainState| x.grants.lock());
+        let mut theirs = theirs.expect("another domain");
+        let (mut stage2, their_stage2) = super::lock_two(
+            (domain.id, (domain.stage2, &grants)),
+            (granter.id, (granter.stage2, &theirs)),
+            |(s2, g)| s2.lock_after_grants(g),
+        );
+        let mut their_stage2 = their_stage2.expect("another domain");
+        grants.map_foreign(&domain, &mut stage2, &mut theirs, &granter, &mut their_stage2, call.board, &request)
+    } else {
+        (status::BAD_DOMAIN, 0, 0)
     };
     b.status = status;
     if status == status::OKAY {
@@ -410,11 +586,35 @@ fn map_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
 /// `{ uint64_t host_addr, dev_bus_addr; grant_handle_t handle; int16_t status; }`
 fn unmap_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
     let mut b = wire::read::<GnttabUnmapGrantRef>(call.memory, at)?;
-    let status = {
-        let domain = call.domain;
-        let mut grants = domain.xen.grants.lock();
-        let mut stage2 = domain.stage2.lock_after_grants(&grants);
-        grants.unmap_one(&mut stage2, call.board, b.host_addr, b.dev_bus_addr, b.handle)
+    let domain = call.domain;
+    let (host_addr, bus, handle) = (b.host_addr, b.dev_bus_addr, b.handle);
+    let granter = domain.xen.grants.lock().granter_of(handle);
+    let status = match granter.filter(|&g| g != domain.id).and_then(|g| call.domains.find(g)) {
+        None => {
+            let mut grants = domain.xen.grants.lock();
+            let mut stage2 = domain.stage2.lock_after_grants(&grants);
+            match grants.granter_of(handle) {
+                Some(g) if g != domain.id => status::GENERAL_ERROR,
+                _ => grants.unmap_one(&mut stage2, call.board, host_addr, bus, handle),
+            }
+        }
+        Some(granter) => {
+            let (mut grants, theirs) =
+                super::lock_two((domain.id, domain.xen), (granter.id, granter.xen), |x: &DomainState| x.grants.lock());
+            let mut theirs = theirs.expect("another domain");
+            let (mut stage2, their_stage2) = super::lock_two(
+                (domain.id, (domain.stage2, &grants)),
+                (granter.id, (granter.stage2, &theirs)),
+                |(s2, g)| s2.lock_after_grants(g),
+            );
+            let mut their_stage2 = their_stage2.expect("another domain");
+            // The handle may have been unmapped and reused meanwhile.
+            if grants.granter_of(handle) == Some(granter.id) {
+                grants.unmap_foreign(&mut stage2, &mut theirs, &mut their_stage2, call.board, host_addr, bus, handle)
+            } else {
+                status::BAD_HANDLE
+            }
+        }
     };
     b.status = status;
     wire::write(call.memory, at, &b)

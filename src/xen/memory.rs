@@ -1,18 +1,20 @@
-//! `HYPERVISOR_memory_op` (`public/memory.h`) for a 1:1 domain: placing
-//! shared_info and the grant-table frames in its physmap, ballooning its own
+//! `HYPERVISOR_memory_op` (`public/memory.h`): placing shared_info and the
+//! grant-table frames in a domain's physmap, ballooning a 1:1 domain's own
 //! RAM out and back in (IPA == PA, so a page comes back only as the very
-//! frame that left), and removing pages. Errors and return values follow
+//! frame that left), Dom0's foreign maps of a DomU's frames (privcmd's
+//! add_to_physmap_batch, space gmfn_foreign), and removing pages. Errors and return values follow
 //! Xen's `common/memory.c`: the reservation calls return how many extents
 //! were done, whatever went wrong.
 
 use super::Errno;
 use super::errno::*;
+use super::grant::Foreign;
 use super::public::{Domid, XenAddToPhysmap, XenAddToPhysmapBatch, XenMemoryReservation, XenRemoveFromPhysmap};
 use super::wire;
 use super::{Call, Outcome};
 use crate::mm::frames::FRAME_SIZE as PAGE;
 use crate::mm::range::{GuestRange, Ipa, Pa};
-use crate::mm::stage2::Kind;
+use crate::mm::stage2::{Kind, Stage2Error};
 use core::sync::atomic::Ordering;
 
 pub mod op {
@@ -223,11 +225,10 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), Errno
             if domain.xen.shared.address().is_some() {
                 return Err(EBUSY);
             }
-            if !domain.has_page(&stage2, Ipa(page)) {
-                return Err(EINVAL);
-            }
+            // Its own RAM page: 1:1 for Dom0, any frame for a DomU.
+            let Some(frame) = domain.own_frame(&stage2, Ipa(page)) else { return Err(EINVAL) };
             stage2.pin(Ipa(page));
-            domain.xen.shared.register(call.board, page);
+            domain.xen.shared.register(call.board, frame.0);
             Ok(())
         }
         Ok(space::GRANT_TABLE) => {
@@ -242,8 +243,7 @@ fn add_one(call: &Call<'_>, space: u32, idx: u64, gpfn: u64) -> Result<(), Errno
 
 /// `struct xen_add_to_physmap_batch { domid_t domid; uint16_t space, size;
 /// domid_t foreign_domid; handle idxs, gpfns, errs; }` (32 bytes). Per-entry
-/// results go to `errs`; foreign mappings fail there, as there is no other
-/// domain.
+/// results go to `errs`.
 fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
     let result = (|| {
         let start = u16::try_from(start).map_err(|_| EDOM)?;
@@ -271,7 +271,7 @@ fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
                 return Err(EINVAL);
             }
             let rc = if space == space::GMFN_FOREIGN {
-                if super::is_self(call, foreign) { EINVAL.to_x0() } else { ESRCH.to_x0() }
+                add_foreign(call, foreign, idx, gpfn).err().map_or(0, Errno::to_x0)
             } else {
                 add_one(call, u32::from(space), idx, gpfn).err().map_or(0, Errno::to_x0)
             };
@@ -286,9 +286,48 @@ fn add_to_physmap_batch(call: &mut Call<'_>, start: u64, arg: u64) -> Progress {
     }
 }
 
+/// One gmfn_foreign entry (privcmd's foreign maps): domain `foreign`'s
+/// frame `idx` mapped at the caller's `gpfn`, as Xen's Arm
+/// `xenmem_add_to_physmap_one` checks it: no such domain -ESRCH, the caller
+/// itself -EINVAL, a caller other than Dom0 -EPERM, a frame that is not the
+/// other's RAM -EINVAL. The caller's page must be unmapped (-EBUSY) and
+/// outside its grant region. The frame stays the other domain's, pinned in
+/// its stage 2 until remove_from_physmap.
+fn add_foreign(call: &Call<'_>, foreign: u16, idx: u64, gpfn: u64) -> Result<(), Errno> {
+    if super::is_self(call, foreign) {
+        return Err(EINVAL);
+    }
+    let owner = call.domains.find(foreign).ok_or(ESRCH)?;
+    if call.domain.id != 0 {
+        return Err(EPERM);
+    }
+    if idx > u64::MAX >> 12 || gpfn > u64::MAX >> 12 {
+        return Err(EINVAL);
+    }
+    let (page, their_page) = (gpfn << 12, idx << 12);
+    let domain = call.domain;
+    let mut grants = domain.xen.grants.lock();
+    let mut stage2 = domain.stage2.lock_after_grants(&grants);
+    // Dom0's stage 2 before the other's: lower domid first. None of the
+    // other domain's Xen locks is held.
+    let mut theirs = owner.stage2.lock_holding_no_xen_lock();
+    let frame = owner.own_frame(&theirs, Ipa(their_page)).ok_or(EINVAL)?;
+    if grants.region().contains(page) {
+        return Err(EINVAL);
+    }
+    stage2.map_page(Ipa(page), frame, Kind::Granted { writable: true }, call.board).map_err(|e| match e {
+        Stage2Error::Mapped => EBUSY,
+        Stage2Error::NoTables => ENOMEM,
+        _ => EINVAL,
+    })?;
+    theirs.pin(Ipa(their_page));
+    grants.add_foreign(page, Foreign { dom: foreign, page: their_page });
+    Ok(())
+}
+
 /// `struct xen_remove_from_physmap { domid_t domid; xen_pfn_t gpfn; }`:
 /// a RAM page is ballooned out, a grant-table frame unmapped (it stays the
-/// table's). Pinned pages (shared areas) and grant mappings (unmapped with
+/// table's), a foreign frame unmapped (and unpinned in its domain). Pinned pages (shared areas) and grant mappings (unmapped with
 /// unmap_grant_ref only) stay.
 fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let b = wire::read::<XenRemoveFromPhysmap>(call.memory, arg)?;
@@ -307,6 +346,15 @@ fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
             Some(_) if grants.frame_at(page).is_some() => {
                 stage2.unmap_page(Ipa(page), call.board).map_err(|_| EINVAL)?;
                 grants.forget_mapping(page);
+                return Ok(0);
+            }
+            Some(_) if let Some(foreign) = grants.foreign_at(page) => {
+                stage2.unmap_page(Ipa(page), call.board).map_err(|_| EINVAL)?;
+                grants.take_foreign(page);
+                // Lower domid first: only Dom0 maps foreign frames.
+                if let Some(owner) = call.domains.find(foreign.dom) {
+                    owner.stage2.lock_holding_no_xen_lock().unpin(Ipa(foreign.page));
+                }
                 return Ok(0);
             }
             Some(_) => domain.has_page(&stage2, Ipa(page)),

@@ -26,7 +26,7 @@ pub(crate) mod testing;
 
 use crate::mm::stage2::Tlb;
 use core::sync::atomic::AtomicU64;
-pub use domain::{DomainView, Stage2Lock};
+pub use domain::{DomainView, Stage2Lock, lock_two};
 
 /// A Xen errno (`public/errno.h`): the error of every call, positive
 /// inside the hypervisor; negated once, where it becomes x0 (`-errno`, or
@@ -130,6 +130,17 @@ pub trait Board: Tlb + Sync {
     fn console_read(&self, buf: &mut [u8]) -> usize;
 }
 
+/// The machine's domains, as the calls between them reach one another:
+/// implemented by the router on the board (Dom0 and the boot-time DomUs),
+/// by the model machine in host tests.
+pub trait Domains: Sync {
+    /// The domain whose id is `domid` (never DOMID_SELF), if there is one.
+    fn find(&self, domid: u16) -> Option<DomainView<'_>>;
+    /// Makes the event-channel interrupt pending on vCPU `vcpu` of domain
+    /// `domid` (an event sent from another domain).
+    fn raise_event(&self, domid: u16, vcpu: usize);
+}
+
 /// One hypercall in progress: who makes it, and what it may touch.
 pub struct Call<'a> {
     pub domain: DomainView<'a>,
@@ -137,6 +148,8 @@ pub struct Call<'a> {
     pub vcpu: usize,
     pub memory: &'a mut dyn GuestMemory,
     pub board: &'a dyn Board,
+    /// The other domains, for the calls that name one.
+    pub domains: &'a dyn Domains,
 }
 
 /// What the trap handler does when a hypercall returns.
@@ -217,11 +230,14 @@ pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
 }
 
 impl<'a> Call<'a> {
-    /// The domain `domid` names, as the caller may reach it: DOMID_SELF or
-    /// its own id; any other is -ESRCH while there are no other domains
-    /// (DomUs will be found here).
+    /// The domain `domid` names: the caller for DOMID_SELF or its own id,
+    /// else the machine's domain of that id; -ESRCH if there is none.
     pub fn find_domain(&self, domid: u16) -> Result<DomainView<'a>, Errno> {
-        if domid == DOMID_SELF || domid == self.domain.id { Ok(self.domain) } else { Err(errno::ESRCH) }
+        if domid == DOMID_SELF || domid == self.domain.id {
+            Ok(self.domain)
+        } else {
+            self.domains.find(domid).ok_or(errno::ESRCH)
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! A model machine for host tests of the hypercalls: sparse physical
 //! memory, a real frame allocator, a recording TLB and event interrupt, and
-//! a Dom0 whose virtual addresses equal its guest-physical ones. A machine
-//! owns all of it and frees it when dropped, so a fuzzer can make many.
+//! a Dom0 whose virtual addresses equal its guest-physical ones, and if
+//! asked a DomU beside it whose RAM is not 1:1 (as the boot builds them).
+//! A machine owns all of it and frees it when dropped, so a fuzzer can make
+//! many.
 
 use super::errno::EFAULT;
-use super::{Board, Call, DOMID_SELF, Errno, GuestMemory, Outcome, dispatch};
+use super::{Board, Call, DOMID_SELF, Domains, Errno, GuestMemory, Outcome, dispatch};
 use super::{DomainState, DomainView, Stage2Lock};
 use crate::mm::audit::{Owned, Summary, Violation};
 use crate::mm::frames::FrameAllocator;
@@ -21,6 +23,13 @@ pub const HYPERVISOR_FREE: PhysRange = PhysRange::new(0x4100_0000, 0x4200_0000);
 pub const GRANT_REGION: GuestRange = GuestRange::new(0x4020_0000, 0x4024_0000);
 /// Unmapped IPA space, like an extended region.
 pub const SCRATCH: u64 = 0x4800_0000;
+/// The DomU's id, RAM (at Xen's guest address) and the frames behind it,
+/// which are the allocator's but not free, as a built DomU's are.
+pub const DOMU: u16 = 1;
+pub const DOMU_RAM: GuestRange = GuestRange::new(0x4000_0000, 0x4080_0000);
+pub const DOMU_FRAMES: u64 = 0x7000_0000;
+/// Its grant region (Xen's guest layout), 16 frames.
+pub const DOMU_GRANT_REGION: GuestRange = GuestRange::new(0x3800_0000, 0x3801_0000);
 
 type Page = [AtomicU64; 512];
 
@@ -249,10 +258,22 @@ impl TestDomain {
     }
 }
 
-/// Dom0 with `vcpus` vCPUs on a fresh model machine.
+/// Dom0 with `vcpus` vCPUs on a fresh model machine, and maybe a DomU.
 pub struct Machine {
     pub domain: TestDomain,
     pub board: TestBoard,
+    pub domu: Option<TestDomain>,
+    /// Events raised from another domain: (domain, vCPU).
+    pub remote_raised: Mutex<Vec<(u16, usize)>>,
+}
+
+impl Domains for Machine {
+    fn find(&self, domid: u16) -> Option<DomainView<'_>> {
+        self.domains().find(|d| d.id == domid).map(TestDomain::view)
+    }
+    fn raise_event(&self, domid: u16, vcpu: usize) {
+        self.remote_raised.lock().unwrap().push((domid, vcpu));
+    }
 }
 
 impl Machine {
@@ -265,7 +286,33 @@ impl Machine {
             stage2: Stage2Lock::new(stage2),
             xen: DomainState::new(vcpus, GRANT_REGION),
         };
-        Machine { domain, board: TestBoard::new() }
+        Machine { domain, board: TestBoard::new(), domu: None, remote_raised: Mutex::new(Vec::new()) }
+    }
+
+    /// Dom0 with `vcpus` vCPUs and DomU 1 (one vCPU) beside it: its RAM
+    /// at [`DOMU_RAM`] on the frames from [`DOMU_FRAMES`], mapped in its
+    /// own stage 2.
+    pub fn with_domu(vcpus: usize) -> Self {
+        let mut m = Self::new(vcpus);
+        let mut stage2 = Stage2Map::new(Geometry::for_ipa_bits(40));
+        stage2.map_at(DOMU_RAM, Pa(DOMU_FRAMES), Kind::Ram).unwrap();
+        m.domu = Some(TestDomain {
+            id: DOMU,
+            ram: vec![DOMU_RAM],
+            stage2: Stage2Lock::new(stage2),
+            xen: DomainState::new(1, DOMU_GRANT_REGION),
+        });
+        m
+    }
+
+    /// The machine's domains, Dom0 first.
+    pub fn domains(&self) -> impl Iterator<Item = &TestDomain> {
+        std::iter::once(&self.domain).chain(self.domu.as_ref())
+    }
+
+    /// Domain `domid` of the machine.
+    pub fn dom(&self, domid: u16) -> &TestDomain {
+        self.domains().find(|d| d.id == domid).expect("a domain of the machine")
     }
 
     /// The guest's memory as a hypercall reaches it.
@@ -275,9 +322,52 @@ impl Machine {
 
     /// One trap: hypercall `number` from vCPU `vcpu`.
     pub fn trap(&self, vcpu: usize, number: u64, args: [u64; 5]) -> Outcome {
-        let mut memory = self.guest();
-        let mut call = Call { domain: self.domain.view(), vcpu, memory: &mut memory, board: &self.board };
+        self.trap_as(0, vcpu, number, args)
+    }
+
+    /// One trap: hypercall `number` from vCPU `vcpu` of domain `domid`.
+    pub fn trap_as(&self, domid: u16, vcpu: usize, number: u64, args: [u64; 5]) -> Outcome {
+        let domain = self.dom(domid).view();
+        let mut memory = TestGuest { domain, board: &self.board };
+        let mut call = Call { domain, vcpu, memory: &mut memory, board: &self.board, domains: self };
         dispatch(&mut call, number, args)
+    }
+
+    /// The physical address behind `ipa` in domain `domid`'s stage 2.
+    pub fn pa_in(&self, domid: u16, ipa: u64) -> u64 {
+        let leaf = self.dom(domid).stage2.lock_holding_no_xen_lock().translate(Ipa(ipa)).expect("mapped");
+        leaf.pa.0 | (ipa & 0xfff)
+    }
+
+    /// Domain `domid` writes `bytes` at its guest address `ipa` (within a page).
+    pub fn put_in(&self, domid: u16, ipa: u64, bytes: &[u8]) {
+        self.board.put(self.pa_in(domid, ipa), bytes)
+    }
+
+    pub fn get_in(&self, domid: u16, ipa: u64, len: usize) -> Vec<u8> {
+        self.board.get(self.pa_in(domid, ipa), len)
+    }
+
+    /// x0 of a hypercall from vCPU 0 of domain `domid`, run to the end.
+    pub fn call_as(&self, domid: u16, number: u64, args: [u64; 5]) -> i64 {
+        let mut args = args;
+        for _ in 1..100_000 {
+            match self.trap_as(domid, 0, number, args) {
+                Outcome::Continue(next) => args = next,
+                Outcome::Return(value) => return value,
+                other => panic!("hypercall {number} ended with {other:?}"),
+            }
+        }
+        panic!("hypercall {number} never finished");
+    }
+
+    /// Stage 2 of domain `domid` audited: every other domain's RAM frames
+    /// are foreign to it.
+    pub fn audit_of(&self, domid: u16) -> Result<Summary, Violation> {
+        let hypervisor: [Owned; 0] = [];
+        let foreign: Vec<PhysRange> =
+            self.domains().filter(|d| d.id != domid).flat_map(|d| d.view().ram_frames()).collect();
+        self.dom(domid).view().audit_stage2(&[], &[], &hypervisor, &foreign, || self.board.free_ranges())
     }
 
     /// Where grant entry `gref` lies, if Dom0 put its table frame in place.
@@ -335,14 +425,14 @@ impl Machine {
     /// Dom0's stage 2 audited as the board does at shutdown; the model has
     /// no devices, and its hypervisor owns no more than the domain says.
     pub fn audit(&self) -> Result<Summary, Violation> {
-        let hypervisor: [Owned; 0] = [];
-        self.domain.view().audit_stage2(&[], &[], &hypervisor, || self.board.free_ranges())
+        self.audit_of(0)
     }
 
-    /// Frames free, plus those the hypervisor holds for Dom0 (its grant
-    /// table), less those Dom0 ballooned out: constant for a machine's life.
+    /// Frames free, plus those the hypervisor holds for the domains (their
+    /// grant tables), less those Dom0 ballooned out: constant for a
+    /// machine's life.
     pub fn frames_accounted(&self) -> u64 {
-        let held = self.domain.xen.grants.lock().frame_addresses().count() as u64;
+        let held: u64 = self.domains().map(|d| d.xen.grants.lock().frame_addresses().count() as u64).sum();
         let ballooned = self.domain.xen.ballooned.load(Ordering::Acquire);
         self.board.free_frames() + held - ballooned
     }

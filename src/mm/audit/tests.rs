@@ -148,6 +148,8 @@ impl Scene {
             remapped_devices: &[],
             shared_frames: &self.grant_frames,
             shared_window: WINDOW,
+            direct_mapped: true,
+            foreign: &[],
         };
         audit(&self.s2.leaves(), &allowed, &self.owned())
     }

@@ -284,8 +284,179 @@ proptest::proptest! {
             }
         }
         for (port, binding) in ports.iter().enumerate() {
-            if let Binding::Interdomain { remote_port } = binding {
-                proptest::prop_assert_eq!(ports[*remote_port as usize], Binding::Interdomain { remote_port: port as u32 });
+            if let Binding::Interdomain { remote_dom, remote_port } = binding {
+                proptest::prop_assert_eq!(*remote_dom, 0);
+                proptest::prop_assert_eq!(
+                    ports[*remote_port as usize],
+                    Binding::Interdomain { remote_dom: 0, remote_port: port as u32 }
+                );
+            }
+        }
+    }
+}
+
+/// Event channels between Dom0 and a DomU on the two-domain model.
+mod interdomain {
+    use super::*;
+    use crate::xen::testing::{DOMU, DOMU_RAM};
+
+    const DOMU_SHARED: u64 = DOMU_RAM.start + 0x10000;
+
+    fn arg_of(domid: u16) -> u64 {
+        if domid == 0 { ARG } else { DOMU_RAM.start + 0x2000 }
+    }
+
+    /// EVTCHNOP `cmd` from domain `domid`: x0 and the struct after.
+    fn op_as(m: &Machine, domid: u16, cmd: u32, bytes: &[u8]) -> (i64, Vec<u8>) {
+        let arg = arg_of(domid);
+        m.put_in(domid, arg, bytes);
+        let rc = m.call_as(domid, nr::EVENT_CHANNEL_OP, args(&[u64::from(cmd), arg]));
+        (rc, m.get_in(domid, arg, bytes.len()))
+    }
+
+    fn alloc(m: &Machine, domid: u16, dom: u16, remote: u16) -> Result<u32, i64> {
+        let (rc, b) = op_as(m, domid, op::ALLOC_UNBOUND, &le(&[(0, dom.into(), 2), (2, remote.into(), 2)], 8));
+        if rc == 0 { Ok(u32_at(&b, 4)) } else { Err(rc) }
+    }
+
+    fn bind(m: &Machine, domid: u16, remote_dom: u16, remote_port: u32) -> Result<u32, i64> {
+        let bytes = le(&[(0, remote_dom.into(), 2), (4, remote_port.into(), 4)], 12);
+        let (rc, b) = op_as(m, domid, op::BIND_INTERDOMAIN, &bytes);
+        if rc == 0 { Ok(u32_at(&b, 8)) } else { Err(rc) }
+    }
+
+    fn port_cmd(m: &Machine, domid: u16, cmd: u32, port: u32) -> i64 {
+        op_as(m, domid, cmd, &port.to_le_bytes()).0
+    }
+
+    /// (status, remote domain, remote port) of `port` as `domid` sees it.
+    fn stat_of(m: &Machine, domid: u16, port: u32) -> (u32, u16, u32) {
+        let (rc, b) = op_as(m, domid, op::STATUS, &le(&[(0, DOMID_SELF.into(), 2), (4, port.into(), 4)], 24));
+        assert_eq!(rc, 0);
+        (u32_at(&b, 8), u16_at(&b, 16), u32_at(&b, 20))
+    }
+
+    fn pending_in(m: &Machine, domid: u16, port: u32) -> bool {
+        let page = if domid == 0 { SHARED } else { DOMU_SHARED };
+        let at = page + layout::EVTCHN_PENDING + u64::from(port / 64) * 8;
+        u64::from_le_bytes(m.get_in(domid, at, 8).try_into().unwrap()) & (1 << (port % 64)) != 0
+    }
+
+    /// Dom0 and the DomU, each with shared_info placed.
+    fn machine() -> Machine {
+        let m = Machine::with_domu(1);
+        for (domid, page) in [(0, SHARED), (DOMU, DOMU_SHARED)] {
+            let arg = arg_of(domid);
+            m.put_in(
+                domid,
+                arg,
+                &le(&[(0, DOMID_SELF.into(), 2), (4, space::SHARED_INFO.into(), 4), (16, page >> 12, 8)], 24),
+            );
+            assert_eq!(m.call_as(domid, nr::MEMORY_OP, args(&[mem::ADD_TO_PHYSMAP, arg])), 0);
+        }
+        m
+    }
+
+    /// A channel the DomU offers and Dom0 binds: (DomU's port, Dom0's).
+    fn connected(m: &Machine) -> (u32, u32) {
+        let theirs = alloc(m, DOMU, DOMID_SELF, 0).unwrap();
+        let ours = bind(m, 0, DOMU, theirs).unwrap();
+        (theirs, ours)
+    }
+
+    #[test]
+    fn a_domu_offers_dom0_binds_and_sends_cross_both_ways() {
+        let m = machine();
+        let theirs = alloc(&m, DOMU, DOMID_SELF, 0).unwrap();
+        assert_eq!(stat_of(&m, DOMU, theirs), (stat::UNBOUND, 0, 0));
+        // Nobody listens yet: dropped.
+        assert_eq!(port_cmd(&m, DOMU, op::SEND, theirs), 0);
+        assert!(!pending_in(&m, 0, 1) && m.remote_raised.lock().unwrap().is_empty());
+        let ours = bind(&m, 0, DOMU, theirs).unwrap();
+        assert_eq!(stat_of(&m, 0, ours), (stat::INTERDOMAIN, DOMU, theirs));
+        assert_eq!(stat_of(&m, DOMU, theirs), (stat::INTERDOMAIN, 0, ours));
+        assert!(pending_in(&m, 0, ours), "the binding end is raised once, as in Xen");
+        assert_eq!(m.board.take_raised(), vec![0]);
+        // Dom0 -> DomU: the DomU's shared_info and vCPU, not Dom0's.
+        assert_eq!(port_cmd(&m, 0, op::SEND, ours), 0);
+        assert!(pending_in(&m, DOMU, theirs));
+        assert_eq!(m.get_in(DOMU, DOMU_SHARED + layout::UPCALL_PENDING, 1), [1]);
+        assert_eq!(std::mem::take(&mut *m.remote_raised.lock().unwrap()), vec![(DOMU, 0)]);
+        assert!(m.board.take_raised().is_empty());
+        // DomU -> Dom0.
+        m.put_in(0, SHARED + layout::EVTCHN_PENDING, &[0; 8]);
+        m.put_in(0, SHARED, &[0]);
+        m.put_in(0, SHARED + layout::PENDING_SEL, &[0; 8]);
+        assert_eq!(port_cmd(&m, DOMU, op::SEND, theirs), 0);
+        assert!(pending_in(&m, 0, ours));
+        assert_eq!(std::mem::take(&mut *m.remote_raised.lock().unwrap()), vec![(0, 0)]);
+        // And the other way round: Dom0 offers, the DomU binds.
+        let offered = alloc(&m, 0, DOMID_SELF, DOMU).unwrap();
+        let bound = bind(&m, DOMU, 0, offered).unwrap();
+        assert_eq!(stat_of(&m, 0, offered), (stat::INTERDOMAIN, DOMU, bound));
+    }
+
+    #[test]
+    fn hostile_binds_fail_as_in_xen() {
+        let m = machine();
+        let theirs = alloc(&m, DOMU, DOMID_SELF, 0).unwrap();
+        assert_eq!(bind(&m, 0, 7, theirs), Err(-ESRCH), "no domain 7");
+        assert_eq!(bind(&m, 0, DOMU, 0), Err(-EINVAL), "port 0 is reserved");
+        assert_eq!(bind(&m, 0, DOMU, NR_PORTS), Err(-EINVAL), "out of range");
+        assert_eq!(bind(&m, 0, DOMU, theirs + 1), Err(-EINVAL), "a free port");
+        let for_itself = alloc(&m, DOMU, DOMID_SELF, DOMID_SELF).unwrap();
+        assert_eq!(bind(&m, 0, DOMU, for_itself), Err(-EINVAL), "unbound for someone else");
+        let for_two = alloc(&m, DOMU, DOMID_SELF, 2).unwrap();
+        assert_eq!(bind(&m, 0, DOMU, for_two), Err(-EINVAL), "unbound for domain 2");
+        let virq = op_as(&m, DOMU, op::BIND_VIRQ, &le(&[(0, virq::CONSOLE.into(), 4)], 12));
+        assert_eq!(virq.0, 0);
+        assert_eq!(bind(&m, 0, DOMU, u32_at(&virq.1, 8)), Err(-EINVAL), "a VIRQ port");
+        let ours = bind(&m, 0, DOMU, theirs).unwrap();
+        assert_eq!(bind(&m, 0, DOMU, theirs), Err(-EINVAL), "bound already");
+        // Dom0's own port through the DomU's id is not the DomU's.
+        assert_eq!(bind(&m, DOMU, 0, ours), Err(-EINVAL));
+        // Only one's own ports are allocated.
+        assert_eq!(alloc(&m, DOMU, 0, DOMU), Err(-ESRCH));
+        assert_eq!(alloc(&m, 0, DOMU, 0), Err(-ESRCH));
+        // Nothing half-done: the failures took no port.
+        assert_eq!(stat_of(&m, 0, ours + 1), (stat::CLOSED, 0, 0));
+    }
+
+    #[test]
+    fn close_from_either_side_leaves_the_other_unbound_for_the_closer() {
+        let m = machine();
+        let (theirs, ours) = connected(&m);
+        assert_eq!(port_cmd(&m, DOMU, op::CLOSE, theirs), 0);
+        assert_eq!(stat_of(&m, DOMU, theirs), (stat::CLOSED, 0, 0));
+        assert_eq!(stat_of(&m, 0, ours), (stat::UNBOUND, DOMU, 0));
+        assert_eq!(port_cmd(&m, 0, op::SEND, ours), 0, "dropped");
+        assert!(m.remote_raised.lock().unwrap().is_empty());
+        // The DomU may bind to it again.
+        let again = bind(&m, DOMU, 0, ours).unwrap();
+        assert_eq!(stat_of(&m, 0, ours), (stat::INTERDOMAIN, DOMU, again));
+        assert_eq!(port_cmd(&m, 0, op::CLOSE, ours), 0);
+        assert_eq!(stat_of(&m, DOMU, again), (stat::UNBOUND, 0, 0));
+        assert_eq!(port_cmd(&m, 0, op::CLOSE, ours), -EINVAL, "closed twice");
+        // A reset closes interdomain ports too.
+        let (theirs, ours) = connected(&m);
+        let reset = op_as(&m, 0, op::RESET, &le(&[(0, DOMID_SELF.into(), 2)], 2)).0;
+        assert_eq!(reset, 0);
+        assert_eq!(stat_of(&m, 0, ours), (stat::CLOSED, 0, 0));
+        assert_eq!(stat_of(&m, DOMU, theirs), (stat::UNBOUND, 0, 0));
+    }
+
+    #[test]
+    fn both_sides_closing_at_once_do_not_deadlock() {
+        for _ in 0..20 {
+            let m = machine();
+            let pairs: Vec<(u32, u32)> = (0..64).map(|_| connected(&m)).collect();
+            std::thread::scope(|s| {
+                s.spawn(|| pairs.iter().for_each(|&(_, ours)| assert_eq!(port_cmd(&m, 0, op::CLOSE, ours), 0)));
+                s.spawn(|| pairs.iter().for_each(|&(theirs, _)| assert_eq!(port_cmd(&m, DOMU, op::CLOSE, theirs), 0)));
+            });
+            for &(theirs, ours) in &pairs {
+                let (a, b) = (stat_of(&m, 0, ours).0, stat_of(&m, DOMU, theirs).0);
+                assert_eq!((a, b), (stat::CLOSED, stat::CLOSED), "each end closed, whichever went first");
             }
         }
     }

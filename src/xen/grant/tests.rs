@@ -399,3 +399,143 @@ fn frames_reserved_at_build_are_used_as_the_guest_grows_the_table() {
     assert_eq!(m.board.free_frames(), free - 64, "no frame taken at runtime");
     assert_eq!(map(&m, SCRATCH, map::HOST_MAP, 2048, 0).0, status::BAD_GNTREF, "beyond the grown size");
 }
+
+/// Dom0 mapping a DomU's grants on the two-domain model.
+mod interdomain {
+    use super::*;
+    use crate::xen::testing::{DOMU, DOMU_FRAMES, DOMU_GRANT_REGION, DOMU_RAM};
+
+    const DOMU_ARG: u64 = DOMU_RAM.start + 0x6000;
+    /// A page of the DomU's, and the frame behind it.
+    const SHARED_PAGE: u64 = DOMU_RAM.start + 0x20_0000;
+    const SHARED_FRAME: u64 = DOMU_FRAMES + 0x20_0000;
+
+    /// Dom0 (grant frames in place) and the DomU, its grant frame 0 in place.
+    fn machine() -> Machine {
+        let m = Machine::with_domu(1);
+        for idx in (0..2u64).rev() {
+            let b = crate::xen::testing::le(
+                &[
+                    (0, DOMID_SELF.into(), 2),
+                    (4, space::GRANT_TABLE.into(), 4),
+                    (8, idx, 8),
+                    (16, (GRANT_REGION.start >> 12) + idx, 8),
+                ],
+                24,
+            );
+            m.board.put(ARG, &b);
+            assert_eq!(m.call(nr::MEMORY_OP, args(&[mem::ADD_TO_PHYSMAP, ARG])), 0);
+        }
+        let b = crate::xen::testing::le(
+            &[(0, DOMID_SELF.into(), 2), (4, space::GRANT_TABLE.into(), 4), (16, DOMU_GRANT_REGION.start >> 12, 8)],
+            24,
+        );
+        m.put_in(DOMU, DOMU_ARG, &b);
+        assert_eq!(m.call_as(DOMU, nr::MEMORY_OP, args(&[mem::ADD_TO_PHYSMAP, DOMU_ARG])), 0);
+        m
+    }
+
+    /// The DomU's entry `gref`, where the hypervisor keeps it.
+    fn entry(m: &Machine, gref: u32) -> u64 {
+        m.pa_in(DOMU, DOMU_GRANT_REGION.start + u64::from(gref) * 8)
+    }
+
+    /// The DomU grants its page at `page` to `domid`, as it writes its table.
+    fn domu_grant(m: &Machine, gref: u32, flags: u16, domid: u16, page: u64) {
+        m.board.set_u64(entry(m, gref), u64::from(flags) | u64::from(domid) << 16 | (page >> 12) << 32);
+    }
+
+    fn domu_flags(m: &Machine, gref: u32) -> u16 {
+        m.board.u64(entry(m, gref)) as u16
+    }
+
+    fn leaf(m: &Machine, domid: u16, ipa: u64) -> Option<crate::mm::stage2::Leaf> {
+        m.dom(domid).stage2.lock_holding_no_xen_lock().translate(Ipa(ipa))
+    }
+
+    fn pinned(m: &Machine, ipa: u64) -> bool {
+        m.dom(DOMU).stage2.lock_holding_no_xen_lock().is_pinned(Ipa(ipa))
+    }
+
+    #[test]
+    fn dom0_maps_a_domu_grant_at_the_frame_behind_it() {
+        let m = machine();
+        domu_grant(&m, 3, gtf::PERMIT_ACCESS, 0, SHARED_PAGE);
+        let (st, handle, bus) = map(&m, SCRATCH, map::HOST_MAP, 3, DOMU);
+        assert_eq!((st, bus), (status::OKAY, SHARED_FRAME), "dev_bus_addr is the host frame");
+        assert_eq!(domu_flags(&m, 3), gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING);
+        let l = leaf(&m, 0, SCRATCH).unwrap();
+        assert_eq!((l.pa.0, l.kind), (SHARED_FRAME, Kind::Granted { writable: true }));
+        assert!(pinned(&m, SHARED_PAGE), "the frame is pinned in the DomU's stage 2");
+        m.audit_of(0).expect("Dom0 may see a DomU's granted frame");
+        m.audit_of(DOMU).expect("the DomU's stage 2 is its RAM and grant frames");
+        // A read-only second map of the same entry.
+        let (st, ro, _) = map(&m, SCRATCH + 0x1000, map::HOST_MAP | map::READONLY, 3, DOMU);
+        assert_eq!(st, status::OKAY);
+        assert_eq!(unmap(&m, SCRATCH, SHARED_FRAME, handle), status::OKAY);
+        assert_eq!(domu_flags(&m, 3), gtf::PERMIT_ACCESS | gtf::READING, "writing cleared with the last writer");
+        assert!(pinned(&m, SHARED_PAGE));
+        assert_eq!(unmap(&m, SCRATCH + 0x1000, 0, ro), status::OKAY);
+        assert_eq!(domu_flags(&m, 3), gtf::PERMIT_ACCESS);
+        assert!(!pinned(&m, SHARED_PAGE) && leaf(&m, 0, SCRATCH).is_none());
+        assert_eq!(unmap(&m, SCRATCH, 0, handle), status::BAD_HANDLE, "unmapped twice");
+        m.audit_of(0).unwrap();
+    }
+
+    #[test]
+    fn hostile_maps_of_domu_grants_fail_and_change_nothing() {
+        let m = machine();
+        domu_grant(&m, 1, gtf::PERMIT_ACCESS, 0, SHARED_PAGE);
+        domu_grant(&m, 2, gtf::PERMIT_ACCESS, 5, SHARED_PAGE);
+        domu_grant(&m, 3, gtf::PERMIT_ACCESS | gtf::READONLY, 0, SHARED_PAGE);
+        domu_grant(&m, 4, 0, 0, SHARED_PAGE);
+        domu_grant(&m, 5, gtf::PERMIT_ACCESS, 0, DOMU_RAM.end);
+        domu_grant(&m, 6, gtf::PERMIT_ACCESS, 0, RAM.start);
+        let rw = map::HOST_MAP;
+        assert_eq!(map(&m, SCRATCH, rw, 1, 7).0, status::BAD_DOMAIN, "no domain 7");
+        assert_eq!(map(&m, SCRATCH, rw, 2, DOMU).0, status::GENERAL_ERROR, "granted to domain 5");
+        assert_eq!(map(&m, SCRATCH, rw, 3, DOMU).0, status::GENERAL_ERROR, "read-only grant mapped writable");
+        assert_eq!(map(&m, SCRATCH, rw, 4, DOMU).0, status::GENERAL_ERROR, "not permitted");
+        assert_eq!(map(&m, SCRATCH, rw, 5, DOMU).0, status::BAD_PAGE, "a frame outside the DomU's RAM");
+        assert_eq!(map(&m, SCRATCH, rw, 6, DOMU).0, status::BAD_PAGE, "Dom0's page through the DomU's grant");
+        assert_eq!(map(&m, SCRATCH, rw, 512, DOMU).0, status::BAD_GNTREF, "beyond the DomU's table");
+        assert_eq!(map(&m, GRANT_REGION.start, rw, 1, DOMU).0, status::BAD_VIRT_ADDR);
+        assert_eq!(map(&m, PAGE_A, rw, 1, DOMU).0, status::BAD_VIRT_ADDR, "over Dom0's RAM");
+        assert_eq!(map(&m, SCRATCH + 1, rw, 1, DOMU).0, status::BAD_VIRT_ADDR);
+        for gref in 1..=6 {
+            let want = m.board.u64(entry(&m, gref)) as u16 & (gtf::READING | gtf::WRITING);
+            assert_eq!(want, 0, "entry {gref} left unmarked");
+        }
+        assert!(!pinned(&m, SHARED_PAGE));
+        // A double map at one address.
+        let (st, handle, _) = map(&m, SCRATCH, rw | map::READONLY, 3, DOMU);
+        assert_eq!(st, status::OKAY);
+        assert_eq!(map(&m, SCRATCH, rw, 1, DOMU).0, status::BAD_VIRT_ADDR, "the address is taken");
+        assert_eq!(domu_flags(&m, 1), gtf::PERMIT_ACCESS);
+        assert_eq!(unmap(&m, SCRATCH, 0x1234_5000, handle), status::BAD_DEV_ADDR);
+        assert_eq!(unmap(&m, SCRATCH + 0x1000, 0, handle), status::GENERAL_ERROR);
+        assert_eq!(unmap(&m, SCRATCH, 0, 999), status::BAD_HANDLE, "never mapped");
+        assert_eq!(unmap(&m, SCRATCH, 0, handle), status::OKAY);
+        // The DomU may not map Dom0's grant to someone else, nor its own
+        // grant to Dom0 (not a grantee of it).
+        assert!(m.write_grant(0, gtf::PERMIT_ACCESS, 0, PAGE_B));
+        let req = map_request(DOMU_RAM.end + 0x10_0000, rw, 0, 0);
+        m.put_in(DOMU, DOMU_ARG, &req);
+        assert_eq!(m.call_as(DOMU, nr::GRANT_TABLE_OP, args(&[u64::from(op::MAP_GRANT_REF), DOMU_ARG, 1])), 0);
+        assert_eq!(u16_at(&m.get_in(DOMU, DOMU_ARG, 32), 18) as i16, status::GENERAL_ERROR, "granted to Dom0, not it");
+        assert_eq!(flags(&m, 0), gtf::PERMIT_ACCESS);
+        m.audit_of(0).unwrap();
+        m.audit_of(DOMU).unwrap();
+    }
+
+    #[test]
+    fn self_grants_are_unchanged_beside_a_domu() {
+        let m = machine();
+        grant(&m, 9, gtf::PERMIT_ACCESS, 0, PAGE_A);
+        assert_eq!(map(&m, SCRATCH, map::HOST_MAP, 9, DOMID_SELF).0, status::BAD_DOMAIN, "as before");
+        let (st, handle, bus) = map(&m, SCRATCH, map::HOST_MAP, 9, 0);
+        assert_eq!((st, bus), (status::OKAY, PAGE_A));
+        assert_eq!(map(&m, SCRATCH, map::HOST_MAP, 9, 0).0, status::BAD_VIRT_ADDR);
+        assert_eq!(unmap(&m, SCRATCH, PAGE_A, handle), status::OKAY);
+    }
+}

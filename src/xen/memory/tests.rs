@@ -289,3 +289,103 @@ fn ballooning_out_of_tables_loses_no_page() {
     // Enough tables, enough for the first split only, not even that.
     assert_eq!(outcomes.last_chunk(), Some(&["ballooned", "put back", "refused"]), "{outcomes:?}");
 }
+
+/// Dom0 mapping a DomU's frames (privcmd's foreign maps) on the two-domain model.
+mod foreign {
+    use super::*;
+    use crate::xen::testing::{DOMU, DOMU_FRAMES, DOMU_RAM, SCRATCH};
+
+    const DOMU_GFN: u64 = DOMU_RAM.start >> 12;
+
+    fn pinned(m: &Machine, ipa: u64) -> bool {
+        m.dom(DOMU).stage2.lock_holding_no_xen_lock().is_pinned(Ipa(ipa))
+    }
+
+    #[test]
+    fn dom0_maps_domu_frames_and_removes_them() {
+        let m = Machine::with_domu(1);
+        let free = m.board.free_frames();
+        let scratch = SCRATCH >> 12;
+        let entries = [(DOMU_GFN, scratch), (DOMU_GFN + 5, scratch + 1), (DOMU_GFN + 2048, scratch + 2)];
+        let (rc, errs) = batch(&m, space::GMFN_FOREIGN, DOMU, &entries, 0);
+        assert_eq!((rc, errs), (0, vec![0, 0, -EINVAL as i32]), "the last frame is past the DomU's RAM");
+        let leaf = mapped(&m, SCRATCH + 0x1000).unwrap();
+        assert_eq!((leaf.pa.0, leaf.kind), (DOMU_FRAMES + 0x5000, Kind::Granted { writable: true }));
+        assert!(mapped(&m, SCRATCH + 0x2000).is_none());
+        assert!(pinned(&m, DOMU_RAM.start + 0x5000), "pinned in the DomU while mapped");
+        // Dom0 writes through it into the DomU's page.
+        m.board.put(DOMU_FRAMES + 0x5000, b"from the DomU");
+        m.audit_of(0).expect("Dom0 may see the DomU's frames");
+        m.audit_of(DOMU).unwrap();
+        // Double maps: at a taken address, and at the grant region.
+        let (rc, errs) = batch(
+            &m,
+            space::GMFN_FOREIGN,
+            DOMU,
+            &[(DOMU_GFN + 1, scratch), (DOMU_GFN + 1, GRANT_REGION.start >> 12)],
+            0,
+        );
+        assert_eq!((rc, errs), (0, vec![-EBUSY as i32, -EINVAL as i32]));
+        let (_, errs) = batch(&m, space::GMFN_FOREIGN, DOMU, &[(DOMU_GFN + 1, RAM.start >> 12)], 0);
+        assert_eq!(errs, vec![-EBUSY as i32], "over Dom0's RAM");
+        // The same DomU frame twice is allowed, pinned twice.
+        let (_, errs) = batch(&m, space::GMFN_FOREIGN, DOMU, &[(DOMU_GFN + 5, scratch + 3)], 0);
+        assert_eq!(errs, vec![0]);
+        assert_eq!(remove(&m, DOMID_SELF, scratch + 1), 0);
+        assert!(pinned(&m, DOMU_RAM.start + 0x5000), "one mapping left");
+        assert_eq!(remove(&m, DOMID_SELF, scratch + 3), 0);
+        assert!(!pinned(&m, DOMU_RAM.start + 0x5000));
+        assert_eq!(remove(&m, DOMID_SELF, scratch + 3), -ENOENT, "never mapped (any more)");
+        assert_eq!(remove(&m, DOMID_SELF, scratch), 0);
+        assert!(mapped(&m, SCRATCH).is_none() && !pinned(&m, DOMU_RAM.start));
+        assert_eq!(m.board.free_frames(), free, "the DomU's frames stay its own");
+        m.audit_of(0).unwrap();
+    }
+
+    #[test]
+    fn hostile_foreign_maps() {
+        let m = Machine::with_domu(1);
+        let scratch = SCRATCH >> 12;
+        let (_, errs) = batch(&m, space::GMFN_FOREIGN, 0, &[(RAM.start >> 12, scratch)], 0);
+        assert_eq!(errs, vec![-EINVAL as i32], "Dom0 naming itself");
+        let (_, errs) = batch(&m, space::GMFN_FOREIGN, DOMID_SELF, &[(RAM.start >> 12, scratch)], 0);
+        assert_eq!(errs, vec![-EINVAL as i32]);
+        let (_, errs) = batch(&m, space::GMFN_FOREIGN, 9, &[(DOMU_GFN, scratch)], 0);
+        assert_eq!(errs, vec![-ESRCH as i32], "no domain 9");
+        let (_, errs) = batch(&m, space::GMFN_FOREIGN, DOMU, &[(u64::MAX >> 8, scratch), (DOMU_GFN - 1, scratch)], 0);
+        assert_eq!(errs, vec![-EINVAL as i32; 2], "frames outside the DomU's RAM");
+        assert!(mapped(&m, SCRATCH).is_none());
+        // The DomU may not map Dom0's frames (nor name an unknown domain).
+        let at = DOMU_RAM.start + 0x3000;
+        let (idxs, gpfns, errs) = (at + 0x100, at + 0x200, at + 0x300);
+        let b = crate::xen::testing::le(
+            &[
+                (0, DOMID_SELF.into(), 2),
+                (2, space::GMFN_FOREIGN.into(), 2),
+                (4, 2, 2),
+                (8, idxs, 8),
+                (16, gpfns, 8),
+                (24, errs, 8),
+            ],
+            32,
+        );
+        for (foreign, want) in [(0u16, -EPERM), (9, -ESRCH), (DOMU, -EINVAL)] {
+            let mut b = b.clone();
+            b[6..8].copy_from_slice(&foreign.to_le_bytes());
+            m.put_in(DOMU, at, &b);
+            m.put_in(DOMU, idxs, &[(RAM.start >> 12).to_le_bytes(), (DOMU_GFN).to_le_bytes()].concat());
+            m.put_in(
+                DOMU,
+                gpfns,
+                &[(0x9000_0000u64 >> 12).to_le_bytes(), (0x9000_1000u64 >> 12).to_le_bytes()].concat(),
+            );
+            assert_eq!(m.call_as(DOMU, nr::MEMORY_OP, args(&[op::ADD_TO_PHYSMAP_BATCH, at])), 0);
+            let got = m.get_in(DOMU, errs, 8);
+            let got: Vec<i64> = got.chunks(4).map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap()))).collect();
+            assert_eq!(got, vec![want; 2], "DomU naming {foreign}");
+        }
+        assert!(m.dom(DOMU).stage2.lock_holding_no_xen_lock().translate(Ipa(0x9000_0000)).is_none());
+        m.audit_of(0).unwrap();
+        m.audit_of(DOMU).unwrap();
+    }
+}
