@@ -285,10 +285,21 @@ fn xen_4_17_and_ours_give_a_gicv2_dom0_the_same_gic() {
 /// ours, boots Xen: both Dom0s pass gnttest.
 #[test]
 fn u_boot_boots_ours_and_xen_4_17_from_the_same_script() {
-    let on_u_boot = || Machine { boot: Boot::UBoot, ..machine(DebianKernel::Trixie6_12, "") };
+    u_boot_boots_ours_and_xen_4_17(3);
+}
+
+/// The same on a GICv2 host, as on the boards people run Xen on.
+#[test]
+fn u_boot_boots_ours_and_xen_4_17_on_gic_v2() {
+    u_boot_boots_ours_and_xen_4_17(2);
+}
+
+fn u_boot_boots_ours_and_xen_4_17(gic_version: u32) {
+    let on_u_boot = || Machine { boot: Boot::UBoot, gic_version, ..machine(DebianKernel::Trixie6_12, "") };
     let ours = boot_ours(on_u_boot());
     ours.expect_line("U-Boot 2023.01");
     ours.expect_line(&format!("Image at {:#010x}->", uboot::HYPERVISOR_ADDR));
+    ours.expect_line(&format!("GICv{gic_version}: Dom0 drives the distributor"));
     ours.expect_line("Module: ramdisk 0x49000000->");
     ours.expect_line("d0: vCPU 1 starting on CPU 0x1");
     ours.expect_line("gnttest: the gntdev page and the Xen scratch ranges lie in extended regions");
