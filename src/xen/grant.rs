@@ -80,6 +80,15 @@ struct Frame {
     mapped_at: Option<u64>,
 }
 
+/// An entry marked in use for a map in progress (see `begin_pin`).
+struct Pin {
+    entry: u64,
+    newly: u16,
+    frame: u64,
+    /// No mapping of this entry existed before.
+    first: bool,
+}
+
 /// An entry in use: how many maps read and write it, and the frame it
 /// named when first mapped (the guest may change the entry meanwhile).
 struct Active {
@@ -263,6 +272,53 @@ impl GrantTable {
         }
     }
 
+    /// The map flags an Arm guest may use: a host mapping, nothing else
+    /// (guests are translated, as on Xen).
+    fn check_map_flags(flags: u32) -> Result<(), i16> {
+        if flags & (map::DEVICE_MAP | map::HOST_MAP) == 0 {
+            return Err(status::BAD_GNTREF);
+        }
+        if flags & (map::DEVICE_MAP | map::APPLICATION_MAP | map::CONTAINS_PTE) != 0 {
+            return Err(status::GENERAL_ERROR);
+        }
+        Ok(())
+    }
+
+    /// Checks entry `gref` of this (the granter's) table for a map by
+    /// `grantee` and marks it in use: the entry's address, the flags newly
+    /// set in it (to clear if the map fails later) and the granted frame
+    /// (the guest frame the entry names, as an address in the granter).
+    fn begin_pin(&self, board: &dyn Board, gref: u32, grantee: u16, writable: bool) -> Result<Pin, i16> {
+        let Some(entry) = self.entry(gref) else { return Err(status::BAD_GNTREF) };
+        let active = self.active.get(&gref);
+        if active.is_some_and(|a| if writable { a.writers >= PIN_LIMIT } else { a.readers >= PIN_LIMIT }) {
+            return Err(status::GENERAL_ERROR);
+        }
+        let newly = match active {
+            None => gtf::READING | if writable { gtf::WRITING } else { 0 },
+            Some(a) if writable && a.writers == 0 => gtf::WRITING,
+            Some(_) => 0,
+        };
+        let frame = if newly != 0 {
+            // The grantee named in the entry must be the mapper.
+            let gfn = Self::claim_entry(board, entry, grantee, writable)?;
+            active.map_or(u64::from(gfn) << 12, |a| a.frame)
+        } else {
+            active.map_or(0, |a| a.frame)
+        };
+        Ok(Pin { entry, newly, frame, first: active.is_none() })
+    }
+
+    /// Counts a map of `gref` that succeeded, in this (the granter's) table.
+    fn end_pin(&mut self, gref: u32, frame: u64, writable: bool) {
+        let a = self.active.entry(gref).or_insert(Active { readers: 0, writers: 0, frame });
+        if writable {
+            a.writers += 1;
+        } else {
+            a.readers += 1;
+        }
+    }
+
     /// One map_grant_ref: (status, handle, dev_bus_addr).
     fn map_one(
         &mut self,
@@ -272,12 +328,8 @@ impl GrantTable {
         r: &MapRequest,
     ) -> (i16, u32, u64) {
         let fail = |status: i16| (status, 0, 0);
-        if r.flags & (map::DEVICE_MAP | map::HOST_MAP) == 0 {
-            return fail(status::BAD_GNTREF);
-        }
-        // Arm guests are translated: host mappings only, as on Xen.
-        if r.flags & (map::DEVICE_MAP | map::APPLICATION_MAP | map::CONTAINS_PTE) != 0 {
-            return fail(status::GENERAL_ERROR);
+        if let Err(status) = Self::check_map_flags(r.flags) {
+            return fail(status);
         }
         if r.dom != domain.id {
             return fail(status::BAD_DOMAIN);
@@ -285,25 +337,10 @@ impl GrantTable {
         if self.free_handles.is_empty() && self.maptrack.len() >= MAX_MAPTRACK {
             return fail(status::NO_SPACE);
         }
-        let Some(entry) = self.entry(r.gref) else { return fail(status::BAD_GNTREF) };
         let writable = r.flags & map::READONLY == 0;
-        let active = self.active.get(&r.gref);
-        if active.is_some_and(|a| if writable { a.writers >= PIN_LIMIT } else { a.readers >= PIN_LIMIT }) {
-            return fail(status::GENERAL_ERROR);
-        }
-        // Flags to set in the entry now, and to clear if this map fails.
-        let newly = match active {
-            None => gtf::READING | if writable { gtf::WRITING } else { 0 },
-            Some(a) if writable && a.writers == 0 => gtf::WRITING,
-            Some(_) => 0,
-        };
-        let frame = if newly != 0 {
-            match Self::claim_entry(board, entry, domain.id, writable) {
-                Ok(gfn) => active.map_or(u64::from(gfn) << 12, |a| a.frame),
-                Err(status) => return fail(status),
-            }
-        } else {
-            active.map_or(0, |a| a.frame)
+        let Pin { entry, newly, frame, first } = match self.begin_pin(board, r.gref, domain.id, writable) {
+            Ok(pin) => pin,
+            Err(status) => return fail(status),
         };
         let undo = |status: i16| {
             if newly != 0 {
@@ -311,7 +348,7 @@ impl GrantTable {
             }
             fail(status)
         };
-        if active.is_none() && !domain.has_page(stage2, Ipa(frame)) {
+        if first && !domain.has_page(stage2, Ipa(frame)) {
             return undo(status::BAD_PAGE);
         }
         if !r.host_addr.is_multiple_of(PAGE) || self.region.contains(r.host_addr) {
@@ -324,12 +361,7 @@ impl GrantTable {
             Err(_) => return undo(status::BAD_VIRT_ADDR),
         }
         stage2.pin(Ipa(frame));
-        let a = self.active.entry(r.gref).or_insert(Active { readers: 0, writers: 0, frame });
-        if writable {
-            a.writers += 1;
-        } else {
-            a.readers += 1;
-        }
+        self.end_pin(r.gref, frame, writable);
         let mapping = Mapping { gref: r.gref, host_addr: r.host_addr, writable, frame, dom: domain.id, pa: frame };
         let handle = self.take_handle(mapping);
         (status::OKAY, handle, frame)
@@ -372,34 +404,16 @@ impl GrantTable {
         r: &MapRequest,
     ) -> (i16, u32, u64) {
         let fail = |status: i16| (status, 0, 0);
-        if r.flags & (map::DEVICE_MAP | map::HOST_MAP) == 0 {
-            return fail(status::BAD_GNTREF);
-        }
-        if r.flags & (map::DEVICE_MAP | map::APPLICATION_MAP | map::CONTAINS_PTE) != 0 {
-            return fail(status::GENERAL_ERROR);
+        if let Err(status) = Self::check_map_flags(r.flags) {
+            return fail(status);
         }
         if self.free_handles.is_empty() && self.maptrack.len() >= MAX_MAPTRACK {
             return fail(status::NO_SPACE);
         }
-        let Some(entry) = theirs.entry(r.gref) else { return fail(status::BAD_GNTREF) };
         let writable = r.flags & map::READONLY == 0;
-        let active = theirs.active.get(&r.gref);
-        if active.is_some_and(|a| if writable { a.writers >= PIN_LIMIT } else { a.readers >= PIN_LIMIT }) {
-            return fail(status::GENERAL_ERROR);
-        }
-        let newly = match active {
-            None => gtf::READING | if writable { gtf::WRITING } else { 0 },
-            Some(a) if writable && a.writers == 0 => gtf::WRITING,
-            Some(_) => 0,
-        };
-        // The grantee named in the entry must be the mapper.
-        let frame = if newly != 0 {
-            match Self::claim_entry(board, entry, mapper.id, writable) {
-                Ok(gfn) => active.map_or(u64::from(gfn) << 12, |a| a.frame),
-                Err(status) => return fail(status),
-            }
-        } else {
-            active.map_or(0, |a| a.frame)
+        let Pin { entry, newly, frame, .. } = match theirs.begin_pin(board, r.gref, mapper.id, writable) {
+            Ok(pin) => pin,
+            Err(status) => return fail(status),
         };
         let undo = |status: i16| {
             if newly != 0 {
@@ -418,12 +432,7 @@ impl GrantTable {
             Err(_) => return undo(status::BAD_VIRT_ADDR),
         }
         their_stage2.pin(Ipa(frame));
-        let a = theirs.active.entry(r.gref).or_insert(Active { readers: 0, writers: 0, frame });
-        if writable {
-            a.writers += 1;
-        } else {
-            a.readers += 1;
-        }
+        theirs.end_pin(r.gref, frame, writable);
         let mapping = Mapping { gref: r.gref, host_addr: r.host_addr, writable, frame, dom: granter.id, pa: pa.0 };
         (status::OKAY, self.take_handle(mapping), pa.0)
     }
