@@ -8,8 +8,7 @@
 pub mod mmio;
 pub mod vcpu;
 
-use crate::mm::audit::{Owned, Summary, Violation};
-use crate::mm::range::{GuestRange, Pa, PhysRange};
+use crate::mm::range::{GuestRange, PhysRange};
 use crate::mm::stage2::Stage2Map;
 use crate::xen::domain::{DomainView, Stage2Lock};
 use alloc::vec::Vec;
@@ -145,18 +144,6 @@ impl Domain {
     /// Whether `range` lies wholly in this domain's RAM banks.
     pub fn owns_ram(&self, range: &GuestRange) -> bool {
         self.view().owns_ram(range)
-    }
-
-    /// Audits its stage 2 as it stands ([`DomainView::audit_stage2`]).
-    pub fn audit_stage2(
-        &self,
-        devices: &[PhysRange],
-        remapped_devices: &[(GuestRange, Pa)],
-        hypervisor: &[Owned],
-        foreign: &[PhysRange],
-        free_ranges: impl FnOnce() -> Vec<PhysRange>,
-    ) -> Result<Summary, Violation> {
-        self.view().audit_stage2(devices, remapped_devices, hypervisor, foreign, free_ranges)
     }
 }
 

@@ -37,8 +37,13 @@ pub fn again(dom0: &Domain, when: &str) {
     };
     let free_ranges = || FRAMES.lock().as_ref().map(|f| f.free_ranges().collect()).unwrap_or_default();
     let foreign = crate::domain::others_ram_frames(dom0.id);
-    match dom0.audit_stage2(&baseline.devices, &baseline.remapped_devices, &baseline.hypervisor, &foreign, free_ranges)
-    {
+    match dom0.view().audit_stage2(
+        &baseline.devices,
+        &baseline.remapped_devices,
+        &baseline.hypervisor,
+        &foreign,
+        free_ranges,
+    ) {
         Ok(summary) => log::info!("d0: stage 2 audited {when}: {summary}"),
         Err(violation) => fatal!(Stop::Stage2AuditFailed, "d0: stage 2 audit {when} failed: {violation}"),
     }

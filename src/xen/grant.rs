@@ -437,6 +437,28 @@ impl GrantTable {
         (status::OKAY, self.take_handle(mapping), pa.0)
     }
 
+    /// Takes mapping `handle` out of this table and the mapper's stage 2,
+    /// if the request names it (`host_addr`, and `dev_bus_addr` if given).
+    fn take_mapping(
+        &mut self,
+        stage2: &mut Stage2Map,
+        board: &dyn Board,
+        host_addr: u64,
+        dev_bus_addr: u64,
+        handle: u32,
+    ) -> Result<Mapping, i16> {
+        let Some(Some(m)) = self.maptrack.get(handle as usize).copied() else { return Err(status::BAD_HANDLE) };
+        if dev_bus_addr != 0 && dev_bus_addr != m.pa {
+            return Err(status::BAD_DEV_ADDR);
+        }
+        if host_addr & !(PAGE - 1) != m.host_addr || stage2.unmap_page(Ipa(m.host_addr), board).is_err() {
+            return Err(status::GENERAL_ERROR);
+        }
+        self.maptrack[handle as usize] = None;
+        self.free_handles.push(handle);
+        Ok(m)
+    }
+
     /// Unmaps this table's mapping `handle` of another domain's grant
     /// (`theirs`, `their_stage2`: the granter's, locked).
     #[allow(clippy::too_many_arguments)]
@@ -450,18 +472,14 @@ impl GrantTable {
         dev_bus_addr: u64,
         handle: u32,
     ) -> i16 {
-        let Some(Some(m)) = self.maptrack.get(handle as usize).copied() else { return status::BAD_HANDLE };
-        if dev_bus_addr != 0 && dev_bus_addr != m.pa {
-            return status::BAD_DEV_ADDR;
+        match self.take_mapping(stage2, board, host_addr, dev_bus_addr, handle) {
+            Ok(m) => {
+                their_stage2.unpin(Ipa(m.frame));
+                theirs.release(board, m);
+                status::OKAY
+            }
+            Err(status) => status,
         }
-        if host_addr & !(PAGE - 1) != m.host_addr || stage2.unmap_page(Ipa(m.host_addr), board).is_err() {
-            return status::GENERAL_ERROR;
-        }
-        their_stage2.unpin(Ipa(m.frame));
-        self.maptrack[handle as usize] = None;
-        self.free_handles.push(handle);
-        theirs.release(board, m);
-        status::OKAY
     }
 
     /// A mapping of this table's entry went: fewer pins, and the entry's
@@ -483,7 +501,8 @@ impl GrantTable {
         }
     }
 
-    /// One unmap_grant_ref of `handle`, which must name this mapping.
+    /// One unmap_grant_ref of `handle` (a mapping of this domain's own
+    /// grant), which must name this mapping.
     fn unmap_one(
         &mut self,
         stage2: &mut Stage2Map,
@@ -492,31 +511,14 @@ impl GrantTable {
         dev_bus_addr: u64,
         handle: u32,
     ) -> i16 {
-        let Some(Some(m)) = self.maptrack.get(handle as usize).copied() else { return status::BAD_HANDLE };
-        if dev_bus_addr != 0 && dev_bus_addr != m.frame {
-            return status::BAD_DEV_ADDR;
-        }
-        if host_addr & !(PAGE - 1) != m.host_addr || stage2.unmap_page(Ipa(m.host_addr), board).is_err() {
-            return status::GENERAL_ERROR;
-        }
-        stage2.unpin(Ipa(m.frame));
-        self.maptrack[handle as usize] = None;
-        self.free_handles.push(handle);
-        let entry = self.entry(m.gref).expect("an active entry's frame exists");
-        let a = self.active.get_mut(&m.gref).expect("a mapping keeps its entry active");
-        if m.writable {
-            a.writers -= 1;
-            if a.writers == 0 {
-                Self::release_entry(board, entry, gtf::WRITING);
+        match self.take_mapping(stage2, board, host_addr, dev_bus_addr, handle) {
+            Ok(m) => {
+                stage2.unpin(Ipa(m.frame));
+                self.release(board, m);
+                status::OKAY
             }
-        } else {
-            a.readers -= 1;
+            Err(status) => status,
         }
-        if a.readers + a.writers == 0 {
-            self.active.remove(&m.gref);
-            Self::release_entry(board, entry, gtf::READING);
-        }
-        status::OKAY
     }
 }
 
