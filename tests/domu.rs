@@ -30,9 +30,14 @@ fn domu_node(name: &str, props: &str, bootargs: &str) -> String {
 /// `/chosen`, the modules placed with QEMU's loader; `append` is the
 /// hypervisor's command line.
 fn machine(nodes: &[String], append: &str, name: &str) -> Machine {
+    machine_with_dom0_args(nodes, append, "console=hvc0", name)
+}
+
+/// [`machine`] with `dom0_args` as Dom0's command line.
+fn machine_with_dom0_args(nodes: &[String], append: &str, dom0_args: &str, name: &str) -> Machine {
     let base = Machine { modules: vec![], ..Machine::with_probe_dom0("cortex-a57", "2G", append) };
     let mut dts = Dts::from_blob(&base.generated_dtb())
-        .add_to_node("chosen", "xen,dom0-bootargs = \"console=hvc0\";")
+        .add_to_node("chosen", &format!("xen,dom0-bootargs = \"{dom0_args}\";"))
         .with_kernel_module(DOM0_KERNEL, size(image::dom0_probe()));
     for node in nodes {
         dts = dts.add_subnode("chosen", node);
@@ -170,4 +175,26 @@ fn xen_4_17_builds_the_same_domu() {
     let fails: Vec<&str> = out.output.lines().filter(|l| l.starts_with("probe: FAIL")).collect();
     assert_eq!(fails, vec!["probe: FAIL: /chosen has no module nodes"], "{}", out.output);
     out.expect_line("probe: 1 failures");
+}
+
+/// The DomU as an adversary (`hostile=1`, `tests/guests/domu-probe/src/probe/hostile.rs`):
+/// memory everywhere outside its RAM, Dom0's calls, other domains' state,
+/// buffers outside its RAM, vCPUs it does not have; every case answered
+/// as expected. Dom0 waits for its end (VIRQ_DOM_EXC) and then still gets
+/// answers; the machine carries on to Dom0's own power-off.
+#[test]
+fn a_hostile_domu_is_refused_everything_and_dom0_carries_on() {
+    let node =
+        domu_node("domU1", "memory = <0x0 0x10000>; cpus = <1>;", "expect-mem=0x4000000 expect-enhanced=0 hostile=1");
+    let out =
+        machine_with_dom0_args(&[node], "dom0_mem=512M", "console=hvc0 probe=wait-domain-end", "domu-hostile").run();
+    out.expect_no_line("domu-probe: FAIL");
+    let line = out.expect_line("(d1) domu-probe: hostile: total: 4 categories, ");
+    // "... N cases, N ok": every case as expected, and many.
+    let counts: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+    let (cases, ok) = (counts[counts.len() - 2], counts[counts.len() - 1]);
+    assert!(cases == ok && cases > 100_000, "{line}");
+    out.expect_line_after("(HV) d1: shutdown: power off", "probe: ok: VIRQ_DOM_EXC: a domain ended");
+    out.expect_line_after("probe: ok: VIRQ_DOM_EXC", "probe: ok: after the domain's end, xen_version answers");
+    dom0_passed(&out);
 }

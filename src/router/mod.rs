@@ -59,6 +59,11 @@ pub fn end_this_domu(why: core::fmt::Arguments<'_>) -> ! {
         for other in domain.vcpus.iter().filter(|v| v.id != vcpu.id && v.power() != crate::domain::vcpu::Power::Off) {
             vgic::raise(other, crate::xen::events::EVENT_INTID);
         }
+        // As Xen tells its toolstack: Dom0 hears of it if it listens.
+        if let Some(dom0) = crate::domain::dom0() {
+            let board = xen_board::Hardware { domain: dom0 };
+            crate::xen::events::raise_virq(&dom0.xen, &board, crate::xen::events::virq::DOM_EXC);
+        }
     }
     park_this_vcpu()
 }

@@ -29,6 +29,8 @@ pub mod virq {
     pub const TIMER: u32 = 0;
     pub const DEBUG: u32 = 1;
     pub const CONSOLE: u32 = 2;
+    /// Another domain shut down or crashed: Dom0's to hear.
+    pub const DOM_EXC: u32 = 3;
     pub const XENOPROF: u32 = 7;
     pub const XENPMU: u32 = 13;
 }

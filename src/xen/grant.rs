@@ -51,6 +51,7 @@ pub mod status {
     pub const BAD_HANDLE: i16 = -4;
     pub const BAD_VIRT_ADDR: i16 = -5;
     pub const BAD_DEV_ADDR: i16 = -6;
+    pub const PERMISSION_DENIED: i16 = -8;
     pub const BAD_PAGE: i16 = -9;
     pub const NO_SPACE: i16 = -13;
 }
@@ -634,13 +635,15 @@ fn unmap_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
 /// `{ domid_t dom; uint32_t nr_frames, max_nr_frames; int16_t status; }`
 fn query_size(call: &mut Call<'_>, at: u64) -> Result<i64, Errno> {
     let mut b = wire::read::<GnttabQuerySize>(call.memory, at)?;
-    if super::is_self(call, b.dom) {
-        let grants = call.domain.xen.grants.lock();
-        b.nr_frames = grants.nr_frames();
-        b.max_nr_frames = grants.max_frames();
-        b.status = status::OKAY;
-    } else {
-        b.status = status::BAD_DOMAIN;
+    match super::own_domain(call, b.dom) {
+        Ok(()) => {
+            let grants = call.domain.xen.grants.lock();
+            b.nr_frames = grants.nr_frames();
+            b.max_nr_frames = grants.max_frames();
+            b.status = status::OKAY;
+        }
+        Err(EPERM) => b.status = status::PERMISSION_DENIED,
+        Err(_) => b.status = status::BAD_DOMAIN,
     }
     wire::write(call.memory, at, &b).map(|()| 0)
 }

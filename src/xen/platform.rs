@@ -18,6 +18,10 @@ pub fn platform_op(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
         if b.interface_version != XENPF_INTERFACE_VERSION {
             return Err(EACCES);
         }
+        // The platform is the hardware domain's.
+        if call.domain.id != 0 {
+            return Err(EPERM);
+        }
         match b.cmd {
             // struct xenpf_settime64 { u64 secs; u32 nsecs, mbz; u64 system_time; }
             XENPF_SETTIME64 => {

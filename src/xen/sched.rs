@@ -51,11 +51,7 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
         }
         // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
         op::REMOTE_SHUTDOWN => wire::read::<SchedRemoteShutdown>(call.memory, arg).and_then(|b| {
-            if super::is_self(call, b.domain_id) {
-                Ok(Outcome::Shutdown(Reason::from_code(b.reason)))
-            } else {
-                Err(ESRCH)
-            }
+            super::own_domain(call, b.domain_id).map(|()| Outcome::Shutdown(Reason::from_code(b.reason)))
         }),
         // The code is for a later suspend, which a hardware domain cannot do.
         op::SHUTDOWN_CODE => wire::read::<SchedShutdown>(call.memory, arg).map(|_| Outcome::Return(0)),

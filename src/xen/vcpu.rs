@@ -70,15 +70,18 @@ impl Vcpu {
 /// `HYPERVISOR_vcpu_op(cmd, vcpuid, arg)`. As on Xen for Arm, only the two
 /// registrations exist; other commands are EINVAL, after the vCPU check.
 pub fn vcpu_op(call: &mut Call<'_>, cmd: u32, vcpu: u32, arg: u64) -> Result<i64, Errno> {
+    // As Xen for Arm: the two registrations are the only vCPU ops (vCPUs
+    // come up through PSCI), any other is -EINVAL whatever vCPU it names.
+    let register = match cmd {
+        op::REGISTER_VCPU_INFO => register_vcpu_info,
+        op::REGISTER_RUNSTATE_MEMORY_AREA => register_runstate,
+        _ => return Err(EINVAL),
+    };
     let vcpu = vcpu as usize;
     if vcpu >= call.domain.xen.vcpus.len() {
         return Err(ENOENT);
     }
-    match cmd {
-        op::REGISTER_VCPU_INFO => register_vcpu_info(call, vcpu, arg),
-        op::REGISTER_RUNSTATE_MEMORY_AREA => register_runstate(call, vcpu, arg),
-        _ => Err(EINVAL),
-    }
+    register(call, vcpu, arg)
 }
 
 /// `struct vcpu_register_vcpu_info { uint64_t mfn; uint32_t offset, rsvd; }`:

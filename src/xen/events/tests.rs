@@ -415,9 +415,12 @@ mod interdomain {
         assert_eq!(bind(&m, 0, DOMU, theirs), Err(-EINVAL), "bound already");
         // Dom0's own port through the DomU's id is not the DomU's.
         assert_eq!(bind(&m, DOMU, 0, ours), Err(-EINVAL));
-        // Only one's own ports are allocated.
-        assert_eq!(alloc(&m, DOMU, 0, DOMU), Err(-ESRCH));
-        assert_eq!(alloc(&m, 0, DOMU, 0), Err(-ESRCH));
+        // Only one's own ports are allocated: another domain's table is
+        // refused as Xen's XSM refuses a DomU (Dom0's toolstack powers over
+        // a DomU's table are not offered either); no such domain -ESRCH.
+        assert_eq!(alloc(&m, DOMU, 0, DOMU), Err(-EPERM));
+        assert_eq!(alloc(&m, 0, DOMU, 0), Err(-EPERM));
+        assert_eq!(alloc(&m, 0, 0x7000, 0), Err(-ESRCH));
         // Nothing half-done: the failures took no port.
         assert_eq!(stat_of(&m, 0, ours + 1), (stat::CLOSED, 0, 0));
     }

@@ -76,7 +76,8 @@ fn bad_vcpu_info_registrations() {
     assert_eq!(m.call(nr::VCPU_OP, args(&[u64::from(op::REGISTER_VCPU_INFO), 1, RAM.end - 8])), -EFAULT);
     assert_eq!(m.call(nr::VCPU_OP, args(&[1, 0, ARG])), -EINVAL, "VCPUOP_up: not on Arm");
     assert_eq!(m.call(nr::VCPU_OP, args(&[99, 0, ARG])), -EINVAL);
-    assert_eq!(m.call(nr::VCPU_OP, args(&[99, 5, ARG])), -ENOENT);
+    assert_eq!(m.call(nr::VCPU_OP, args(&[1, 7, ARG])), -EINVAL, "VCPUOP_up of a vCPU it lacks: -EINVAL first, as Xen");
+    assert_eq!(m.call(nr::VCPU_OP, args(&[99, 5, ARG])), -EINVAL, "the op before the vCPU, as Xen for Arm");
     assert_eq!(register_info(&m, 1, gfn, 4096 - 48), 0, "the last slot fits");
 }
 

@@ -492,6 +492,7 @@ secondary_park:
                 grant_region: reg_entries.first().map(|&(start, _)| start),
                 unmapped: regions.first().map(|&(start, _)| start),
                 cpus: root.child("cpus").map_or(0, |c| c.children().filter(|n| n.name().starts_with("cpu@")).count()),
+                wait_for_domain_end: asked(b"probe=wait-domain-end"),
             };
             hypercalls::check(&mut r, &places);
         }

@@ -43,18 +43,28 @@ entry:
 /* A synchronous exception at EL1 records ESR and skips the instruction. */
 vector_table sync_handler, unexpected
 
+/* An instruction abort (EC 0x21) returns to the caller through x30:
+   fetch_faults branched there with BLR. */
 sync_handler:
     stp     x9, x10, [sp, #-16]!
     mrs     x9, esr_el1
     ldr     x10, =LAST_ESR
     str     x9, [x10]
+    ubfx    x9, x9, #26, #6
+    cmp     x9, #0x21
+    b.eq    1f
     mrs     x9, elr_el1
     add     x9, x9, #4
     msr     elr_el1, x9
     ldp     x9, x10, [sp], #16
     eret
+1:  msr     elr_el1, x30
+    ldp     x9, x10, [sp], #16
+    eret
 "#
     ));
+
+    mod hostile;
 
     #[unsafe(no_mangle)]
     static mut LAST_ESR: u64 = 0;
@@ -133,15 +143,48 @@ sync_handler:
         }
     }
 
-    /// Reads `addr`; `Some(esr)` if that took an exception (skipped).
-    fn read_faults(addr: u64) -> Option<u64> {
+    /// Runs `access`; `Some(esr)` if it took an exception (which the
+    /// handler skipped, or returned from through x30).
+    fn faults(access: impl FnOnce()) -> Option<u64> {
         // SAFETY: a static only the exception handler also writes.
         unsafe { write_volatile(&raw mut LAST_ESR, 0) };
-        // SAFETY: a faulting load is skipped by the handler; a value read is discarded.
-        unsafe { asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack)) };
+        access();
         // SAFETY: as above.
         let esr = unsafe { read_volatile(&raw const LAST_ESR) };
         (esr != 0).then_some(esr)
+    }
+
+    /// Reads `addr`; `Some(esr)` if that took an exception (skipped).
+    fn read_faults(addr: u64) -> Option<u64> {
+        // SAFETY: a faulting load is skipped by the handler; a value read is discarded.
+        faults(|| unsafe { asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack)) })
+    }
+
+    /// Stores `value` at `addr`; `Some(esr)` if that took an exception.
+    /// Callers aim only at memory that must not be the DomU's.
+    fn write_faults(addr: u64, value: u64) -> Option<u64> {
+        // SAFETY: a faulting store is skipped by the handler.
+        faults(|| unsafe { asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack)) })
+    }
+
+    /// Branches to `addr`; `Some(esr)` if fetching there took an exception
+    /// (the handler returns to the caller). Callers aim only at memory that
+    /// must not be the DomU's.
+    fn fetch_faults(addr: u64) -> Option<u64> {
+        // SAFETY: the fetch aborts and the handler returns through x30;
+        // every caller-saved register is declared clobbered.
+        faults(|| unsafe { asm!("blr {a}", a = in(reg) addr, clobber_abi("C")) })
+    }
+
+    /// An SMCCC call through HVC #0 (PSCI): function in w0, arguments x1..x3.
+    fn psci(function: u64, a: [u64; 3]) -> i64 {
+        let result: u64;
+        // SAFETY: the firmware interface touches no memory of ours.
+        unsafe {
+            asm!("hvc #0", inout("x0") function => result, inout("x1") a[0] => _, inout("x2") a[1] => _,
+                 inout("x3") a[2] => _, options(nostack))
+        };
+        result as i32 as i64
     }
 
     fn be(value: &[u8], cells: usize) -> Option<u64> {
@@ -301,6 +344,10 @@ sync_handler:
         let mut byte = [0u8; 1];
         let read = hypercall(CONSOLE_IO, [CONSOLEIO_READ, 1, byte.as_mut_ptr() as u64]);
         r.check(read == -1, format_args!("CONSOLEIO_read is Dom0's: -EPERM ({read})"));
+
+        if arg(bootargs, "hostile") == Some(1) {
+            hostile::run(&mut r, &hostile::Own { ram: (ram_start, ram_end) });
+        }
 
         let (checks, failures) = (r.checks, r.failures);
         r.say(format_args!("{checks} checks, {failures} failures"));

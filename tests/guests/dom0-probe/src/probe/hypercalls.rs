@@ -26,6 +26,9 @@ pub struct Places {
     pub unmapped: Option<u64>,
     /// The CPUs in its tree (one when a DomU took the other).
     pub cpus: usize,
+    /// Whether to wait, at the end, for a DomU to end (VIRQ_DOM_EXC) and
+    /// then check the hypervisor still answers: `probe=wait-domain-end`.
+    pub wait_for_domain_end: bool,
 }
 
 /// Runs the checks, against this hypervisor's answers or Xen 4.17's.
@@ -41,6 +44,11 @@ pub fn check(r: &mut Report, places: &Places) {
     r.check(rc == EBUSY, format_args!("shared_info placed twice gets -EBUSY ({rc})"));
     let rc = add_to_physmap(0, 1, shared >> 12);
     r.check(rc == EINVAL, format_args!("shared_info index 1 gets -EINVAL ({rc})"));
+    // First of all (a VIRQ raised before it is bound is lost, as in Xen),
+    // so that every check below runs after the other domain's end.
+    if places.wait_for_domain_end {
+        wait_for_domain_end(r, shared);
+    }
 
     // vcpu_info for vCPU 0, inside a page, 8-byte aligned.
     let info = addr_of_mut!(VCPU_INFO) as u64 + 64;
@@ -208,6 +216,42 @@ fn check_events(r: &mut Report, ours: bool, shared: u64, info: u64) {
     r.check(rc == EINVAL, format_args!("a send on port 5000 gets -EINVAL ({rc})"));
     let rc = port_op(4, virq[2]);
     r.check(rc == EINVAL, format_args!("a send on a VIRQ port gets -EINVAL ({rc})"));
+}
+
+/// Binds VIRQ_DOM_EXC, which the hypervisor raises in Dom0 when another
+/// domain shuts down (Xen's toolstack waits on it), and waits for it by
+/// watching its pending bit, at most a minute; then the hypervisor must
+/// still answer Dom0, and the checks that follow run.
+fn wait_for_domain_end(r: &mut Report, shared: u64) {
+    const VIRQ_DOM_EXC: u32 = 3;
+    const PENDING: u64 = 48;
+    let (rc, bound) = event(1, &[VIRQ_DOM_EXC, 0]);
+    let port = bound[2];
+    r.check(rc == 0 && port > 0, format_args!("bind_virq VIRQ_DOM_EXC: port {port} ({rc})"));
+    let pending = || word(shared + PENDING + u64::from(port / 64) * 8) & 1 << (port % 64) != 0;
+    let (start, hz) = (counter(), frequency());
+    while !pending() && counter() - start < 60 * hz {
+        core::hint::spin_loop();
+    }
+    let ms = (counter() - start) * 1000 / hz;
+    r.check(pending(), format_args!("VIRQ_DOM_EXC: a domain ended ({ms} ms of waiting)"));
+    let version = version();
+    r.check(version == 0x4_0011, format_args!("after the domain's end, xen_version answers ({version:#x})"));
+}
+
+/// The virtual counter and its frequency.
+fn counter() -> u64 {
+    let ticks: u64;
+    // SAFETY: reads a register.
+    unsafe { core::arch::asm!("isb", "mrs {t}, cntvct_el0", t = out(reg) ticks, options(nostack)) };
+    ticks
+}
+
+fn frequency() -> u64 {
+    let hz: u64;
+    // SAFETY: reads a register.
+    unsafe { core::arch::asm!("mrs {f}, cntfrq_el0", f = out(reg) hz, options(nostack)) };
+    hz.max(1)
 }
 
 /// Grant frames in the grant region, a page of the probe's granted to
