@@ -7,7 +7,8 @@
 //! the hypervisor prefixes `(d1) `; then it shuts itself down.
 //!
 //! Its command line says what to expect: `expect-mem=<bytes>` and
-//! `expect-enhanced=<0|1>`.
+//! `expect-enhanced=<0|1>`. With `mode=serve` it serves Dom0's test of the
+//! calls between domains instead, after the memory check (`serve.rs`).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
@@ -15,6 +16,9 @@
 fn main() {
     eprintln!("domu-probe is a bare-metal guest; the QEMU tests build it for the board.");
 }
+
+#[cfg(target_os = "none")]
+mod serve;
 
 #[cfg(target_os = "none")]
 mod probe {
@@ -76,7 +80,7 @@ sync_handler:
     const GUEST_GNTTAB: (u64, u64) = (0x3800_0000, 0x3900_0000);
 
     /// A Xen hypercall: HVC #0xEA1, number in x16, arguments x0..x4.
-    fn hypercall(number: u64, a: [u64; 3]) -> i64 {
+    pub(crate) fn hypercall(number: u64, a: [u64; 3]) -> i64 {
         let result: u64;
         // SAFETY: the hypervisor writes only memory we point it at, and x0..x4.
         unsafe {
@@ -115,20 +119,20 @@ sync_handler:
         }
     }
 
-    struct Report {
+    pub(crate) struct Report {
         out: Console,
-        checks: u32,
-        failures: u32,
+        pub(crate) checks: u32,
+        pub(crate) failures: u32,
     }
 
     impl Report {
-        fn check(&mut self, ok: bool, what: fmt::Arguments<'_>) {
+        pub(crate) fn check(&mut self, ok: bool, what: fmt::Arguments<'_>) {
             let verdict = if ok { "ok" } else { "FAIL" };
             let _ = writeln!(self.out, "domu-probe: {verdict}: {what}");
             self.checks += 1;
             self.failures += u32::from(!ok);
         }
-        fn say(&mut self, what: fmt::Arguments<'_>) {
+        pub(crate) fn say(&mut self, what: fmt::Arguments<'_>) {
             let _ = writeln!(self.out, "domu-probe: {what}");
         }
     }
@@ -158,7 +162,7 @@ sync_handler:
         }
     }
 
-    fn shutdown(r: &mut Report) -> ! {
+    pub(crate) fn shutdown(r: &mut Report) -> ! {
         let reason = 0u32; // SHUTDOWN_poweroff
         hypercall(SCHED_OP, [SCHEDOP_SHUTDOWN, &reason as *const u32 as u64, 0]);
         r.check(false, format_args!("SCHEDOP_shutdown does not return"));
@@ -210,6 +214,9 @@ sync_handler:
             format_args!("memory {ram_start:#x}+{ram_size:#x}: one bank at GUEST_RAM0_BASE of {expect_mem:#x} bytes"),
         );
         let ram_end = ram_start + ram_size;
+        if bootargs.split(' ').any(|t| t == "mode=serve") {
+            crate::serve::serve(&mut r, (ram_start, ram_end));
+        }
 
         // CPUs: one, reg 0, PSCI over HVC.
         let cpus: u32 =
