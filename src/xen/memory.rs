@@ -322,6 +322,10 @@ fn add_foreign(call: &Call<'_>, foreign: u16, idx: u64, gpfn: u64) -> Result<(),
     })?;
     theirs.pin(Ipa(their_page));
     grants.add_foreign(page, Foreign { dom: foreign, page: their_page });
+    // Logged with no lock held: the test compares these IPAs with the
+    // extended regions (privcmd's pages have no frame in Dom0's pagemap).
+    drop((theirs, stage2, grants));
+    log::info!("d{}: foreign map of d{foreign} gfn {idx:#x} at IPA {page:#x}", domain.id);
     Ok(())
 }
 
@@ -351,6 +355,7 @@ fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
             Some(_) if let Some(foreign) = grants.foreign_at(page) => {
                 stage2.unmap_page(Ipa(page), call.board).map_err(|_| EINVAL)?;
                 grants.take_foreign(page);
+                log::info!("d{}: foreign unmap of d{} gfn {:#x} at IPA {page:#x}", domain.id, foreign.dom, foreign.page >> 12);
                 // Lower domid first: only Dom0 maps foreign frames.
                 if let Some(owner) = call.domains.find(foreign.dom) {
                     owner.stage2.lock_holding_no_xen_lock().unpin(Ipa(foreign.page));

@@ -10,8 +10,8 @@
 //! counter and polls its port's pending bit in shared_info (a DomU of ours
 //! gets no interrupts yet; under Xen its interrupts stay masked). On an
 //! event it reads Dom0's request from granted page 0, writes the reply
-//! there and into granted page 1, and sends an event back; a shutdown
-//! request ends it with SCHEDOP_shutdown (poweroff).
+//! there and into granted page 1, and sends an event back; Dom0's shutdown
+//! word in the mailbox (with an event) ends it with SCHEDOP_shutdown (poweroff).
 //!
 //! What its own checks found goes both to `(d1)` console lines (refused
 //! under Xen 4.17's release build) and into the mailbox, as counts and as
@@ -43,6 +43,8 @@ const FIRST_REF: u64 = 8;
 
 /// `mailbox.magic`: "xenpeer1".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"xenpeer1");
+/// `mailbox.shutdown` when Dom0 asks it to end: "shutdown".
+pub const SHUTDOWN_ASKED: u64 = u64::from_le_bytes(*b"shutdown");
 
 /// The mailbox's 64-bit words (Dom0's `gnttest --domu` reads the same).
 mod word {
@@ -59,6 +61,8 @@ mod word {
     pub const FAILURES: u64 = 11;
     pub const ANSWERED: u64 = 12;
     pub const GRANTED_GFN: u64 = 13;
+    /// Dom0 writes `SHUTDOWN_ASKED` here before its last event.
+    pub const SHUTDOWN: u64 = 14;
     /// Bytes of text at `TEXT`.
     pub const TEXT_LEN: u64 = 15;
     /// The report's lines, from byte 1024 to the end of the page.
@@ -76,7 +80,6 @@ mod request {
     pub const REPLY_SEQ: u64 = 256;
     pub const REPLY: u64 = 264;
     pub const ECHO: u64 = 1;
-    pub const SHUTDOWN: u64 = 2;
 }
 
 const MEMORY_OP: u64 = 12;
@@ -254,18 +257,19 @@ pub fn serve(r: &mut Report, ram: (u64, u64)) -> ! {
         atomic(SHARED_INFO + PENDING_SEL).store(0, Ordering::Release);
         // SAFETY: a byte of vcpu_info 0, in the shared_info page.
         unsafe { write_volatile((SHARED_INFO + UPCALL_PENDING) as *mut u8, 0) };
+        // Dom0 unmaps the grants before it asks, so the ask is in the mailbox.
+        if read(MAILBOX + word::SHUTDOWN * 8) == SHUTDOWN_ASKED {
+            say(r, format_args!("d0 asked to shut down after {answered} requests"));
+            let (checks, failures) = (r.checks, r.failures);
+            r.say(format_args!("{checks} checks, {failures} failures"));
+            shutdown(r);
+        }
         let seq = read(GRANTED + request::SEQ * 8);
         if seq == last_seq {
             continue;
         }
         fence(Ordering::SeqCst);
         match read(GRANTED + request::COMMAND * 8) {
-            request::SHUTDOWN => {
-                say(r, format_args!("d0 asked to shut down after {answered} requests"));
-                let (checks, failures) = (r.checks, r.failures);
-                r.say(format_args!("{checks} checks, {failures} failures"));
-                shutdown(r);
-            }
             request::ECHO => {
                 for w in 0..request::PAYLOAD_WORDS {
                     let value = reply(seq, read(GRANTED + (request::PAYLOAD + w) * 8));
