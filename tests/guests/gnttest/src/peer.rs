@@ -143,28 +143,12 @@ fn system_ram() -> Result<Ranges, Failure> {
 
 fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
     say(format_args!("domu: d{domid}, mailbox at its address {mailbox_address:#x}"));
-    let Some((regions, scratch, ram)) = facts.record("the hypervisor's regions and Linux's ranges are read", (|| {
-        Ok((hypervisor_regions()?, xen_scratch()?, system_ram()?))
+    let Some((regions, ram)) = facts.record("the hypervisor's regions and Linux's RAM are read", (|| {
+        Ok((hypervisor_regions()?, system_ram()?))
     })()) else {
         return;
     };
     let extended = &regions.as_slice()[1..];
-    if ballooned {
-        facts.record("no Xen scratch range: Linux maps over ballooned RAM", match scratch.as_slice() {
-            [] => Ok(()),
-            [first, ..] => Err(failure(format_args!("Xen scratch {first} exists"))),
-        });
-    } else {
-        facts.record("Linux's Xen scratch ranges lie in extended regions", (|| {
-            if scratch.as_slice().is_empty() {
-                fail!("no Xen scratch range");
-            }
-            if let Some(stray) = scratch.as_slice().iter().find(|s| !extended.iter().any(|r| r.contains(**s))) {
-                fail!("Xen scratch {stray} is in no extended region");
-            }
-            Ok(())
-        })());
-    }
 
     // privcmd: the mailbox, found when the DomU has published.
     let Some(privcmd) = facts.record("open /dev/xen/privcmd", File::open(c"/dev/xen/privcmd", O_RDWR).doing("open")) else {
@@ -253,6 +237,26 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
         }
         Ok(())
     })());
+    // Linux takes its scratch ranges on the first unpopulated page asked
+    // for: read them once both drivers have mapped.
+    let Some(scratch) = facts.record("Linux's Xen scratch ranges are read", xen_scratch()) else { return };
+    if ballooned {
+        facts.record("no Xen scratch range: Linux maps over ballooned RAM", match scratch.as_slice() {
+            [] => Ok(()),
+            [first, ..] => Err(failure(format_args!("Xen scratch {first} exists"))),
+        });
+    } else {
+        facts.record("Linux's Xen scratch ranges lie in extended regions", (|| {
+            if scratch.as_slice().is_empty() {
+                fail!("no Xen scratch range");
+            }
+            if let Some(stray) = scratch.as_slice().iter().find(|s| !extended.iter().any(|r| r.contains(**s))) {
+                fail!("Xen scratch {stray} is in no extended region");
+            }
+            Ok(())
+        })());
+    }
+
     facts.record(
         if ballooned { "the granted pages lie in Dom0's System RAM (ballooned pages)" } else { "the granted pages lie in extended regions" },
         (|| {
@@ -280,6 +284,25 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
     };
     let local = local as u32;
     say(format_args!("domu: d{domid} port {port} bound to local port {local}"));
+    let next_event = |millis: u64| -> Result<bool, Failure> {
+        if !evtchn.wait_readable(millis).doing("ppoll of /dev/xen/evtchn")? {
+            return Ok(false);
+        }
+        let mut got = [0u8; 4];
+        if evtchn.read(&mut got).doing("read of /dev/xen/evtchn")? != 4 || u32::from_le_bytes(got) != local {
+            fail!("the event read is {got:?}, not port {local}");
+        }
+        // Written back, the port is unmasked for the next one.
+        evtchn.write(&got).doing("write of /dev/xen/evtchn (unmask)")?;
+        Ok(true)
+    };
+    // Xen raises a freshly bound interdomain port once, for notifications
+    // the unbound end may have lost; so does ours.
+    facts.record("the freshly bound port is raised once, as Xen does", match next_event(1000) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(failure(format_args!("no event within 1 s of binding"))),
+        Err(e) => Err(e),
+    });
     let notify = || evtchn.ioctl(IOCTL_EVTCHN_NOTIFY, &mut Port { port: local }).doing("IOCTL_EVTCHN_NOTIFY");
     facts.record("round trips: a request in a granted page, an event, the reply and an event back", (|| {
         for seq in 1..=ROUNDS {
@@ -290,14 +313,9 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
             fence(Ordering::SeqCst);
             granted.write(request::SEQ, seq);
             notify()?;
-            if !evtchn.wait_readable(ANSWER_MS).doing("ppoll of /dev/xen/evtchn")? {
+            if !next_event(ANSWER_MS)? {
                 fail!("round {seq}: no event back in {ANSWER_MS} ms (the DomU answered {})", mailbox.read(word::ANSWERED));
             }
-            let mut got = [0u8; 4];
-            if evtchn.read(&mut got).doing("read of /dev/xen/evtchn")? != 4 || u32::from_le_bytes(got) != local {
-                fail!("round {seq}: the event read is {got:?}, not port {local}");
-            }
-            evtchn.write(&got).doing("write of /dev/xen/evtchn (unmask)")?;
             fence(Ordering::SeqCst);
             if granted.read(request::REPLY_SEQ) != seq {
                 fail!("round {seq}: the reply is to request {}", granted.read(request::REPLY_SEQ));
