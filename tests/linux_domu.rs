@@ -203,3 +203,40 @@ fn xen_4_17_runs_the_same_dom0_and_domu() {
     assert_eq!(out.ranges("gnttest: extended region "), extended, "Dom0's extended regions as gnttest read them");
     print_layout("Xen 4.17", &out, &["extended region", "d1", "DOMU", "BANK", "Grant table range", "granted page"]);
 }
+
+/// Dom0's RAM banks as our hypervisor logs them (`d0: BANK[i] A->B (N MiB)`).
+fn dom0_banks(out: &Outcome) -> Vec<(u64, u64)> {
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hexadecimal");
+    let banks: Vec<(u64, u64)> = out
+        .output
+        .lines()
+        .filter_map(|l| l.strip_prefix("(HV) d0: BANK["))
+        .filter_map(|rest| rest.split(' ').nth(1)?.split_once("->"))
+        .map(|(a, b)| (hex(a), hex(b)))
+        .collect();
+    assert!(!banks.is_empty(), "Dom0's banks logged; output:\n{}", out.output);
+    banks
+}
+
+/// A Dom0 that maps over ballooned pages of its own RAM: privcmd's and
+/// gntdev's pages are in Dom0's RAM banks (gntdev's by pagemap, in System
+/// RAM; privcmd's by the IPAs the hypervisor logs), and nothing is lost.
+fn ballooned(kernel: DebianKernel, append: &str, name: &str) -> Outcome {
+    let out = run_ours(machine(kernel, "--ballooned", append, name));
+    check_ours(&out, &dom0_banks(&out));
+    out.expect_line("gnttest: domu: no Xen scratch range: Linux maps over ballooned RAM: ok");
+    out.expect_line("gnttest: domu: the granted pages lie in Dom0's System RAM (ballooned pages): ok");
+    out
+}
+
+#[test]
+fn without_extended_regions_debian_6_12_maps_a_domu_over_ballooned_ram() {
+    let out = ballooned(DebianKernel::Trixie6_12, "dom0_mem=512M ext-regions=no", "linux-domu-noext");
+    out.expect_line("No extended regions are found");
+}
+
+#[test]
+fn debian_6_1_maps_a_domu_over_ballooned_ram() {
+    let out = ballooned(DebianKernel::Bookworm6_1, "dom0_mem=512M", "linux-domu-6.1");
+    print_layout("ours, 6.1", &out, &["d0: BANK", "foreign map", "granted page"]);
+}
