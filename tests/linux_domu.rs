@@ -68,9 +68,11 @@ fn machine(kernel: DebianKernel, gnttest_args: &str, append: &str, name: &str) -
         .add_subnode("chosen", &domu)
         .write(name);
     let mut extra = Vec::new();
-    for (file, addr) in
-        [(kernel.image.as_path(), LINUX_KERNEL_ADDR), (initrd.as_path(), LINUX_INITRD_ADDR), (image::domu_probe(), DOMU_KERNEL)]
-    {
+    for (file, addr) in [
+        (kernel.image.as_path(), LINUX_KERNEL_ADDR),
+        (initrd.as_path(), LINUX_INITRD_ADDR),
+        (image::domu_probe(), DOMU_KERNEL),
+    ] {
         extra.extend(["-device".into(), format!("loader,file={},addr={addr:#x},force-raw=on", file.display())]);
     }
     Machine { tree: Tree::Dtb(dtb), extra, ..base }

@@ -355,7 +355,12 @@ fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
             Some(_) if let Some(foreign) = grants.foreign_at(page) => {
                 stage2.unmap_page(Ipa(page), call.board).map_err(|_| EINVAL)?;
                 grants.take_foreign(page);
-                log::info!("d{}: foreign unmap of d{} gfn {:#x} at IPA {page:#x}", domain.id, foreign.dom, foreign.page >> 12);
+                log::info!(
+                    "d{}: foreign unmap of d{} gfn {:#x} at IPA {page:#x}",
+                    domain.id,
+                    foreign.dom,
+                    foreign.page >> 12
+                );
                 // Lower domid first: only Dom0 maps foreign frames.
                 if let Some(owner) = call.domains.find(foreign.dom) {
                     owner.stage2.lock_holding_no_xen_lock().unpin(Ipa(foreign.page));

@@ -120,8 +120,13 @@ fn privcmd_map(privcmd: &File, domid: u16, gfns: &[u64]) -> Result<Mapping, Fail
     let mapping = privcmd.map_shared(gfns.len(), 0).doing("mmap of /dev/xen/privcmd")?;
     let mut errors = [0i32; 8];
     let errors = &mut errors[..gfns.len()];
-    let mut batch =
-        MmapBatchV2 { num: gfns.len() as u32, dom: domid, addr: mapping.addr() as u64, arr: gfns.as_ptr(), err: errors.as_mut_ptr() };
+    let mut batch = MmapBatchV2 {
+        num: gfns.len() as u32,
+        dom: domid,
+        addr: mapping.addr() as u64,
+        arr: gfns.as_ptr(),
+        err: errors.as_mut_ptr(),
+    };
     privcmd.ioctl(IOCTL_PRIVCMD_MMAPBATCH_V2, &mut batch).doing("IOCTL_PRIVCMD_MMAPBATCH_V2")?;
     if let Some((i, e)) = errors.iter().enumerate().find(|(_, e)| **e != 0) {
         fail!("frame {:#x} of d{domid}: error {e}", gfns[i]);
@@ -143,18 +148,20 @@ fn system_ram() -> Result<Ranges, Failure> {
 
 fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
     say(format_args!("domu: d{domid}, mailbox at its address {mailbox_address:#x}"));
-    let Some((regions, ram)) = facts.record("the hypervisor's regions and Linux's RAM are read", (|| {
-        Ok((hypervisor_regions()?, system_ram()?))
-    })()) else {
+    let Some((regions, ram)) = facts
+        .record("the hypervisor's regions and Linux's RAM are read", (|| Ok((hypervisor_regions()?, system_ram()?)))())
+    else {
         return;
     };
     let extended = &regions.as_slice()[1..];
 
     // privcmd: the mailbox, found when the DomU has published.
-    let Some(privcmd) = facts.record("open /dev/xen/privcmd", File::open(c"/dev/xen/privcmd", O_RDWR).doing("open")) else {
+    let Some(privcmd) = facts.record("open /dev/xen/privcmd", File::open(c"/dev/xen/privcmd", O_RDWR).doing("open"))
+    else {
         return;
     };
-    let Some(mailbox) = facts.record("privcmd maps the DomU's mailbox page", privcmd_map(&privcmd, domid, &[mailbox_address >> 12]))
+    let Some(mailbox) =
+        facts.record("privcmd maps the DomU's mailbox page", privcmd_map(&privcmd, domid, &[mailbox_address >> 12]))
     else {
         return;
     };
@@ -174,16 +181,19 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
         return;
     }
     fence(Ordering::SeqCst);
-    facts.record("the DomU's counter moves between two reads", (|| {
-        let before = mailbox.read(word::COUNTER);
-        sleep_ms(20);
-        let after = mailbox.read(word::COUNTER);
-        say(format_args!("domu: counter {before} then {after}"));
-        if after == before {
-            fail!("the counter stays at {before}");
-        }
-        Ok(())
-    })());
+    facts.record(
+        "the DomU's counter moves between two reads",
+        (|| {
+            let before = mailbox.read(word::COUNTER);
+            sleep_ms(20);
+            let after = mailbox.read(word::COUNTER);
+            say(format_args!("domu: counter {before} then {after}"));
+            if after == before {
+                fail!("the counter stays at {before}");
+            }
+            Ok(())
+        })(),
+    );
     let port = mailbox.read(word::PORT) as u32;
     let grants = mailbox.read(word::GRANTS) as usize;
     let mut refs = [0u32; GRANTS];
@@ -194,71 +204,103 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
         "domu: port {port}, grant refs {refs:?} (gfns from {granted_gfn:#x}), pattern gfns {pattern_gfn:#x}+{pattern_pages}"
     ));
     if grants != GRANTS || !(1..=8).contains(&pattern_pages) {
-        facts.record::<()>("the mailbox's counts", Err(failure(format_args!("{grants} grants, {pattern_pages} pattern pages"))));
+        facts.record::<()>(
+            "the mailbox's counts",
+            Err(failure(format_args!("{grants} grants, {pattern_pages} pattern pages"))),
+        );
         return;
     }
 
     // privcmd: the pattern pages, all in one batch.
     let mut gfns = [0u64; 8];
     (0..pattern_pages).for_each(|i| gfns[i] = pattern_gfn + i as u64);
-    let patterned = facts.record("privcmd maps the DomU's pattern pages in one batch", privcmd_map(&privcmd, domid, &gfns[..pattern_pages]));
+    let patterned = facts.record(
+        "privcmd maps the DomU's pattern pages in one batch",
+        privcmd_map(&privcmd, domid, &gfns[..pattern_pages]),
+    );
     if let Some(pages) = &patterned {
-        facts.record("the pattern pages read as the DomU wrote them", (|| {
-            for w in 0..pages.words() {
-                let gfn = pattern_gfn + (w / 512) as u64;
-                if pages.read(w) != pattern(gfn, (w % 512) as u64) {
-                    fail!("gfn {gfn:#x} word {}: {:#x}", w % 512, pages.read(w));
+        facts.record(
+            "the pattern pages read as the DomU wrote them",
+            (|| {
+                for w in 0..pages.words() {
+                    let gfn = pattern_gfn + (w / 512) as u64;
+                    if pages.read(w) != pattern(gfn, (w % 512) as u64) {
+                        fail!("gfn {gfn:#x} word {}: {:#x}", w % 512, pages.read(w));
+                    }
                 }
-            }
-            Ok(())
-        })());
+                Ok(())
+            })(),
+        );
     }
 
     // gntdev: the four granted pages.
-    let Some(gntdev) = facts.record("open /dev/xen/gntdev", File::open(c"/dev/xen/gntdev", O_RDWR).doing("open")) else {
+    let Some(gntdev) = facts.record("open /dev/xen/gntdev", File::open(c"/dev/xen/gntdev", O_RDWR).doing("open"))
+    else {
         return;
     };
-    let mut map = MapGrantRefs { count: GRANTS as u32, pad: 0, index: 0, refs: refs.map(|gref| GrantRef { domid: u32::from(domid), gref }) };
-    let granted = facts.record("gntdev maps the DomU's four grants", (|| {
-        gntdev.ioctl(IOCTL_GNTDEV_MAP_GRANT_REF, &mut map).doing("IOCTL_GNTDEV_MAP_GRANT_REF")?;
-        gntdev.map_shared(GRANTS, map.index).doing("mmap of the gntdev grants")
-    })());
+    let mut map = MapGrantRefs {
+        count: GRANTS as u32,
+        pad: 0,
+        index: 0,
+        refs: refs.map(|gref| GrantRef { domid: u32::from(domid), gref }),
+    };
+    let granted = facts.record(
+        "gntdev maps the DomU's four grants",
+        (|| {
+            gntdev.ioctl(IOCTL_GNTDEV_MAP_GRANT_REF, &mut map).doing("IOCTL_GNTDEV_MAP_GRANT_REF")?;
+            gntdev.map_shared(GRANTS, map.index).doing("mmap of the gntdev grants")
+        })(),
+    );
     let Some(granted) = granted else { return };
-    facts.record("the granted pages read as the DomU wrote them", (|| {
-        // Page 0 below its request and reply words and page 1 below its
-        // reply copy change; the rest is the pattern.
-        for w in 0..granted.words() {
-            let (page, at) = (w / 512, w % 512);
-            let changing = (page == 0 && at < request::REPLY + request::PAYLOAD_WORDS) || (page == 1 && at < request::PAYLOAD_WORDS);
-            let gfn = granted_gfn + page as u64;
-            if !changing && granted.read(w) != pattern(gfn, at as u64) {
-                fail!("granted page {page} word {at}: {:#x}", granted.read(w));
+    facts.record(
+        "the granted pages read as the DomU wrote them",
+        (|| {
+            // Page 0 below its request and reply words and page 1 below its
+            // reply copy change; the rest is the pattern.
+            for w in 0..granted.words() {
+                let (page, at) = (w / 512, w % 512);
+                let changing = (page == 0 && at < request::REPLY + request::PAYLOAD_WORDS)
+                    || (page == 1 && at < request::PAYLOAD_WORDS);
+                let gfn = granted_gfn + page as u64;
+                if !changing && granted.read(w) != pattern(gfn, at as u64) {
+                    fail!("granted page {page} word {at}: {:#x}", granted.read(w));
+                }
             }
-        }
-        Ok(())
-    })());
+            Ok(())
+        })(),
+    );
     // Linux takes its scratch ranges on the first unpopulated page asked
     // for: read them once both drivers have mapped.
     let Some(scratch) = facts.record("Linux's Xen scratch ranges are read", xen_scratch()) else { return };
     if ballooned {
-        facts.record("no Xen scratch range: Linux maps over ballooned RAM", match scratch.as_slice() {
-            [] => Ok(()),
-            [first, ..] => Err(failure(format_args!("Xen scratch {first} exists"))),
-        });
+        facts.record(
+            "no Xen scratch range: Linux maps over ballooned RAM",
+            match scratch.as_slice() {
+                [] => Ok(()),
+                [first, ..] => Err(failure(format_args!("Xen scratch {first} exists"))),
+            },
+        );
     } else {
-        facts.record("Linux's Xen scratch ranges lie in extended regions", (|| {
-            if scratch.as_slice().is_empty() {
-                fail!("no Xen scratch range");
-            }
-            if let Some(stray) = scratch.as_slice().iter().find(|s| !extended.iter().any(|r| r.contains(**s))) {
-                fail!("Xen scratch {stray} is in no extended region");
-            }
-            Ok(())
-        })());
+        facts.record(
+            "Linux's Xen scratch ranges lie in extended regions",
+            (|| {
+                if scratch.as_slice().is_empty() {
+                    fail!("no Xen scratch range");
+                }
+                if let Some(stray) = scratch.as_slice().iter().find(|s| !extended.iter().any(|r| r.contains(**s))) {
+                    fail!("Xen scratch {stray} is in no extended region");
+                }
+                Ok(())
+            })(),
+        );
     }
 
     facts.record(
-        if ballooned { "the granted pages lie in Dom0's System RAM (ballooned pages)" } else { "the granted pages lie in extended regions" },
+        if ballooned {
+            "the granted pages lie in Dom0's System RAM (ballooned pages)"
+        } else {
+            "the granted pages lie in extended regions"
+        },
         (|| {
             for page in 0..GRANTS {
                 let physical = physical_address(granted.addr() + page * PAGE_SIZE)?;
@@ -273,13 +315,15 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
     );
 
     // Events: the DomU's unbound port, and round trips.
-    let Some(evtchn) = facts.record("open /dev/xen/evtchn", File::open(c"/dev/xen/evtchn", O_RDWR).doing("open")) else {
+    let Some(evtchn) = facts.record("open /dev/xen/evtchn", File::open(c"/dev/xen/evtchn", O_RDWR).doing("open"))
+    else {
         return;
     };
     let mut bind = BindInterdomain { remote_domain: u32::from(domid), remote_port: port };
-    let Some(local) =
-        facts.record("the DomU's port binds interdomain", evtchn.ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN, &mut bind).doing("IOCTL_EVTCHN_BIND_INTERDOMAIN"))
-    else {
+    let Some(local) = facts.record(
+        "the DomU's port binds interdomain",
+        evtchn.ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN, &mut bind).doing("IOCTL_EVTCHN_BIND_INTERDOMAIN"),
+    ) else {
         return;
     };
     let local = local as u32;
@@ -298,42 +342,58 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
     };
     // Xen raises a freshly bound interdomain port once, for notifications
     // the unbound end may have lost; so does ours.
-    facts.record("the freshly bound port is raised once, as Xen does", match next_event(1000) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(failure(format_args!("no event within 1 s of binding"))),
-        Err(e) => Err(e),
-    });
+    facts.record(
+        "the freshly bound port is raised once, as Xen does",
+        match next_event(1000) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(failure(format_args!("no event within 1 s of binding"))),
+            Err(e) => Err(e),
+        },
+    );
     let notify = || evtchn.ioctl(IOCTL_EVTCHN_NOTIFY, &mut Port { port: local }).doing("IOCTL_EVTCHN_NOTIFY");
-    facts.record("round trips: a request in a granted page, an event, the reply and an event back", (|| {
-        for seq in 1..=ROUNDS {
-            for w in 0..request::PAYLOAD_WORDS {
-                granted.write(request::PAYLOAD + w, payload(seq, w));
-            }
-            granted.write(request::COMMAND, request::ECHO);
-            fence(Ordering::SeqCst);
-            granted.write(request::SEQ, seq);
-            notify()?;
-            if !next_event(ANSWER_MS)? {
-                fail!("round {seq}: no event back in {ANSWER_MS} ms (the DomU answered {})", mailbox.read(word::ANSWERED));
-            }
-            fence(Ordering::SeqCst);
-            if granted.read(request::REPLY_SEQ) != seq {
-                fail!("round {seq}: the reply is to request {}", granted.read(request::REPLY_SEQ));
-            }
-            for w in 0..request::PAYLOAD_WORDS {
-                let want = reply(seq, payload(seq, w));
-                if granted.read(request::REPLY + w) != want || granted.read(512 + w) != want {
-                    fail!("round {seq}: reply word {w} is {:#x}, page 1 has {:#x}, not {want:#x}", granted.read(request::REPLY + w), granted.read(512 + w));
+    facts.record(
+        "round trips: a request in a granted page, an event, the reply and an event back",
+        (|| {
+            for seq in 1..=ROUNDS {
+                for w in 0..request::PAYLOAD_WORDS {
+                    granted.write(request::PAYLOAD + w, payload(seq, w));
+                }
+                granted.write(request::COMMAND, request::ECHO);
+                fence(Ordering::SeqCst);
+                granted.write(request::SEQ, seq);
+                notify()?;
+                if !next_event(ANSWER_MS)? {
+                    fail!(
+                        "round {seq}: no event back in {ANSWER_MS} ms (the DomU answered {})",
+                        mailbox.read(word::ANSWERED)
+                    );
+                }
+                fence(Ordering::SeqCst);
+                if granted.read(request::REPLY_SEQ) != seq {
+                    fail!("round {seq}: the reply is to request {}", granted.read(request::REPLY_SEQ));
+                }
+                for w in 0..request::PAYLOAD_WORDS {
+                    let want = reply(seq, payload(seq, w));
+                    if granted.read(request::REPLY + w) != want || granted.read(512 + w) != want {
+                        fail!(
+                            "round {seq}: reply word {w} is {:#x}, page 1 has {:#x}, not {want:#x}",
+                            granted.read(request::REPLY + w),
+                            granted.read(512 + w)
+                        );
+                    }
                 }
             }
-        }
-        say(format_args!("domu: {ROUNDS} round trips"));
-        Ok(())
-    })());
-    facts.record("the DomU counted every request", match mailbox.read(word::ANSWERED) {
-        ROUNDS => Ok(()),
-        n => Err(failure(format_args!("it answered {n} of {ROUNDS}"))),
-    });
+            say(format_args!("domu: {ROUNDS} round trips"));
+            Ok(())
+        })(),
+    );
+    facts.record(
+        "the DomU counted every request",
+        match mailbox.read(word::ANSWERED) {
+            ROUNDS => Ok(()),
+            n => Err(failure(format_args!("it answered {n} of {ROUNDS}"))),
+        },
+    );
 
     // What the DomU found itself (under Xen 4.17 its console is refused).
     let len = (mailbox.read(word::TEXT_LEN) as usize).min(4096 - word::TEXT * 8);
@@ -345,20 +405,26 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
         say(format_args!("domu: d{domid} says: {line}"));
     }
     let (checks, failures) = (mailbox.read(word::CHECKS), mailbox.read(word::FAILURES));
-    facts.record("the DomU's own checks passed", if checks > 0 && failures == 0 {
-        Ok(())
-    } else {
-        Err(failure(format_args!("{checks} checks, {failures} failures")))
-    });
+    facts.record(
+        "the DomU's own checks passed",
+        if checks > 0 && failures == 0 {
+            Ok(())
+        } else {
+            Err(failure(format_args!("{checks} checks, {failures} failures")))
+        },
+    );
 
     // Unmap, then ask the DomU to stop: the mailbox word, and an event.
     let index = map.index;
-    facts.record("the grants unmap", (|| {
-        granted.unmap().doing("munmap of the gntdev grants")?;
-        let mut unmap = UnmapGrantRef { index, count: GRANTS as u32, pad: 0 };
-        gntdev.ioctl(IOCTL_GNTDEV_UNMAP_GRANT_REF, &mut unmap).doing("IOCTL_GNTDEV_UNMAP_GRANT_REF")?;
-        Ok(())
-    })());
+    facts.record(
+        "the grants unmap",
+        (|| {
+            granted.unmap().doing("munmap of the gntdev grants")?;
+            let mut unmap = UnmapGrantRef { index, count: GRANTS as u32, pad: 0 };
+            gntdev.ioctl(IOCTL_GNTDEV_UNMAP_GRANT_REF, &mut unmap).doing("IOCTL_GNTDEV_UNMAP_GRANT_REF")?;
+            Ok(())
+        })(),
+    );
     if let Some(pages) = patterned {
         facts.record("the pattern pages unmap", pages.unmap().doing("munmap of the privcmd pages"));
     }
