@@ -107,6 +107,13 @@ impl EventChannels {
     }
 }
 
+impl EventChannels {
+    /// Whether `port` is free (closed, or never used).
+    pub fn is_free(&self, port: u32) -> bool {
+        self.ports.lock().get(port as usize) == Some(&Binding::Free)
+    }
+}
+
 /// The vcpu_info of `vcpu`: its registered one, or for vCPU 0 the one
 /// inside shared_info (Arm has one legacy vcpu_info there).
 pub fn vcpu_info(state: &DomainState, vcpu: usize) -> Option<u64> {
@@ -360,8 +367,9 @@ pub fn close_all(domain: DomainView<'_>, board: &dyn Board, domains: &dyn super:
                     local(domain.xen.events.ports.lock()).free(port);
                     continue;
                 };
-                let (mine, theirs) =
-                    super::lock_two((own, domain.xen), (remote.id, remote.xen), |x: &DomainState| x.events.ports.lock());
+                let (mine, theirs) = super::lock_two((own, domain.xen), (remote.id, remote.xen), |x: &DomainState| {
+                    x.events.ports.lock()
+                });
                 let (mut mine, mut theirs) = (local(mine), theirs.expect("another domain has its own table"));
                 // Its binding cannot change meanwhile: only its own vCPUs,
                 // all stopped, and the other end's close change it, and

@@ -710,16 +710,8 @@ pub fn release_mappings(mapper: DomainView<'_>, board: &dyn Board, domains: &dyn
         if grants.granter_of(handle) != Some(granter.id) {
             continue;
         }
-        let (status, last) = grants.unmap_foreign(
-            &mut stage2,
-            &granter,
-            &mut theirs,
-            &mut their_stage2,
-            board,
-            m.host_addr,
-            0,
-            handle,
-        );
+        let (status, last) =
+            grants.unmap_foreign(&mut stage2, &granter, &mut theirs, &mut their_stage2, board, m.host_addr, 0, handle);
         if status != status::OKAY {
             // Its own stage 2 refused the unmap: the mapping stays in it
             // (the domain never runs again), but the granter lets go.

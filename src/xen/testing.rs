@@ -472,7 +472,13 @@ impl Machine {
         let held: u64 = self.domains().map(|d| d.xen.grants.lock().frame_addresses().count() as u64).sum();
         let ballooned = self.domain.xen.ballooned.load(Ordering::Acquire);
         // A released DomU's RAM came back to the allocator, from outside it.
-        let released: u64 = self.released.lock().unwrap().iter().map(|&(d, _)| self.dom(d).ram.iter().map(|r| r.size() / 4096).sum::<u64>()).sum();
+        let released: u64 = self
+            .released
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|&(d, _)| self.dom(d).ram.iter().map(|r| r.size() / 4096).sum::<u64>())
+            .sum();
         self.board.free_frames() + held - ballooned - released
     }
 
