@@ -159,13 +159,13 @@ fn frames_dom0_maps_keep_a_dead_domu_until_the_last_unmap() {
         assert_eq!(grant_map(&m, 3, 3).0, status::BAD_DOMAIN);
         assert_eq!(m.dom(DOMU).xen.life.held(), 2);
         m.audit_of(0).expect("Dom0 still maps the dead DomU's frames, and only those");
-        let (first, second): (Box<dyn Fn() -> bool>, Box<dyn Fn() -> bool>) =
-            (Box::new(|| grant_unmap(&m, 1, handle) == status::OKAY), Box::new(|| foreign_unmap(&m, 0) == 0));
-        let (first, second) = if grant_first { (first, second) } else { (second, first) };
-        assert!(first());
+        let unmap = |grant: bool| {
+            if grant { grant_unmap(&m, 1, handle) == status::OKAY } else { foreign_unmap(&m, 0) == 0 }
+        };
+        assert!(unmap(grant_first));
         assert!(released(&m).is_empty(), "one frame still mapped");
         assert_eq!(m.board.free_frames(), before);
-        assert!(second());
+        assert!(unmap(!grant_first));
         assert_eq!(released(&m), vec![(DOMU, DOMU_PAGES + 1)], "released with the last unmap");
         assert_eq!(m.board.free_frames(), before + DOMU_PAGES + 1);
         assert_eq!(m.dom(DOMU).xen.life.held(), 0);
