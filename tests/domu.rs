@@ -102,6 +102,34 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
     out.expect_line_after(ended, "(HV) d1: vCPU 0 stopped; CPU 0x1 parked");
     out.expect_line_after(ended, "(HV) d0: shutdown: power off");
     dom0_passed(&out);
+    // Dom0 maps nothing of it: its end gives everything back at once.
+    let number = |line: &str, after: &str| {
+        qemu_harness::machine::number_after(line, after)
+            .unwrap_or_else(|| panic!("no number after {after:?} in {line:?}"))
+    };
+    let built = out.expect_line("(HV) d1: 16384 frames taken; free frames ");
+    let before = number(built, "free frames ");
+    let released = out.expect_line_after(ended, "(HV) d1: released: ");
+    println!("{built}\n{released}");
+    let (back, ram, grant) = (number(released, "released: "), number(released, "back ("), number(released, "RAM, "));
+    assert_eq!(ram, 16384, "all of its RAM: {released}");
+    assert_eq!(back, ram + grant, "{released}");
+    assert!(released.contains(", VMID 2;"), "{released}");
+    assert_eq!(number(released, "before d1 was built: "), before);
+    let (at_entry, at_shutdown) =
+        (out.number_after("Free frames at Dom0 entry: "), out.number_after("Free frames at shutdown: "));
+    println!(
+        "free frames: before d1 was built {before}, at Dom0 entry {at_entry}, after its release {}, at shutdown {at_shutdown}",
+        number(released, "; free frames ")
+    );
+    // Its RAM was taken before Dom0's entry, its grant frames after: all came back.
+    assert_eq!(at_shutdown, at_entry + ram, "every frame the DomU took came back");
+    // Between its build and Dom0's entry only its boot modules' frames
+    // were freed (copied into it): the count after its release is the
+    // count before it was built and those.
+    let modules = at_entry + ram - before;
+    assert!(modules < 64, "{modules} frames freed between d1's build and Dom0's entry");
+    assert_eq!(number(released, "; free frames "), before + modules, "{released}");
     // Dom0's tree named only its own CPU; the probe's lines are Dom0's.
     out.expect_no_line("(d0) domu-probe");
 

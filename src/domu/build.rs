@@ -142,6 +142,7 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
     {
         return Err(format!("its RAM ends at IPA {:#x}, past this CPU's {}-bit IPA space", last.end, cpu::pa_bits()));
     }
+    let free_before_build = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
     let (backing, blocks) = allocate(&banks)?;
     for &(ipa, pa) in &backing.pieces {
         if let Err(e) = stage2.map_at(ipa, pa, Kind::Ram) {
@@ -164,6 +165,9 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
     let tables = stage2.tables();
     let mut domain = Domain::new(DomainId(id), vmid, banks.clone(), stage2, cpus.len(), grant_region);
     domain.place_vcpus(|n| Placement { cpu: cpus[n], mpidr: vcpu_mpidrs[n] });
+    let ram_frames: u64 = blocks.iter().map(|&(_, order)| order_size(order) / FRAME_SIZE).sum();
+    domain.blocks = blocks;
+    domain.free_before_build = free_before_build;
     let spec = crate::dt::domu::DomUTree {
         ram: &banks,
         vcpu_mpidrs: &vcpu_mpidrs,
@@ -207,6 +211,7 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
         log::info!("d{d}: initrd IPA {range}");
     }
     log::info!("d{d}: VMID {}, stage 2 {tables} table pages: its RAM only, no host devices", vmid.0);
+    log::info!("d{d}: {ram_frames} frames taken; free frames {free_before_build} before it was built");
     if domu.vpl011 {
         log::warn!("d{d}: vpl011 asked for, but no emulated PL011 yet: its tree has no UART");
     }

@@ -99,6 +99,15 @@ impl Domains for MachineDomains {
         crate::domain::by_id(domid).map(Domain::view)
     }
 
+    /// An ended DomU no other domain maps anything of any more: its
+    /// memory, stage 2 and VMID go back (`domu::teardown`).
+    fn release(&self, domid: u16) {
+        match crate::domain::by_id(domid) {
+            Some(domain) if domid != 0 => crate::domu::teardown::release(domain, &Hardware { domain }),
+            _ => log::error!("d{domid}: no such DomU to release"),
+        }
+    }
+
     /// Dom0's vCPUs get the event PPI through the vGIC; DomUs have no
     /// interrupts yet, so theirs see the event only in their shared_info.
     fn raise_event(&self, domid: u16, vcpu: usize) {
