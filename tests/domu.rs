@@ -122,12 +122,13 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
         "free frames: before d1 was built {before}, at Dom0 entry {at_entry}, after its release {}, at shutdown {at_shutdown}",
         number(released, "; free frames ")
     );
-    // Its RAM was taken before Dom0's entry, its grant frames after: all came back.
-    assert_eq!(at_shutdown, at_entry + ram, "every frame the DomU took came back");
+    // Its RAM and grant-table frames were taken before Dom0's entry: all came back.
+    assert_eq!(grant, 64, "its grant table reserved whole at build, as Dom0's: {released}");
+    assert_eq!(at_shutdown, at_entry + ram + grant, "every frame the DomU took came back");
     // Between its build and Dom0's entry only its boot modules' frames
     // were freed (copied into it): the count after its release is the
     // count before it was built and those.
-    let modules = at_entry + ram - before;
+    let modules = at_entry + ram + grant - before;
     assert!(modules < 64, "{modules} frames freed between d1's build and Dom0's entry");
     assert_eq!(number(released, "; free frames "), before + modules, "{released}");
     // Dom0's tree named only its own CPU; the probe's lines are Dom0's.
