@@ -76,7 +76,7 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
     out.expect_line("(HV) d1: VMID 2, stage 2 ");
     out.expect_line("(HV) WARNING: d1: vpl011 asked for, but no emulated PL011 yet");
     out.expect_line("(HV) d0: CPUs [0] (of 2); idle: []");
-    out.expect_line("no interrupts yet (no emulated GIC for DomUs)");
+    out.expect_line("(HV) d1: emulated GICv3: GICD 0x3001000, GICR 0x3020000 (1 vCPU(s)), 32 SPIs");
     // What the DomU saw and did.
     for line in [
         "(d1) domu-probe: ok: entered at GUEST_RAM0_BASE",

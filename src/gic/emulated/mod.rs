@@ -34,6 +34,11 @@ mod tests;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+/// The virtual timer's INTID in a DomU (Xen's GUEST_TIMER_VIRT_PPI).
+pub const VIRTUAL_TIMER: u32 = 27;
+/// The event-channel upcall's INTID in a DomU (Xen's GUEST_EVTCHN_PPI).
+pub const EVENT_CHANNEL: u32 = 31;
+
 /// SPIs a domain has: INTIDs [`FIRST_SPI`] up to [`INTERRUPTS`].
 pub const SPI_COUNT: u32 = 32;
 pub const FIRST_SPI: u32 = 32;
