@@ -65,7 +65,7 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
 fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
     let out = one_domu(
         "memory = <0x0 0x10000>; cpus = <1>; xen,enhanced = \"enabled\"; vpl011;",
-        "expect-mem=0x4000000 expect-enhanced=1",
+        "expect-mem=0x4000000 expect-enhanced=1 check-interrupts=1",
         "domu",
     )
     .run();
@@ -91,7 +91,15 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
         "(d1) domu-probe: ok: xen_version(XENVER_version) = 0x40011 (4.17)",
         "(d1) domu-probe: ok: XENVER_get_features: auto_translated, not dom0, not direct_mapped",
         "(d1) domu-probe: ok: CONSOLEIO_read is Dom0's: -EPERM (-1)",
-        "(d1) domu-probe: 15 checks, 0 failures",
+        "(d1) domu-probe: ok: GICv3 distributor: PIDR2 0x3b",
+        "(d1) domu-probe: ok: GICR_TYPER 0x10: affinity 0 (vCPU 0), Last",
+        "(d1) domu-probe: ok: GICR_WAKER 0x0: awake",
+        "(d1) domu-probe: ok: the virtual timer's PPI 27 is not delivered while disabled",
+        "(d1) domu-probe: ok: the virtual timer's PPI 27 arrives once enabled",
+        "(d1) domu-probe: ok: SGI 3 to itself arrives",
+        "(d1) domu-probe: ok: shared_info mapped (0), loopback ports ",
+        "(d1) domu-probe: ok: an event sent on port ",
+        "(d1) domu-probe: 23 checks, 0 failures",
         "(HV) WARNING: d1: read at IPA 0x44000000 (VA 0x44000000, PC ",
     ] {
         out.expect_line(line);
