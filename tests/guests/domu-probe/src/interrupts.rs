@@ -319,8 +319,8 @@ fn event_upcall(check: &mut dyn FnMut(bool, fmt::Arguments<'_>)) {
     let mut send = [local_port];
     let sent = hypercall(EVENT_CHANNEL_OP, [EVTCHNOP_SEND, send.as_mut_ptr() as u64]);
     let arrived = wait_for(EVENT_PPI, 100);
-    // shared_info: vcpu_info[32] of 64 bytes, then evtchn_pending[64] of u64.
-    let word = page + 0x800 + u64::from(remote_port / 64) * 8;
+    // shared_info on Arm: one legacy vcpu_info of 48 bytes, then evtchn_pending[64] of u64.
+    let word = page + 48 + u64::from(remote_port / 64) * 8;
     // SAFETY: the shared_info page, mapped over our own page.
     let pending = unsafe { read_volatile(word as *const u64) } & (1 << (remote_port % 64)) != 0;
     // SAFETY: as above; vcpu_info[0].evtchn_upcall_pending is its first byte.
