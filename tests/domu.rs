@@ -30,7 +30,12 @@ fn domu_node(name: &str, props: &str, bootargs: &str) -> String {
 /// `/chosen`, the modules placed with QEMU's loader; `append` is the
 /// hypervisor's command line.
 fn machine(nodes: &[String], append: &str, name: &str) -> Machine {
-    let base = Machine { modules: vec![], ..Machine::with_probe_dom0("cortex-a57", "2G", append) };
+    machine_on_gic(3, nodes, append, name)
+}
+
+/// As [`machine`], on QEMU's GICv3 or GICv2 (`gic_version`).
+fn machine_on_gic(gic_version: u32, nodes: &[String], append: &str, name: &str) -> Machine {
+    let base = Machine { modules: vec![], gic_version, ..Machine::with_probe_dom0("cortex-a57", "2G", append) };
     let mut dts = Dts::from_blob(&base.generated_dtb())
         .add_to_node("chosen", "xen,dom0-bootargs = \"console=hvc0\";")
         .with_kernel_module(DOM0_KERNEL, size(image::dom0_probe()));
@@ -125,6 +130,36 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
     }
 }
 
+/// On a GICv2 host the DomU sees Xen's GICv2 layout: an emulated 4 KiB
+/// distributor at 0x0300_1000 and the host's virtual CPU interface mapped
+/// as its GICC at 0x0300_2000; its timer, SGI and event checks pass there too.
+#[test]
+fn a_domu_on_a_gicv2_host_gets_interrupts() {
+    let node = domu_node(
+        "domU1",
+        "memory = <0x0 0x10000>; cpus = <1>; xen,enhanced = \"enabled\";",
+        "expect-mem=0x4000000 expect-enhanced=1 check-interrupts=1",
+    );
+    let out = machine_on_gic(2, &[node], "dom0_mem=512M", "domu-gicv2").run();
+    out.expect_line(
+        "(HV) d1: emulated GICv2: GICD 0x3001000 (1 vCPU(s)), 32 SPIs; GICC 0x3002000 is the host's virtual CPU interface",
+    );
+    out.expect_line("table pages: its RAM and the host's GICv2 virtual CPU interface, no host devices");
+    for line in [
+        "(d1) domu-probe: ok: GICv2 distributor: PIDR2.ArchRev 2",
+        "(d1) domu-probe: ok: the virtual timer's PPI 27 is not delivered while disabled",
+        "(d1) domu-probe: ok: the virtual timer's PPI 27 arrives once enabled",
+        "(d1) domu-probe: ok: SGI 3 to itself arrives",
+        "(d1) domu-probe: ok: an event sent on port ",
+        "(d1) domu-probe: 21 checks, 0 failures",
+    ] {
+        out.expect_line(line);
+    }
+    out.expect_no_line("domu-probe: FAIL");
+    out.expect_line("(HV) d1: shutdown: power off");
+    dom0_passed(&out);
+}
+
 #[test]
 fn without_xen_enhanced_there_is_no_hypervisor_node() {
     let out =
@@ -163,12 +198,13 @@ fn dom0_max_vcpus_leaves_a_cpu_idle() {
 /// of its first bank and gives it extended regions; it emulates the GIC
 /// (the probe's read of the guest GICD is answered); it keeps the domain
 /// node in Dom0's `/chosen`, which Dom0's probe checks, and fails there
-/// alone.
+/// alone. The DomU runs its interrupt checks there too (unseen: they
+/// must at least not stop it, nor Dom0).
 #[test]
 fn xen_4_17_builds_the_same_domu() {
     let out = one_domu(
         "memory = <0x0 0x10000>; cpus = <1>; xen,enhanced = \"enabled\";",
-        "expect-mem=0x4000000 expect-enhanced=1",
+        "expect-mem=0x4000000 expect-enhanced=1 check-interrupts=1",
         "domu-xen",
     )
     .run_image(&image::xen_4_17(), None);

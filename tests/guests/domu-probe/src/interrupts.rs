@@ -216,7 +216,9 @@ pub fn run(check: &mut dyn FnMut(bool, fmt::Arguments<'_>)) {
         let gicr_pidr2 = read32(GICR + 0xffe8);
         check(
             (pidr2 >> 4) & 0xf == 3 && (gicr_pidr2 >> 4) & 0xf == 3 && typer & 0x1f >= 1 && iidr != 0,
-            format_args!("GICv3 distributor: PIDR2 {pidr2:#x}, TYPER {typer:#x}, IIDR {iidr:#x}; GICR PIDR2 {gicr_pidr2:#x}"),
+            format_args!(
+                "GICv3 distributor: PIDR2 {pidr2:#x}, TYPER {typer:#x}, IIDR {iidr:#x}; GICR PIDR2 {gicr_pidr2:#x}"
+            ),
         );
         check(
             gicr_typer >> 32 == 0 && gicr_typer & (1 << 4) != 0,
