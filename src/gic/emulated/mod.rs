@@ -329,7 +329,7 @@ impl EmulatedGic {
     /// Whether the distributor has a register of `width` bytes at `offset`
     /// (the widths of Arm IHI 0069 12.1.6 and IHI 0048B 4.1.4).
     fn distributor_width_ok(&self, offset: u64, width: u8) -> bool {
-        if !matches!(width, 1 | 4 | 8) || offset % u64::from(width) != 0 {
+        if !matches!(width, 1 | 4 | 8) || !offset.is_multiple_of(u64::from(width)) {
             return false;
         }
         let bytes = (reg::IPRIORITYR..reg::IPRIORITYR + 0x400).contains(&offset)
@@ -344,7 +344,7 @@ impl EmulatedGic {
     }
 
     fn redistributor_width_ok(offset: u64, width: u8) -> bool {
-        if !matches!(width, 1 | 4 | 8) || offset % u64::from(width) != 0 {
+        if !matches!(width, 1 | 4 | 8) || !offset.is_multiple_of(u64::from(width)) {
             return false;
         }
         let within = offset % REDISTRIBUTOR_STRIDE;
