@@ -8,6 +8,7 @@
 pub mod mmio;
 pub mod vcpu;
 
+use crate::gic::emulated::{EmulatedGic, RaisedBits};
 use crate::mm::range::{GuestRange, PhysRange};
 use crate::mm::stage2::Stage2Map;
 use crate::xen::domain::{DomainView, Stage2Lock};
@@ -57,6 +58,13 @@ impl Default for VmidAllocator {
     }
 }
 
+/// A domain's vCPUs hold the pending state of its emulated GIC.
+impl RaisedBits for [Vcpu] {
+    fn raised(&self, vcpu: usize) -> Option<&core::sync::atomic::AtomicU64> {
+        self.get(vcpu).map(|v| &v.interrupts.raised)
+    }
+}
+
 /// The machine's VMIDs, taken as domains are built.
 pub static VMIDS: Mutex<VmidAllocator> = Mutex::new(VmidAllocator::new());
 
@@ -78,6 +86,14 @@ pub struct Domain {
     /// Its emulated MMIO regions, set once before its vCPUs first trap
     /// (empty until then: every access outside its stage 2 aborts).
     pub mmio: spin::Once<MmioRegions>,
+    /// The GIC it sees when it does not drive the physical one (a DomU):
+    /// emulated state behind its MMIO regions, whose enables decide what
+    /// of its vCPUs' raised interrupts is delivered. `None` for Dom0.
+    pub emulated_gic: Option<Mutex<EmulatedGic>>,
+    /// The INTID of its event-channel upcall (the PPI its `/hypervisor`
+    /// node names): Dom0's [`crate::xen::events::EVENT_INTID`], a DomU's
+    /// Xen's GUEST_EVTCHN_PPI.
+    pub event_intid: u32,
     /// Set once the domain has shut down: its vCPUs stop at their next
     /// exit and their CPUs park (a DomU's end; Dom0's ends the machine).
     ended: core::sync::atomic::AtomicBool,
@@ -109,6 +125,8 @@ impl Domain {
             stage2: Stage2Lock::new(stage2),
             xen: crate::xen::DomainState::new(vcpus, grant_region),
             mmio: spin::Once::new(),
+            emulated_gic: None,
+            event_intid: crate::xen::events::EVENT_INTID,
             ended: core::sync::atomic::AtomicBool::new(false),
             killed: core::sync::atomic::AtomicBool::new(false),
             blocks: Vec::new(),

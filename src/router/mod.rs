@@ -58,7 +58,7 @@ pub fn end_this_domu(why: core::fmt::Arguments<'_>) -> ! {
         log::info!("d{}: {why}; the domain's vCPUs stop, the machine carries on", domain.id.0);
         crate::arch::trap_counts::log(domain);
         for other in domain.vcpus.iter().filter(|v| v.id != vcpu.id && v.power() != crate::domain::vcpu::Power::Off) {
-            vgic::raise(other, crate::xen::events::EVENT_INTID);
+            vgic::raise(other, domain.event_intid);
         }
     }
     park_this_vcpu()

@@ -7,7 +7,8 @@
 //! the hypervisor prefixes `(d1) `; then it shuts itself down.
 //!
 //! Its command line says what to expect: `expect-mem=<bytes>` and
-//! `expect-enhanced=<0|1>`. With `mode=serve` it serves Dom0's test of the
+//! `expect-enhanced=<0|1>`; `check-interrupts=1` adds the interrupt
+//! checks (`interrupts.rs`). With `mode=serve` it serves Dom0's test of the
 //! calls between domains instead, after the memory check (`serve.rs`).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -17,6 +18,7 @@ fn main() {
     eprintln!("domu-probe is a bare-metal guest; the QEMU tests build it for the board.");
 }
 
+mod interrupts;
 #[cfg(target_os = "none")]
 mod serve;
 
@@ -285,7 +287,7 @@ sync_handler:
             ("just past its RAM", ram_end),
             ("the host's UART", 0x900_0000),
             ("the host's GIC", 0x800_0000),
-            ("the guest GIC (not emulated yet)", 0x300_1000),
+            ("below the guest GIC", 0x300_0000),
             ("below its RAM", ram_start - 0x1000),
         ] {
             let esr = read_faults(at);
@@ -308,6 +310,10 @@ sync_handler:
         let mut byte = [0u8; 1];
         let read = hypercall(CONSOLE_IO, [CONSOLEIO_READ, 1, byte.as_mut_ptr() as u64]);
         r.check(read == -1, format_args!("CONSOLEIO_read is Dom0's: -EPERM ({read})"));
+
+        if arg(bootargs, "check-interrupts") == Some(1) {
+            crate::interrupts::run(&mut |ok, what| r.check(ok, what));
+        }
 
         let (checks, failures) = (r.checks, r.failures);
         r.say(format_args!("{checks} checks, {failures} failures"));
