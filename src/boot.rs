@@ -165,11 +165,20 @@ fn build_domus(
     for (domu, cpus) in tree.domus.iter().zip(cpus) {
         let id = built.len() as u16 + 1;
         let result = match cpus {
-            Ok(cpus) => crate::domu::build::build(domu, id, cpus),
+            Ok(cpus) => crate::domu::build::build(domu, id, cpus, tree.gic.as_ref()),
             Err(e) => Err(alloc::format!("{e}")),
         };
         match result {
-            Ok(domu) => built.push(domu),
+            Ok(domu) => {
+                // As for Dom0: every grant-table frame it may use is taken
+                // now, so the hypercalls never need one and the memory
+                // counted free at Dom0's entry stays free while it runs.
+                let board = crate::router::xen_board::Hardware { domain: domu.domain };
+                if let Err(e) = domu.domain.xen.grants.lock().reserve_frames(&board) {
+                    log::error!("d{id}: no frames for the grant table ({e}); grants will not work");
+                }
+                built.push(domu)
+            }
             Err(e) => log::error!("{}: DomU not built: {e}", domu.path),
         }
     }

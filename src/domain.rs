@@ -8,6 +8,7 @@
 pub mod mmio;
 pub mod vcpu;
 
+use crate::gic::emulated::{EmulatedGic, RaisedBits};
 use crate::mm::range::{GuestRange, PhysRange};
 use crate::mm::stage2::Stage2Map;
 use crate::xen::domain::{DomainView, Stage2Lock};
@@ -57,6 +58,13 @@ impl Default for VmidAllocator {
     }
 }
 
+/// A domain's vCPUs hold the pending state of its emulated GIC.
+impl RaisedBits for [Vcpu] {
+    fn raised(&self, vcpu: usize) -> Option<&core::sync::atomic::AtomicU64> {
+        self.get(vcpu).map(|v| &v.interrupts.raised)
+    }
+}
+
 /// The machine's VMIDs, taken as domains are built.
 pub static VMIDS: Mutex<VmidAllocator> = Mutex::new(VmidAllocator::new());
 
@@ -78,9 +86,24 @@ pub struct Domain {
     /// Its emulated MMIO regions, set once before its vCPUs first trap
     /// (empty until then: every access outside its stage 2 aborts).
     pub mmio: spin::Once<MmioRegions>,
+    /// The GIC it sees when it does not drive the physical one (a DomU):
+    /// emulated state behind its MMIO regions, whose enables decide what
+    /// of its vCPUs' raised interrupts is delivered. `None` for Dom0.
+    pub emulated_gic: Option<Mutex<EmulatedGic>>,
+    /// The INTID of its event-channel upcall (the PPI its `/hypervisor`
+    /// node names): Dom0's [`crate::xen::events::EVENT_INTID`], a DomU's
+    /// Xen's GUEST_EVTCHN_PPI.
+    pub event_intid: u32,
     /// Set once the domain has shut down: its vCPUs stop at their next
     /// exit and their CPUs park (a DomU's end; Dom0's ends the machine).
     ended: core::sync::atomic::AtomicBool,
+    /// Set by the vCPU that tears the ended domain down (the last to stop).
+    killed: core::sync::atomic::AtomicBool,
+    /// The frame blocks (address, buddy order) its RAM was built from,
+    /// given back when it is released (a DomU's; Dom0's are never given back).
+    pub blocks: Vec<(u64, usize)>,
+    /// Free frames just before it was built, for the log of its release.
+    pub free_before_build: u64,
 }
 
 impl Domain {
@@ -102,7 +125,12 @@ impl Domain {
             stage2: Stage2Lock::new(stage2),
             xen: crate::xen::DomainState::new(vcpus, grant_region),
             mmio: spin::Once::new(),
+            emulated_gic: None,
+            event_intid: crate::xen::events::EVENT_INTID,
             ended: core::sync::atomic::AtomicBool::new(false),
+            killed: core::sync::atomic::AtomicBool::new(false),
+            blocks: Vec::new(),
+            free_before_build: 0,
         }
     }
 
@@ -113,6 +141,15 @@ impl Domain {
 
     pub fn has_ended(&self) -> bool {
         self.ended.load(core::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether the ended domain is now to be torn down by the caller: once
+    /// every vCPU has stopped, and for one caller only.
+    pub fn take_teardown(&self) -> bool {
+        use crate::domain::vcpu::Power;
+        self.has_ended()
+            && self.vcpus.iter().all(|v| v.power() == Power::Off)
+            && !self.killed.swap(true, core::sync::atomic::Ordering::AcqRel)
     }
 
     /// What the hypercalls see of it.
@@ -159,13 +196,20 @@ pub fn dom0() -> Option<&'static Domain> {
     DOM0.get().copied()
 }
 
-/// The DomUs built at boot, by id order; only ever added to, before they
-/// start. Read by the calls between domains (the Xen layer's `Domains`).
+/// The DomUs built at boot, by id order; added to before they start,
+/// each taken out once released. Read by the calls between domains (the
+/// Xen layer's `Domains`).
 static DOMUS: Mutex<Vec<&'static Domain>> = Mutex::new(Vec::new());
 
 /// Adds a built DomU to the machine's domains.
 pub fn register(domain: &'static Domain) {
     DOMUS.lock().push(domain);
+}
+
+/// Takes a released DomU out of the machine's domains: no id finds it
+/// again. (Its record stays, small, where its parked vCPUs point.)
+pub fn unregister(id: DomainId) {
+    DOMUS.lock().retain(|d| d.id != id);
 }
 
 /// The machine's domain with id `id`: Dom0 or a DomU.

@@ -30,12 +30,13 @@ fn domu_node(name: &str, props: &str, bootargs: &str) -> String {
 /// `/chosen`, the modules placed with QEMU's loader; `append` is the
 /// hypervisor's command line.
 fn machine(nodes: &[String], append: &str, name: &str) -> Machine {
-    machine_with_dom0_args(nodes, append, "console=hvc0", name)
+    machine_on_gic(3, nodes, append, "console=hvc0", name)
 }
 
-/// [`machine`] with `dom0_args` as Dom0's command line.
-fn machine_with_dom0_args(nodes: &[String], append: &str, dom0_args: &str, name: &str) -> Machine {
-    let base = Machine { modules: vec![], ..Machine::with_probe_dom0("cortex-a57", "2G", append) };
+/// As [`machine`], on QEMU's GICv3 or GICv2 (`gic_version`), with
+/// `dom0_args` as Dom0's command line.
+fn machine_on_gic(gic_version: u32, nodes: &[String], append: &str, dom0_args: &str, name: &str) -> Machine {
+    let base = Machine { modules: vec![], gic_version, ..Machine::with_probe_dom0("cortex-a57", "2G", append) };
     let mut dts = Dts::from_blob(&base.generated_dtb())
         .add_to_node("chosen", &format!("xen,dom0-bootargs = \"{dom0_args}\";"))
         .with_kernel_module(DOM0_KERNEL, size(image::dom0_probe()));
@@ -70,7 +71,7 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
 fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
     let out = one_domu(
         "memory = <0x0 0x10000>; cpus = <1>; xen,enhanced = \"enabled\"; vpl011;",
-        "expect-mem=0x4000000 expect-enhanced=1",
+        "expect-mem=0x4000000 expect-enhanced=1 check-interrupts=1",
         "domu",
     )
     .run();
@@ -81,7 +82,7 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
     out.expect_line("(HV) d1: VMID 2, stage 2 ");
     out.expect_line("(HV) WARNING: d1: vpl011 asked for, but no emulated PL011 yet");
     out.expect_line("(HV) d0: CPUs [0] (of 2); idle: []");
-    out.expect_line("no interrupts yet (no emulated GIC for DomUs)");
+    out.expect_line("(HV) d1: emulated GICv3: GICD 0x3001000, GICR 0x3020000 (1 vCPU(s)), 32 SPIs");
     // What the DomU saw and did.
     for line in [
         "(d1) domu-probe: ok: entered at GUEST_RAM0_BASE",
@@ -96,7 +97,15 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
         "(d1) domu-probe: ok: xen_version(XENVER_version) = 0x40011 (4.17)",
         "(d1) domu-probe: ok: XENVER_get_features: auto_translated, not dom0, not direct_mapped",
         "(d1) domu-probe: ok: CONSOLEIO_read is Dom0's: -EPERM (-1)",
-        "(d1) domu-probe: 15 checks, 0 failures",
+        "(d1) domu-probe: ok: GICv3 distributor: PIDR2 0x3b",
+        "(d1) domu-probe: ok: GICR_TYPER 0x10: affinity 0 (vCPU 0), Last",
+        "(d1) domu-probe: ok: GICR_WAKER 0x0: awake",
+        "(d1) domu-probe: ok: the virtual timer's PPI 27 is not delivered while disabled",
+        "(d1) domu-probe: ok: the virtual timer's PPI 27 arrives once enabled",
+        "(d1) domu-probe: ok: SGI 3 to itself arrives",
+        "(d1) domu-probe: ok: shared_info mapped (0), loopback ports ",
+        "(d1) domu-probe: ok: an event sent on port ",
+        "(d1) domu-probe: 23 checks, 0 failures",
         "(HV) WARNING: d1: read at IPA 0x44000000 (VA 0x44000000, PC ",
     ] {
         out.expect_line(line);
@@ -107,6 +116,35 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
     out.expect_line_after(ended, "(HV) d1: vCPU 0 stopped; CPU 0x1 parked");
     out.expect_line_after(ended, "(HV) d0: shutdown: power off");
     dom0_passed(&out);
+    // Dom0 maps nothing of it: its end gives everything back at once.
+    let number = |line: &str, after: &str| {
+        qemu_harness::machine::number_after(line, after)
+            .unwrap_or_else(|| panic!("no number after {after:?} in {line:?}"))
+    };
+    let built = out.expect_line("(HV) d1: 16384 frames taken; free frames ");
+    let before = number(built, "free frames ");
+    let released = out.expect_line_after(ended, "(HV) d1: released: ");
+    println!("{built}\n{released}");
+    let (back, ram, grant) = (number(released, "released: "), number(released, "back ("), number(released, "RAM, "));
+    assert_eq!(ram, 16384, "all of its RAM: {released}");
+    assert_eq!(back, ram + grant, "{released}");
+    assert!(released.contains(", VMID 2;"), "{released}");
+    assert_eq!(number(released, "before d1 was built: "), before);
+    let (at_entry, at_shutdown) =
+        (out.number_after("Free frames at Dom0 entry: "), out.number_after("Free frames at shutdown: "));
+    println!(
+        "free frames: before d1 was built {before}, at Dom0 entry {at_entry}, after its release {}, at shutdown {at_shutdown}",
+        number(released, "; free frames ")
+    );
+    // Its RAM and grant-table frames were taken before Dom0's entry: all came back.
+    assert_eq!(grant, 64, "its grant table reserved whole at build, as Dom0's: {released}");
+    assert_eq!(at_shutdown, at_entry + ram + grant, "every frame the DomU took came back");
+    // Between its build and Dom0's entry only its boot modules' frames
+    // were freed (copied into it): the count after its release is the
+    // count before it was built and those.
+    let modules = at_entry + ram + grant - before;
+    assert!(modules < 64, "{modules} frames freed between d1's build and Dom0's entry");
+    assert_eq!(number(released, "; free frames "), before + modules, "{released}");
     // Dom0's tree named only its own CPU; the probe's lines are Dom0's.
     out.expect_no_line("(d0) domu-probe");
 
@@ -120,6 +158,36 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
             assert!(!overlaps(*frames, *region), "DomU frames {frames:x?} in extended region {region:x?}");
         }
     }
+}
+
+/// On a GICv2 host the DomU sees Xen's GICv2 layout: an emulated 4 KiB
+/// distributor at 0x0300_1000 and the host's virtual CPU interface mapped
+/// as its GICC at 0x0300_2000; its timer, SGI and event checks pass there too.
+#[test]
+fn a_domu_on_a_gicv2_host_gets_interrupts() {
+    let node = domu_node(
+        "domU1",
+        "memory = <0x0 0x10000>; cpus = <1>; xen,enhanced = \"enabled\";",
+        "expect-mem=0x4000000 expect-enhanced=1 check-interrupts=1",
+    );
+    let out = machine_on_gic(2, &[node], "dom0_mem=512M", "console=hvc0", "domu-gicv2").run();
+    out.expect_line(
+        "(HV) d1: emulated GICv2: GICD 0x3001000 (1 vCPU(s)), 32 SPIs; GICC 0x3002000 is the host's virtual CPU interface",
+    );
+    out.expect_line("table pages: its RAM and the host's GICv2 virtual CPU interface, no host devices");
+    for line in [
+        "(d1) domu-probe: ok: GICv2 distributor: PIDR2.ArchRev 2",
+        "(d1) domu-probe: ok: the virtual timer's PPI 27 is not delivered while disabled",
+        "(d1) domu-probe: ok: the virtual timer's PPI 27 arrives once enabled",
+        "(d1) domu-probe: ok: SGI 3 to itself arrives",
+        "(d1) domu-probe: ok: an event sent on port ",
+        "(d1) domu-probe: 21 checks, 0 failures",
+    ] {
+        out.expect_line(line);
+    }
+    out.expect_no_line("domu-probe: FAIL");
+    out.expect_line("(HV) d1: shutdown: power off");
+    dom0_passed(&out);
 }
 
 #[test]
@@ -160,12 +228,13 @@ fn dom0_max_vcpus_leaves_a_cpu_idle() {
 /// of its first bank and gives it extended regions; it emulates the GIC
 /// (the probe's read of the guest GICD is answered); it keeps the domain
 /// node in Dom0's `/chosen`, which Dom0's probe checks, and fails there
-/// alone.
+/// alone. The DomU runs its interrupt checks there too (unseen: they
+/// must at least not stop it, nor Dom0).
 #[test]
 fn xen_4_17_builds_the_same_domu() {
     let out = one_domu(
         "memory = <0x0 0x10000>; cpus = <1>; xen,enhanced = \"enabled\";",
-        "expect-mem=0x4000000 expect-enhanced=1",
+        "expect-mem=0x4000000 expect-enhanced=1 check-interrupts=1",
         "domu-xen",
     )
     .run_image(&image::xen_4_17(), None);
@@ -186,8 +255,7 @@ fn xen_4_17_builds_the_same_domu() {
 fn a_hostile_domu_is_refused_everything_and_dom0_carries_on() {
     let node =
         domu_node("domU1", "memory = <0x0 0x10000>; cpus = <1>;", "expect-mem=0x4000000 expect-enhanced=0 hostile=1");
-    let out =
-        machine_with_dom0_args(&[node], "dom0_mem=512M", "console=hvc0 probe=wait-domain-end", "domu-hostile").run();
+    let out = machine_on_gic(3, &[node], "dom0_mem=512M", "console=hvc0 probe=wait-domain-end", "domu-hostile").run();
     out.expect_no_line("domu-probe: FAIL");
     let line = out.expect_line("(d1) domu-probe: hostile: total: 4 categories, ");
     // "... N cases, N ok": every case as expected, and many.

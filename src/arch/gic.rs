@@ -62,6 +62,9 @@ pub struct Gic {
     pub v2: Option<V2Interfaces>,
     pub maintenance: u32,
     pub filter: Filter,
+    /// The host's virtual timer interrupt (the tree's), which a DomU's
+    /// CPU takes at EL2 and hands over as the DomU's virtual timer.
+    pub virtual_timer: Option<u32>,
 }
 
 /// Each CPU's GICv2 CPU interface, as a target-list bit (read from its
@@ -313,6 +316,27 @@ impl Gic {
         }
     }
 
+    /// Enables private interrupt `intid` of this CPU (`rd`, its
+    /// redistributor on a GICv3) as one the hypervisor takes: group 1 on a
+    /// GICv3, the hypervisor's priority. For a DomU's CPU, whose
+    /// redistributor no guest drives.
+    pub fn enable_private(&self, rd: u64, intid: u32) {
+        if intid >= PRIVATE_COUNT {
+            return;
+        }
+        let base = match self.version {
+            GicVersion::V3 => {
+                let sgi = rd + gicr::SGI_FRAME;
+                write32(sgi + family::IGROUPR, read32(sgi + family::IGROUPR) | 1 << intid);
+                sgi
+            }
+            // Banked: this CPU's.
+            GicVersion::V2 => self.distributor.start,
+        };
+        set_priority(base, intid, HYPERVISOR_PRIORITY);
+        set_bit(base, family::ISENABLER, intid);
+    }
+
     pub fn read_list_register(&self, index: usize) -> ListRegister {
         let raw = match self.version {
             GicVersion::V3 => read_list_register(index),
@@ -392,6 +416,7 @@ pub fn init(
         v2: None,
         maintenance,
         filter: Filter::new(owned),
+        virtual_timer,
     });
     let ctlr = gic.distributor.start + gicd::CTLR;
     write32(ctlr, read32(ctlr) | gicd::CTLR_ARE | gicd::CTLR_ENABLE_G1);
@@ -428,6 +453,7 @@ fn init_v2(
         v2: Some(interfaces),
         maintenance,
         filter: Filter::new_v2(owned),
+        virtual_timer,
     });
     let ctlr = gic.distributor.start + gicd::CTLR;
     write32(ctlr, read32(ctlr) | gicd_v2::CTLR_ENABLE);

@@ -72,6 +72,24 @@ fn enable_newer_el1_features() {
     sysregs::HCRX_EL2.set(enable);
 }
 
+/// Drops every TLB entry tagged with `vmid`, on every CPU (a released
+/// domain's, before its VMID is given out again): TLBI VMALLS12E1IS with
+/// VTTBR_EL2 briefly naming that VMID and `root`, its stage 2's root table
+/// (still allocated), then the running vCPU's value back. EL2 runs with
+/// interrupts masked: no EL1 code runs in between.
+pub fn invalidate_vmid(vmid: u8, root: u64) {
+    let saved = VTTBR_EL2.get();
+    VTTBR_EL2.set(root | (u64::from(vmid) << 48));
+    // SAFETY: barriers and TLB maintenance only; VTTBR_EL2 is restored
+    // before anything translates through it.
+    unsafe {
+        asm!("dsb ishst", "isb", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags));
+    }
+    VTTBR_EL2.set(saved);
+    // SAFETY: a barrier only.
+    unsafe { asm!("isb", options(nostack, preserves_flags)) };
+}
+
 /// Sets up EL2 for the guest and ERETs to `entry.pc` at EL1h, all other
 /// general registers zero.
 pub fn enter_el1(entry: &Entry) -> ! {

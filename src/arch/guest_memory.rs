@@ -103,8 +103,10 @@ impl GuestMemory for GuestRam<'_> {
         Ok(())
     }
 
-    fn translate(&mut self, gva: u64, write: bool) -> Result<Pa, Errno> {
+    fn translate(&mut self, gva: u64, write: bool) -> Result<(Ipa, Pa), Errno> {
         let stage2 = self.domain.stage2.lock_holding_no_xen_lock();
-        Ok(self.pieces(&stage2, gva, 1, write)?[0].0)
+        let ipa = stage1(gva, write).ok_or(EFAULT)?;
+        let pa = self.domain.view().ram_frame(&stage2, ipa, write).ok_or(EFAULT)?;
+        Ok((ipa, pa))
     }
 }

@@ -11,12 +11,21 @@
 //! MMIO regions [`GicFrames`]; its SGI register writes the handlers below
 //! (GICv3's system registers; GICv2's GICD_SGIR, a distributor write).
 //! A GICv2's virtual CPU interface is Dom0's CPU interface, in its stage 2.
+//!
+//! A DomU drives no physical GIC: it sees an emulated one
+//! (`gic::emulated`, [`domu_mmio_regions`]) whose enables and priorities
+//! decide what of its raised interrupts goes into the list registers, by
+//! the same [`raise`] and [`take_raised`] Dom0's purely virtual ones take.
+//! Its CPU takes the virtual timer's physical PPI at EL2 and hands it over
+//! as a purely virtual interrupt; its SGIs go to its own vCPUs only.
 
 use super::cpu;
 use super::gic::{self, Gic, KICK_SGI};
 use crate::config::MAX_CPUS;
+use crate::domain::Domain;
 use crate::domain::mmio::{MmioDevice, MmioRegions, Refused};
 use crate::domain::vcpu::Vcpu;
+use crate::gic::emulated::{self, EmulatedGic, Wake};
 use crate::gic::filter::Write;
 use crate::gic::list_register::ListRegister;
 use crate::gic::overflow::Overflow;
@@ -26,6 +35,7 @@ use crate::gic::{FIRST_SPECIAL, PRIVATE_COUNT, SGI_COUNT};
 use crate::mm::range::GuestRange;
 use aarch64_cpu::registers::CNTV_CTL_EL0;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use spin::Mutex;
 use tock_registers::interfaces::ReadWriteable;
 
 /// A physical CPU's virtual interface, as the hardware fixes it.
@@ -52,6 +62,41 @@ pub fn init_this_cpu() {
         let interface = this_interface();
         interface.redistributor.store(found.redistributor, Ordering::Release);
         interface.list_registers.store(found.list_registers, Ordering::Release);
+        // A DomU's CPU: nobody else drives its redistributor, and its
+        // virtual timer is taken here and handed over (`handle_irq`).
+        if let (Some(_), Some(timer)) = (cpu::this_cpu().vcpu().and_then(emulated_gic_of), gic.virtual_timer) {
+            gic.enable_private(found.redistributor, timer);
+        }
+    }
+}
+
+/// The emulated GIC of `vcpu`'s domain, and the domain: a DomU's.
+fn emulated_gic_of(vcpu: &Vcpu) -> Option<(&'static Domain, &'static Mutex<EmulatedGic>)> {
+    let domain = vcpu.domain()?;
+    Some((domain, domain.emulated_gic.as_ref()?))
+}
+
+/// Has each vCPU of `wake` look at its raised interrupts: the one running
+/// here before it returns to the guest, the others by a kick.
+fn wake_vcpus(domain: &Domain, wake: Wake) {
+    let mut mask = wake.0;
+    while mask != 0 {
+        let id = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        if let Some(vcpu) = domain.vcpus.get(id) {
+            look_again(vcpu);
+        }
+    }
+}
+
+/// Has the physical CPU `vcpu` runs on move its raised interrupts into its
+/// list registers: now if that is this CPU, else by the kick SGI.
+fn look_again(vcpu: &Vcpu) {
+    let target = vcpu.placement.cpu;
+    if target == cpu::current_index() {
+        take_raised();
+    } else if let Some(gic) = gic::get() {
+        gic.kick(target);
     }
 }
 
@@ -105,28 +150,30 @@ fn refill(gic: &Gic, overflow: &mut Overflow, count: usize) {
     }
 }
 
-/// Makes virtual interrupt `intid` (an SGI or PPI) pending on `vcpu`, and
-/// has the physical CPU it runs on look at it. Callable from any CPU, in a
-/// trap handler or an interrupt handler.
+/// Makes virtual interrupt `intid` pending on `vcpu`, and has the
+/// physical CPU it runs on look at it: an SGI or PPI for Dom0; for a DomU
+/// also an SPI of its emulated GIC, which goes where that routes it.
+/// Callable from any CPU, in a trap handler or an interrupt handler.
 pub fn raise(vcpu: &Vcpu, intid: u32) {
+    if let Some((domain, emulated)) = emulated_gic_of(vcpu) {
+        let wake = emulated.lock().raise(vcpu.id, intid, domain.vcpus.as_slice());
+        return wake_vcpus(domain, wake);
+    }
     if intid >= PRIVATE_COUNT {
         log::warn!("vGIC: cannot raise interrupt {intid} on vCPU {}", vcpu.id);
         return;
     }
     vcpu.interrupts.raised.fetch_or(1 << intid, Ordering::AcqRel);
-    let target = vcpu.placement.cpu;
-    if target == cpu::current_index() {
-        take_raised();
-    } else if let Some(gic) = gic::get() {
-        gic.kick(target);
-    }
+    look_again(vcpu);
 }
 
 /// Moves what was raised for this vCPU into its list registers, as far as
-/// Dom0 has enabled those interrupts: like a real GIC, a disabled one stays
-/// pending until it is enabled (Linux registers its event-channel handler
-/// before enabling the event PPI, and must not see it earlier). Runs before
-/// every return to Dom0.
+/// its guest has enabled those interrupts: like a real GIC, a disabled one
+/// stays pending until it is enabled (Linux registers its event-channel
+/// handler before enabling the event PPI, and must not see it earlier).
+/// Dom0's enables are the physical redistributor's (it drives it through
+/// the filter); a DomU's are its emulated GIC's, which gives the priority
+/// too. Runs before every return to a guest.
 pub fn take_raised() {
     let Some(vcpu) = cpu::this_cpu().vcpu() else { return };
     let raised = vcpu.interrupts.raised.load(Ordering::Acquire);
@@ -139,12 +186,25 @@ pub fn take_raised() {
     if interface.list_registers.load(Ordering::Acquire) == 0 {
         return;
     }
-    let mut take = raised & gic.private_enabled(rd);
-    vcpu.interrupts.raised.fetch_and(!take, Ordering::AcqRel);
+    let Some((_, emulated)) = emulated_gic_of(vcpu) else {
+        let take = raised & u64::from(gic.private_enabled(rd));
+        let mut take = vcpu.interrupts.raised.fetch_and(!take, Ordering::AcqRel) & take;
+        while take != 0 {
+            let intid = take.trailing_zeros();
+            take &= take - 1;
+            inject(gic, vcpu, ListRegister::virtual_only(intid));
+        }
+        return;
+    };
+    let emulated = emulated.lock();
+    let take = emulated.deliverable(vcpu.id, raised);
+    // Only what is still raised: another vCPU may have cleared it (ICPENDR).
+    let mut take = vcpu.interrupts.raised.fetch_and(!take, Ordering::AcqRel) & take;
     while take != 0 {
         let intid = take.trailing_zeros();
         take &= take - 1;
-        inject(gic, vcpu, ListRegister::virtual_only(intid));
+        let priority = emulated.priority(vcpu.id, intid);
+        inject(gic, vcpu, ListRegister::virtual_only(intid).with_priority(priority));
     }
 }
 
@@ -170,6 +230,18 @@ pub fn handle_irq(own_device: impl Fn(u32)) {
                 own_device(intid);
             }
             gic.deactivate(acknowledged);
+        } else if let Some((_, _)) = emulated_gic_of(vcpu) {
+            // A DomU's CPU: its virtual timer, handed over as on a GICv2
+            // below, through the emulated GIC (whose enable decides).
+            // Nothing else physical is the DomU's.
+            if gic.virtual_timer == Some(intid) {
+                CNTV_CTL_EL0.modify(CNTV_CTL_EL0::IMASK::SET);
+                gic.deactivate(acknowledged);
+                raise(vcpu, emulated::VIRTUAL_TIMER);
+            } else {
+                gic.deactivate(acknowledged);
+                log::debug!("vGIC: physical interrupt {intid} on a DomU's CPU ignored");
+            }
         } else if intid < SGI_COUNT {
             // Dom0's own IPI, forwarded from another vCPU.
             gic.deactivate(acknowledged);
@@ -287,9 +359,20 @@ pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
 
 /// ICC_SGI1R_EL1 written. Dom0 vCPU n is physical CPU n with the same
 /// MPIDR, so the value is forwarded as it is, unless it names the
-/// hypervisor's kick SGI.
-pub fn write_sgi1r(_: &Vcpu, value: u64) -> Result<(), Refused> {
+/// hypervisor's kick SGI. A DomU's names its own vCPUs by their virtual
+/// MPIDRs and is raised on them as virtual SGIs: no physical SGI but the
+/// kick, and only to the CPUs its vCPUs run on.
+pub fn write_sgi1r(vcpu: &Vcpu, value: u64) -> Result<(), Refused> {
     let intid = ((value >> 24) & 0xf) as u32;
+    if let Some((domain, emulated)) = emulated_gic_of(vcpu) {
+        let wake = {
+            let mut emulated = emulated.lock();
+            let targets = emulated.sgi1r_targets(vcpu.id, value);
+            emulated.send_sgi(targets, intid, domain.vcpus.as_slice())
+        };
+        wake_vcpus(domain, wake);
+        return Ok(());
+    }
     if intid == KICK_SGI || gic::get().is_some_and(|g| g.v2.is_some()) {
         ignore_sgi_write(value);
     } else {
@@ -312,4 +395,58 @@ fn ignore_sgi_write(value: u64) {
 /// The SGI registers are write-only: they read as zero.
 pub fn read_sgi_register(_: &Vcpu) -> Result<u64, Refused> {
     Ok(0)
+}
+
+/// A DomU's emulated distributor (`gic::emulated`), at Xen's guest address.
+struct EmulatedDistributor;
+
+/// A DomU's emulated redistributors (GICv3), one per vCPU, from Xen's
+/// GUEST_GICV3_GICR0_BASE.
+struct EmulatedRedistributors;
+
+impl MmioDevice for EmulatedDistributor {
+    fn read(&self, vcpu: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
+        let (domain, emulated) = emulated_gic_of(vcpu).ok_or(Refused)?;
+        Ok(emulated.lock().read_distributor(vcpu.id, offset, width, domain.vcpus.as_slice()))
+    }
+
+    fn write(&self, vcpu: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused> {
+        let (domain, emulated) = emulated_gic_of(vcpu).ok_or(Refused)?;
+        let wake = emulated.lock().write_distributor(vcpu.id, offset, width, value, domain.vcpus.as_slice());
+        wake_vcpus(domain, wake);
+        Ok(())
+    }
+}
+
+impl MmioDevice for EmulatedRedistributors {
+    fn read(&self, vcpu: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
+        let (domain, emulated) = emulated_gic_of(vcpu).ok_or(Refused)?;
+        Ok(emulated.lock().read_redistributor(offset, width, domain.vcpus.as_slice()))
+    }
+
+    fn write(&self, vcpu: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused> {
+        let (domain, emulated) = emulated_gic_of(vcpu).ok_or(Refused)?;
+        let wake = emulated.lock().write_redistributor(offset, width, value, domain.vcpus.as_slice());
+        wake_vcpus(domain, wake);
+        Ok(())
+    }
+}
+
+/// A DomU's emulated GIC regions: the distributor at `distributor` and,
+/// on GICv3, the redistributors at `redistributors` (its size from the
+/// emulated GIC's vCPU count). A GICv2's CPU interface is the host's
+/// virtual one, in the DomU's stage 2, not emulated.
+pub fn domu_mmio_regions(emulated: &EmulatedGic, distributor: u64, redistributors: u64) -> MmioRegions {
+    let mut regions = MmioRegions::new();
+    let gicd = GuestRange::new(distributor, distributor + emulated.version().distributor_size());
+    if regions.add(gicd, alloc::boxed::Box::new(EmulatedDistributor)).is_err() {
+        log::error!("vGIC: the emulated distributor at {gicd} could not be added");
+    }
+    if emulated.version() == emulated::Version::V3 {
+        let gicr = GuestRange::new(redistributors, redistributors + emulated.redistributors_size());
+        if regions.add(gicr, alloc::boxed::Box::new(EmulatedRedistributors)).is_err() {
+            log::error!("vGIC: the emulated redistributors at {gicr} could not be added");
+        }
+    }
+    regions
 }

@@ -7,7 +7,7 @@
 
 use super::Domain;
 use crate::gic::overflow::Overflow;
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use spin::Mutex;
 
 /// Where a vCPU runs and who it says it is.
@@ -92,9 +92,11 @@ impl ExitCounts {
 /// Virtual interrupts raised for a vCPU and not yet in its list registers.
 #[derive(Debug, Default)]
 pub struct PendingInterrupts {
-    /// Private interrupts raised from elsewhere (other CPUs, hypercalls),
-    /// one bit per INTID; moved into list registers on the vCPU's CPU.
-    pub raised: AtomicU32,
+    /// Interrupts raised from elsewhere (other CPUs, hypercalls), one bit
+    /// per INTID: Dom0's private ones, a DomU's private ones and its
+    /// emulated GIC's SPIs (`gic::emulated`); moved into list registers
+    /// on the vCPU's CPU once enabled.
+    pub raised: AtomicU64,
     /// Interrupts waiting for a free list register.
     pub overflow: Mutex<Overflow>,
 }

@@ -2,15 +2,18 @@
 //! allocator (any frames; the DomU is not 1:1) mapped at Xen's guest
 //! addresses, its kernel, initrd and device tree copied in, its own VMID
 //! and stage 2 (RAM only: no host device is given to a DomU), its vCPUs
-//! placed on the physical CPUs the partition gave it. [`start`] starts it
-//! once the GIC is up.
+//! placed on the physical CPUs the partition gave it, its emulated GIC
+//! (of the host's version, `gic::emulated`) as its MMIO regions. [`start`]
+//! starts it once the GIC is up.
 
 use super::layout;
 use crate::arch::cpu;
 use crate::dom0::layout::{ImageHeader, place};
 use crate::domain::vcpu::{Placement, Power};
 use crate::domain::{Domain, DomainId, VMIDS};
-use crate::dt::host::{DomU, Enhanced};
+use crate::dt::domu::GicNode;
+use crate::dt::host::{DomU, Enhanced, Gic as HostGic, GicVersion};
+use crate::gic::emulated::{EmulatedGic, Version};
 use crate::mm::FRAMES;
 use crate::mm::frames::{FRAME_SIZE, MAX_ORDER, order_size};
 use crate::mm::range::{GuestRange, Pa, PhysRange};
@@ -122,9 +125,40 @@ fn give_back(blocks: &[(u64, usize)]) {
     }
 }
 
-/// Builds DomU `id` from its node, its vCPU n on physical CPU `cpus[n]`.
+/// The GIC a DomU sees on a host with `host` (its version decides):
+/// the emulated state, the tree's node, and on GICv2 where the host's
+/// virtual CPU interface is mapped as its CPU interface. `None` without a
+/// host GIC, or a GICv2 without a virtual CPU interface of 8 KiB.
+struct DomUGic {
+    emulated: EmulatedGic,
+    node: GicNode,
+    /// GICv2: (the guest's GICC range, the host's GICV frame).
+    cpu_interface: Option<(GuestRange, Pa)>,
+}
+
+fn domu_gic(host: Option<&HostGic>, vcpu_mpidrs: &[u64]) -> Option<DomUGic> {
+    let host = host?;
+    match host.version {
+        GicVersion::V3 => Some(DomUGic {
+            emulated: EmulatedGic::new(Version::V3, vcpu_mpidrs),
+            node: GicNode::V3 { gicd: layout::GICV3_GICD, gicr: layout::gicr(vcpu_mpidrs.len()) },
+            cpu_interface: None,
+        }),
+        GicVersion::V2 => {
+            let gicv = host.virtual_cpu_interface.filter(|v| v.size() >= layout::GICV2_GICC.size())?;
+            Some(DomUGic {
+                emulated: EmulatedGic::new(Version::V2, vcpu_mpidrs),
+                node: GicNode::V2 { gicd: layout::GICV2_GICD, gicc: layout::GICV2_GICC },
+                cpu_interface: Some((layout::GICV2_GICC, Pa(gicv.start))),
+            })
+        }
+    }
+}
+
+/// Builds DomU `id` from its node, its vCPU n on physical CPU `cpus[n]`,
+/// with an emulated GIC of `host_gic`'s version.
 /// An error is one line for the log; nothing of it is left allocated.
-pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> {
+pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize], host_gic: Option<&HostGic>) -> Result<Built, String> {
     let d = id;
     let banks = layout::ram_banks(domu.memory).ok_or("memory is more than Xen's guest layout holds")?;
     // SAFETY: the host tree checked the modules lie in RAM, and the memory
@@ -142,9 +176,15 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
     {
         return Err(format!("its RAM ends at IPA {:#x}, past this CPU's {}-bit IPA space", last.end, cpu::pa_bits()));
     }
+    let free_before_build = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
+    let vcpu_mpidrs: Vec<u64> = (0..cpus.len()).map(|n| Placement::for_vcpu(n).mpidr).collect();
+    let gic = domu_gic(host_gic, &vcpu_mpidrs);
     let (backing, blocks) = allocate(&banks)?;
-    for &(ipa, pa) in &backing.pieces {
-        if let Err(e) = stage2.map_at(ipa, pa, Kind::Ram) {
+    let ram = backing.pieces.iter().map(|&(ipa, pa)| (ipa, pa, Kind::Ram));
+    // A GICv2's virtual CPU interface, where the DomU's tree says its CPU interface is.
+    let gicc = gic.as_ref().and_then(|g| g.cpu_interface).map(|(ipa, pa)| (ipa, pa, Kind::Device));
+    for (ipa, pa, kind) in ram.chain(gicc) {
+        if let Err(e) = stage2.map_at(ipa, pa, kind) {
             give_back(&blocks);
             return Err(format!("stage 2: {e}"));
         }
@@ -158,19 +198,34 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
         backing.copy(range.start, bytes);
     }
 
-    let vcpu_mpidrs: Vec<u64> = (0..cpus.len()).map(|n| Placement::for_vcpu(n).mpidr).collect();
     let grant_region =
         GuestRange::new(layout::GRANT_TABLE.start, layout::GRANT_TABLE.start + GRANT_FRAMES * FRAME_SIZE);
     let tables = stage2.tables();
     let mut domain = Domain::new(DomainId(id), vmid, banks.clone(), stage2, cpus.len(), grant_region);
     domain.place_vcpus(|n| Placement { cpu: cpus[n], mpidr: vcpu_mpidrs[n] });
+    let ram_frames: u64 = blocks.iter().map(|&(_, order)| order_size(order) / FRAME_SIZE).sum();
+    domain.blocks = blocks;
+    domain.free_before_build = free_before_build;
+    domain.event_intid = layout::EVTCHN_PPI;
+    let gic_node_is_v2 = gic.as_ref().is_some_and(|g| g.cpu_interface.is_some());
+    let (gic_node, gic_line) = match gic {
+        Some(DomUGic { emulated, node, .. }) => {
+            let line = describe_gic(&emulated, node);
+            domain.emulated_gic = Some(spin::Mutex::new(emulated));
+            (node, line)
+        }
+        // Its tree still names Xen's GICv3 frames; nothing answers there.
+        None => (
+            GicNode::V3 { gicd: layout::GICV3_GICD, gicr: layout::gicr(cpus.len()) },
+            "no GIC on the host: no interrupts".into(),
+        ),
+    };
     let spec = crate::dt::domu::DomUTree {
         ram: &banks,
         vcpu_mpidrs: &vcpu_mpidrs,
         bootargs: domu.bootargs,
         initrd: placed.initrd,
-        gicd: layout::GICV3_GICD,
-        gicr: layout::gicr(cpus.len()),
+        gic: gic_node,
         timer_intids: [layout::TIMER_PHYS_S_PPI, layout::TIMER_PHYS_NS_PPI, layout::TIMER_VIRT_PPI],
         hypervisor: (domu.enhanced != Enhanced::Disabled).then_some((layout::GRANT_TABLE, layout::EVTCHN_PPI)),
     };
@@ -179,6 +234,11 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
     assert!(dtb.len() as u64 <= placed.dtb.size(), "a DomU tree of {} bytes", dtb.len());
     backing.copy(placed.dtb.start, &dtb);
     let domain = domain.into_static();
+    if let Some(emulated) = &domain.emulated_gic {
+        let regions =
+            crate::arch::vgic::domu_mmio_regions(&emulated.lock(), layout::GICV3_GICD.start, layout::GICV3_GICR0_BASE);
+        domain.mmio.call_once(|| regions);
+    }
     crate::domain::register(domain);
 
     let on: Vec<String> = cpus.iter().map(|&c| format!("{c} ({:#x})", cpu::mpidr_of(c).unwrap_or(0))).collect();
@@ -206,11 +266,33 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize]) -> Result<Built, String> 
     if let Some(range) = placed.initrd {
         log::info!("d{d}: initrd IPA {range}");
     }
-    log::info!("d{d}: VMID {}, stage 2 {tables} table pages: its RAM only, no host devices", vmid.0);
+    let gicv = if gic_node_is_v2 { " and the host's GICv2 virtual CPU interface" } else { " only" };
+    log::info!("d{d}: VMID {}, stage 2 {tables} table pages: its RAM{gicv}, no host devices", vmid.0);
+    log::info!("d{d}: {gic_line}");
+    log::info!("d{d}: {ram_frames} frames taken; free frames {free_before_build} before it was built");
     if domu.vpl011 {
         log::warn!("d{d}: vpl011 asked for, but no emulated PL011 yet: its tree has no UART");
     }
     Ok(Built { domain, entry: placed.entry, dtb: placed.dtb.start })
+}
+
+/// The log line saying what GIC a DomU sees.
+fn describe_gic(emulated: &EmulatedGic, node: GicNode) -> String {
+    let spis = crate::gic::emulated::SPI_COUNT;
+    match node {
+        GicNode::V3 { gicd, gicr } => format!(
+            "emulated GICv3: GICD {:#x}, GICR {:#x} ({} vCPU(s)), {spis} SPIs",
+            gicd.start,
+            gicr.start,
+            emulated.vcpus()
+        ),
+        GicNode::V2 { gicd, gicc } => format!(
+            "emulated GICv2: GICD {:#x} ({} vCPU(s)), {spis} SPIs; GICC {:#x} is the host's virtual CPU interface",
+            gicd.start,
+            emulated.vcpus(),
+            gicc.start
+        ),
+    }
 }
 
 /// Starts the DomU's vCPU 0 on its physical CPU through the firmware (as
@@ -228,7 +310,7 @@ pub fn start(built: &Built) {
     }
     match cpu::power_on(vcpu.placement.cpu) {
         Ok(mpidr) => log::info!(
-            "d{d}: vCPU 0 starting on CPU {mpidr:#x} at IPA {:#x}, device tree at IPA {:#x}; no interrupts yet (no emulated GIC for DomUs)",
+            "d{d}: vCPU 0 starting on CPU {mpidr:#x} at IPA {:#x}, device tree at IPA {:#x}",
             built.entry,
             built.dtb
         ),

@@ -16,15 +16,20 @@ pub const GICV3_GICD: GuestRange = GuestRange::new(0x0300_1000, 0x0301_1000);
 /// GUEST_GICV3_GICR0_BASE: 128 KiB of redistributor per vCPU.
 pub const GICV3_GICR0_BASE: u64 = 0x0302_0000;
 pub const GICV3_GICR_STRIDE: u64 = 0x2_0000;
+/// GUEST_GICD_BASE/SIZE and GUEST_GICC_BASE/SIZE: a GICv2 host's DomU
+/// sees a 4 KiB distributor and, as its CPU interface, the host's virtual
+/// CPU interface (GICV) mapped here.
+pub const GICV2_GICD: GuestRange = GuestRange::new(0x0300_1000, 0x0300_2000);
+pub const GICV2_GICC: GuestRange = GuestRange::new(0x0300_2000, 0x0300_4000);
 /// GUEST_PL011_BASE/SIZE and GUEST_VPL011_SPI (the vPL011 is not emulated yet).
 pub const PL011: GuestRange = GuestRange::new(0x2200_0000, 0x2200_1000);
 pub const VPL011_SPI: u32 = 32;
 /// GUEST_TIMER_VIRT_PPI, GUEST_TIMER_PHYS_S_PPI, GUEST_TIMER_PHYS_NS_PPI
 /// (INTIDs; the tree's PPI numbers are 16 less), and GUEST_EVTCHN_PPI.
-pub const TIMER_VIRT_PPI: u32 = 27;
+pub const TIMER_VIRT_PPI: u32 = crate::gic::emulated::VIRTUAL_TIMER;
 pub const TIMER_PHYS_S_PPI: u32 = 29;
 pub const TIMER_PHYS_NS_PPI: u32 = 30;
-pub const EVTCHN_PPI: u32 = 31;
+pub const EVTCHN_PPI: u32 = crate::gic::emulated::EVENT_CHANNEL;
 
 /// The guest RAM banks for `bytes` of memory: RAM0 first, the rest in RAM1.
 /// `None` past what Xen's layout holds.
@@ -59,9 +64,10 @@ mod tests {
 
     #[test]
     fn nothing_overlaps_ram() {
-        for device in [GRANT_TABLE, GICV3_GICD, gicr(128), PL011] {
+        for device in [GRANT_TABLE, GICV3_GICD, gicr(128), PL011, GICV2_GICD, GICV2_GICC] {
             assert!(!device.overlaps(&RAM0) && !device.overlaps(&RAM1), "{device}");
         }
         assert!(!gicr(128).overlaps(&GICV3_GICD) && !gicr(128).overlaps(&PL011));
+        assert!(!GICV2_GICD.overlaps(&GICV2_GICC) && !gicr(128).overlaps(&GICV2_GICC));
     }
 }

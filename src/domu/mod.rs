@@ -7,3 +7,5 @@ pub mod layout;
 
 #[cfg(target_os = "none")]
 pub mod build;
+#[cfg(target_os = "none")]
+pub mod teardown;

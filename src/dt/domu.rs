@@ -15,6 +15,16 @@ const GIC_PHANDLE: u32 = 65000;
 /// A PPI entry's flags: level-triggered, active low, every CPU (Xen's).
 const PPI_FLAGS: u32 = 0xf08;
 
+/// The GIC node of a DomU's tree, as Xen 4.17 writes it for the host's
+/// GIC version (`make_gicv3_domU_node`, `make_gicv2_domU_node`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GicNode {
+    /// `arm,gic-v3`: the distributor and the redistributors of all its vCPUs.
+    V3 { gicd: GuestRange, gicr: GuestRange },
+    /// `arm,cortex-a15-gic`: the distributor and the CPU interface.
+    V2 { gicd: GuestRange, gicc: GuestRange },
+}
+
 /// What a DomU's tree says.
 #[derive(Debug, Clone)]
 pub struct DomUTree<'a> {
@@ -23,9 +33,8 @@ pub struct DomUTree<'a> {
     pub vcpu_mpidrs: &'a [u64],
     pub bootargs: Option<&'a str>,
     pub initrd: Option<GuestRange>,
-    /// The GICv3 distributor and the redistributors of all its vCPUs.
-    pub gicd: GuestRange,
-    pub gicr: GuestRange,
+    /// The GIC it sees, of the host's version.
+    pub gic: GicNode,
     /// The timer's INTIDs: secure physical, non-secure physical, virtual.
     pub timer_intids: [u32; 3],
     /// `xen,enhanced`: a `/hypervisor` node with the grant-table region
@@ -95,13 +104,22 @@ pub fn build(spec: &DomUTree<'_>) -> Vec<u8> {
     memory.add_property(prop("reg", reg(spec.ram.iter().copied())));
     root.add_child(memory);
 
-    let mut gic = node(&format!("interrupt-controller@{:x}", spec.gicd.start));
-    gic.add_property(prop("compatible", "arm,gic-v3"));
+    let (GicNode::V3 { gicd, .. } | GicNode::V2 { gicd, .. }) = spec.gic;
+    let mut gic = node(&format!("interrupt-controller@{:x}", gicd.start));
     gic.add_property(prop("#interrupt-cells", 3u32));
     gic.add_property(prop("#address-cells", 0u32));
     gic.add_property(prop("interrupt-controller", Vec::<u8>::new()));
-    gic.add_property(prop("#redistributor-regions", 1u32));
-    gic.add_property(prop("reg", reg([spec.gicd, spec.gicr])));
+    match spec.gic {
+        GicNode::V3 { gicd, gicr } => {
+            gic.add_property(prop("compatible", "arm,gic-v3"));
+            gic.add_property(prop("#redistributor-regions", 1u32));
+            gic.add_property(prop("reg", reg([gicd, gicr])));
+        }
+        GicNode::V2 { gicd, gicc } => {
+            gic.add_property(prop("compatible", "arm,cortex-a15-gic"));
+            gic.add_property(prop("reg", reg([gicd, gicc])));
+        }
+    }
     gic.add_property(prop("phandle", GIC_PHANDLE));
     gic.add_property(prop("linux,phandle", GIC_PHANDLE));
     root.add_child(gic);
@@ -144,8 +162,10 @@ mod tests {
             vcpu_mpidrs: &[0, 1],
             bootargs: Some("console=hvc0"),
             initrd: Some(GuestRange::new(0x4300_0000, 0x4300_2000)),
-            gicd: GuestRange::new(0x300_1000, 0x301_1000),
-            gicr: GuestRange::new(0x302_0000, 0x306_0000),
+            gic: GicNode::V3 {
+                gicd: GuestRange::new(0x300_1000, 0x301_1000),
+                gicr: GuestRange::new(0x302_0000, 0x306_0000),
+            },
             timer_intids: [29, 30, 27],
             hypervisor: Some((GuestRange::new(0x3800_0000, 0x3900_0000), 31)),
         };
@@ -169,10 +189,26 @@ mod tests {
         assert_eq!(tree.banks.as_slice(), &[crate::mm::range::PhysRange::new(0x4000_0000, 0x4800_0000)]);
         assert_eq!(tree.gic.as_ref().map(|g| g.distributor.start), Some(0x300_1000));
 
-        let blob = build(&DomUTree { hypervisor: None, bootargs: None, initrd: None, ..spec });
+        let blob = build(&DomUTree { hypervisor: None, bootargs: None, initrd: None, ..spec.clone() });
         let fdt = Fdt::new(&blob).unwrap();
         assert!(fdt.find_node("/hypervisor").is_none());
+
         assert!(fdt.find_node("/chosen").unwrap().property("bootargs").is_none());
+        // A GICv2 host's DomU: Xen's GICD and GICC.
+        let gic = GicNode::V2 {
+            gicd: GuestRange::new(0x300_1000, 0x300_2000),
+            gicc: GuestRange::new(0x300_2000, 0x300_4000),
+        };
+        let blob = build(&DomUTree { gic, ..spec });
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(
+            cells(&fdt, "/interrupt-controller@3001000", "reg"),
+            vec![0, 0x300_1000, 0, 0x1000, 0, 0x300_2000, 0, 0x2000]
+        );
+        let node = fdt.find_node("/interrupt-controller@3001000").unwrap();
+        assert_eq!(node.property("compatible").unwrap().value(), b"arm,cortex-a15-gic\0");
+        let tree = crate::dt::host::HostTree::parse(&blob).unwrap();
+        assert_eq!(tree.gic.as_ref().map(|g| g.version), Some(crate::dt::host::GicVersion::V2));
     }
 
     #[test]
@@ -183,8 +219,10 @@ mod tests {
             vcpu_mpidrs: &[0, 1, 2],
             bootargs: Some("console=hvc0"),
             initrd: None,
-            gicd: GuestRange::new(0x300_1000, 0x301_1000),
-            gicr: GuestRange::new(0x302_0000, 0x308_0000),
+            gic: GicNode::V3 {
+                gicd: GuestRange::new(0x300_1000, 0x301_1000),
+                gicr: GuestRange::new(0x302_0000, 0x308_0000),
+            },
             timer_intids: [29, 30, 27],
             hypervisor: Some((GuestRange::new(0x3800_0000, 0x3900_0000), 31)),
         };

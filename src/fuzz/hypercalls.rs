@@ -14,6 +14,8 @@
 //! which grants Dom0 pages and offers it event channels, so Dom0's grant
 //! maps, foreign maps and interdomain binds reach it; its frames stay
 //! accounted, its pinned pages its own, and its stage 2 passes its audit.
+//! Sometimes the DomU ends in the middle of a sequence: what Dom0 maps of
+//! it is never free memory, and no frame is lost when it is released.
 
 use super::{Rng, mutate, run};
 use crate::mm::frames::FRAME_SIZE as PAGE;
@@ -625,6 +627,19 @@ fn assert_pinned_frames_are_the_guests(m: &Machine, call: &Hypercall) {
     }
 }
 
+/// Whatever Dom0's stage 2 maps of another domain's (a grant or foreign
+/// map) is not free memory: a dead DomU's frames stay its own until Dom0
+/// lets go of the last.
+fn assert_mapped_frames_are_not_free(m: &Machine, call: &Hypercall) {
+    let stage2 = m.domain.stage2.lock_holding_no_xen_lock();
+    for leaf in stage2.leaves().iter().filter(|l| matches!(l.kind, crate::mm::stage2::Kind::Granted { .. })) {
+        let frames = leaf.frames();
+        for pa in (frames.start..frames.end).step_by(PAGE as usize) {
+            assert!(!m.board.is_free(pa), "frame {pa:#x}, mapped by Dom0, is free after {call:?}");
+        }
+    }
+}
+
 /// The DomU as Linux would have it when Dom0 comes to it: its grant frame
 /// in place, maybe shared_info, and a few ports offered to Dom0.
 fn domu_boot(rng: &mut Rng, m: &Machine) {
@@ -664,6 +679,8 @@ fn fuzz_hypercalls() {
     let mut calls = 0u64;
     // Sequences in which Dom0 mapped a DomU frame (a grant or foreign map).
     let mut reached_domu = 0u64;
+    // DomU ends, and DomUs released.
+    let (mut ended, mut released) = (0u64, 0u64);
     run("hypercalls", |rng| {
         let vcpus = 1 + rng.below(4) as usize;
         let m = if rng.chance(2) { Machine::with_domu(vcpus) } else { Machine::new(vcpus) };
@@ -688,8 +705,14 @@ fn fuzz_hypercalls() {
             if rng.chance(2) {
                 d.grant_something(rng);
             }
-            if m.domu.is_some() && rng.chance(3) {
+            if m.domu.is_some() && !m.is_released(DOMU) && rng.chance(3) {
                 domu_grant(rng, &m);
+            }
+            if m.domu.is_some() && rng.chance(32) {
+                // The DomU ends, as its shutdown does on the board (again:
+                // a no-op); it is released once Dom0 maps nothing of it.
+                m.end(DOMU);
+                ended += 1;
             }
             let call = hypercall(rng, &d);
             let outcome = m.call_counting(call.vcpu, call.number, call.args).0;
@@ -698,6 +721,7 @@ fn fuzz_hypercalls() {
             let running = check(&mut d, &call, outcome);
             assert_eq!(m.frames_accounted(), accounted, "a frame lost or made up by {call:?}");
             assert_pinned_frames_are_the_guests(&m, &call);
+            assert_mapped_frames_are_not_free(&m, &call);
             reached |=
                 m.domu.as_ref().is_some_and(|u| u.stage2.lock_holding_no_xen_lock().pinned_pages().next().is_some());
             if !running {
@@ -708,10 +732,13 @@ fn fuzz_hypercalls() {
         let ballooned = m.domain.xen.ballooned.load(std::sync::atomic::Ordering::Acquire);
         assert_eq!(audit.ram_bytes / PAGE + ballooned, RAM.size() / PAGE, "every RAM page mapped or ballooned out");
         reached_domu += u64::from(reached);
-        if m.domu.is_some() {
+        released += u64::from(m.is_released(DOMU));
+        if m.domu.is_some() && !m.is_released(DOMU) {
             let audit = m.audit_of(DOMU).unwrap_or_else(|violation| panic!("the DomU's stage 2: {violation}"));
             assert_eq!(audit.ram_bytes, DOMU_RAM.size(), "every page of the DomU's RAM still mapped");
         }
     });
-    println!("fuzz hypercalls: {calls} hypercalls in those sequences, {reached_domu} mapping a DomU frame");
+    println!(
+        "fuzz hypercalls: {calls} hypercalls in those sequences, {reached_domu} mapping a DomU frame; {ended} DomU ends, {released} released"
+    );
 }

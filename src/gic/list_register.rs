@@ -45,29 +45,41 @@ impl State {
 pub const GUEST_PRIORITY: u8 = 0xa0;
 
 /// One virtual interrupt, whatever the GIC: the interrupt, whether it is
-/// the physical interrupt of the same number (HW=1), and its state. The
-/// priority is always [`GUEST_PRIORITY`].
+/// the physical interrupt of the same number (HW=1), its state and its
+/// priority ([`GUEST_PRIORITY`] for Dom0's, whose priorities are the
+/// physical GIC's; a DomU's own from its emulated GIC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListRegister {
     intid: u32,
     hardware: bool,
     state: State,
+    priority: u8,
 }
 
 impl ListRegister {
     /// A pending virtual interrupt that is the physical interrupt `intid`:
     /// Dom0's deactivation deactivates the physical one (HW=1).
     pub fn hardware(intid: u32) -> Self {
-        Self { intid, hardware: true, state: State::Pending }
+        Self { intid, hardware: true, state: State::Pending, priority: GUEST_PRIORITY }
     }
 
     /// A pending purely virtual interrupt (event PPI, forwarded SGIs).
     pub fn virtual_only(intid: u32) -> Self {
-        Self { intid, hardware: false, state: State::Pending }
+        Self { intid, hardware: false, state: State::Pending, priority: GUEST_PRIORITY }
     }
 
     /// An empty list register.
-    pub const EMPTY: Self = Self { intid: 0, hardware: false, state: State::Invalid };
+    pub const EMPTY: Self = Self { intid: 0, hardware: false, state: State::Invalid, priority: GUEST_PRIORITY };
+
+    /// The same interrupt at the guest's `priority` (a DomU's, as its
+    /// emulated GIC holds it).
+    pub fn with_priority(self, priority: u8) -> Self {
+        Self { priority, ..self }
+    }
+
+    pub fn priority(self) -> u8 {
+        self.priority
+    }
 
     pub fn intid(self) -> u32 {
         self.intid
@@ -111,7 +123,7 @@ impl Encoding {
             Self::V3 => {
                 let mut value = LR::State.val(lr.state.bits())
                     + LR::Group::SET
-                    + LR::Priority.val(u64::from(GUEST_PRIORITY))
+                    + LR::Priority.val(u64::from(lr.priority))
                     + LR::vINTID.val(u64::from(lr.intid));
                 if lr.hardware {
                     // pINTID is 13 bits; INTIDs handed over are below 1020.
@@ -121,7 +133,7 @@ impl Encoding {
             }
             Self::V2 => {
                 let mut value =
-                    (lr.state.bits() << 28) | (u64::from(GUEST_PRIORITY >> 3) << 23) | u64::from(lr.intid & 0x3ff);
+                    (lr.state.bits() << 28) | (u64::from(lr.priority >> 3) << 23) | u64::from(lr.intid & 0x3ff);
                 if lr.hardware {
                     value |= (1 << 31) | (u64::from(lr.intid & 0x3ff) << 10);
                 }
@@ -136,11 +148,13 @@ impl Encoding {
                 intid: LR::vINTID.read(raw) as u32,
                 hardware: LR::HW.is_set(raw),
                 state: State::from_bits(LR::State.read(raw)),
+                priority: LR::Priority.read(raw) as u8,
             },
             Self::V2 => ListRegister {
                 intid: (raw & 0x3ff) as u32,
                 hardware: raw & (1 << 31) != 0,
                 state: State::from_bits(raw >> 28),
+                priority: (((raw >> 23) & 0x1f) << 3) as u8,
             },
         }
     }
@@ -159,10 +173,20 @@ mod tests {
         assert_eq!(Encoding::V3.encode(event), 0x50a0_0000_0000_0010);
         assert!(!event.is_hardware());
         assert_eq!(Encoding::V3.decode(0).state(), State::Invalid);
-        let active = Encoding::V3.decode((2 << 62) | 16);
+        let active = Encoding::V3.decode((2 << 62) | (0xa0 << 48) | 16);
         assert_eq!(active.repended().state(), State::PendingActive);
         assert_eq!(Encoding::V3.encode(active.repended()), (3 << 62) | (1 << 60) | (0xa0 << 48) | 16);
         assert_eq!(event.repended(), event);
+    }
+
+    #[test]
+    fn a_domus_priority_reaches_the_list_register() {
+        let lr = ListRegister::virtual_only(27).with_priority(0x48);
+        assert_eq!(Encoding::V3.encode(lr), 0x5048_0000_0000_001b);
+        assert_eq!(Encoding::V3.decode(Encoding::V3.encode(lr)).priority(), 0x48);
+        // GICv2 keeps the top five bits.
+        assert_eq!(Encoding::V2.encode(lr) >> 23 & 0x1f, 0x48 >> 3);
+        assert_eq!(Encoding::V2.decode(Encoding::V2.encode(lr)).priority(), 0x48);
     }
 
     #[test]

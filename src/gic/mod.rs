@@ -5,6 +5,7 @@
 //! map, the filter, list-register values, the overflow queue); the board
 //! side is `arch::gic` (the physical GIC) and `arch::vgic` (injection).
 
+pub mod emulated;
 pub mod filter;
 pub mod list_register;
 pub mod overflow;

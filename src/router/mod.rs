@@ -48,8 +48,9 @@ pub fn this_domain_id() -> u16 {
 
 /// Ends the DomU running here for `why`: its vCPUs stop (this one now,
 /// the others at their next exit, which a kick forces) and their CPUs
-/// park; the machine and the other domains carry on. Its memory stays
-/// allocated (nothing tears a domain down yet).
+/// park; the machine and the other domains carry on. The last vCPU to
+/// stop tears the domain down ([`tear_down`]): its memory goes back once
+/// Dom0 maps none of it.
 pub fn end_this_domu(why: core::fmt::Arguments<'_>) -> ! {
     let vcpu = crate::arch::cpu::this_vcpu();
     let domain = vcpu.domain().expect("a vCPU runs here");
@@ -57,7 +58,7 @@ pub fn end_this_domu(why: core::fmt::Arguments<'_>) -> ! {
         log::info!("d{}: {why}; the domain's vCPUs stop, the machine carries on", domain.id.0);
         crate::arch::trap_counts::log(domain);
         for other in domain.vcpus.iter().filter(|v| v.id != vcpu.id && v.power() != crate::domain::vcpu::Power::Off) {
-            vgic::raise(other, crate::xen::events::EVENT_INTID);
+            vgic::raise(other, domain.event_intid);
         }
         // As Xen tells its toolstack: Dom0 hears of it if it listens.
         if let Some(dom0) = crate::domain::dom0() {
@@ -78,10 +79,34 @@ fn park_this_vcpu() -> ! {
     set_runstate(&domain.xen, &xen_board::Hardware { domain }, vcpu.id, runstate::OFFLINE);
     vcpu.set_power(Power::Off);
     log::info!("d{}: vCPU {} stopped; CPU {:#x} parked", domain.id.0, vcpu.id, crate::arch::cpu::this_mpidr());
+    if domain.id.0 != 0 && domain.take_teardown() {
+        tear_down(domain);
+    }
     let refused = smccc::psci::cpu_off::<smccc::Smc>();
     log::warn!("d{}: firmware CPU_OFF refused ({refused:?}); the CPU waits instead", domain.id.0);
     loop {
         aarch64_cpu::asm::wfe();
+    }
+}
+
+/// Tears down the ended DomU `domain`, all of whose vCPUs have stopped,
+/// as Xen's `domain_kill` does ([`crate::xen::lifetime::kill`]): new calls
+/// cannot reach it, its event channels close, its mappings of others'
+/// frames go; then whatever is to be released now is (itself, if Dom0
+/// maps nothing of it; otherwise Dom0's last unmap releases it).
+fn tear_down(domain: &'static crate::domain::Domain) {
+    let board = xen_board::Hardware { domain };
+    let domains = xen_board::MachineDomains;
+    let release = crate::xen::lifetime::kill(domain.view(), &board, &domains);
+    let held = domain.xen.life.held();
+    if held != 0 {
+        log::info!(
+            "d{}: ended; {held} of its frames still mapped by another domain: its memory waits for their unmap",
+            domain.id.0
+        );
+    }
+    for dead in release {
+        crate::xen::Domains::release(&domains, dead);
     }
 }
 

@@ -126,6 +126,10 @@ extern "C" fn secondary_main(index: usize) -> ! {
     crate::arch::vgic::init_this_cpu();
     let vcpu = cpu::this_vcpu();
     let domain = vcpu.domain().expect("CPU_ON placed a built domain's vCPU");
+    // Its domain ended while the CPU came up: it stops before it runs.
+    if domain.has_ended() {
+        super::park_this_vcpu();
+    }
     let (pc, x0) = vcpu.start();
     let entry = crate::arch::guest::Entry::new(vcpu, pc, x0);
     vcpu.set_power(Power::On);

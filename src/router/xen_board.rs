@@ -69,10 +69,12 @@ impl Board for Hardware {
     }
 
     /// `vcpu` is a vCPU number of the domain's; the vGIC is told which
-    /// vCPU (and so which physical CPU) that is.
+    /// vCPU (and so which physical CPU) that is, and raises the domain's
+    /// event PPI there (a DomU's through its emulated GIC, which holds it
+    /// until the DomU enables it).
     fn raise_event(&self, vcpu: usize) {
         match self.domain.vcpus.get(vcpu) {
-            Some(vcpu) => crate::arch::vgic::raise(vcpu, crate::xen::events::EVENT_INTID),
+            Some(vcpu) => crate::arch::vgic::raise(vcpu, self.domain.event_intid),
             None => log::warn!("d{}: no vCPU {vcpu} to raise an event on", self.domain.id.0),
         }
     }
@@ -99,12 +101,21 @@ impl Domains for MachineDomains {
         crate::domain::by_id(domid).map(Domain::view)
     }
 
-    /// Dom0's vCPUs get the event PPI through the vGIC; DomUs have no
-    /// interrupts yet, so theirs see the event only in their shared_info.
+    /// An ended DomU no other domain maps anything of any more: its
+    /// memory, stage 2 and VMID go back (`domu::teardown`).
+    fn release(&self, domid: u16) {
+        match crate::domain::by_id(domid) {
+            Some(domain) if domid != 0 => crate::domu::teardown::release(domain, &Hardware { domain }),
+            _ => log::error!("d{domid}: no such DomU to release"),
+        }
+    }
+
+    /// Every domain's vCPUs get the event PPI through the vGIC (a DomU's
+    /// through its emulated GIC; one built without it sees the event only
+    /// in its shared_info).
     fn raise_event(&self, domid: u16, vcpu: usize) {
         match crate::domain::by_id(domid) {
-            Some(domain) if domid == 0 => Hardware { domain }.raise_event(vcpu),
-            Some(_) => log::debug!("d{domid}: event for vCPU {vcpu} left pending: no DomU interrupts yet"),
+            Some(domain) => Hardware { domain }.raise_event(vcpu),
             None => log::warn!("d{domid}: no such domain to raise an event in"),
         }
     }

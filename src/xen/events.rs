@@ -12,7 +12,7 @@ use super::public::{
 };
 use super::shared::{self, layout};
 use super::wire;
-use super::{Board, Call, DOMID_SELF, DomainState};
+use super::{Board, Call, DOMID_SELF, DomainState, DomainView};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -106,6 +106,13 @@ impl EventChannels {
             notify: (0..NR_PORTS).map(|_| AtomicU32::new(0)).collect(),
             virqs: (0..vcpus).map(|_| core::array::from_fn(|_| AtomicU32::new(0))).collect(),
         }
+    }
+}
+
+impl EventChannels {
+    /// Whether `port` is free (closed, or never used).
+    pub fn is_free(&self, port: u32) -> bool {
+        self.ports.lock().get(port as usize) == Some(&Binding::Free)
     }
 }
 
@@ -346,6 +353,43 @@ fn close(call: &Call<'_>, port: u32) -> Result<(), Errno> {
     }
 }
 
+/// Closes every port of `domain`, which is ending (Xen's `evtchn_destroy`):
+/// the other end of an interdomain channel goes back to unbound, waiting
+/// for the dead domain (`evtchn_close`), so its owner's sends are dropped
+/// and EVTCHNOP_status says so; its bound VIRQs and IPIs go.
+pub fn close_all(domain: DomainView<'_>, board: &dyn Board, domains: &dyn super::Domains) {
+    let own = domain.id;
+    let local = |table| Ports { state: domain.xen, board, table };
+    for port in 1..NR_PORTS {
+        let binding = domain.xen.events.ports.lock()[port as usize];
+        match binding {
+            Binding::Free | Binding::Reserved => {}
+            Binding::Interdomain { remote_dom, .. } if remote_dom != own => {
+                let Some(remote) = domains.find(remote_dom) else {
+                    local(domain.xen.events.ports.lock()).free(port);
+                    continue;
+                };
+                let (mine, theirs) = super::lock_two((own, domain.xen), (remote.id, remote.xen), |x: &DomainState| {
+                    x.events.ports.lock()
+                });
+                let (mut mine, mut theirs) = (local(mine), theirs.expect("another domain has its own table"));
+                // Its binding cannot change meanwhile: only its own vCPUs,
+                // all stopped, and the other end's close change it, and
+                // that close takes both tables.
+                if let Binding::Interdomain { remote_dom: now, remote_port } = mine.table[port as usize]
+                    && now == remote_dom
+                {
+                    theirs[remote_port as usize] = Binding::Unbound { remote: own };
+                    mine.free(port);
+                }
+            }
+            _ => {
+                let _ = local(domain.xen.events.ports.lock()).close(port, own);
+            }
+        }
+    }
+}
+
 /// `HYPERVISOR_event_channel_op(cmd, arg)`.
 pub fn event_channel_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Result<i64, Errno> {
     match cmd {
@@ -379,15 +423,31 @@ fn check_vcpu(call: &Call<'_>, vcpu: u32) -> Result<(), Errno> {
     if (vcpu as usize) < call.domain.xen.vcpus.len() { Ok(()) } else { Err(ENOENT) }
 }
 
-/// `struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }`
+/// Whether the caller may act on `target`'s ports: its own, or any
+/// domain's for Dom0, the privileged domain (Xen's XSM_TARGET under the
+/// default policy).
+fn may_name(call: &Call<'_>, target: &DomainView<'_>) -> Result<(), Errno> {
+    if target.id == call.domain.id || call.domain.id == 0 { Ok(()) } else { Err(EPERM) }
+}
+
+/// `struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }`:
+/// a port of `dom` (the caller's, or for Dom0 any domain's) waiting for
+/// `remote_dom` (DOMID_SELF: the caller). Errors in Xen's order: no such
+/// domain (or an ended one) -ESRCH, no free port -ENOSPC, a domain the
+/// caller may not name -EPERM.
 fn alloc_unbound(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let mut b = wire::read::<EvtchnAllocUnbound>(call.memory, arg)?;
-    super::own_domain(call, b.dom)?;
+    let target = call.find_domain(b.dom)?;
     let remote = match b.remote_dom {
         DOMID_SELF => call.domain.id,
         other => other,
     };
-    let port = lock(call).allocate(Binding::Unbound { remote }, 0)?;
+    let port = {
+        let mut ports = Ports { state: target.xen, board: call.board, table: target.xen.events.ports.lock() };
+        ports.free_port()?;
+        may_name(call, &target)?;
+        ports.allocate(Binding::Unbound { remote }, 0)?
+    };
     b.port = port;
     wire::write(call.memory, arg, &b).map(|()| 0)
 }
@@ -491,11 +551,16 @@ fn send(call: &mut Call<'_>, port: u32) -> Result<i64, Errno> {
 /// status, vcpu; union { ... } u; }` (24 bytes).
 fn status(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     let mut b = wire::read::<EvtchnStatus>(call.memory, arg)?;
-    super::own_domain(call, b.dom)?;
+    // Another domain's port for Dom0 (as Xen's XSM_TARGET): -ESRCH for no
+    // such domain, -EINVAL for no such port, then -EPERM.
+    let target = call.find_domain(b.dom)?;
     let port = b.port;
     let (binding, vcpu) = {
-        let ports = lock(call);
-        (ports.get(port)?, ports.events().notify[port as usize].load(Ordering::Acquire))
+        let events = &target.xen.events;
+        let ports = events.ports.lock();
+        let binding = ports.get(port as usize).copied().ok_or(EINVAL)?;
+        may_name(call, &target)?;
+        (binding, events.notify[port as usize].load(Ordering::Acquire))
     };
     let (status, u0, u1) = match binding {
         Binding::Free | Binding::Reserved => (stat::CLOSED, 0, 0),

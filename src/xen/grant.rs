@@ -408,6 +408,11 @@ impl GrantTable {
         if let Err(status) = Self::check_map_flags(r.flags) {
             return fail(status);
         }
+        // An ended granter is as if gone (its state changes only under the
+        // stage-2 lock held here).
+        if !granter.xen.life.is_alive() {
+            return fail(status::BAD_DOMAIN);
+        }
         if self.free_handles.is_empty() && self.maptrack.len() >= MAX_MAPTRACK {
             return fail(status::NO_SPACE);
         }
@@ -433,6 +438,8 @@ impl GrantTable {
             Err(_) => return undo(status::BAD_VIRT_ADDR),
         }
         their_stage2.pin(Ipa(frame));
+        let held = granter.xen.life.hold(their_stage2);
+        debug_assert!(held, "checked alive under the same lock");
         theirs.end_pin(r.gref, frame, writable);
         let mapping = Mapping { gref: r.gref, host_addr: r.host_addr, writable, frame, dom: granter.id, pa: pa.0 };
         (status::OKAY, self.take_handle(mapping), pa.0)
@@ -461,25 +468,54 @@ impl GrantTable {
     }
 
     /// Unmaps this table's mapping `handle` of another domain's grant
-    /// (`theirs`, `their_stage2`: the granter's, locked).
+    /// (`granter`; `theirs`, `their_stage2`: its table and map, locked).
+    /// Also says whether that was the last reference to an ended granter,
+    /// which is then to be released.
     #[allow(clippy::too_many_arguments)]
     fn unmap_foreign(
         &mut self,
         stage2: &mut Stage2Map,
+        granter: &DomainView<'_>,
         theirs: &mut GrantTable,
         their_stage2: &mut Stage2Map,
         board: &dyn Board,
         host_addr: u64,
         dev_bus_addr: u64,
         handle: u32,
-    ) -> i16 {
+    ) -> (i16, bool) {
         match self.take_mapping(stage2, board, host_addr, dev_bus_addr, handle) {
             Ok(m) => {
                 their_stage2.unpin(Ipa(m.frame));
                 theirs.release(board, m);
-                status::OKAY
+                (status::OKAY, granter.xen.life.let_go(their_stage2))
             }
-            Err(status) => status,
+            Err(status) => (status, false),
+        }
+    }
+
+    /// Gives the table's frames back (a released domain's): how many.
+    pub fn release_frames(&mut self, board: &dyn Board) -> u64 {
+        let frames = core::mem::take(&mut self.frames);
+        frames.iter().for_each(|f| board.free_frame(f.pa));
+        self.size = 0;
+        self.active.clear();
+        self.maptrack.clear();
+        self.free_handles.clear();
+        self.foreign.clear();
+        frames.len() as u64
+    }
+
+    /// The first of its mappings of another domain's grant: its handle
+    /// and the granter.
+    fn first_foreign_mapping(&self, own: u16) -> Option<(u32, Mapping)> {
+        self.maptrack.iter().enumerate().find_map(|(h, m)| m.filter(|m| m.dom != own).map(|m| (h as u32, m)))
+    }
+
+    /// Forgets mapping `handle` (its granter is gone), freeing the handle.
+    fn forget_handle(&mut self, handle: u32) {
+        if let Some(slot @ Some(_)) = self.maptrack.get_mut(handle as usize) {
+            *slot = None;
+            self.free_handles.push(handle);
         }
     }
 
@@ -601,6 +637,7 @@ fn unmap_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
     let domain = call.domain;
     let (host_addr, bus, handle) = (b.host_addr, b.dev_bus_addr, b.handle);
     let granter = domain.xen.grants.lock().granter_of(handle);
+    let mut release = None;
     let status = match granter.filter(|&g| g != domain.id).and_then(|g| call.domains.find(g)) {
         None => {
             let mut grants = domain.xen.grants.lock();
@@ -622,14 +659,96 @@ fn unmap_grant_ref(call: &mut Call<'_>, at: u64) -> Result<(), Errno> {
             let mut their_stage2 = their_stage2.expect("another domain");
             // The handle may have been unmapped and reused meanwhile.
             if grants.granter_of(handle) == Some(granter.id) {
-                grants.unmap_foreign(&mut stage2, &mut theirs, &mut their_stage2, call.board, host_addr, bus, handle)
+                let (status, last) = grants.unmap_foreign(
+                    &mut stage2,
+                    &granter,
+                    &mut theirs,
+                    &mut their_stage2,
+                    call.board,
+                    host_addr,
+                    bus,
+                    handle,
+                );
+                release = last.then_some(granter.id);
+                status
             } else {
                 status::BAD_HANDLE
             }
         }
     };
+    // The last mapping of an ended granter's frames went: it goes too.
+    if let Some(dead) = release {
+        call.domains.release(dead);
+    }
     b.status = status;
     wire::write(call.memory, at, &b)
+}
+
+/// A dying domain's mappings of other domains' grants and frames, taken
+/// out as Xen's `gnttab_release_mappings` does: each granter's entry and
+/// pin released, each owner's reference let go. Returns the dead domains
+/// whose last mapped frame went with them, to be released.
+pub fn release_mappings(mapper: DomainView<'_>, board: &dyn Board, domains: &dyn super::Domains) -> Vec<u16> {
+    let mut release = Vec::new();
+    // One mapping at a time, with both domains locked as for an unmap.
+    loop {
+        let next = mapper.xen.grants.lock().first_foreign_mapping(mapper.id);
+        let Some((handle, m)) = next else { break };
+        let Some(granter) = domains.find(m.dom) else {
+            // No such granter any more: nothing of it to release.
+            mapper.xen.grants.lock().forget_handle(handle);
+            continue;
+        };
+        let (mut grants, theirs) =
+            super::lock_two((mapper.id, mapper.xen), (granter.id, granter.xen), |x: &DomainState| x.grants.lock());
+        let mut theirs = theirs.expect("another domain");
+        let (mut stage2, their_stage2) = super::lock_two(
+            (mapper.id, (mapper.stage2, &grants)),
+            (granter.id, (granter.stage2, &theirs)),
+            |(s2, g)| s2.lock_after_grants(g),
+        );
+        let mut their_stage2 = their_stage2.expect("another domain");
+        if grants.granter_of(handle) != Some(granter.id) {
+            continue;
+        }
+        let (status, last) =
+            grants.unmap_foreign(&mut stage2, &granter, &mut theirs, &mut their_stage2, board, m.host_addr, 0, handle);
+        if status != status::OKAY {
+            // Its own stage 2 refused the unmap: the mapping stays in it
+            // (the domain never runs again), but the granter lets go.
+            grants.forget_handle(handle);
+            their_stage2.unpin(Ipa(m.frame));
+            theirs.release(board, m);
+            if granter.xen.life.let_go(&their_stage2) {
+                release.push(granter.id);
+            }
+        } else if last {
+            release.push(granter.id);
+        }
+    }
+    // Its foreign maps (privcmd's), each owner's pin and reference let go.
+    let foreign: Vec<Foreign> = {
+        let mut grants = mapper.xen.grants.lock();
+        let mut stage2 = mapper.stage2.lock_after_grants(&grants);
+        let pages: Vec<u64> = grants.foreign.keys().copied().collect();
+        pages
+            .into_iter()
+            .filter_map(|page| {
+                let _ = stage2.unmap_page(Ipa(page), board);
+                grants.take_foreign(page)
+            })
+            .collect()
+    };
+    for f in foreign {
+        if let Some(owner) = domains.find(f.dom) {
+            let mut theirs = owner.stage2.lock_holding_no_xen_lock();
+            theirs.unpin(Ipa(f.page));
+            if owner.xen.life.let_go(&theirs) {
+                release.push(f.dom);
+            }
+        }
+    }
+    release
 }
 
 /// `{ domid_t dom; uint32_t nr_frames, max_nr_frames; int16_t status; }`

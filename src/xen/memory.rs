@@ -297,7 +297,8 @@ fn add_foreign(call: &Call<'_>, foreign: u16, idx: u64, gpfn: u64) -> Result<(),
     if super::is_self(call, foreign) {
         return Err(EINVAL);
     }
-    let owner = call.domains.find(foreign).ok_or(ESRCH)?;
+    // A domain that ended is as if gone, as for a destroyed one under Xen.
+    let owner = call.domains.find(foreign).filter(|o| o.xen.life.is_alive()).ok_or(ESRCH)?;
     if call.domain.id != 0 {
         return Err(EPERM);
     }
@@ -311,6 +312,10 @@ fn add_foreign(call: &Call<'_>, foreign: u16, idx: u64, gpfn: u64) -> Result<(),
     // Dom0's stage 2 before the other's: lower domid first. None of the
     // other domain's Xen locks is held.
     let mut theirs = owner.stage2.lock_holding_no_xen_lock();
+    // Its state changes only under the lock just taken.
+    if !owner.xen.life.is_alive() {
+        return Err(ESRCH);
+    }
     let frame = owner.own_frame(&theirs, Ipa(their_page)).ok_or(EINVAL)?;
     if grants.region().contains(page) {
         return Err(EINVAL);
@@ -321,7 +326,13 @@ fn add_foreign(call: &Call<'_>, foreign: u16, idx: u64, gpfn: u64) -> Result<(),
         _ => EINVAL,
     })?;
     theirs.pin(Ipa(their_page));
+    let held = owner.xen.life.hold(&theirs);
+    debug_assert!(held, "checked alive under the same lock");
     grants.add_foreign(page, Foreign { dom: foreign, page: their_page });
+    // Logged with no lock held: the test compares these IPAs with the
+    // extended regions (privcmd's pages have no frame in Dom0's pagemap).
+    drop((theirs, stage2, grants));
+    log::info!("d{}: foreign map of d{foreign} gfn {idx:#x} at IPA {page:#x}", domain.id);
     Ok(())
 }
 
@@ -351,9 +362,23 @@ fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
             Some(_) if let Some(foreign) = grants.foreign_at(page) => {
                 stage2.unmap_page(Ipa(page), call.board).map_err(|_| EINVAL)?;
                 grants.take_foreign(page);
+                log::info!(
+                    "d{}: foreign unmap of d{} gfn {:#x} at IPA {page:#x}",
+                    domain.id,
+                    foreign.dom,
+                    foreign.page >> 12
+                );
                 // Lower domid first: only Dom0 maps foreign frames.
-                if let Some(owner) = call.domains.find(foreign.dom) {
-                    owner.stage2.lock_holding_no_xen_lock().unpin(Ipa(foreign.page));
+                let last = call.domains.find(foreign.dom).is_some_and(|owner| {
+                    let mut theirs = owner.stage2.lock_holding_no_xen_lock();
+                    theirs.unpin(Ipa(foreign.page));
+                    owner.xen.life.let_go(&theirs)
+                });
+                drop(stage2);
+                drop(grants);
+                // The last mapping of an ended domain's frames went: it goes too.
+                if last {
+                    call.domains.release(foreign.dom);
                 }
                 return Ok(0);
             }

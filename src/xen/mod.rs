@@ -12,6 +12,7 @@ pub mod domain;
 pub mod events;
 pub mod grant;
 pub mod hvm;
+pub mod lifetime;
 pub mod memory;
 pub mod platform;
 pub mod public;
@@ -104,9 +105,10 @@ pub const DOMID_SELF: u16 = 0x7ff0;
 pub trait GuestMemory {
     fn write(&mut self, gva: u64, bytes: &[u8]) -> Result<(), Errno>;
     fn read(&mut self, gva: u64, bytes: &mut [u8]) -> Result<(), Errno>;
-    /// The physical address behind `gva` (for areas the hypervisor keeps
-    /// updating, like the runstate), if it is the guest's RAM.
-    fn translate(&mut self, gva: u64, write: bool) -> Result<crate::mm::range::Pa, Errno>;
+    /// The guest-physical and the physical address behind `gva` (for areas
+    /// the hypervisor keeps updating, like the runstate), if it is the
+    /// guest's RAM.
+    fn translate(&mut self, gva: u64, write: bool) -> Result<(crate::mm::range::Ipa, crate::mm::range::Pa), Errno>;
 }
 
 /// What the hypercalls need from the machine. On the board this is the
@@ -136,8 +138,16 @@ pub trait Board: Tlb + Sync {
 /// implemented by the router on the board (Dom0 and the boot-time DomUs),
 /// by the model machine in host tests.
 pub trait Domains: Sync {
-    /// The domain whose id is `domid` (never DOMID_SELF), if there is one.
+    /// The domain whose id is `domid` (never DOMID_SELF), if there is one:
+    /// alive, or ended but not yet released (see [`lifetime`]; the calls
+    /// check which).
     fn find(&self, domid: u16) -> Option<DomainView<'_>>;
+    /// Gives back everything of domain `domid`, which has ended and whose
+    /// frames no other domain maps any more ([`lifetime::kill`], or the
+    /// unmap of its last frame elsewhere, said so): its RAM, its stage 2
+    /// and VMID, and through [`lifetime::release_state`] what the Xen layer
+    /// took for it. Called once per domain, holding none of the Xen locks.
+    fn release(&self, domid: u16);
     /// Makes the event-channel interrupt pending on vCPU `vcpu` of domain
     /// `domid` (an event sent from another domain).
     fn raise_event(&self, domid: u16, vcpu: usize);
@@ -196,6 +206,9 @@ pub struct DomainState {
     /// RAM pages ballooned out.
     pub ballooned: AtomicU64,
     pub console: console::Console,
+    /// Alive, ending or released, and the references other domains hold
+    /// on its frames.
+    pub life: lifetime::Life,
 }
 
 impl DomainState {
@@ -210,6 +223,7 @@ impl DomainState {
             vm_assist: AtomicU64::new(0),
             ballooned: AtomicU64::new(0),
             console: console::Console::new(),
+            life: lifetime::Life::new(),
         }
     }
 }
@@ -233,12 +247,13 @@ pub fn dispatch(call: &mut Call<'_>, number: u64, args: [u64; 5]) -> Outcome {
 
 impl<'a> Call<'a> {
     /// The domain `domid` names: the caller for DOMID_SELF or its own id,
-    /// else the machine's domain of that id; -ESRCH if there is none.
+    /// else the machine's domain of that id; -ESRCH if there is none, or
+    /// if it has ended (new calls cannot reach a dying domain).
     pub fn find_domain(&self, domid: u16) -> Result<DomainView<'a>, Errno> {
         if domid == DOMID_SELF || domid == self.domain.id {
             Ok(self.domain)
         } else {
-            self.domains.find(domid).ok_or(errno::ESRCH)
+            self.domains.find(domid).filter(|d| d.xen.life.is_alive()).ok_or(errno::ESRCH)
         }
     }
 }

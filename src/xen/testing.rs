@@ -103,6 +103,11 @@ impl TestBoard {
         }
     }
 
+    /// Gives `range` to the allocator (a released domain's RAM).
+    pub fn free_range(&self, range: PhysRange) {
+        self.frames.lock().unwrap().free_range(range).expect("frames freed once");
+    }
+
     pub fn free_frames(&self) -> u64 {
         self.frames.lock().unwrap().free_frames()
     }
@@ -239,8 +244,8 @@ impl GuestMemory for TestGuest<'_> {
         pas.iter().zip(bytes.iter_mut()).for_each(|(&pa, b)| *b = self.board.byte(pa));
         Ok(())
     }
-    fn translate(&mut self, gva: u64, write: bool) -> Result<Pa, Errno> {
-        self.pa(gva, write).map(Pa)
+    fn translate(&mut self, gva: u64, write: bool) -> Result<(Ipa, Pa), Errno> {
+        self.pa(gva, write).map(|pa| (Ipa(gva), Pa(pa)))
     }
 }
 
@@ -265,14 +270,28 @@ pub struct Machine {
     pub domu: Option<TestDomain>,
     /// Events raised from another domain: (domain, vCPU).
     pub remote_raised: Mutex<Vec<(u16, usize)>>,
+    /// Domains released, in order, and the frames each gave back.
+    pub released: Mutex<Vec<(u16, u64)>>,
 }
 
 impl Domains for Machine {
     fn find(&self, domid: u16) -> Option<DomainView<'_>> {
-        self.domains().find(|d| d.id == domid).map(TestDomain::view)
+        self.domains().find(|d| d.id == domid && !self.is_released(d.id)).map(TestDomain::view)
     }
     fn raise_event(&self, domid: u16, vcpu: usize) {
         self.remote_raised.lock().unwrap().push((domid, vcpu));
+    }
+    /// As the board does: its grant-table frames and its RAM's frames go
+    /// back to the allocator, its stage 2 goes; it is found no more.
+    fn release(&self, domid: u16) {
+        assert!(!self.is_released(domid), "d{domid} released twice");
+        let domain = self.dom(domid);
+        assert_ne!(domid, 0, "Dom0 is never released");
+        let grant_frames = super::lifetime::release_state(domain.view(), &self.board);
+        let ram: u64 = domain.ram.iter().map(|r| r.size()).sum();
+        self.board.free_range(PhysRange::new(DOMU_FRAMES, DOMU_FRAMES + ram));
+        *domain.stage2.lock_holding_no_xen_lock() = Stage2Map::new(Geometry::for_ipa_bits(40));
+        self.released.lock().unwrap().push((domid, grant_frames + ram / 4096));
     }
 }
 
@@ -286,7 +305,25 @@ impl Machine {
             stage2: Stage2Lock::new(stage2),
             xen: DomainState::new(vcpus, GRANT_REGION),
         };
-        Machine { domain, board: TestBoard::new(), domu: None, remote_raised: Mutex::new(Vec::new()) }
+        Machine {
+            domain,
+            board: TestBoard::new(),
+            domu: None,
+            remote_raised: Mutex::new(Vec::new()),
+            released: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn is_released(&self, domid: u16) -> bool {
+        self.released.lock().unwrap().iter().any(|&(d, _)| d == domid)
+    }
+
+    /// Domain `domid` ends (its vCPUs stopped), as the board ends a DomU:
+    /// [`super::lifetime::kill`], then the releases it asks for.
+    pub fn end(&self, domid: u16) {
+        for dead in super::lifetime::kill(self.dom(domid).view(), &self.board, self) {
+            super::Domains::release(self, dead);
+        }
     }
 
     /// Dom0 with `vcpus` vCPUs and DomU 1 (one vCPU) beside it: its RAM
@@ -434,7 +471,15 @@ impl Machine {
     pub fn frames_accounted(&self) -> u64 {
         let held: u64 = self.domains().map(|d| d.xen.grants.lock().frame_addresses().count() as u64).sum();
         let ballooned = self.domain.xen.ballooned.load(Ordering::Acquire);
-        self.board.free_frames() + held - ballooned
+        // A released DomU's RAM came back to the allocator, from outside it.
+        let released: u64 = self
+            .released
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|&(d, _)| self.dom(d).ram.iter().map(|r| r.size() / 4096).sum::<u64>())
+            .sum();
+        self.board.free_frames() + held - ballooned - released
     }
 
     /// A hypercall run to the end, re-executed while it continues, as the

@@ -41,8 +41,9 @@ struct Runstate {
     state: u32,
     entry_time: u64,
     time: [u64; 4],
-    /// Physical addresses of the six words of the guest's area.
-    area: Option<[u64; RUNSTATE_WORDS]>,
+    /// The six words of the guest's area: each one's guest page (pinned
+    /// while registered) and physical address.
+    area: Option<[(Ipa, u64); RUNSTATE_WORDS]>,
 }
 
 pub struct Vcpu {
@@ -99,14 +100,14 @@ fn register_vcpu_info(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64,
     let state = call.domain.xen;
     let target = &state.vcpus[vcpu];
     let page = gfn << 12;
-    let info = page + offset;
     let mut stage2 = call.domain.stage2.lock_holding_no_xen_lock();
     if target.info().is_some() {
         return Err(EBUSY);
     }
-    if !call.domain.has_page(&stage2, Ipa(page)) {
-        return Err(EINVAL);
-    }
+    // The guest names a frame of its own physmap: the frame behind it (the
+    // same address for a 1:1 Dom0, anywhere for a DomU) is where it lives.
+    let Some(frame) = call.domain.own_frame(&stage2, Ipa(page)) else { return Err(EINVAL) };
+    let info = frame.0 + offset;
     stage2.pin(Ipa(page));
     let board = call.board;
     // Carry over what the old place held (vCPU 0's is in shared_info), else
@@ -142,27 +143,29 @@ fn register_runstate(call: &mut Call<'_>, vcpu: usize, arg: u64) -> Result<i64, 
         if !gva.is_multiple_of(8) {
             return Err(EINVAL);
         }
-        let mut words = [0u64; RUNSTATE_WORDS];
+        let mut words = [(Ipa(0), 0u64); RUNSTATE_WORDS];
         for (i, word) in words.iter_mut().enumerate() {
             let va = gva.checked_add(8 * i as u64).ok_or(EFAULT)?;
-            *word = call.memory.translate(va, true)?.0;
+            let (ipa, pa) = call.memory.translate(va, true)?;
+            *word = (ipa, pa.0);
         }
         Some(words)
     };
     let domain = call.domain;
     {
         let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
-        // The translation was checked without the lock: check it again
-        // (the domain is Dom0, 1:1: its frames are at their own IPAs).
+        // The translation was checked without the lock: check it again,
+        // through the domain's own stage 2 (1:1 for Dom0, not for a DomU).
         if let Some(words) = &area {
-            if words.iter().any(|&pa| !domain.has_page(&stage2, Ipa::identity_of(Pa(pa)))) {
+            let mapped = |&(ipa, pa): &(Ipa, u64)| domain.own_frame(&stage2, ipa) == Some(Pa(pa & !(PAGE - 1)));
+            if !words.iter().all(mapped) {
                 return Err(EFAULT);
             }
-            words.iter().for_each(|&pa| stage2.pin(Ipa::identity_of(Pa(pa))));
+            words.iter().for_each(|&(ipa, _)| stage2.pin(ipa));
         }
         let mut runstate = domain.xen.vcpus[vcpu].runstate.lock();
         if let Some(old) = core::mem::replace(&mut runstate.area, area) {
-            old.iter().for_each(|&pa| stage2.unpin(Ipa::identity_of(Pa(pa))));
+            old.iter().for_each(|&(ipa, _)| stage2.unpin(ipa));
         }
     }
     publish(domain.xen, call.board, vcpu);
@@ -176,14 +179,14 @@ fn publish(state: &DomainState, board: &dyn Board, vcpu: usize) {
     let runstate = *state.vcpus[vcpu].runstate.lock();
     let Some(area) = runstate.area else { return };
     let flag = state.vm_assist.load(Ordering::Acquire) & (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) != 0;
-    let entry = board.word(area[1]);
+    let entry = board.word(area[1].1);
     if flag {
         entry.store(runstate.entry_time | runstate::UPDATE, Ordering::Release);
         core::sync::atomic::fence(Ordering::Release);
     }
-    board.word(area[0]).store(u64::from(runstate.state), Ordering::Relaxed);
+    board.word(area[0].1).store(u64::from(runstate.state), Ordering::Relaxed);
     for (i, time) in runstate.time.iter().enumerate() {
-        board.word(area[2 + i]).store(*time, Ordering::Relaxed);
+        board.word(area[2 + i].1).store(*time, Ordering::Relaxed);
     }
     core::sync::atomic::fence(Ordering::Release);
     entry.store(runstate.entry_time, Ordering::Release);

@@ -415,14 +415,43 @@ mod interdomain {
         assert_eq!(bind(&m, 0, DOMU, theirs), Err(-EINVAL), "bound already");
         // Dom0's own port through the DomU's id is not the DomU's.
         assert_eq!(bind(&m, DOMU, 0, ours), Err(-EINVAL));
-        // Only one's own ports are allocated: another domain's table is
-        // refused as Xen's XSM refuses a DomU (Dom0's toolstack powers over
-        // a DomU's table are not offered either); no such domain -ESRCH.
+        // A DomU allocates only its own ports (Xen's XSM_TARGET): -EPERM
+        // for another domain's, -ESRCH for none.
         assert_eq!(alloc(&m, DOMU, 0, DOMU), Err(-EPERM));
-        assert_eq!(alloc(&m, 0, DOMU, 0), Err(-EPERM));
-        assert_eq!(alloc(&m, 0, 0x7000, 0), Err(-ESRCH));
+        assert_eq!(alloc(&m, DOMU, 7, DOMU), Err(-ESRCH));
         // Nothing half-done: the failures took no port.
         assert_eq!(stat_of(&m, 0, ours + 1), (stat::CLOSED, 0, 0));
+        let free = alloc(&m, DOMU, DOMID_SELF, 0).unwrap();
+        assert_eq!(port_cmd(&m, DOMU, op::CLOSE, free), 0);
+        assert_eq!(stat_of(&m, DOMU, free), (stat::CLOSED, 0, 0), "the refused allocation took no DomU port");
+    }
+
+    /// (status, remote domain, remote port) of `port` of domain `dom` as
+    /// `caller` asks for it: Err(errno) if refused.
+    fn stat_for(m: &Machine, caller: u16, dom: u16, port: u32) -> Result<(u32, u16, u32), i64> {
+        let (rc, b) = op_as(m, caller, op::STATUS, &le(&[(0, dom.into(), 2), (4, port.into(), 4)], 24));
+        if rc != 0 {
+            return Err(rc);
+        }
+        Ok((u32_at(&b, 8), u16_at(&b, 16), u32_at(&b, 20)))
+    }
+
+    #[test]
+    fn dom0_names_a_domus_ports_the_domu_only_its_own() {
+        let m = machine();
+        // Dom0, privileged, offers a channel in the DomU's table, waiting
+        // for Dom0 (DOMID_SELF names the caller, as in Xen).
+        let offered = alloc(&m, 0, DOMU, DOMID_SELF).unwrap();
+        assert_eq!(stat_of(&m, DOMU, offered), (stat::UNBOUND, 0, 0));
+        assert_eq!(stat_for(&m, 0, DOMU, offered), Ok((stat::UNBOUND, 0, 0)));
+        assert_eq!(stat_for(&m, 0, DOMU, NR_PORTS), Err(-EINVAL), "no such port");
+        assert_eq!(stat_for(&m, 0, 7, 1), Err(-ESRCH), "no such domain");
+        let ours = bind(&m, 0, DOMU, offered).unwrap();
+        assert_eq!(stat_for(&m, 0, DOMU, offered), Ok((stat::INTERDOMAIN, 0, ours)));
+        // The DomU may not look at Dom0's ports.
+        assert_eq!(stat_for(&m, DOMU, 0, ours), Err(-EPERM));
+        assert_eq!(stat_for(&m, DOMU, 0, NR_PORTS), Err(-EINVAL), "the port is checked first, as in Xen");
+        assert_eq!(stat_for(&m, DOMU, DOMU, offered), Ok((stat::INTERDOMAIN, 0, ours)), "its own id is itself");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! the hypervisor prefixes `(d1) `; then it shuts itself down.
 //!
 //! Its command line says what to expect: `expect-mem=<bytes>` and
-//! `expect-enhanced=<0|1>`.
+//! `expect-enhanced=<0|1>`; `check-interrupts=1` adds the interrupt
+//! checks (`interrupts.rs`). With `mode=serve` it serves Dom0's test of the
+//! calls between domains instead, after the memory check (`serve.rs`).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
@@ -15,6 +17,11 @@
 fn main() {
     eprintln!("domu-probe is a bare-metal guest; the QEMU tests build it for the board.");
 }
+
+#[cfg(target_os = "none")]
+mod interrupts;
+#[cfg(target_os = "none")]
+mod serve;
 
 #[cfg(target_os = "none")]
 mod probe {
@@ -86,7 +93,7 @@ sync_handler:
     const GUEST_GNTTAB: (u64, u64) = (0x3800_0000, 0x3900_0000);
 
     /// A Xen hypercall: HVC #0xEA1, number in x16, arguments x0..x4.
-    fn hypercall(number: u64, a: [u64; 3]) -> i64 {
+    pub(crate) fn hypercall(number: u64, a: [u64; 3]) -> i64 {
         let result: u64;
         // SAFETY: the hypervisor writes only memory we point it at, and x0..x4.
         unsafe {
@@ -125,20 +132,20 @@ sync_handler:
         }
     }
 
-    struct Report {
+    pub(crate) struct Report {
         out: Console,
-        checks: u32,
-        failures: u32,
+        pub(crate) checks: u32,
+        pub(crate) failures: u32,
     }
 
     impl Report {
-        fn check(&mut self, ok: bool, what: fmt::Arguments<'_>) {
+        pub(crate) fn check(&mut self, ok: bool, what: fmt::Arguments<'_>) {
             let verdict = if ok { "ok" } else { "FAIL" };
             let _ = writeln!(self.out, "domu-probe: {verdict}: {what}");
             self.checks += 1;
             self.failures += u32::from(!ok);
         }
-        fn say(&mut self, what: fmt::Arguments<'_>) {
+        pub(crate) fn say(&mut self, what: fmt::Arguments<'_>) {
             let _ = writeln!(self.out, "domu-probe: {what}");
         }
     }
@@ -201,7 +208,7 @@ sync_handler:
         }
     }
 
-    fn shutdown(r: &mut Report) -> ! {
+    pub(crate) fn shutdown(r: &mut Report) -> ! {
         let reason = 0u32; // SHUTDOWN_poweroff
         hypercall(SCHED_OP, [SCHEDOP_SHUTDOWN, &reason as *const u32 as u64, 0]);
         r.check(false, format_args!("SCHEDOP_shutdown does not return"));
@@ -253,6 +260,9 @@ sync_handler:
             format_args!("memory {ram_start:#x}+{ram_size:#x}: one bank at GUEST_RAM0_BASE of {expect_mem:#x} bytes"),
         );
         let ram_end = ram_start + ram_size;
+        if bootargs.split(' ').any(|t| t == "mode=serve") {
+            crate::serve::serve(&mut r, (ram_start, ram_end));
+        }
 
         // CPUs: one, reg 0, PSCI over HVC.
         let cpus: u32 =
@@ -321,7 +331,7 @@ sync_handler:
             ("just past its RAM", ram_end),
             ("the host's UART", 0x900_0000),
             ("the host's GIC", 0x800_0000),
-            ("the guest GIC (not emulated yet)", 0x300_1000),
+            ("below the guest GIC", 0x300_0000),
             ("below its RAM", ram_start - 0x1000),
         ] {
             let esr = read_faults(at);
@@ -345,6 +355,9 @@ sync_handler:
         let read = hypercall(CONSOLE_IO, [CONSOLEIO_READ, 1, byte.as_mut_ptr() as u64]);
         r.check(read == -1, format_args!("CONSOLEIO_read is Dom0's: -EPERM ({read})"));
 
+        if arg(bootargs, "check-interrupts") == Some(1) {
+            crate::interrupts::run(&mut |ok, what| r.check(ok, what));
+        }
         if arg(bootargs, "hostile") == Some(1) {
             hostile::run(&mut r, &hostile::Own { ram: (ram_start, ram_end) });
         }

@@ -12,18 +12,19 @@ const ROUNDS: usize = 1000;
 const MAX_RANGES: usize = 129;
 
 /// Why the run failed, as text.
-struct Failure(Text<384>);
+pub struct Failure(pub Text<384>);
 
 macro_rules! fail {
     ($($arg:tt)*) => {{
-        let mut why = Text::new();
+        let mut why = $crate::sys::Text::new();
         let _ = write!(why, $($arg)*);
-        return Err(Failure(why))
+        return Err($crate::check::Failure(why))
     }};
 }
+pub(crate) use fail;
 
 /// Adds what was being done to a system call's error.
-trait Context<T> {
+pub trait Context<T> {
     fn doing(self, what: &str) -> Result<T, Failure>;
 }
 
@@ -145,7 +146,7 @@ fn unmap_grant(gntdev: &File, grant: GrantMapping) -> Result<(), Failure> {
 }
 
 /// The physical address behind `virtual_address`, from its pagemap entry.
-fn physical_address(virtual_address: usize) -> Result<u64, Failure> {
+pub fn physical_address(virtual_address: usize) -> Result<u64, Failure> {
     let pagemap = File::open(c"/proc/self/pagemap", O_RDONLY).doing("open /proc/self/pagemap")?;
     let mut entry = [0u8; 8];
     let offset = (virtual_address / PAGE_SIZE * entry.len()) as u64;
@@ -159,17 +160,17 @@ fn physical_address(virtual_address: usize) -> Result<u64, Failure> {
 }
 
 /// A few ranges, in a fixed array (there is no allocator).
-struct Ranges {
+pub struct Ranges {
     items: [Range; MAX_RANGES],
     len: usize,
 }
 
 impl Ranges {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self { items: [Range { start: 0, end: 0 }; MAX_RANGES], len: 0 }
     }
 
-    fn push(&mut self, range: Range) -> Result<(), Failure> {
+    pub fn push(&mut self, range: Range) -> Result<(), Failure> {
         if self.len == MAX_RANGES {
             fail!("more than {MAX_RANGES} ranges");
         }
@@ -178,7 +179,7 @@ impl Ranges {
         Ok(())
     }
 
-    fn as_slice(&self) -> &[Range] {
+    pub fn as_slice(&self) -> &[Range] {
         &self.items[..self.len]
     }
 }
@@ -194,7 +195,7 @@ fn read_cell(path: &CStr) -> Result<u32, Failure> {
 
 /// The `/hypervisor` node's `reg`: the grant-table region, then the
 /// extended regions.
-fn hypervisor_regions() -> Result<Ranges, Failure> {
+pub fn hypervisor_regions() -> Result<Ranges, Failure> {
     let address_cells = read_cell(c"/proc/device-tree/#address-cells")?;
     let size_cells = read_cell(c"/proc/device-tree/#size-cells")?;
     // One byte more than the most expected, to tell a longer reg.
@@ -220,7 +221,7 @@ fn hypervisor_regions() -> Result<Ranges, Failure> {
 
 /// The `Xen scratch` ranges in `/proc/iomem`: what Linux took from the
 /// extended regions for its unpopulated pages.
-fn xen_scratch() -> Result<Ranges, Failure> {
+pub fn xen_scratch() -> Result<Ranges, Failure> {
     let mut buf = [0u8; 64 * 1024];
     let iomem = sys::read_file(c"/proc/iomem", &mut buf).doing("read /proc/iomem")?;
     let Ok(iomem) = core::str::from_utf8(iomem) else { fail!("/proc/iomem is not UTF-8") };

@@ -27,6 +27,8 @@ mod check;
 #[cfg(target_os = "none")]
 mod gntabi;
 #[cfg(target_os = "none")]
+mod peer;
+#[cfg(target_os = "none")]
 mod sys;
 
 #[cfg(not(target_os = "none"))]

@@ -28,11 +28,26 @@ extern "C" fn gnttest_entry(stack: *const usize) -> ! {
         let argc = *stack;
         core::slice::from_raw_parts(stack.add(1).cast::<*const core::ffi::c_char>(), argc)
     };
-    let ballooned = args.iter().skip(1).any(|&arg| {
-        // SAFETY: see above.
-        unsafe { CStr::from_ptr(arg) }.to_bytes() == b"--ballooned"
-    });
-    exit(crate::check::main(ballooned))
+    // SAFETY: see above.
+    let arg = |i: usize| unsafe { CStr::from_ptr(args[i]) }.to_str().unwrap_or("");
+    let ballooned = (1..args.len()).any(|i| arg(i) == "--ballooned");
+    let value = |name: &str| (1..args.len() - 1).find(|&i| arg(i) == name).map(|i| parse_number(arg(i + 1)));
+    match (value("--domu"), value("--mailbox")) {
+        (Some(Some(domid)), Some(Some(mailbox))) => exit(crate::peer::main(domid as u16, mailbox, ballooned)),
+        (None, None) => exit(crate::check::main(ballooned)),
+        _ => {
+            say(format_args!("FAIL usage: gnttest [--ballooned] [--domu ID --mailbox ADDRESS]"));
+            exit(2)
+        }
+    }
+}
+
+/// A number in decimal or `0x` hexadecimal.
+fn parse_number(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
 }
 
 #[panic_handler]
@@ -50,6 +65,8 @@ const IOCTL: usize = 29;
 const MMAP: usize = 222;
 const MUNMAP: usize = 215;
 const EXIT_GROUP: usize = 94;
+const PPOLL: usize = 73;
+const NANOSLEEP: usize = 101;
 
 const AT_FDCWD: usize = -100isize as usize;
 const PROT_READ_WRITE: usize = 0x1 | 0x2;
@@ -181,6 +198,28 @@ impl File {
         unsafe { syscall(PREAD64, [self.0, buf.as_mut_ptr() as usize, buf.len(), offset as usize, 0, 0]) }
     }
 
+    /// One read(): what it returned.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        // SAFETY: the buffer is valid for its length.
+        unsafe { syscall(READ, [self.0, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0]) }
+    }
+
+    /// One write(): how much it took.
+    pub fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
+        // SAFETY: the buffer is valid for its length.
+        unsafe { syscall(WRITE, [self.0, buf.as_ptr() as usize, buf.len(), 0, 0, 0]) }
+    }
+
+    /// Waits up to `millis` for something to read: whether there is.
+    pub fn wait_readable(&self, millis: u64) -> Result<bool, Errno> {
+        // struct pollfd { int fd; short events, revents; }, POLLIN 1.
+        let mut poll = [self.0 as u32, 1];
+        let timeout = [millis / 1000, millis % 1000 * 1_000_000];
+        // SAFETY: one pollfd and a timespec, both valid for the call.
+        let ready = unsafe { syscall(PPOLL, [poll.as_mut_ptr() as usize, 1, timeout.as_ptr() as usize, 0, 0, 0]) }?;
+        Ok(ready == 1)
+    }
+
     /// Reads until end of file or until `buf` is full, returning what was read.
     pub fn read_all<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], Errno> {
         let mut len = 0;
@@ -209,6 +248,13 @@ impl Drop for File {
         // SAFETY: closes a descriptor this value owns.
         let _ = unsafe { syscall(CLOSE, [self.0, 0, 0, 0, 0, 0]) };
     }
+}
+
+/// Sleeps `millis` milliseconds.
+pub fn sleep_ms(millis: u64) {
+    let time = [millis / 1000, millis % 1000 * 1_000_000];
+    // SAFETY: a valid timespec; no remainder wanted.
+    let _ = unsafe { syscall(NANOSLEEP, [time.as_ptr() as usize, 0, 0, 0, 0, 0]) };
 }
 
 /// Reads a whole (small) file, such as a `/proc` or `/sys` entry.

@@ -56,8 +56,10 @@ pub fn check(r: &mut Report, places: &Places) {
     let rc = with(VCPU_OP, &[10, 0], &mut reg);
     r.check(rc == 0, format_args!("register_vcpu_info for vCPU 0 ({rc})"));
     // Xen selects every word and raises a spurious upcall; here only an
-    // event that waits does (none does).
-    let (upcall, selector) = if ours { (0, 0) } else { (1, u64::MAX) };
+    // event that waits does (none, unless a domain has ended meanwhile:
+    // VIRQ_DOM_EXC, when waited for, is such an event).
+    let waits = !ours || places.wait_for_domain_end;
+    let (upcall, selector) = if waits { (1, u64::MAX) } else { (0, 0) };
     r.check(
         word(info) & 0xff == upcall && word(info + 8) == selector,
         format_args!(
@@ -219,15 +221,21 @@ fn check_events(r: &mut Report, ours: bool, shared: u64, info: u64) {
 }
 
 /// Binds VIRQ_DOM_EXC, which the hypervisor raises in Dom0 when another
-/// domain shuts down (Xen's toolstack waits on it), and waits for it by
+/// domain shuts down (Xen's toolstack waits on it), tells domain 1 it
+/// listens, and waits for the VIRQ by
 /// watching its pending bit, at most a minute; then the hypervisor must
 /// still answer Dom0, and the checks that follow run.
 fn wait_for_domain_end(r: &mut Report, shared: u64) {
     const VIRQ_DOM_EXC: u32 = 3;
     const PENDING: u64 = 48;
+    const DOMU: u32 = 1;
     let (rc, bound) = event(1, &[VIRQ_DOM_EXC, 0]);
     let port = bound[2];
     r.check(rc == 0 && port > 0, format_args!("bind_virq VIRQ_DOM_EXC: port {port} ({rc})"));
+    // Tells the DomU Dom0 listens (it waits for this before it acts): a
+    // port in its table, unbound for Dom0, as a toolstack offers one.
+    let (rc, offered) = event(6, &[DOMU]);
+    r.check(rc == 0, format_args!("alloc_unbound in domain {DOMU}'s table for Dom0: port {} ({rc})", offered[1]));
     let pending = || word(shared + PENDING + u64::from(port / 64) * 8) & 1 << (port % 64) != 0;
     let (start, hz) = (counter(), frequency());
     while !pending() && counter() - start < 60 * hz {
