@@ -105,7 +105,7 @@ struct Hostile<'r> {
 }
 
 impl Hostile<'_> {
-    fn category(&mut self, name: &'static str, own: &Own, cases: fn(&mut Self, &Own)) {
+    fn category(&mut self, name: &'static str, own: &Own, cases: Cases) {
         self.category = name;
         (self.cases, self.passed) = (0, 0);
         cases(self, own);
@@ -409,6 +409,9 @@ fn wait_for_dom0() -> Option<u32> {
     None
 }
 
+/// A category's cases.
+type Cases = fn(&mut Hostile<'_>, &Own);
+
 /// Runs every category against the hypervisor, then reports the total.
 pub fn run(report: &mut Report, own: &Own) {
     match wait_for_dom0() {
@@ -417,7 +420,7 @@ pub fn run(report: &mut Report, own: &Own) {
     }
     report.say(format_args!("hostile: against this hypervisor, RAM {:#x}->{:#x}", own.ram.0, own.ram.1));
     let mut h = Hostile { report, category: "", cases: 0, passed: 0, total_cases: 0, total_passed: 0, categories: 0 };
-    let categories: [(&str, fn(&mut Hostile<'_>, &Own)); 4] = [
+    let categories: [(&str, Cases); 4] = [
         ("memory outside its RAM", memory),
         ("Dom0's calls and other domains' state", dom0s_calls),
         ("buffers outside its RAM", foreign_pointers),
