@@ -23,6 +23,7 @@ use qemu_harness::{Machine, Outcome, image};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+const KERNEL_PANIC: &str = "Kernel panic - not syncing";
 /// Where QEMU's loader puts the bare-metal Dom0 (the probe).
 const PROBE_KERNEL: u64 = 0x4200_0000;
 /// The DomU's kernel and initramfs: clear of QEMU's tree at 0x4800_0000
@@ -62,6 +63,9 @@ fn domu_init(end: End) -> String {
 say "hypervisor type $(cat /sys/hypervisor/type)"
 say "cpus $(grep -c ^processor /proc/cpuinfo)"
 /bin/gnttest --events 20 2>&1 | while read -r line; do say "$line"; done
+find /proc/device-tree/ | sort | while read -r path; do
+    if [ -f "$path" ]; then say "tree: ${{path#/proc/device-tree/}} $(od -An -v -tx1 "$path" | tr -d ' \n' | cut -c1-96)"; else say "tree: ${{path#/proc/device-tree/}}/"; fi
+done
 say "{}"
 {end}
 "#,
@@ -200,6 +204,9 @@ fn domu_ended_alone(out: &Outcome, how: &str) {
 
 fn run_ours(machine: Machine) -> Outcome {
     let out = machine.tuned_for_qemu().run();
+    if std::env::var_os("SHOW_OUTPUT").is_some() {
+        println!("{}", out.output);
+    }
     println!(
         "ours: {:.1} s in all; the DomU's kernel ran /init at {:.2} s of its own",
         out.elapsed.as_secs_f64(),
@@ -233,5 +240,117 @@ fn debian_6_12_boots_as_a_domu_beside_the_probe() {
     domu_ended_alone(&out, "shutdown: power off");
     out.expect_line("probe: ok: VIRQ_DOM_EXC: a domain ended");
     out.expect_line("probe: 0 failures");
+    out.expect_exit(0);
+}
+
+/// Two DomU vCPUs on a GICv2 host (`gic-version=2`, 3 CPUs: Dom0 keeps
+/// one): its distributor emulated, the host's GICV as its CPU interface,
+/// its SGIs through GICD_SGIR between its own vCPUs.
+#[test]
+fn on_gicv2_two_vcpus() {
+    let out = run_ours(
+        Setup {
+            gic_version: 2,
+            smp: 3,
+            cpus: 2,
+            end: End::PowerOff,
+            dom0: Dom0::Probe,
+            append: "dom0_mem=512M",
+            name: "linux-guest-gicv2",
+        }
+        .machine(),
+    );
+    domu_reported(&out, 2);
+    domu_ended_alone(&out, "shutdown: power off");
+    out.expect_line("probe: 0 failures");
+    out.expect_exit(0);
+}
+
+/// Dom0's `/init` beside a Linux DomU: Xen's hypervisor type, privcmd maps
+/// the running DomU's first frame (its kernel's Image header), then it
+/// waits for a typed line (typed once the DomU has ended) and says it
+/// carries on before powering off.
+fn dom0_init() -> String {
+    r#"echo "init: hypervisor type $(cat /sys/hypervisor/type)"
+/bin/gnttest --peek 1 --gfn 0x40000
+echo "init: peek exited $?"
+echo "init: waiting for the DomU's end"
+read -r line
+sleep 1
+echo "init: Dom0 carries on after the DomU's end ($line)"
+poweroff -f
+"#
+    .into()
+}
+
+/// Debian's 6.12 as Dom0 on CPU 0 and as a 1-vCPU DomU on CPU 1, the same
+/// tree and modules under Xen 4.17 and ours: the DomU's report and the
+/// same device tree (its nodes and properties), Dom0's privcmd maps the
+/// DomU's Image header while it runs, the DomU powers off and Dom0 goes on.
+#[test]
+fn under_xen_4_17_and_ours_with_a_linux_dom0() {
+    let setup = |append| Setup {
+        gic_version: 3,
+        smp: 2,
+        cpus: 1,
+        end: End::PowerOff,
+        dom0: Dom0::Linux(dom0_init()),
+        append,
+        name: "linux-guest-dom0",
+    };
+    let typed = |after: &str| vec![(after.to_string(), "go\r".to_string())];
+    // One vCPU for Dom0, as ours partitions the CPUs.
+    let xen = Machine { typed: typed(DOMU_DONE), ..setup("dom0_mem=512M dom0_max_vcpus=1").machine() }
+        .run_image(&image::xen_4_17(), Some(KERNEL_PANIC));
+    if std::env::var_os("SHOW_OUTPUT").is_some() {
+        println!("{}", xen.output);
+    }
+    let ours = run_ours(Machine { typed: typed("(HV) d1: released: "), ..setup("dom0_mem=512M").machine() });
+    for out in [&xen, &ours] {
+        out.expect_line("init: hypervisor type xen");
+        out.expect_line("gnttest: peek: d1 gfn 0x40000 holds an arm64 Image header");
+        out.expect_line("init: peek exited 0");
+        domu_reported(out, 1);
+        out.expect_line_after(DOMU_DONE, "init: Dom0 carries on after the DomU's end (go)");
+    }
+    domu_ended_alone(&ours, "shutdown: power off");
+    let tree = |out: &Outcome| -> Vec<String> {
+        out.output.lines().filter_map(|l| l.split("domu: tree: ").nth(1)).map(str::to_string).collect()
+    };
+    let (xen_tree, our_tree) = (tree(&xen), tree(&ours));
+    println!("Xen's DomU tree:\n{}", xen_tree.join("\n"));
+    println!("our DomU tree:\n{}", our_tree.join("\n"));
+}
+
+/// A DomU of 2 vCPUs (3 CPUs: Dom0 keeps one) beside Debian's 6.12 as
+/// Dom0 that crashes (`echo c > /proc/sysrq-trigger`, then `panic=-1`
+/// restarts it): it ends alone, its vCPUs stop, everything of it is
+/// given back, and Dom0, which mapped its frame and let go, carries on.
+#[test]
+fn a_two_vcpu_domu_that_crashes_ends_alone() {
+    let machine = Setup {
+        gic_version: 3,
+        smp: 3,
+        cpus: 2,
+        end: End::Crash,
+        dom0: Dom0::Linux(dom0_init()),
+        append: "dom0_mem=512M",
+        name: "linux-guest-crash",
+    }
+    .machine();
+    let out = run_ours(Machine { typed: vec![("(HV) d1: released: ".into(), "go\r".into())], ..machine });
+    out.expect_line("(HV) d1: DomU from /chosen/domU1: 256 MiB, 2 vCPU(s) on CPU 1 (0x1), 2 (0x2)");
+    out.expect_line("smp: Brought up 1 node, 2 CPUs");
+    domu_reported(&out, 2);
+    out.expect_line("sysrq: Trigger a crash");
+    domu_ended_alone(&out, "shutdown: reboot, which is not supported; the domain stops");
+    out.expect_line("(HV) d1: vCPU 0 stopped");
+    out.expect_line("(HV) d1: vCPU 1 stopped");
+    out.expect_line("gnttest: peek: d1 gfn 0x40000 holds an arm64 Image header");
+    out.expect_line_after("(HV) d1: released: ", "init: Dom0 carries on after the DomU's end (go)");
+    out.expect_line("(HV) d0: shutdown: power off");
+    let at_entry = out.number_after("Free frames at Dom0 entry: ");
+    let at_shutdown = out.number_after("Free frames at shutdown: ");
+    assert!(at_shutdown >= at_entry, "frames lost: {at_entry} at Dom0 entry, {at_shutdown} at shutdown");
     out.expect_exit(0);
 }

@@ -77,7 +77,7 @@ pub fn events(rounds: u64) -> i32 {
         let mut buf = [0u8; 16 * 1024];
         let table = crate::sys::read_file(c"/proc/interrupts", &mut buf).doing("read /proc/interrupts")?;
         for line in core::str::from_utf8(table).unwrap_or("").lines() {
-            if ["xen-dyn", "events", "arch_timer"].iter().any(|name| line.contains(name)) {
+            if ["xen-dyn", "events", "arch_timer", "Rescheduling"].iter().any(|name| line.contains(name)) {
                 let mut text = crate::sys::Text::<160>::new();
                 for word in line.split_whitespace() {
                     let _ = write!(text, " {word}");
