@@ -131,7 +131,10 @@ impl Setup {
             }
             Dom0::Linux(body) => {
                 let initrd = dom0_initramfs(kernel, &init_script(kernel, body));
-                assert!(LINUX_INITRD_ADDR + size(&initrd) <= DOMU_KERNEL, "Dom0's initramfs runs into the DomU's kernel");
+                assert!(
+                    LINUX_INITRD_ADDR + size(&initrd) <= DOMU_KERNEL,
+                    "Dom0's initramfs runs into the DomU's kernel"
+                );
                 let ramdisk = format!(
                     "module@{LINUX_INITRD_ADDR:x} {{ compatible = \"multiboot,ramdisk\", \"multiboot,module\"; reg = <0x0 {LINUX_INITRD_ADDR:#x} 0x0 {:#x}>; }};",
                     size(&initrd)

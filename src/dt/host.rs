@@ -461,7 +461,9 @@ impl<'a> HostTree<'a> {
         };
         let enable_method = node.property("enable-method").as_ref().and_then(str_of);
         let compatible = visit.props.compatible.as_ref().map(super::props::bytes).filter(|c| c.last() == Some(&0));
-        self.cpus.try_push(Cpu { mpidr, enable_method, compatible }).map_err(|_| DtError::TooMany { what: "CPUs", limit: MAX_CPUS })
+        self.cpus
+            .try_push(Cpu { mpidr, enable_method, compatible })
+            .map_err(|_| DtError::TooMany { what: "CPUs", limit: MAX_CPUS })
     }
 
     fn read_module(&mut self, visit: &Visit<'a, '_>, chosen_bus: &Option<Bus>) -> Result<(), DtError> {

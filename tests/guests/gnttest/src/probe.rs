@@ -95,8 +95,13 @@ pub fn peek(domid: u16, gfn: u64) -> i32 {
         let mapping = privcmd.map_shared(1, 0).doing("mmap of /dev/xen/privcmd")?;
         let gfns = [gfn];
         let mut errors = [0i32; 1];
-        let mut batch =
-            MmapBatchV2 { num: 1, dom: domid, addr: mapping.addr() as u64, arr: gfns.as_ptr(), err: errors.as_mut_ptr() };
+        let mut batch = MmapBatchV2 {
+            num: 1,
+            dom: domid,
+            addr: mapping.addr() as u64,
+            arr: gfns.as_ptr(),
+            err: errors.as_mut_ptr(),
+        };
         privcmd.ioctl(IOCTL_PRIVCMD_MMAPBATCH_V2, &mut batch).doing("IOCTL_PRIVCMD_MMAPBATCH_V2")?;
         if errors[0] != 0 {
             fail!("frame {gfn:#x} of d{domid}: error {}", errors[0]);

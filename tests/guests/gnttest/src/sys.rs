@@ -42,7 +42,9 @@ extern "C" fn gnttest_entry(stack: *const usize) -> ! {
         (Some(Some(domid)), Some(Some(mailbox))) => exit(crate::peer::main(domid as u16, mailbox, ballooned)),
         (None, None) => exit(crate::check::main(ballooned)),
         _ => {
-            say(format_args!("FAIL usage: gnttest [--ballooned] [--domu ID --mailbox ADDRESS] [--events N] [--peek ID --gfn G]"));
+            say(format_args!(
+                "FAIL usage: gnttest [--ballooned] [--domu ID --mailbox ADDRESS] [--events N] [--peek ID --gfn G]"
+            ));
             exit(2)
         }
     }
