@@ -165,7 +165,13 @@ fn build_domus(
     for (domu, cpus) in tree.domus.iter().zip(cpus) {
         let id = built.len() as u16 + 1;
         let result = match cpus {
-            Ok(cpus) => crate::domu::build::build(domu, id, cpus, tree.gic.as_ref()),
+            Ok(cpus) => crate::domu::build::build(
+                domu,
+                id,
+                cpus,
+                tree.gic.as_ref(),
+                tree.cpus.first().and_then(|c| c.compatible),
+            ),
             Err(e) => Err(alloc::format!("{e}")),
         };
         match result {

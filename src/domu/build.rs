@@ -158,7 +158,14 @@ fn domu_gic(host: Option<&HostGic>, vcpu_mpidrs: &[u64]) -> Option<DomUGic> {
 /// Builds DomU `id` from its node, its vCPU n on physical CPU `cpus[n]`,
 /// with an emulated GIC of `host_gic`'s version.
 /// An error is one line for the log; nothing of it is left allocated.
-pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize], host_gic: Option<&HostGic>) -> Result<Built, String> {
+/// `cpu_compatible` is the host's first CPU's `compatible`, which its vCPUs get.
+pub fn build(
+    domu: &DomU<'_>,
+    id: u16,
+    cpus: &[usize],
+    host_gic: Option<&HostGic>,
+    cpu_compatible: Option<&[u8]>,
+) -> Result<Built, String> {
     let d = id;
     let banks = layout::ram_banks(domu.memory).ok_or("memory is more than Xen's guest layout holds")?;
     // SAFETY: the host tree checked the modules lie in RAM, and the memory
@@ -223,6 +230,7 @@ pub fn build(domu: &DomU<'_>, id: u16, cpus: &[usize], host_gic: Option<&HostGic
     let spec = crate::dt::domu::DomUTree {
         ram: &banks,
         vcpu_mpidrs: &vcpu_mpidrs,
+        cpu_compatible,
         bootargs: domu.bootargs,
         initrd: placed.initrd,
         gic: gic_node,

@@ -1,8 +1,10 @@
 //! A DomU's device tree, made from nothing in the shape Xen 4.17 gives a
-//! dom0less DomU (`prepare_dtb_domU`): root cells 2/2, `/chosen` with the
-//! command line and initrd, PSCI over HVC, one `/cpus` entry per vCPU, its
-//! memory, the GIC and timer at Xen's guest addresses, and `/hypervisor`
-//! when `xen,enhanced` asks for it. No host device appears. The addresses
+//! dom0less DomU (`prepare_dtb_domU`): root cells 2/2 (and, as there, no
+//! root `compatible` or `interrupt-parent`: each device names its own),
+//! `/chosen` with the command line and initrd, PSCI over HVC, one `/cpus`
+//! entry per vCPU with the host CPUs' `compatible`, its memory, the GIC
+//! and timer at Xen's guest addresses, and `/hypervisor` when
+//! `xen,enhanced` asks for it. No host device appears. The addresses
 //! and interrupts are the caller's (Xen's guest layout, `domu::layout`).
 
 use crate::mm::range::GuestRange;
@@ -31,6 +33,9 @@ pub struct DomUTree<'a> {
     pub ram: &'a [GuestRange],
     /// Each vCPU's virtual MPIDR affinity, by vCPU id.
     pub vcpu_mpidrs: &'a [u64],
+    /// The host's first CPU's `compatible` property (its NUL-terminated
+    /// strings), which Xen gives every vCPU; `arm,armv8` without one.
+    pub cpu_compatible: Option<&'a [u8]>,
     pub bootargs: Option<&'a str>,
     pub initrd: Option<GuestRange>,
     /// The GIC it sees, of the host's version.
@@ -67,8 +72,6 @@ pub fn build(spec: &DomUTree<'_>) -> Vec<u8> {
     let root = &mut tree.root;
     root.add_property(prop("#address-cells", 2u32));
     root.add_property(prop("#size-cells", 2u32));
-    root.add_property(prop("compatible", vec!["xen,xenvm-4.17", "xen,xenvm"]));
-    root.add_property(prop("interrupt-parent", GIC_PHANDLE));
 
     let mut chosen = node("chosen");
     if let Some(args) = spec.bootargs {
@@ -91,7 +94,10 @@ pub fn build(spec: &DomUTree<'_>) -> Vec<u8> {
     for &mpidr in spec.vcpu_mpidrs {
         let mut cpu = node(&format!("cpu@{mpidr:x}"));
         cpu.add_property(prop("device_type", "cpu"));
-        cpu.add_property(prop("compatible", "arm,armv8"));
+        match spec.cpu_compatible {
+            Some(strings) => cpu.add_property(prop("compatible", strings.to_vec())),
+            None => cpu.add_property(prop("compatible", "arm,armv8")),
+        }
         cpu.add_property(prop("enable-method", "psci"));
         cpu.add_property(prop("reg", mpidr as u32));
         cpus.add_child(cpu);
@@ -160,6 +166,7 @@ mod tests {
         let spec = DomUTree {
             ram: &ram,
             vcpu_mpidrs: &[0, 1],
+            cpu_compatible: Some(b"arm,cortex-a57\0"),
             bootargs: Some("console=hvc0"),
             initrd: Some(GuestRange::new(0x4300_0000, 0x4300_2000)),
             gic: GicNode::V3 {
@@ -174,6 +181,15 @@ mod tests {
         let fdt = Fdt::new(&blob).unwrap();
         assert_eq!(cells(&fdt, "/memory@40000000", "reg"), vec![0, 0x4000_0000, 0, 0x800_0000]);
         assert_eq!(cells(&fdt, "/cpus/cpu@1", "reg"), vec![1]);
+        // As Xen 4.17's: the host CPUs' compatible on each vCPU, and no
+        // root compatible or interrupt-parent (each device has its own).
+        let cpu = fdt.find_node("/cpus/cpu@1").unwrap();
+        assert_eq!(cpu.property("compatible").unwrap().value(), b"arm,cortex-a57\0");
+        let root = fdt.find_node("/").unwrap();
+        assert!(root.property("compatible").is_none() && root.property("interrupt-parent").is_none());
+        for device in ["/timer", "/hypervisor"] {
+            assert_eq!(cells(&fdt, device, "interrupt-parent"), vec![GIC_PHANDLE], "{device}");
+        }
         assert_eq!(fdt.find_node("/cpus").unwrap().children().count(), 2);
         assert_eq!(
             cells(&fdt, "/interrupt-controller@3001000", "reg"),
@@ -217,6 +233,7 @@ mod tests {
         let spec = DomUTree {
             ram: &ram,
             vcpu_mpidrs: &[0, 1, 2],
+            cpu_compatible: None,
             bootargs: Some("console=hvc0"),
             initrd: None,
             gic: GicNode::V3 {

@@ -72,6 +72,9 @@ pub struct Cpu<'a> {
     /// The `reg` of the CPU node: its MPIDR affinity bits.
     pub mpidr: u64,
     pub enable_method: Option<&'a str>,
+    /// Its `compatible` strings as the tree has them (NUL-terminated
+    /// each), which Xen copies into a DomU's CPU nodes.
+    pub compatible: Option<&'a [u8]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -457,7 +460,10 @@ impl<'a> HostTree<'a> {
             return Ok(());
         };
         let enable_method = node.property("enable-method").as_ref().and_then(str_of);
-        self.cpus.try_push(Cpu { mpidr, enable_method }).map_err(|_| DtError::TooMany { what: "CPUs", limit: MAX_CPUS })
+        let compatible = visit.props.compatible.as_ref().map(super::props::bytes).filter(|c| c.last() == Some(&0));
+        self.cpus
+            .try_push(Cpu { mpidr, enable_method, compatible })
+            .map_err(|_| DtError::TooMany { what: "CPUs", limit: MAX_CPUS })
     }
 
     fn read_module(&mut self, visit: &Visit<'a, '_>, chosen_bus: &Option<Bus>) -> Result<(), DtError> {

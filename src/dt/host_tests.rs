@@ -23,6 +23,9 @@ fn reads_a_virt_board() {
     assert_eq!(t.banks.as_slice(), &[r(0x4000_0000, 0x8000_0000)]);
     assert_eq!(t.cpus.iter().map(|c| c.mpidr).collect::<Vec<_>>(), vec![0, 1]);
     assert_eq!(t.cpus[0].enable_method, Some("psci"));
+    // Kept whole for a DomU's CPU nodes, as Xen copies it.
+    assert_eq!(t.cpus[0].compatible, Some(&b"arm,cortex-a57\0"[..]));
+    assert_eq!(t.cpus[1].compatible, None);
     let gic = t.gic.as_ref().unwrap();
     assert_eq!(gic.version, GicVersion::V3);
     assert_eq!(gic.distributor, r(0x800_0000, 0x801_0000));

@@ -116,7 +116,13 @@ pub fn virt(ram: &[(u64, u64)]) -> N {
             node("cpus")
                 .cells("#address-cells", &[1])
                 .cells("#size-cells", &[0])
-                .child(node("cpu@0").str("device_type", "cpu").cells("reg", &[0]).str("enable-method", "psci"))
+                .child(
+                    node("cpu@0")
+                        .str("device_type", "cpu")
+                        .str("compatible", "arm,cortex-a57")
+                        .cells("reg", &[0])
+                        .str("enable-method", "psci"),
+                )
                 .child(node("cpu@1").str("device_type", "cpu").cells("reg", &[1]).str("enable-method", "psci")),
         );
     for &(start, size) in ram {

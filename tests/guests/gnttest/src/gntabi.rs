@@ -103,6 +103,13 @@ pub struct BindInterdomain {
     pub remote_port: u32,
 }
 
+/// `struct ioctl_evtchn_bind_unbound_port { unsigned int remote_domain; }`;
+/// the ioctl returns the local port.
+#[repr(C)]
+pub struct BindUnboundPort {
+    pub remote_domain: u32,
+}
+
 /// `struct ioctl_evtchn_notify` and `struct ioctl_evtchn_unbind`: a local port.
 #[repr(C)]
 pub struct Port {
@@ -111,10 +118,12 @@ pub struct Port {
 
 pub const IOCTL_PRIVCMD_MMAPBATCH_V2: u32 = ioc(b'P', 4, size_of::<MmapBatchV2>());
 pub const IOCTL_EVTCHN_BIND_INTERDOMAIN: u32 = ioc(b'E', 1, size_of::<BindInterdomain>());
+pub const IOCTL_EVTCHN_BIND_UNBOUND_PORT: u32 = ioc(b'E', 2, size_of::<BindUnboundPort>());
 pub const IOCTL_EVTCHN_UNBIND: u32 = ioc(b'E', 3, size_of::<Port>());
 pub const IOCTL_EVTCHN_NOTIFY: u32 = ioc(b'E', 4, size_of::<Port>());
 
 const _: () = assert!(IOCTL_PRIVCMD_MMAPBATCH_V2 == 0x0020_5004);
 const _: () = assert!(IOCTL_EVTCHN_BIND_INTERDOMAIN == 0x0008_4501);
+const _: () = assert!(IOCTL_EVTCHN_BIND_UNBOUND_PORT == 0x0004_4502);
 const _: () = assert!(IOCTL_EVTCHN_UNBIND == 0x0004_4503);
 const _: () = assert!(IOCTL_EVTCHN_NOTIFY == 0x0004_4504);

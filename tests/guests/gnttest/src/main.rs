@@ -29,6 +29,8 @@ mod gntabi;
 #[cfg(target_os = "none")]
 mod peer;
 #[cfg(target_os = "none")]
+mod probe;
+#[cfg(target_os = "none")]
 mod sys;
 
 #[cfg(not(target_os = "none"))]

@@ -32,11 +32,19 @@ extern "C" fn gnttest_entry(stack: *const usize) -> ! {
     let arg = |i: usize| unsafe { CStr::from_ptr(args[i]) }.to_str().unwrap_or("");
     let ballooned = (1..args.len()).any(|i| arg(i) == "--ballooned");
     let value = |name: &str| (1..args.len() - 1).find(|&i| arg(i) == name).map(|i| parse_number(arg(i + 1)));
+    if let Some(Some(rounds)) = value("--events") {
+        exit(crate::probe::events(rounds));
+    }
+    if let (Some(Some(domid)), Some(Some(gfn))) = (value("--peek"), value("--gfn")) {
+        exit(crate::probe::peek(domid as u16, gfn));
+    }
     match (value("--domu"), value("--mailbox")) {
         (Some(Some(domid)), Some(Some(mailbox))) => exit(crate::peer::main(domid as u16, mailbox, ballooned)),
         (None, None) => exit(crate::check::main(ballooned)),
         _ => {
-            say(format_args!("FAIL usage: gnttest [--ballooned] [--domu ID --mailbox ADDRESS]"));
+            say(format_args!(
+                "FAIL usage: gnttest [--ballooned] [--domu ID --mailbox ADDRESS] [--events N] [--peek ID --gfn G]"
+            ));
             exit(2)
         }
     }
