@@ -10,6 +10,8 @@
 //! - `grant-map`: GNTTABOP_map_grant_ref of the DomU's first grant
 //!   (GNTMAP_host_map, into the extended region), then
 //!   GNTTABOP_unmap_grant_ref: what gntdev does for one page;
+//! - each of those two also in halves, `.map` and `.unmap`: the one call
+//!   alone, timed by counter reads around it;
 //! - `event-round-trip`: a ping (a new number in the mailbox's ping word),
 //!   EVTCHNOP_send on the port bound to the DomU's (bind_interdomain, once),
 //!   and the wait, polling Dom0's own shared_info, for the DomU's event
@@ -21,9 +23,10 @@
 //! from the pending bitmap of its shared_info, a page of its own RAM.
 
 use super::board::Board;
-use super::ops::{counter, frequency, time};
+use super::ops::{Timed, counter, frequency, time};
 use super::out::{Figure, Out};
 use core::arch::asm;
+use core::cell::Cell;
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 
 /// The DomU's mailbox page (`serve.rs`'s `MAILBOX`), a guest frame number of its.
@@ -150,8 +153,8 @@ fn remove_from_physmap(page: u64) -> i64 {
     hypercall(MEMORY_OP, XENMEM_REMOVE_FROM_PHYSMAP, &arg as *const _ as u64, 0)
 }
 
-/// Map, then unmap, of `gref` of `domid` at `page`: the first failure.
-fn grant_map_unmap(domid: u16, gref: u32, page: u64) -> Result<(), &'static str> {
+/// GNTTABOP_map_grant_ref of `gref` of `domid` at `page`: its handle.
+fn grant_map(domid: u16, gref: u32, page: u64) -> Result<u32, &'static str> {
     let mut map =
         MapGrantRef { host_addr: page, flags: GNTMAP_HOST_MAP, gref, dom: domid, status: 0x777, handle: 0, dev_bus_addr: 0 };
     let rc = hypercall(GRANT_TABLE_OP, GNTTABOP_MAP_GRANT_REF, &mut map as *mut _ as u64, 1);
@@ -160,6 +163,10 @@ fn grant_map_unmap(domid: u16, gref: u32, page: u64) -> Result<(), &'static str>
     if rc != 0 || status != 0 {
         return Err("GNTTABOP_map_grant_ref failed");
     }
+    Ok(handle)
+}
+
+fn grant_unmap(page: u64, handle: u32) -> Result<(), &'static str> {
     let mut unmap = UnmapGrantRef { host_addr: page, dev_bus_addr: 0, handle, status: 0x777 };
     let rc = hypercall(GRANT_TABLE_OP, GNTTABOP_UNMAP_GRANT_REF, &mut unmap as *mut _ as u64, 1);
     // SAFETY: written by the hypervisor.
@@ -218,37 +225,76 @@ fn find_peer(domid: u16, page: u64, out: &mut Out) -> Result<Peer, &'static str>
     Ok(peer)
 }
 
+/// A figure and its two halves: the map call alone and the unmap call
+/// alone (each timed by counter reads around it).
+struct Halves {
+    both: Figure,
+    map: Figure,
+    unmap: Figure,
+}
+
+impl Halves {
+    fn failed(why: &'static str) -> Self {
+        Self { both: Err(why), map: Err(why), unmap: Err(why) }
+    }
+}
+
+/// Times `n` rounds of `map` then `unmap` (each true if it worked).
+fn time_halves(n: u64, mut map: impl FnMut() -> bool, mut unmap: impl FnMut() -> bool, why: &'static str) -> Halves {
+    let (mut map_ticks, mut unmap_ticks) = (0, 0);
+    let mut failed = false;
+    let both = time(n, || {
+        let start = counter();
+        failed |= !map();
+        let mapped = counter();
+        failed |= !unmap();
+        unmap_ticks += counter() - mapped;
+        map_ticks += mapped - start;
+    });
+    if failed {
+        return Halves::failed(why);
+    }
+    let half = |ticks| Ok(Timed { ticks, iterations: n });
+    Halves { both: Ok(both), map: half(map_ticks), unmap: half(unmap_ticks) }
+}
+
 /// Foreign map and unmap of the DomU's first pattern page at `page`.
-fn foreign_maps(peer: &Peer, page: u64, n: u64) -> Figure {
+fn foreign_maps(peer: &Peer, page: u64, n: u64) -> Halves {
     // Once, untimed: the page mapped is the DomU's.
     let (rc, err) = foreign_map(peer.domid, peer.pattern_gfn, page);
     if rc != 0 || err != 0 {
-        return Err("XENMEM_add_to_physmap_batch (gmfn_foreign) failed");
+        return Halves::failed("XENMEM_add_to_physmap_batch (gmfn_foreign) failed");
     }
     let right = (0..512).all(|w| read(page + w * 8) == pattern(peer.pattern_gfn, w));
     if remove_from_physmap(page) != 0 {
-        return Err("XENMEM_remove_from_physmap failed");
+        return Halves::failed("XENMEM_remove_from_physmap failed");
     }
     if !right {
-        return Err("the foreign page does not hold the DomU's pattern");
+        return Halves::failed("the foreign page does not hold the DomU's pattern");
     }
-    let mut failed = false;
-    let timed = time(n, || {
-        let (rc, err) = foreign_map(peer.domid, peer.pattern_gfn, page);
-        failed |= rc != 0 || err != 0 || remove_from_physmap(page) != 0;
-    });
-    if failed { Err("a foreign map or its removal failed") } else { Ok(timed) }
+    time_halves(
+        n,
+        || foreign_map(peer.domid, peer.pattern_gfn, page) == (0, 0),
+        || remove_from_physmap(page) == 0,
+        "a foreign map or its removal failed",
+    )
 }
 
-fn grant_maps(peer: &Peer, page: u64, n: u64) -> Figure {
-    grant_map_unmap(peer.domid, peer.gref, page)?;
-    let mut failure = None;
-    let timed = time(n, || {
-        if let Err(why) = grant_map_unmap(peer.domid, peer.gref, page) {
-            failure = Some(why);
-        }
-    });
-    failure.map_or(Ok(timed), Err)
+fn grant_maps(peer: &Peer, page: u64, n: u64) -> Halves {
+    let handle = match grant_map(peer.domid, peer.gref, page) {
+        Ok(handle) => handle,
+        Err(why) => return Halves::failed(why),
+    };
+    if let Err(why) = grant_unmap(page, handle) {
+        return Halves::failed(why);
+    }
+    let handle = Cell::new(0);
+    time_halves(
+        n,
+        || grant_map(peer.domid, peer.gref, page).map(|h| handle.set(h)).is_ok(),
+        || grant_unmap(page, handle.get()).is_ok(),
+        "a grant map or unmap failed",
+    )
 }
 
 /// Dom0's shared_info mapped at a page of its RAM: its address.
@@ -327,10 +373,14 @@ pub fn run(board: &Board, domid: u16, out: &mut Out, n: u64) {
             return;
         }
     };
-    let figure = foreign_maps(&peer, region + 0x1000, n);
-    out.figure("foreign-map", figure);
-    let figure = grant_maps(&peer, region + 0x2000, n);
-    out.figure("grant-map", figure);
+    let halves = foreign_maps(&peer, region + 0x1000, n);
+    out.figure("foreign-map", halves.both);
+    out.figure("foreign-map.map", halves.map);
+    out.figure("foreign-map.unmap", halves.unmap);
+    let halves = grant_maps(&peer, region + 0x2000, n);
+    out.figure("grant-map", halves.both);
+    out.figure("grant-map.map", halves.map);
+    out.figure("grant-map.unmap", halves.unmap);
     let figure = event_round_trips(&peer, shared, n, out);
     out.figure("event-round-trip", figure);
 }
