@@ -25,8 +25,8 @@
 //! Progress goes to stderr, the table to stdout.
 
 use qemu_harness::bench::{
-    Sighting, Spread, bench_machine, bench_machine_with_domu, boot_phases, boot_ticks, guest_figures, heap_kib, image_size_field,
-    stage2_table_pages, time_to_line,
+    Sighting, Spread, bench_machine, bench_machine_with_domu, boot_phases, boot_ticks, guest_figures, heap_kib,
+    image_size_field, stage2_table_pages, time_to_line,
 };
 use qemu_harness::initramfs::dom0_initramfs;
 use qemu_harness::linux::{DebianKernel, debian_kernel};
@@ -350,7 +350,10 @@ fn domu(o: &Options, hypervisor: &Path) {
     }
     println!();
     println!("(b') Calls between domains from a bare-metal Dom0 to a serving DomU, ns per operation");
-    println!("    over {} iterations (-m 2G, dom0_mem=512M, Dom0 on one CPU, the DomU (64 MiB) on the other; `loop` is the", o.iterations);
+    println!(
+        "    over {} iterations (-m 2G, dom0_mem=512M, Dom0 on one CPU, the DomU (64 MiB) on the other; `loop` is the",
+        o.iterations
+    );
     println!("    timing loop alone; quiet/Xen: ours with loglvl=error over Xen; the goal is under 0.50)");
     print!("    {:<24}", "operation");
     for (name, _, _) in &configs {

@@ -155,8 +155,15 @@ fn remove_from_physmap(page: u64) -> i64 {
 
 /// GNTTABOP_map_grant_ref of `gref` of `domid` at `page`: its handle.
 fn grant_map(domid: u16, gref: u32, page: u64) -> Result<u32, &'static str> {
-    let mut map =
-        MapGrantRef { host_addr: page, flags: GNTMAP_HOST_MAP, gref, dom: domid, status: 0x777, handle: 0, dev_bus_addr: 0 };
+    let mut map = MapGrantRef {
+        host_addr: page,
+        flags: GNTMAP_HOST_MAP,
+        gref,
+        dom: domid,
+        status: 0x777,
+        handle: 0,
+        dev_bus_addr: 0,
+    };
     let rc = hypercall(GRANT_TABLE_OP, GNTTABOP_MAP_GRANT_REF, &mut map as *mut _ as u64, 1);
     // SAFETY: written by the hypervisor.
     let (status, handle) = unsafe { (read_volatile(&map.status), read_volatile(&map.handle)) };
