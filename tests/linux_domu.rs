@@ -130,8 +130,11 @@ fn foreign_maps(out: &Outcome, what: &str) -> Vec<(u64, u64)> {
 
 const SHUTDOWN_AUDIT: &str = "(HV) d0: stage 2 audited at shutdown: ";
 
-/// Boots `machine` on our hypervisor (tuned for QEMU) until it ends.
+/// Boots `machine` on our hypervisor (tuned for QEMU) until it ends, with
+/// `loglvl=debug`, at which the hypervisor logs each foreign map and unmap.
 fn run_ours(machine: Machine) -> Outcome {
+    let append = format!("{} loglvl=debug", machine.append.as_deref().unwrap_or(""));
+    let machine = Machine { append: Some(append), ..machine };
     without_dom0_prefix(machine.tuned_for_qemu().run_until(KERNEL_PANIC))
 }
 

@@ -3,14 +3,19 @@
 //! statistics over runs, and readers for the figures in guest and
 //! hypervisor output.
 
+use crate::dtb::Dts;
 use crate::image;
 use crate::machine::number_after;
-use crate::machine::{Machine, Module};
+use crate::machine::{Machine, Module, Tree};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Where QEMU's loader puts the benchmark Dom0 and the DomU beside it.
+const DOM0_KERNEL: u64 = 0x4200_0000;
+const DOMU_KERNEL: u64 = 0x4a00_0000;
 
 /// The benchmark guest as Dom0 on `memory` of RAM (2 CPUs, cortex-a57),
 /// with the hypervisor's command line `append` and `iterations` per figure.
@@ -21,13 +26,41 @@ pub fn bench_machine(memory: &str, append: &str, iterations: u64) -> Machine {
         memory: memory.into(),
         append: Some(append.into()),
         modules: vec![Module {
-            addr: 0x4200_0000,
+            addr: DOM0_KERNEL,
             file: image::dom0_bench().to_path_buf(),
             kernel: true,
             bootargs: Some(format!("iterations={iterations}")),
         }],
         ..Machine::default()
     }
+}
+
+/// The benchmark guest as Dom0 (`domu=1 iterations=N` on its command line)
+/// beside a dom0less DomU, `domu-probe` in serve mode (`/chosen/domU1`:
+/// 64 MiB, 1 vCPU, `xen,enhanced`), on 2 GiB, 2 CPUs and GICv3, with the
+/// hypervisor's command line `append`. Both modules are placed with QEMU's
+/// loader, as `tests/domu.rs` does; Xen 4.17 boots the same tree.
+pub fn bench_machine_with_domu(append: &str, iterations: u64, name: &str) -> Machine {
+    let size = |file: &Path| std::fs::metadata(file).map_or(0, |m| m.len());
+    let (dom0, domu) = (image::dom0_bench(), image::domu_probe());
+    let base = Machine { memory: "2G".into(), append: Some(append.into()), ..Machine::default() };
+    let domu_node = format!(
+        "domU1 {{ compatible = \"xen,domain\"; #address-cells = <1>; #size-cells = <1>; \
+         memory = <0x0 0x10000>; cpus = <1>; xen,enhanced = \"enabled\";\n\
+         module@{DOMU_KERNEL:x} {{ compatible = \"multiboot,kernel\", \"multiboot,module\"; reg = <{DOMU_KERNEL:#x} {:#x}>; \
+         bootargs = \"mode=serve expect-mem=0x4000000 expect-enhanced=1\"; }};\n}};",
+        size(domu)
+    );
+    let dtb = Dts::from_blob(&base.generated_dtb())
+        .add_to_node("chosen", &format!("xen,dom0-bootargs = \"domu=1 iterations={iterations}\";"))
+        .with_kernel_module(DOM0_KERNEL, size(dom0))
+        .add_subnode("chosen", &domu_node)
+        .write(name);
+    let mut extra = Vec::new();
+    for (file, addr) in [(dom0, DOM0_KERNEL), (domu, DOMU_KERNEL)] {
+        extra.extend(["-device".into(), format!("loader,file={},addr={addr:#x},force-raw=on", file.display())]);
+    }
+    Machine { tree: Tree::Dtb(dtb), extra, ..base }
 }
 
 /// A run stopped at the first line containing a needle.

@@ -1,4 +1,4 @@
-//! `cargo bench-qemu [-- --runs N --iterations N --only boot,phases,traps,linux,footprint]`:
+//! `cargo bench-qemu [-- --runs N --iterations N --only boot,phases,traps,domu,linux,footprint]`:
 //! the hypervisor measured against Xen 4.17 and against no hypervisor on
 //! the same QEMU, as a table of medians with their minimum and maximum.
 //!
@@ -7,6 +7,10 @@
 //!   `-icount shift=0`, where a tick is 10^9/F instructions.
 //! - traps: the `dom0-bench` guest's figures (ns per operation) under ours,
 //!   ours with `loglvl=error`, and Xen 4.17; runs interleaved.
+//! - domu: the calls between domains, from the `dom0-bench` guest
+//!   (`domu=1`) against a dom0less DomU serving (`domu-probe`,
+//!   `mode=serve`): a foreign map and unmap, a grant map and unmap, an
+//!   event round trip; under ours, ours with `loglvl=error`, and Xen 4.17.
 //! - linux: QEMU's start to the first line of Dom0's `/init` (Debian 6.12),
 //!   with no hypervisor (`virtualization=off`, the kernel booted directly
 //!   with `mem=512M`), under ours (by default, and with `stage2-blocks=no`)
@@ -21,8 +25,8 @@
 //! Progress goes to stderr, the table to stdout.
 
 use qemu_harness::bench::{
-    Sighting, Spread, bench_machine, boot_phases, boot_ticks, guest_figures, heap_kib, image_size_field,
-    stage2_table_pages, time_to_line,
+    Sighting, Spread, bench_machine, bench_machine_with_domu, boot_phases, boot_ticks, guest_figures, heap_kib,
+    image_size_field, stage2_table_pages, time_to_line,
 };
 use qemu_harness::initramfs::dom0_initramfs;
 use qemu_harness::linux::{DebianKernel, debian_kernel};
@@ -65,7 +69,7 @@ fn options() -> Options {
 
 fn usage(why: &str) -> ! {
     eprintln!("bench: {why}");
-    eprintln!("usage: cargo bench-qemu [--runs N] [--iterations N] [--only boot,phases,traps,linux,footprint]");
+    eprintln!("usage: cargo bench-qemu [--runs N] [--iterations N] [--only boot,phases,traps,domu,linux,footprint]");
     std::process::exit(2)
 }
 
@@ -90,6 +94,9 @@ fn main() {
     }
     if wanted("traps") {
         traps(&o, &hypervisor);
+    }
+    if wanted("domu") {
+        domu(&o, &hypervisor);
     }
     if wanted("linux") {
         linux(&o, &hypervisor);
@@ -292,6 +299,74 @@ fn traps(o: &Options, hypervisor: &Path) {
             ratio(spread(1), spread(2)),
             ratio(spread(3), spread(4))
         );
+    }
+    for ((figure, c), why) in &missing {
+        println!("    n/a: {figure} under {}: {why}", configs[*c].0);
+    }
+}
+
+/// (b') The calls between Dom0 and a DomU, under each hypervisor.
+fn domu(o: &Options, hypervisor: &Path) {
+    let xen = image::xen_4_17();
+    // (name, image, command line). Xen's Dom0 gets one vCPU, as ours
+    // partitions the CPUs (the DomU, which spins, keeps the other).
+    let configs: [(&str, &Path, &str); 3] = [
+        ("ours", hypervisor, "dom0_mem=512M"),
+        ("ours loglvl=error", hypervisor, "dom0_mem=512M loglvl=error"),
+        ("Xen 4.17", &xen, "dom0_mem=512M dom0_max_vcpus=1"),
+    ];
+    let machines: Vec<Machine> = configs
+        .iter()
+        .enumerate()
+        .map(|(c, &(_, _, append))| {
+            let mut machine = bench_machine_with_domu(append, o.iterations, &format!("bench-domu-{c}"));
+            // The slowest figure seen is well under 1 ms per operation.
+            machine.timeout = Duration::from_secs(120) + Duration::from_millis(3) * o.iterations as u32;
+            machine
+        })
+        .collect();
+    let mut samples: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
+    let mut missing: BTreeMap<(String, usize), String> = BTreeMap::new();
+    let mut names: Vec<String> = Vec::new();
+    for run in 0..o.runs {
+        for (c, &(name, image, _)) in configs.iter().enumerate() {
+            progress("domu", run, o.runs, name);
+            let s = time_to_line(&machines[c], image, GUEST_DONE);
+            if s.after.is_none() {
+                explain(name, &s);
+            }
+            for (figure, value) in guest_figures(&s.output) {
+                if !names.contains(&figure) {
+                    names.push(figure.clone());
+                }
+                match value {
+                    Ok(ns) => samples.entry((figure, c)).or_default().push(ns),
+                    Err(why) => {
+                        missing.insert((figure, c), why);
+                    }
+                }
+            }
+        }
+    }
+    println!();
+    println!("(b') Calls between domains from a bare-metal Dom0 to a serving DomU, ns per operation");
+    println!(
+        "    over {} iterations (-m 2G, dom0_mem=512M, Dom0 on one CPU, the DomU (64 MiB) on the other; `loop` is the",
+        o.iterations
+    );
+    println!("    timing loop alone; quiet/Xen: ours with loglvl=error over Xen; the goal is under 0.50)");
+    print!("    {:<24}", "operation");
+    for (name, _, _) in &configs {
+        print!(" {name:<34}");
+    }
+    println!(" {:>8} {:>9}", "ours/Xen", "quiet/Xen");
+    for figure in &names {
+        let spread = |c: usize| samples.get(&(figure.clone(), c)).and_then(|v| Spread::of(v));
+        print!("    {figure:<24}");
+        for c in 0..configs.len() {
+            print!(" {:<34}", show(spread(c), 1.0, 1));
+        }
+        println!(" {:>8} {:>9}", ratio(spread(0), spread(2)), ratio(spread(1), spread(2)));
     }
     for ((figure, c), why) in &missing {
         println!("    n/a: {figure} under {}: {why}", configs[*c].0);

@@ -2,7 +2,9 @@
 //! a null hypercall (`xen_version`), a read of a GIC distributor register
 //! the hypervisor emulates, a load from an unmapped guest-physical address
 //! that comes back as an injected abort, and an SGI round trip to a second
-//! vCPU started with PSCI (waiting in WFI, then spinning). Each is timed with the virtual counter over N
+//! vCPU started with PSCI (waiting in WFI, then spinning); with `domu=ID`
+//! on its command line, the calls between Dom0 and a serving DomU instead
+//! (foreign map, grant map, event round trip: `guest/domu.rs`). Each is timed with the virtual counter over N
 //! iterations (`iterations=N` on Dom0's command line, 100 000 by default)
 //! and printed through semihosting as one line,
 //! `bench: NAME X.Y ns/op (iterations N, ticks T, F Hz)` or

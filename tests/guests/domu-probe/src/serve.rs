@@ -12,6 +12,9 @@
 //! event it reads Dom0's request from granted page 0, writes the reply
 //! there and into granted page 1, and sends an event back; Dom0's shutdown
 //! word in the mailbox (with an event) ends it with SCHEDOP_shutdown (poweroff).
+//! A ping (Dom0 writes a new number into the mailbox's ping word, then
+//! sends an event) is answered with exactly one event back and nothing
+//! else: the benchmark Dom0's event round trip (`tests/guests/bench`).
 //!
 //! What its own checks found goes both to `(d1)` console lines (refused
 //! under Xen 4.17's release build) and into the mailbox, as counts and as
@@ -65,6 +68,10 @@ mod word {
     pub const SHUTDOWN: u64 = 14;
     /// Bytes of text at `TEXT`.
     pub const TEXT_LEN: u64 = 15;
+    /// Dom0 writes a new number here, then sends an event: one event back.
+    pub const PING: u64 = 16;
+    /// The pings answered.
+    pub const PINGS_ANSWERED: u64 = 17;
     /// The report's lines, from byte 1024 to the end of the page.
     pub const TEXT: u64 = 128;
 }
@@ -245,6 +252,8 @@ pub fn serve(r: &mut Report, ram: (u64, u64)) -> ! {
     let mut counter = 0u64;
     let mut answered = 0u64;
     let mut last_seq = 0u64;
+    let mut last_ping = 0u64;
+    let mut pings = 0u64;
     loop {
         counter += 1;
         mailbox(word::COUNTER, counter);
@@ -263,6 +272,17 @@ pub fn serve(r: &mut Report, ram: (u64, u64)) -> ! {
             let (checks, failures) = (r.checks, r.failures);
             r.say(format_args!("{checks} checks, {failures} failures"));
             shutdown(r);
+        }
+        let ping = read(MAILBOX + word::PING * 8);
+        if ping != last_ping {
+            last_ping = ping;
+            pings += 1;
+            mailbox(word::PINGS_ANSWERED, pings);
+            let rc = send(port);
+            if rc != 0 {
+                check(r, false, format_args!("EVTCHNOP_send on port {port} (ping): {rc}"));
+            }
+            continue;
         }
         let seq = read(GRANTED + request::SEQ * 8);
         if seq == last_seq {

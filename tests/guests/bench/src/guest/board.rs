@@ -23,6 +23,12 @@ pub struct Board {
     /// region, `/hypervisor`'s first `reg` entry (the hypervisor's own image
     /// under both hypervisors).
     pub unmapped: Option<u64>,
+    /// The first extended region (`/hypervisor`'s second `reg` entry):
+    /// where Dom0 puts foreign and grant mappings.
+    pub extended_region: Option<(u64, u64)>,
+    /// `domu=ID` on the command line: measure the calls to that DomU
+    /// (serving, `tests/guests/domu-probe` with `mode=serve`) instead.
+    pub domu: Option<u16>,
 }
 
 #[derive(Clone, Copy)]
@@ -54,7 +60,11 @@ impl Board {
 
         let chosen = fdt.chosen();
         let bootargs = chosen.as_ref().and_then(|c| c.bootargs().ok().flatten()).unwrap_or("");
-        let iterations = bootargs.split_ascii_whitespace().find_map(|w| w.strip_prefix("iterations=")?.parse().ok());
+        let number = |name: &str| {
+            bootargs.split_ascii_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+        };
+        let iterations = number("iterations");
+        let domu = number("domu").and_then(|id| u16::try_from(id).ok());
 
         let gicv2 = |s: &str| s == "arm,cortex-a15-gic" || s == "arm,gic-400";
         let gic = root
@@ -85,8 +95,10 @@ impl Board {
 
         let psci_hvc =
             root.child("psci").and_then(|n| n.property("method").map(|p| p.value() == b"hvc\0")).unwrap_or(false);
-        let unmapped = root.child("hypervisor").and_then(|n| regs(n).next()).map(|(start, _)| start);
-        Ok(Self { iterations, gic, cpu_ids, cpu_count, psci_hvc, unmapped })
+        let hypervisor = root.child("hypervisor");
+        let unmapped = hypervisor.and_then(|n| regs(n).next()).map(|(start, _)| start);
+        let extended_region = hypervisor.and_then(|n| regs(n).nth(1)).map(|(start, size)| (start, start + size));
+        Ok(Self { iterations, gic, cpu_ids, cpu_count, psci_hvc, unmapped, extended_region, domu })
     }
 
     /// The MPIDRs of the CPUs, boot CPU first (as the tree lists them).

@@ -1,6 +1,7 @@
 //! The guest proper: entry, exception vectors, and the run of measurements.
 
 mod board;
+mod domu;
 mod ops;
 mod out;
 mod sgi;
@@ -119,6 +120,12 @@ extern "C" fn bench_main(dtb: u64) -> ! {
     out.line(format_args!("bench: counter {hz} Hz, {n} iterations per figure, {} CPUs", board.cpus().len()));
 
     out.figure("loop", ops::empty_loop(n));
+    if let Some(domid) = board.domu {
+        // Beside a DomU (on the other CPU): the calls between the two.
+        domu::run(&board, domid, &mut out, n);
+        out.line(format_args!("bench: done"));
+        out::exit(0)
+    }
     let hypercall = ops::hypercalls(&mut out, n);
     out.figure("hypercall", hypercall);
     out.figure("gicd-read", ops::distributor_reads(&board, n));
