@@ -173,6 +173,12 @@ impl Domain {
         domain
     }
 
+    /// Whether every vCPU of the domain is placed on physical CPU `cpu`:
+    /// then its VMID is live on no other CPU.
+    pub fn runs_only_on(&self, cpu: usize) -> bool {
+        self.vcpus.iter().all(|v| v.placement.cpu == cpu)
+    }
+
     /// The vCPU whose virtual MPIDR affinity is `mpidr` (as PSCI names it).
     pub fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<&Vcpu> {
         self.vcpus.iter().find(|v| v.placement.mpidr == mpidr)
