@@ -123,7 +123,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     }
     let mut domus = alloc::vec::Vec::new();
     let build_domus = || {
-        domus = build_domus(&tree, &cpus.domus);
+        domus = build_domus(&tree, &cpus.domus, options.ext_regions != crate::cmdline::ExtRegions::Disabled);
         release(&plan, "DomU boot modules, copied", |k| matches!(k, Keep::DomUModule(_)));
     };
     let board_for = |domain| crate::router::xen_board::Hardware { domain };
@@ -160,12 +160,13 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
 fn build_domus(
     tree: &HostTree<'_>,
     cpus: &[Result<alloc::vec::Vec<usize>, crate::domu::cpus::NotEnoughCpus>],
+    ext_regions: bool,
 ) -> alloc::vec::Vec<crate::domu::build::Built> {
     let mut built = alloc::vec::Vec::new();
     for (domu, cpus) in tree.domus.iter().zip(cpus) {
         let id = built.len() as u16 + 1;
         let result = match cpus {
-            Ok(cpus) => crate::domu::build::build(domu, id, cpus, tree.gic.as_ref()),
+            Ok(cpus) => crate::domu::build::build(domu, id, cpus, tree.gic.as_ref(), ext_regions),
             Err(e) => Err(alloc::format!("{e}")),
         };
         match result {

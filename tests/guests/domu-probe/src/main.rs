@@ -7,7 +7,8 @@
 //! the hypervisor prefixes `(d1) `; then it shuts itself down.
 //!
 //! Its command line says what to expect: `expect-mem=<bytes>` and
-//! `expect-enhanced=<0|1>`; `check-interrupts=1` adds the interrupt
+//! `expect-enhanced=<0|1>`, and `expect-ext=` the extended regions
+//! (`ext_regions.rs`); `check-interrupts=1` adds the interrupt
 //! checks (`interrupts.rs`). With `mode=serve` it serves Dom0's test of the
 //! calls between domains instead, after the memory check (`serve.rs`).
 
@@ -18,6 +19,8 @@ fn main() {
     eprintln!("domu-probe is a bare-metal guest; the QEMU tests build it for the board.");
 }
 
+#[cfg(target_os = "none")]
+mod ext_regions;
 #[cfg(target_os = "none")]
 mod interrupts;
 #[cfg(target_os = "none")]
@@ -296,6 +299,9 @@ sync_handler:
                         && irq == Some(15),
                     format_args!("/hypervisor: grant table {reg:x?}, event PPI {irq:?} (expected: {expect_enhanced})"),
                 );
+                let reg = hyp.property("reg");
+                let reg = reg.as_ref().map_or(&[][..], |p| p.value());
+                crate::ext_regions::check(reg, bootargs, &mut |ok, what| r.check(ok, what));
             }
         }
 
