@@ -209,7 +209,8 @@ fn start_interrupts(tree: &HostTree<'_>, dom0: &'static crate::domain::Domain) {
     let uart = tree.console.as_ref().and_then(|c| c.intid);
     let mut owned = crate::gic::IntidSet::new();
     owned.extend(uart);
-    let gic = match gic::init(tree_gic, owned, tree.cpus.len(), tree.virtual_timer_intid) {
+    let dom0_cpus = crate::gic::partition::Dom0Cpus::new(dom0.vcpus.iter().map(|v| v.placement.mpidr));
+    let gic = match gic::init(tree_gic, owned, tree.cpus.len(), tree.virtual_timer_intid, dom0_cpus) {
         Ok(gic) => gic,
         Err(e) => {
             log::error!("GIC: {e}; Dom0 gets no interrupts");

@@ -9,7 +9,7 @@
 //! Its command line says what to expect: `expect-mem=<bytes>` and
 //! `expect-enhanced=<0|1>`, and `expect-ext=` the extended regions
 //! (`ext_regions.rs`); `check-interrupts=1` adds the interrupt
-//! checks (`interrupts.rs`). With `mode=serve` it serves Dom0's test of the
+//! checks (`interrupts.rs`), after `wait-ms=<n>` if given. With `mode=serve` it serves Dom0's test of the
 //! calls between domains instead, after the memory check (`serve.rs`).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -362,6 +362,18 @@ sync_handler:
         r.check(read == -1, format_args!("CONSOLEIO_read is Dom0's: -EPERM ({read})"));
 
         if arg(bootargs, "check-interrupts") == Some(1) {
+            // `wait-ms=<n>`: first let Dom0 get going (to attack, say).
+            if let Some(ms) = arg(bootargs, "wait-ms") {
+                let (hz, start): (u64, u64);
+                // SAFETY: reads of the generic timer's registers.
+                unsafe { asm!("mrs {f}, cntfrq_el0", "isb", "mrs {t}, cntvct_el0", f = out(reg) hz, t = out(reg) start) };
+                let mut now = start;
+                while now - start < ms * hz / 1000 {
+                    // SAFETY: as above.
+                    unsafe { asm!("isb", "mrs {t}, cntvct_el0", t = out(reg) now) };
+                }
+                r.say(format_args!("waited {ms} ms"));
+            }
             crate::interrupts::run(&mut |ok, what| r.check(ok, what));
         }
         if arg(bootargs, "hostile") == Some(1) {
