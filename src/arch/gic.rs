@@ -14,8 +14,8 @@ use super::sysregs::{
 };
 use crate::dt::host::{self, GicVersion};
 use crate::gic::filter::{Filter, Frame};
-use crate::gic::partition::{Dom0Cpus, RegionView};
 use crate::gic::list_register::{Encoding, ListRegister};
+use crate::gic::partition::{Dom0Cpus, RegionView};
 use crate::gic::registers::{FRAME_SIZE, family, gicc, gicd, gicd_v2, gich, gicr};
 use crate::gic::{IntidSet, PRIVATE_COUNT};
 use crate::mm::range::PhysRange;

@@ -142,7 +142,8 @@ pub fn build(spec: &DomUTree<'_>) -> Vec<u8> {
     if let Some(Hypervisor { grant_table, extended_regions, event_intid }) = spec.hypervisor {
         let mut hypervisor = node("hypervisor");
         hypervisor.add_property(prop("compatible", vec!["xen,xen-4.17", "xen,xen"]));
-        hypervisor.add_property(prop("reg", reg(core::iter::once(grant_table).chain(extended_regions.iter().copied()))));
+        hypervisor
+            .add_property(prop("reg", reg(core::iter::once(grant_table).chain(extended_regions.iter().copied()))));
         hypervisor.add_property(prop("interrupts", ppi(event_intid).to_vec()));
         hypervisor.add_property(prop("interrupt-parent", GIC_PHANDLE));
         root.add_child(hypervisor);

@@ -94,11 +94,7 @@ impl Dom0Cpus {
     /// affinity is `writer` (one of Dom0's): `value` if it names one of
     /// Dom0's CPUs, else the writer's.
     pub fn route(&self, value: u64, writer: u64) -> u64 {
-        if value & IROUTER_IRM == 0 && self.contains(value) {
-            value & AFFINITY_MASK
-        } else {
-            writer & AFFINITY_MASK
-        }
+        if value & IROUTER_IRM == 0 && self.contains(value) { value & AFFINITY_MASK } else { writer & AFFINITY_MASK }
     }
 
     /// What reaches ICC_SGI1R_EL1 for Dom0 writing `value` on the CPU
@@ -180,11 +176,9 @@ impl RegionView {
         }
         let index = (offset / self.stride) as usize;
         match self.frames.get(index) {
-            Some(&frame) => Located::Frame {
-                address: frame + offset % self.stride,
-                index,
-                last: index + 1 == self.frames.len(),
-            },
+            Some(&frame) => {
+                Located::Frame { address: frame + offset % self.stride, index, last: index + 1 == self.frames.len() }
+            }
             None => Located::Absent,
         }
     }

@@ -71,9 +71,7 @@ impl TargetMap {
             _ => return None,
         };
         match self.to_physical(listed) {
-            0 if listed & writer_bit != 0 => {
-                Some(SGIR_FILTER_SELF << SGIR_FILTER_SHIFT | intid)
-            }
+            0 if listed & writer_bit != 0 => Some(SGIR_FILTER_SELF << SGIR_FILTER_SHIFT | intid),
             0 => None,
             targets => Some(u32::from(targets) << SGIR_TARGETS_SHIFT | intid),
         }

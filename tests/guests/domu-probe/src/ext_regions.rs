@@ -33,6 +33,9 @@ pub fn check(reg: &[u8], bootargs: &str, check: &mut dyn FnMut(bool, fmt::Argume
     }
     check(
         ok && entries == index,
-        format_args!("/hypervisor reg: the grant table and {} extended region(s), no more ({entries} entries)", index - 1),
+        format_args!(
+            "/hypervisor reg: the grant table and {} extended region(s), no more ({entries} entries)",
+            index - 1
+        ),
     );
 }

@@ -366,7 +366,9 @@ sync_handler:
             if let Some(ms) = arg(bootargs, "wait-ms") {
                 let (hz, start): (u64, u64);
                 // SAFETY: reads of the generic timer's registers.
-                unsafe { asm!("mrs {f}, cntfrq_el0", "isb", "mrs {t}, cntvct_el0", f = out(reg) hz, t = out(reg) start) };
+                unsafe {
+                    asm!("mrs {f}, cntfrq_el0", "isb", "mrs {t}, cntvct_el0", f = out(reg) hz, t = out(reg) start)
+                };
                 let mut now = start;
                 while now - start < ms * hz / 1000 {
                     // SAFETY: as above.

@@ -8,7 +8,9 @@
 //! arrived there). It attacks in rounds until the DomU has ended (its
 //! grant table answers "no such domain"), at most a minute.
 
-use super::interrupts::{GICD_IROUTER, GICR_SGI_FRAME, GICR_STRIDE, GICR_TYPER, GICR_WAKER, read32, read64, write32, write64};
+use super::interrupts::{
+    GICD_IROUTER, GICR_SGI_FRAME, GICR_STRIDE, GICR_TYPER, GICR_WAKER, read32, read64, write32, write64,
+};
 use super::{Report, abi, faults};
 use core::arch::asm;
 
@@ -82,7 +84,10 @@ pub fn attack(r: &mut Report, gicd: u64, gicr: (u64, u64), mpidrs: &[u64]) {
     }
     r.check(
         seen == ours.len() && foreign == 0,
-        format_args!("attack-domu: the redistributor walk sees {seen} frame(s), Dom0's {} ({foreign} other)", ours.len()),
+        format_args!(
+            "attack-domu: the redistributor walk sees {seen} frame(s), Dom0's {} ({foreign} other)",
+            ours.len()
+        ),
     );
 
     // The frame after Dom0's: on QEMU's virt, where frames follow the
