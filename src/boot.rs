@@ -123,7 +123,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     }
     let mut domus = alloc::vec::Vec::new();
     let build_domus = || {
-        domus = build_domus(&tree, &cpus.domus);
+        domus = build_domus(&tree, &cpus.domus, options.ext_regions != crate::cmdline::ExtRegions::Disabled);
         release(&plan, "DomU boot modules, copied", |k| matches!(k, Keep::DomUModule(_)));
     };
     let board_for = |domain| crate::router::xen_board::Hardware { domain };
@@ -160,6 +160,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
 fn build_domus(
     tree: &HostTree<'_>,
     cpus: &[Result<alloc::vec::Vec<usize>, crate::domu::cpus::NotEnoughCpus>],
+    ext_regions: bool,
 ) -> alloc::vec::Vec<crate::domu::build::Built> {
     let mut built = alloc::vec::Vec::new();
     for (domu, cpus) in tree.domus.iter().zip(cpus) {
@@ -171,6 +172,7 @@ fn build_domus(
                 cpus,
                 tree.gic.as_ref(),
                 tree.cpus.first().and_then(|c| c.compatible),
+                ext_regions,
             ),
             Err(e) => Err(alloc::format!("{e}")),
         };
@@ -214,7 +216,8 @@ fn start_interrupts(tree: &HostTree<'_>, dom0: &'static crate::domain::Domain) {
     let uart = tree.console.as_ref().and_then(|c| c.intid);
     let mut owned = crate::gic::IntidSet::new();
     owned.extend(uart);
-    let gic = match gic::init(tree_gic, owned, tree.cpus.len(), tree.virtual_timer_intid) {
+    let dom0_cpus = crate::gic::partition::Dom0Cpus::new(dom0.vcpus.iter().map(|v| v.placement.mpidr));
+    let gic = match gic::init(tree_gic, owned, tree.cpus.len(), tree.virtual_timer_intid, dom0_cpus) {
         Ok(gic) => gic,
         Err(e) => {
             log::error!("GIC: {e}; Dom0 gets no interrupts");

@@ -15,6 +15,7 @@ use super::sysregs::{
 use crate::dt::host::{self, GicVersion};
 use crate::gic::filter::{Filter, Frame};
 use crate::gic::list_register::{Encoding, ListRegister};
+use crate::gic::partition::{Dom0Cpus, RegionView};
 use crate::gic::registers::{FRAME_SIZE, family, gicc, gicd, gicd_v2, gich, gicr};
 use crate::gic::{IntidSet, PRIVATE_COUNT};
 use crate::mm::range::PhysRange;
@@ -65,6 +66,8 @@ pub struct Gic {
     /// The host's virtual timer interrupt (the tree's), which a DomU's
     /// CPU takes at EL2 and hands over as the DomU's virtual timer.
     pub virtual_timer: Option<u32>,
+    /// The CPUs Dom0 runs on: the only ones its SPI routes and SGIs reach.
+    pub dom0: Dom0Cpus,
 }
 
 /// Each CPU's GICv2 CPU interface, as a target-list bit (read from its
@@ -180,6 +183,15 @@ impl Gic {
             0 => (Frame::RedistributorControl, within),
             1 => (Frame::RedistributorSgi, within - FRAME_SIZE),
             _ => (Frame::RedistributorOther, within % FRAME_SIZE),
+        })
+    }
+
+    /// A redistributor region as Dom0 sees it: only its own CPUs' frames
+    /// (`gic::partition`), found by their GICR_TYPER affinity.
+    pub fn dom0_view(&self, region: PhysRange) -> RegionView {
+        RegionView::new(region, self.redistributor_stride, |frame| {
+            let affinity = read64(frame + gicr::TYPER) >> 32;
+            self.dom0.contains(((affinity >> 24) << 32) | (affinity & 0xff_ffff))
         })
     }
 
@@ -382,15 +394,16 @@ impl Gic {
 /// the distributor. `owned` are the hypervisor's interrupts besides the
 /// maintenance interrupt and the kick SGI, which are added here.
 /// `cpus` is the number of CPUs the tree lists; `virtual_timer` its
-/// virtual timer's interrupt.
+/// virtual timer's interrupt; `dom0` the CPUs Dom0's vCPUs run on.
 pub fn init(
     tree_gic: &host::Gic,
     mut owned: IntidSet,
     cpus: usize,
     virtual_timer: Option<u32>,
+    dom0: Dom0Cpus,
 ) -> Result<&'static Gic, Unsupported> {
     if tree_gic.version == GicVersion::V2 {
-        return init_v2(tree_gic, owned, cpus, virtual_timer);
+        return init_v2(tree_gic, owned, cpus, virtual_timer, dom0);
     }
     let maintenance = tree_gic.maintenance_intid.ok_or(Unsupported::NoMaintenanceInterrupt)?;
     let first = *tree_gic.redistributors.first().ok_or(Unsupported::NoRedistributors)?;
@@ -417,6 +430,7 @@ pub fn init(
         maintenance,
         filter: Filter::new(owned),
         virtual_timer,
+        dom0,
     });
     let ctlr = gic.distributor.start + gicd::CTLR;
     write32(ctlr, read32(ctlr) | gicd::CTLR_ARE | gicd::CTLR_ENABLE_G1);
@@ -432,6 +446,7 @@ fn init_v2(
     mut owned: IntidSet,
     cpus: usize,
     virtual_timer: Option<u32>,
+    dom0: Dom0Cpus,
 ) -> Result<&'static Gic, Unsupported> {
     if cpus > MAX_GICV2_CPUS {
         return Err(Unsupported::TooManyCpusForV2(cpus));
@@ -454,6 +469,7 @@ fn init_v2(
         maintenance,
         filter: Filter::new_v2(owned),
         virtual_timer,
+        dom0,
     });
     let ctlr = gic.distributor.start + gicd::CTLR;
     write32(ctlr, read32(ctlr) | gicd_v2::CTLR_ENABLE);

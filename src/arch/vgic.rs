@@ -29,7 +29,8 @@ use crate::gic::emulated::{self, EmulatedGic, Wake};
 use crate::gic::filter::Write;
 use crate::gic::list_register::ListRegister;
 use crate::gic::overflow::Overflow;
-use crate::gic::registers::gicd_v2;
+use crate::gic::partition::{Located, RegionView, view_typer};
+use crate::gic::registers::{gicd_v2, gicr};
 use crate::gic::targets::TargetMap;
 use crate::gic::{FIRST_SPECIAL, PRIVATE_COUNT, SGI_COUNT};
 use crate::mm::range::GuestRange;
@@ -264,29 +265,61 @@ pub fn handle_irq(own_device: impl Fn(u32)) {
 }
 
 /// The distributor or a redistributor range as Dom0 sees it: the real
-/// registers at the same address (Dom0 is 1:1), through the filter. Only
+/// registers at the same address (Dom0 is 1:1), through the filter; of
+/// the redistributors only its own CPUs' (`view`, `gic::partition`). Only
 /// the widths the architecture defines reach the hardware.
 struct GicFrames {
     gic: &'static Gic,
     base: u64,
+    /// A redistributor region's view; `None` for the distributor.
+    view: Option<RegionView>,
+}
+
+/// Where a Dom0 access goes on the hardware.
+struct Target {
+    address: u64,
+    frame: crate::gic::filter::Frame,
+    /// The offset within that frame.
+    offset: u64,
+    /// In a redistributor: whether it is the last of Dom0's in its region.
+    last: bool,
+}
+
+impl GicFrames {
+    /// The hardware an access at `offset` reaches: `None` where the view
+    /// reads as zero (a region with none of Dom0's redistributors),
+    /// refused (an abort) past Dom0's redistributors.
+    fn locate(&self, offset: u64) -> Result<Option<Target>, Refused> {
+        let (address, last) = match &self.view {
+            None => (self.base + offset, false),
+            Some(view) => match view.locate(offset) {
+                Located::Frame { address, last, .. } => (address, last),
+                Located::Empty => return Ok(None),
+                Located::Absent => return Err(Refused),
+            },
+        };
+        let (frame, offset) = self.gic.frame_of(address).ok_or(Refused)?;
+        Ok(Some(Target { address, frame, offset, last }))
+    }
 }
 
 impl MmioDevice for GicFrames {
     fn read(&self, vcpu: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
-        let address = self.base + offset;
-        let (kind, offset) = self.gic.frame_of(address).ok_or(Refused)?;
+        let Some(Target { address, frame: kind, offset, last }) = self.locate(offset)? else { return Ok(0) };
         let valid = self.gic.filter.is_valid(kind, offset, width);
         let mut hardware =
             if valid && !is_write_only(self.gic, kind, offset) { gic::read_register(address, width) } else { 0 };
         if let Some(first_intid) = v2_targets(self.gic, kind, offset) {
             hardware = target_map(vcpu).word_to_virtual(hardware, width, first_intid, vcpu.id);
         }
+        if kind == crate::gic::filter::Frame::RedistributorControl && offset == gicr::TYPER {
+            hardware = view_typer(hardware, last);
+        }
         Ok(self.gic.filter.read(kind, offset, width, hardware))
     }
 
     fn write(&self, vcpu: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused> {
-        let address = self.base + offset;
-        let (kind, offset) = self.gic.frame_of(address).ok_or(Refused)?;
+        let Some(Target { address, frame: kind, offset, .. }) = self.locate(offset)? else { return Ok(()) };
         let value = match v2_targets(self.gic, kind, offset) {
             Some(_) => target_map(vcpu).word_to_physical(value, width),
             None => value,
@@ -302,6 +335,12 @@ impl MmioDevice for GicFrames {
                 cpu::this_cpu().domain().map_or(0, |d| d.id.0)
             ),
             Write::Sgi(value) => send_sgi_v2(self.gic, vcpu, value),
+            Write::Route { value, mask } => {
+                // The whole routing register, kept on Dom0's CPUs.
+                let register = address & !7;
+                let wanted = (gic::read_register(register, 8) & !mask) | value;
+                gic::write_register(register, 8, self.gic.dom0.route(wanted, vcpu.placement.mpidr));
+            }
         }
         Ok(())
     }
@@ -341,15 +380,20 @@ fn send_sgi_v2(gic: &Gic, vcpu: &Vcpu, value: u32) {
     }
 }
 
-/// The GIC's emulated regions for a 1:1 domain (Dom0 sees the GIC at the
-/// host's addresses): the distributor and the redistributors that exist
-/// (a GICv2 has none).
+/// The GIC's emulated regions for Dom0, a 1:1 domain (it sees the GIC at
+/// the host's addresses): the distributor and the redistributors that
+/// exist (a GICv2 has none), each region showing only Dom0's own.
 pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
     let mut regions = MmioRegions::new();
-    for range in core::iter::once(gic.distributor).chain(gic.redistributors.iter().copied()) {
+    let distributor = (gic.distributor, None);
+    let redistributors = gic.redistributors.iter().map(|&range| (range, Some(gic.dom0_view(range))));
+    for (range, view) in core::iter::once(distributor).chain(redistributors) {
         let seen_at = GuestRange::identity_of(range);
+        if let Some(view) = &view {
+            log::info!("GIC: Dom0 sees {} of the redistributors at {range}", view.len());
+        }
         if range.size() > 0
-            && regions.add(seen_at, alloc::boxed::Box::new(GicFrames { gic, base: range.start })).is_err()
+            && regions.add(seen_at, alloc::boxed::Box::new(GicFrames { gic, base: range.start, view })).is_err()
         {
             log::error!("GIC: {range} overlaps another GIC range; not emulated");
         }
@@ -358,8 +402,9 @@ pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
 }
 
 /// ICC_SGI1R_EL1 written. Dom0 vCPU n is physical CPU n with the same
-/// MPIDR, so the value is forwarded as it is, unless it names the
-/// hypervisor's kick SGI. A DomU's names its own vCPUs by their virtual
+/// MPIDR, so the value is forwarded, unless it names the hypervisor's kick
+/// SGI, with only the targets that are Dom0's CPUs, "all but self" as a
+/// list of Dom0's others (`gic::partition`). A DomU's names its own vCPUs by their virtual
 /// MPIDRs and is raised on them as virtual SGIs: no physical SGI but the
 /// kick, and only to the CPUs its vCPUs run on.
 pub fn write_sgi1r(vcpu: &Vcpu, value: u64) -> Result<(), Refused> {
@@ -373,10 +418,13 @@ pub fn write_sgi1r(vcpu: &Vcpu, value: u64) -> Result<(), Refused> {
         wake_vcpus(domain, wake);
         return Ok(());
     }
-    if intid == KICK_SGI || gic::get().is_some_and(|g| g.v2.is_some()) {
-        ignore_sgi_write(value);
-    } else {
-        gic::write_sgi1r(value);
+    match gic::get() {
+        Some(gic) if intid != KICK_SGI && gic.v2.is_none() => {
+            for sgi in gic.dom0.sgi1r(value, vcpu.placement.mpidr) {
+                gic::write_sgi1r(sgi);
+            }
+        }
+        _ => ignore_sgi_write(value),
     }
     Ok(())
 }

@@ -3,8 +3,11 @@
 //! of the `/hypervisor` node (Xen's guest binding, `docs/misc/arm/
 //! device-tree/guest.txt`). Found in memory nobody uses: the frame
 //! allocator's free ranges, minus everything Dom0 sees or must not touch.
+//! A DomU's come from the same search over the holes of its guest layout
+//! (`domu::layout::extended_regions`), in guest addresses: [`find`] works
+//! in either address space.
 
-use crate::mm::range::{PhysRange, align_down, align_up, merged};
+use crate::mm::range::{Host, PhysRange, Range, align_down, align_up, merged};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -18,18 +21,19 @@ pub const MIN_REGION_SIZE: u64 = 64 << 20;
 /// At most this many regions (Xen's limit for the `reg` property).
 pub const MAX_REGIONS: usize = 128;
 
-/// The outcome of a search.
+/// The outcome of a search, in host addresses (Dom0's, 1:1) or a DomU's
+/// guest addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Regions {
+pub struct Regions<S = Host> {
     /// Ascending, disjoint, aligned, each at least `MIN_REGION_SIZE`.
-    pub regions: Vec<PhysRange>,
+    pub regions: Vec<Range<S>>,
     /// Qualifying regions left out because of `MAX_REGIONS` (the smallest go).
     pub dropped: usize,
 }
 
-impl Regions {
+impl<S> Regions<S> {
     pub fn total(&self) -> u64 {
-        self.regions.iter().map(PhysRange::size).sum()
+        self.regions.iter().map(Range::size).sum()
     }
 }
 
@@ -37,8 +41,12 @@ impl Regions {
 /// minus every range in `exclude`, below `ipa_limit`, aligned to 2 MiB,
 /// at least 64 MiB each, at most `MAX_REGIONS` (the largest), ascending.
 /// O((n + m) log(n + m)) for n free and m excluded ranges.
-pub fn find(free: impl IntoIterator<Item = PhysRange>, exclude: &[PhysRange], ipa_limit: u64) -> Regions {
-    let free = merged(free.into_iter().map(|r| r.intersection(&PhysRange::new(0, ipa_limit))));
+pub fn find<S: Ord + Copy>(
+    free: impl IntoIterator<Item = Range<S>>,
+    exclude: &[Range<S>],
+    ipa_limit: u64,
+) -> Regions<S> {
+    let free = merged(free.into_iter().map(|r| r.intersection(&Range::new(0, ipa_limit))));
     let exclude = merged(exclude.iter().copied());
 
     let mut found = Vec::new();
@@ -55,7 +63,7 @@ pub fn find(free: impl IntoIterator<Item = PhysRange>, exclude: &[PhysRange], ip
             if e.start >= range.end {
                 break;
             }
-            push_aligned(&mut found, PhysRange::new(start, e.start));
+            push_aligned(&mut found, Range::new(start, e.start));
             start = start.max(e.end);
             if e.end >= range.end {
                 break;
@@ -63,7 +71,7 @@ pub fn find(free: impl IntoIterator<Item = PhysRange>, exclude: &[PhysRange], ip
             ex.next();
         }
         if start < range.end {
-            push_aligned(&mut found, PhysRange::new(start, range.end));
+            push_aligned(&mut found, Range::new(start, range.end));
         }
     }
 
@@ -78,14 +86,14 @@ pub fn find(free: impl IntoIterator<Item = PhysRange>, exclude: &[PhysRange], ip
     Regions { regions: found, dropped }
 }
 
-fn push_aligned(found: &mut Vec<PhysRange>, range: PhysRange) {
+fn push_aligned<S>(found: &mut Vec<Range<S>>, range: Range<S>) {
     if range.is_empty() {
         return;
     }
     let Some(start) = align_up(range.start, REGION_ALIGN) else { return };
     let end = align_down(range.end, REGION_ALIGN);
     if end > start && end - start >= MIN_REGION_SIZE {
-        found.push(PhysRange::new(start, end));
+        found.push(Range::new(start, end));
     }
 }
 

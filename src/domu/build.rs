@@ -156,7 +156,9 @@ fn domu_gic(host: Option<&HostGic>, vcpu_mpidrs: &[u64]) -> Option<DomUGic> {
 }
 
 /// Builds DomU `id` from its node, its vCPU n on physical CPU `cpus[n]`,
-/// with an emulated GIC of `host_gic`'s version.
+/// with an emulated GIC of `host_gic`'s version; with `xen,enhanced`, its
+/// `/hypervisor` node lists extended regions unless `ext_regions` is false
+/// (`ext-regions=no`, which Xen 4.17 applies to DomUs too).
 /// An error is one line for the log; nothing of it is left allocated.
 /// `cpu_compatible` is the host's first CPU's `compatible`, which its vCPUs get.
 pub fn build(
@@ -165,6 +167,7 @@ pub fn build(
     cpus: &[usize],
     host_gic: Option<&HostGic>,
     cpu_compatible: Option<&[u8]>,
+    ext_regions: bool,
 ) -> Result<Built, String> {
     let d = id;
     let banks = layout::ram_banks(domu.memory).ok_or("memory is more than Xen's guest layout holds")?;
@@ -208,6 +211,11 @@ pub fn build(
     let grant_region =
         GuestRange::new(layout::GRANT_TABLE.start, layout::GRANT_TABLE.start + GRANT_FRAMES * FRAME_SIZE);
     let tables = stage2.tables();
+    let enhanced = domu.enhanced != Enhanced::Disabled;
+    let regions = match enhanced && ext_regions {
+        true => layout::extended_regions(&banks, cpus.len(), stage2.geometry().limit()).regions,
+        false => Vec::new(),
+    };
     let mut domain = Domain::new(DomainId(id), vmid, banks.clone(), stage2, cpus.len(), grant_region);
     domain.place_vcpus(|n| Placement { cpu: cpus[n], mpidr: vcpu_mpidrs[n] });
     let ram_frames: u64 = blocks.iter().map(|&(_, order)| order_size(order) / FRAME_SIZE).sum();
@@ -235,7 +243,11 @@ pub fn build(
         initrd: placed.initrd,
         gic: gic_node,
         timer_intids: [layout::TIMER_PHYS_S_PPI, layout::TIMER_PHYS_NS_PPI, layout::TIMER_VIRT_PPI],
-        hypervisor: (domu.enhanced != Enhanced::Disabled).then_some((layout::GRANT_TABLE, layout::EVTCHN_PPI)),
+        hypervisor: enhanced.then_some(crate::dt::domu::Hypervisor {
+            grant_table: layout::GRANT_TABLE,
+            extended_regions: &regions,
+            event_intid: layout::EVTCHN_PPI,
+        }),
     };
     let dtb = crate::dt::domu::build(&spec);
     // The layout's slot is 2 MiB; Xen's DomU trees stay under 4 KiB.
@@ -273,6 +285,12 @@ pub fn build(
     );
     if let Some(range) = placed.initrd {
         log::info!("d{d}: initrd IPA {range}");
+    }
+    if enhanced && !ext_regions {
+        log::info!("d{d}: extended regions support is disabled");
+    }
+    for (i, region) in regions.iter().enumerate() {
+        log::info!("d{d}: extended region {i}: {region}");
     }
     let gicv = if gic_node_is_v2 { " and the host's GICv2 virtual CPU interface" } else { " only" };
     log::info!("d{d}: VMID {}, stage 2 {tables} table pages: its RAM{gicv}, no host devices", vmid.0);

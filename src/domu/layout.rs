@@ -2,7 +2,8 @@
 //! DomU finds everything where it looks. The values are Xen 4.17's
 //! `xen/include/public/arch-arm.h` (GUEST_RAM0_BASE and the rest).
 
-use crate::mm::range::GuestRange;
+use crate::dom0::ext_regions::{self, Regions};
+use crate::mm::range::{Guest, GuestRange};
 use alloc::vec::Vec;
 
 /// GUEST_RAM0: 3 GiB of low RAM at 1 GiB.
@@ -50,9 +51,103 @@ pub fn gicr(vcpus: usize) -> GuestRange {
     GuestRange::new(GICV3_GICR0_BASE, GICV3_GICR0_BASE + vcpus as u64 * GICV3_GICR_STRIDE)
 }
 
+/// Every device range of the guest layout, for either GIC version, with
+/// the redistributors of `vcpus` vCPUs: what no extended region may cover.
+pub fn devices(vcpus: usize) -> [GuestRange; 6] {
+    [GRANT_TABLE, GICV3_GICD, gicr(vcpus), GICV2_GICD, GICV2_GICC, PL011]
+}
+
+/// A DomU's extended regions (`xen,enhanced`): the holes its RAM `banks`
+/// leave in Xen's guest RAM windows (RAM0, RAM1), minus the layout's
+/// devices, below `ipa_limit`, found by Dom0's search with its rules (2 MiB
+/// aligned, at least 64 MiB, at most 128, ascending). Xen 4.17's
+/// `find_domU_holes` gives the same: per window, from the end of its bank
+/// rounded up to 2 MiB to the window's end or the IPA limit, if 64 MiB or
+/// more (its devices all lie below RAM0; the search keeps them out anyway).
+pub fn extended_regions(banks: &[GuestRange], vcpus: usize, ipa_limit: u64) -> Regions<Guest> {
+    let mut taken: Vec<GuestRange> = banks.to_vec();
+    taken.extend(devices(vcpus));
+    ext_regions::find([RAM0, RAM1], &taken, ipa_limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn g(start: u64, end: u64) -> GuestRange {
+        GuestRange::new(start, end)
+    }
+
+    /// What Xen 4.17 gave DomUs on QEMU (cortex-a57, 44-bit IPA), measured
+    /// from the DomU's `/hypervisor` node.
+    #[test]
+    fn xen_4_17_measured_regions() {
+        let limit = 1 << 44;
+        let high = g(0x2_0000_0000, 0x100_0000_0000);
+        let of = |mib: u64| extended_regions(&ram_banks(mib * MIB).unwrap(), 1, limit).regions;
+        assert_eq!(of(256), alloc::vec![g(0x5000_0000, 0x1_0000_0000), high]);
+        assert_eq!(of(64), alloc::vec![g(0x4400_0000, 0x1_0000_0000), high]);
+    }
+
+    #[test]
+    fn full_windows_and_small_ipa_spaces() {
+        // RAM0 full: only RAM1's hole; RAM1 partly used: from its end.
+        let banks = ram_banks(4 << 30).unwrap();
+        assert_eq!(extended_regions(&banks, 4, 1 << 44).regions, alloc::vec![g(0x2_4000_0000, 0x100_0000_0000)]);
+        // A 32-bit IPA space ends at 4 GiB: RAM1 is beyond it.
+        let banks = ram_banks(128 * MIB).unwrap();
+        assert_eq!(extended_regions(&banks, 1, 1 << 32).regions, alloc::vec![g(0x4800_0000, 0x1_0000_0000)]);
+        // 36 bits: RAM1's hole is cut at 64 GiB.
+        assert_eq!(extended_regions(&banks, 1, 1 << 36).regions[1], g(0x2_0000_0000, 0x10_0000_0000));
+        // Less than 64 MiB left in RAM0: none there.
+        let banks = ram_banks(RAM0.size() - 62 * MIB).unwrap();
+        assert_eq!(extended_regions(&banks, 1, 1 << 40).regions, alloc::vec![g(0x2_0000_0000, 0x100_0000_0000)]);
+        // All of both windows: nothing.
+        let banks = ram_banks(RAM0.size() + RAM1.size()).unwrap();
+        assert!(extended_regions(&banks, 1, 1 << 44).regions.is_empty());
+    }
+
+    /// Xen 4.17's `find_domU_holes`, restated: per window, from its bank's
+    /// end rounded up to 2 MiB to the window's end or the IPA limit, kept
+    /// if at least 64 MiB.
+    fn xen_find_domu_holes(banks: &[GuestRange], ipa_bits: u32) -> Vec<GuestRange> {
+        let mut out = Vec::new();
+        for (i, window) in [RAM0, RAM1].iter().enumerate() {
+            let used = banks.get(i).map_or(0, GuestRange::size);
+            let start = (window.start + used).next_multiple_of(2 * MIB);
+            let end = window.end.min(1u64 << ipa_bits);
+            if end > start && end - start >= 64 * MIB {
+                out.push(g(start, end));
+            }
+        }
+        out
+    }
+
+    proptest! {
+        /// Any RAM size (in 4 KiB pages, as `memory` is in KiB), any vCPU
+        /// count, any IPA width from 32 to 48 bits: Xen's answer, clear of
+        /// the RAM and every device, inside the windows.
+        #[test]
+        fn the_regions_are_xens(pages in 1u64..=(RAM0.size() + RAM1.size()) / 4096, vcpus in 1usize..=128, ipa_bits in 32u32..=48) {
+            let banks = ram_banks(pages * 4096).unwrap();
+            let found = extended_regions(&banks, vcpus, 1 << ipa_bits);
+            prop_assert_eq!(&found.regions, &xen_find_domu_holes(&banks, ipa_bits));
+            for region in &found.regions {
+                prop_assert!(RAM0.contains_range(region) || RAM1.contains_range(region));
+                prop_assert!(!banks.iter().chain(devices(vcpus).iter()).any(|t| t.overlaps(region)), "{region}");
+            }
+        }
+
+        /// Small sizes too, where the bank end is not 2 MiB aligned.
+        #[test]
+        fn small_domus(kib in 1u64..=(512 << 10)) {
+            let banks = ram_banks(kib << 10).unwrap();
+            prop_assert_eq!(extended_regions(&banks, 1, 1 << 40).regions, xen_find_domu_holes(&banks, 40));
+        }
+    }
 
     #[test]
     fn ram_fills_the_low_bank_first() {

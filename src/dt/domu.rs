@@ -42,9 +42,17 @@ pub struct DomUTree<'a> {
     pub gic: GicNode,
     /// The timer's INTIDs: secure physical, non-secure physical, virtual.
     pub timer_intids: [u32; 3],
-    /// `xen,enhanced`: a `/hypervisor` node with the grant-table region
-    /// and the event-channel INTID.
-    pub hypervisor: Option<(GuestRange, u32)>,
+    /// `xen,enhanced`: a `/hypervisor` node.
+    pub hypervisor: Option<Hypervisor<'a>>,
+}
+
+/// A DomU's `/hypervisor` node: `reg` is the grant-table region, then the
+/// extended regions (Xen's guest binding, as for Dom0).
+#[derive(Debug, Clone, Copy)]
+pub struct Hypervisor<'a> {
+    pub grant_table: GuestRange,
+    pub extended_regions: &'a [GuestRange],
+    pub event_intid: u32,
 }
 
 fn prop(name: &str, value: impl dtoolkit::ToPropertyValue) -> DeviceTreeProperty {
@@ -137,10 +145,11 @@ pub fn build(spec: &DomUTree<'_>) -> Vec<u8> {
     timer.add_property(prop("interrupt-parent", GIC_PHANDLE));
     root.add_child(timer);
 
-    if let Some((grant_table, event_intid)) = spec.hypervisor {
+    if let Some(Hypervisor { grant_table, extended_regions, event_intid }) = spec.hypervisor {
         let mut hypervisor = node("hypervisor");
         hypervisor.add_property(prop("compatible", vec!["xen,xen-4.17", "xen,xen"]));
-        hypervisor.add_property(prop("reg", reg([grant_table])));
+        hypervisor
+            .add_property(prop("reg", reg(core::iter::once(grant_table).chain(extended_regions.iter().copied()))));
         hypervisor.add_property(prop("interrupts", ppi(event_intid).to_vec()));
         hypervisor.add_property(prop("interrupt-parent", GIC_PHANDLE));
         root.add_child(hypervisor);
@@ -174,7 +183,11 @@ mod tests {
                 gicr: GuestRange::new(0x302_0000, 0x306_0000),
             },
             timer_intids: [29, 30, 27],
-            hypervisor: Some((GuestRange::new(0x3800_0000, 0x3900_0000), 31)),
+            hypervisor: Some(Hypervisor {
+                grant_table: GuestRange::new(0x3800_0000, 0x3900_0000),
+                extended_regions: &[],
+                event_intid: 31,
+            }),
         };
         let blob = build(&spec);
         assert!(blob.len() <= 4096, "Xen's DomU tree fits 4 KiB: {}", blob.len());
@@ -199,6 +212,15 @@ mod tests {
         assert_eq!(cells(&fdt, "/hypervisor", "reg"), vec![0, 0x3800_0000, 0, 0x100_0000]);
         assert_eq!(cells(&fdt, "/hypervisor", "interrupts"), vec![1, 15, 0xf08]);
         assert_eq!(cells(&fdt, "/chosen", "linux,initrd-start"), vec![0, 0x4300_0000]);
+        // Extended regions follow the grant table, in root cells.
+        let regions = [GuestRange::new(0x4800_0000, 0x1_0000_0000), GuestRange::new(0x2_0000_0000, 0x100_0000_0000)];
+        let hypervisor = spec.hypervisor.map(|h| Hypervisor { extended_regions: &regions, ..h });
+        let fdt_blob = build(&DomUTree { hypervisor, ..spec.clone() });
+        let with_regions = Fdt::new(&fdt_blob).unwrap();
+        assert_eq!(
+            cells(&with_regions, "/hypervisor", "reg"),
+            vec![0, 0x3800_0000, 0, 0x100_0000, 0, 0x4800_0000, 0, 0xb800_0000, 2, 0, 0xfe, 0]
+        );
         let psci = fdt.find_node("/psci").unwrap();
         assert_eq!(psci.property("method").unwrap().value(), b"hvc\0");
         let tree = crate::dt::host::HostTree::parse(&blob).unwrap();
@@ -241,7 +263,11 @@ mod tests {
                 gicr: GuestRange::new(0x302_0000, 0x308_0000),
             },
             timer_intids: [29, 30, 27],
-            hypervisor: Some((GuestRange::new(0x3800_0000, 0x3900_0000), 31)),
+            hypervisor: Some(Hypervisor {
+                grant_table: GuestRange::new(0x3800_0000, 0x3900_0000),
+                extended_regions: &[GuestRange::new(0x5000_0000, 0x1_0000_0000)],
+                event_intid: 31,
+            }),
         };
         let path = std::env::temp_dir().join(format!("domu-{}.dtb", std::process::id()));
         std::fs::write(&path, build(&spec)).unwrap();

@@ -50,6 +50,11 @@ pub enum Write {
     /// the hypervisor's SGIs): the caller translates its target list to
     /// physical CPU interfaces and writes GICD_SGIR.
     Sgi(u32),
+    /// A GICv3 routing register (GICD_IROUTER, 64 bits): read it, take the
+    /// bits in `mask` from `value` (both in the register's positions: a
+    /// word access is half of it), and write the result once the caller
+    /// has kept it on Dom0's CPUs (`gic::partition::Dom0Cpus::route`).
+    Route { value: u64, mask: u64 },
 }
 
 /// How a register family treats the bits of the hypervisor's interrupts.
@@ -260,7 +265,11 @@ impl Filter {
             };
         }
         if let Some(intid) = self.routed_intid(frame, offset) {
-            return if self.owned.contains(intid) { Write::Drop } else { Write::Forward(value) };
+            if self.owned.contains(intid) {
+                return Write::Drop;
+            }
+            let shift = (offset % 8) * 8;
+            return Write::Route { value: value << shift, mask: width_mask(width) << shift };
         }
         if self.architecture == Architecture::V2 {
             return match offset {
@@ -348,7 +357,12 @@ mod tests {
         let spi33 = gicd::IROUTER + 33 * 8;
         assert_eq!(f.write(Frame::Distributor, spi33, 8, 1), Write::Drop);
         assert_eq!(f.read(Frame::Distributor, spi33, 8, 0x100), 0);
-        assert_eq!(f.write(Frame::Distributor, spi33 + 8, 8, 1), Write::Forward(1));
+        assert_eq!(f.write(Frame::Distributor, spi33 + 8, 8, 1), Write::Route { value: 1, mask: u64::MAX });
+        // A word is half the register.
+        assert_eq!(
+            f.write(Frame::Distributor, spi33 + 12, 4, 1),
+            Write::Route { value: 1 << 32, mask: 0xffff_ffff_0000_0000 }
+        );
     }
 
     #[test]
@@ -529,6 +543,7 @@ mod tests {
                         matches!(family.semantics, Semantics::Field | Semantics::Hidden) || !f.is_valid(frame, offset, width)
                     ),
                     Write::Sgi(_) => prop_assert!(false, "an SGI from a family register"),
+                    Write::Route { .. } => prop_assert!(false, "no routing register on a GICv2"),
                 }
             }
             if let Write::Sgi(v) = f.write(frame, offset, width, value) {
@@ -570,6 +585,7 @@ mod tests {
                         family.semantics == Semantics::Field || !f.is_valid(frame, offset, width)
                     ),
                     Write::Sgi(_) => prop_assert!(false, "no SGI register on a GICv3"),
+                    Write::Route { .. } => prop_assert!(false, "a route from a family register"),
                 }
             }
             prop_assert!(f.read(frame, offset, width, hardware) <= width_mask(width));

@@ -9,6 +9,7 @@ pub mod emulated;
 pub mod filter;
 pub mod list_register;
 pub mod overflow;
+pub mod partition;
 pub mod registers;
 pub mod targets;
 

@@ -51,23 +51,27 @@ impl TargetMap {
 impl TargetMap {
     /// What reaches the physical GICD_SGIR for Dom0's write of `value` by
     /// vCPU `writer`; `None` if it names no CPU. A target list crosses to
-    /// the hardware's numbers; the other filters (all but the writer, the
-    /// writer alone) mean the same on the physical CPUs, since each vCPU
-    /// has its own. On a uniprocessor GIC, whose interface has no number,
-    /// an SGI to the writer goes to "self".
+    /// the hardware's numbers (which have no bit for a CPU not Dom0's);
+    /// "all but the writer" becomes the list of Dom0's other vCPUs' CPUs,
+    /// since on the hardware it would reach every CPU, a DomU's too; "the
+    /// writer alone" means the same on the physical CPU; the reserved
+    /// filter sends nothing. On a uniprocessor GIC, whose interface has no
+    /// number, an SGI to the writer goes to "self".
     pub fn physical_sgir(&self, value: u32, writer: usize) -> Option<u32> {
         use super::registers::gicd_v2::{
             SGIR_FILTER_LIST, SGIR_FILTER_SELF, SGIR_FILTER_SHIFT, SGIR_INTID, SGIR_TARGETS_SHIFT,
         };
-        if (value >> SGIR_FILTER_SHIFT) & 0b11 != SGIR_FILTER_LIST {
-            return Some(value);
-        }
-        let listed = (value >> SGIR_TARGETS_SHIFT) as u8;
         let intid = value & SGIR_INTID;
+        let writer_bit = 1u8.checked_shl(writer as u32).unwrap_or(0);
+        let listed = match (value >> SGIR_FILTER_SHIFT) & 0b11 {
+            SGIR_FILTER_LIST => (value >> SGIR_TARGETS_SHIFT) as u8,
+            SGIR_FILTER_SELF => return Some(SGIR_FILTER_SELF << SGIR_FILTER_SHIFT | intid),
+            // All but the writer: Dom0's others.
+            0b01 => !writer_bit,
+            _ => return None,
+        };
         match self.to_physical(listed) {
-            0 if listed & 1u8.checked_shl(writer as u32).unwrap_or(0) != 0 => {
-                Some(SGIR_FILTER_SELF << SGIR_FILTER_SHIFT | intid)
-            }
+            0 if listed & writer_bit != 0 => Some(SGIR_FILTER_SELF << SGIR_FILTER_SHIFT | intid),
             0 => None,
             targets => Some(u32::from(targets) << SGIR_TARGETS_SHIFT | intid),
         }
@@ -103,9 +107,13 @@ mod tests {
         let map = TargetMap { physical: [0b100, 0b001, 0, 0, 0, 0, 0, 0] };
         // SGI 3 to vCPUs 0 and 1: interfaces 2 and 0.
         assert_eq!(map.physical_sgir(0x0003_0003, 0), Some(0x0005_0003));
-        // All but the writer, and the writer alone, pass as they are.
-        assert_eq!(map.physical_sgir(0x0100_0005, 1), Some(0x0100_0005));
+        // All but the writer: Dom0's other vCPUs only, never a CPU that
+        // is not Dom0's (interface 1 here). The writer alone passes.
+        assert_eq!(map.physical_sgir(0x0100_0005, 1), Some(0x0004_0005));
+        assert_eq!(map.physical_sgir(0x0100_0005, 0), Some(0x0001_0005));
+        assert_eq!(TargetMap { physical: [0b1, 0, 0, 0, 0, 0, 0, 0] }.physical_sgir(0x0100_0005, 0), None);
         assert_eq!(map.physical_sgir(0x0200_0005, 1), Some(0x0200_0005));
+        assert_eq!(map.physical_sgir(0x0300_0005, 1), None, "the reserved filter");
         // No such vCPU: nothing sent.
         assert_eq!(map.physical_sgir(0x0004_0003, 0), None);
         // A uniprocessor GIC: the writer's own bit becomes "self".

@@ -18,6 +18,7 @@ mod probe {
     mod hostile;
     mod hypercalls;
     mod interrupts;
+    mod isolation;
 
     use core::arch::{asm, global_asm};
     use core::fmt::{self, Write};
@@ -314,6 +315,46 @@ secondary_park:
             }
         }
         let reg_entries = &reg_entries[..nreg];
+
+        let bootargs = root.child("chosen").and_then(|c| c.property("bootargs")).map(value).unwrap_or(&[]);
+        let asked = |mode: &[u8]| bootargs.windows(mode.len()).any(|w| w == mode);
+        let gic = root
+            .children()
+            .find(|n| {
+                n.property("compatible").map(value).is_some_and(|c| c.split(|&b| b == 0).any(|s| s == b"arm,gic-v3"))
+            })
+            .and_then(|g| {
+                let mut reg = regs(value(g.property("reg")?), ac, sc);
+                Some((reg.next()?.0, reg.next()?))
+            });
+
+        let gicv2 = root
+            .children()
+            .find(|n| {
+                n.property("compatible")
+                    .map(value)
+                    .is_some_and(|c| c.split(|&b| b == 0).any(|s| s == b"arm,cortex-a15-gic" || s == b"arm,gic-400"))
+            })
+            .and_then(|g| {
+                let mut reg = regs(value(g.property("reg")?), ac, sc);
+                let (gicd, gicc) = (reg.next()?.0, reg.next()?.0);
+                Some((gicd, gicc, 2 + reg.count()))
+            });
+
+        // The vCPUs' MPIDRs from `/cpus`, unused slots `u64::MAX`.
+        let mut mpidrs = [u64::MAX; 8];
+        let cpus = root.child("cpus").map(|c| c.children().filter(|n| n.name().starts_with("cpu@")));
+        for (slot, cpu) in mpidrs.iter_mut().zip(cpus.into_iter().flatten()) {
+            *slot = cpu.property("reg").and_then(|p| be(value(p), p.value().len() / 4)).unwrap_or(u64::MAX);
+        }
+        // Before the long RAM check, so that it overlaps the DomU's checks.
+        if asked(b"probe=attack-domu") {
+            match gic {
+                Some((gicd, gicr)) => isolation::attack(&mut r, gicd, gicr, &mpidrs),
+                None => r.check(false, format_args!("attack-domu: a GICv3")),
+            }
+        }
+
         for (i, &(s, e)) in reg_entries.iter().enumerate() {
             r.say(format_args!("hypervisor reg[{i}] {s:#x}->{e:#x}"));
         }
@@ -433,31 +474,6 @@ secondary_park:
         let rc = hypercall(9999, 0, 0);
         r.check(rc == -38, format_args!("an unknown hypercall gets -ENOSYS ({rc})"));
 
-        let bootargs = root.child("chosen").and_then(|c| c.property("bootargs")).map(value).unwrap_or(&[]);
-        let asked = |mode: &[u8]| bootargs.windows(mode.len()).any(|w| w == mode);
-        let gic = root
-            .children()
-            .find(|n| {
-                n.property("compatible").map(value).is_some_and(|c| c.split(|&b| b == 0).any(|s| s == b"arm,gic-v3"))
-            })
-            .and_then(|g| {
-                let mut reg = regs(value(g.property("reg")?), ac, sc);
-                Some((reg.next()?.0, reg.next()?))
-            });
-
-        let gicv2 = root
-            .children()
-            .find(|n| {
-                n.property("compatible")
-                    .map(value)
-                    .is_some_and(|c| c.split(|&b| b == 0).any(|s| s == b"arm,cortex-a15-gic" || s == b"arm,gic-400"))
-            })
-            .and_then(|g| {
-                let mut reg = regs(value(g.property("reg")?), ac, sc);
-                let (gicd, gicc) = (reg.next()?.0, reg.next()?.0);
-                Some((gicd, gicc, 2 + reg.count()))
-            });
-
         // Interrupts, when asked for: the burst needs a hypervisor that
         // forwards pending SPIs set at the distributor, which Xen does not.
         if asked(b"probe=interrupts") {
@@ -474,11 +490,6 @@ secondary_park:
                 .children()
                 .find(|n| n.name().starts_with("virtio_mmio"))
                 .and_then(|n| regs(value(n.property("reg")?), ac, sc).next());
-            let mut mpidrs = [u64::MAX; 8];
-            let cpus = root.child("cpus").map(|c| c.children().filter(|n| n.name().starts_with("cpu@")));
-            for (slot, cpu) in mpidrs.iter_mut().zip(cpus.into_iter().flatten()) {
-                *slot = cpu.property("reg").and_then(|p| be(value(p), p.value().len() / 4)).unwrap_or(u64::MAX);
-            }
             match (reg_entries.first(), gic, device) {
                 (Some(&grant_region), Some((gicd, gicr)), Some((device, _))) => {
                     let board = hostile::Board { ram: banks, grant_region, regions, gicd, gicr, device, mpidrs };

@@ -7,8 +7,9 @@
 //! the hypervisor prefixes `(d1) `; then it shuts itself down.
 //!
 //! Its command line says what to expect: `expect-mem=<bytes>` and
-//! `expect-enhanced=<0|1>`; `check-interrupts=1` adds the interrupt
-//! checks (`interrupts.rs`). With `mode=serve` it serves Dom0's test of the
+//! `expect-enhanced=<0|1>`, and `expect-ext=` the extended regions
+//! (`ext_regions.rs`); `check-interrupts=1` adds the interrupt
+//! checks (`interrupts.rs`), after `wait-ms=<n>` if given. With `mode=serve` it serves Dom0's test of the
 //! calls between domains instead, after the memory check (`serve.rs`).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -18,6 +19,8 @@ fn main() {
     eprintln!("domu-probe is a bare-metal guest; the QEMU tests build it for the board.");
 }
 
+#[cfg(target_os = "none")]
+mod ext_regions;
 #[cfg(target_os = "none")]
 mod interrupts;
 #[cfg(target_os = "none")]
@@ -296,6 +299,9 @@ sync_handler:
                         && irq == Some(15),
                     format_args!("/hypervisor: grant table {reg:x?}, event PPI {irq:?} (expected: {expect_enhanced})"),
                 );
+                let reg = hyp.property("reg");
+                let reg = reg.as_ref().map_or(&[][..], |p| p.value());
+                crate::ext_regions::check(reg, bootargs, &mut |ok, what| r.check(ok, what));
             }
         }
 
@@ -356,6 +362,20 @@ sync_handler:
         r.check(read == -1, format_args!("CONSOLEIO_read is Dom0's: -EPERM ({read})"));
 
         if arg(bootargs, "check-interrupts") == Some(1) {
+            // `wait-ms=<n>`: first let Dom0 get going (to attack, say).
+            if let Some(ms) = arg(bootargs, "wait-ms") {
+                let (hz, start): (u64, u64);
+                // SAFETY: reads of the generic timer's registers.
+                unsafe {
+                    asm!("mrs {f}, cntfrq_el0", "isb", "mrs {t}, cntvct_el0", f = out(reg) hz, t = out(reg) start)
+                };
+                let mut now = start;
+                while now - start < ms * hz / 1000 {
+                    // SAFETY: as above.
+                    unsafe { asm!("isb", "mrs {t}, cntvct_el0", t = out(reg) now) };
+                }
+                r.say(format_args!("waited {ms} ms"));
+            }
             crate::interrupts::run(&mut |ok, what| r.check(ok, what));
         }
         if arg(bootargs, "hostile") == Some(1) {
