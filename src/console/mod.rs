@@ -2,8 +2,11 @@
 //! semihosting before (or without) one. Logging goes through the `log`
 //! crate, one line per record, prefixed `(HV)` like Xen's `(XEN)`.
 
+pub mod guest_uart;
 pub mod input;
+pub mod input_switch;
 pub mod pl011;
+pub mod vpl011;
 
 use crate::arch::semihosting;
 use crate::cmdline::LogLevel;
