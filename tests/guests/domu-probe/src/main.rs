@@ -8,7 +8,9 @@
 //!
 //! Its command line says what to expect: `expect-mem=<bytes>` and
 //! `expect-enhanced=<0|1>`; `check-interrupts=1` adds the interrupt
-//! checks (`interrupts.rs`). With `mode=serve` it serves Dom0's test of the
+//! checks (`interrupts.rs`), `check-vpl011=1` the emulated UART's
+//! (`vpl011.rs`: its node, output through it, its interrupts, a line typed
+//! on the console). With `mode=serve` it serves Dom0's test of the
 //! calls between domains instead, after the memory check (`serve.rs`).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -22,6 +24,8 @@ fn main() {
 mod interrupts;
 #[cfg(target_os = "none")]
 mod serve;
+#[cfg(target_os = "none")]
+mod vpl011;
 
 #[cfg(target_os = "none")]
 mod probe {
@@ -71,7 +75,7 @@ sync_handler:
 "#
     ));
 
-    mod hostile;
+    pub(crate) mod hostile;
 
     #[unsafe(no_mangle)]
     static mut LAST_ESR: u64 = 0;
@@ -277,7 +281,7 @@ sync_handler:
         r.check(method == Some("hvc"), format_args!("PSCI through {method:?}"));
 
         // Nothing of the host's: only the nodes of Xen's DomU tree.
-        let allowed = ["chosen", "psci", "cpus", "memory", "interrupt-controller", "timer", "hypervisor"];
+        let allowed = ["chosen", "psci", "cpus", "memory", "interrupt-controller", "timer", "hypervisor", "sbsa-uart"];
         let foreign = root.children().find(|n| !allowed.iter().any(|a| n.name().split('@').next() == Some(*a)));
         r.check(
             foreign.is_none(),
@@ -357,6 +361,9 @@ sync_handler:
 
         if arg(bootargs, "check-interrupts") == Some(1) {
             crate::interrupts::run(&mut |ok, what| r.check(ok, what));
+        }
+        if arg(bootargs, "check-vpl011") == Some(1) {
+            crate::vpl011::run(&mut r, &fdt);
         }
         if arg(bootargs, "hostile") == Some(1) {
             hostile::run(&mut r, &hostile::Own { ram: (ram_start, ram_end) });
