@@ -203,8 +203,7 @@ fn vpl011_takes_typed_input(gic_version: u32, name: &str) {
         "memory = <0x0 0x10000>; cpus = <1>; vpl011;",
         "expect-mem=0x4000000 expect-enhanced=0 check-vpl011=1",
     );
-    let mut machine =
-        machine_on_gic(gic_version, &[node], "dom0_mem=512M", "console=hvc0 probe=wait-domain-end", name);
+    let mut machine = machine_on_gic(gic_version, &[node], "dom0_mem=512M", "console=hvc0 probe=wait-domain-end", name);
     machine.typed =
         vec![("domu-probe: vpl011: waiting for a typed line".into(), "\u{1}\u{1}\u{1}hello vpl011\r".into())];
     let out = machine.run();

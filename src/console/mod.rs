@@ -144,7 +144,9 @@ fn route_input(bytes: &[u8]) -> usize {
     if undelivered > 0 {
         match switch.focus() {
             Focus::Domain(id) if guest_uart::of_domain(id).is_none() => {
-                log::warn!("d{id} takes no input any more: {undelivered} byte(s) dropped (type 'CTRL-a' three times to switch input)")
+                log::warn!(
+                    "d{id} takes no input any more: {undelivered} byte(s) dropped (type 'CTRL-a' three times to switch input)"
+                )
             }
             Focus::Domain(id) => log::warn!("d{id}: vPL011 input full: {undelivered} byte(s) dropped"),
             Focus::Hypervisor => {}

@@ -122,7 +122,9 @@ pub fn run(r: &mut Report, fdt: &Fdt<'_>) {
             && reg == [0, BASE as u32, 0, 0x1000]
             && interrupts[..3] == [0, SPI - 32, 0xf04]
             && speed == 115_200,
-        format_args!("/sbsa-uart@22000000: {compatible:?}, reg {reg:x?}, interrupts {interrupts:x?}, current-speed {speed}"),
+        format_args!(
+            "/sbsa-uart@22000000: {compatible:?}, reg {reg:x?}, interrupts {interrupts:x?}, current-speed {speed}"
+        ),
     );
     let stdout = root.child("chosen").and_then(|c| c.property("stdout-path")).and_then(|p| p.value_as::<&str>().ok());
     r.check(stdout == Some("/sbsa-uart@22000000"), format_args!("/chosen/stdout-path is {stdout:?}"));
