@@ -1,6 +1,9 @@
 //! The hypervisor's console: the PL011 named by `/chosen/stdout-path`, or
 //! semihosting before (or without) one. Logging goes through the `log`
-//! crate, one line per record, prefixed `(HV)` like Xen's `(XEN)`.
+//! crate, one line per record, prefixed `(HV)` like Xen's `(XEN)`. What
+//! is typed on it goes where Xen's Ctrl-A switch says ([`input_switch`]):
+//! Dom0's console ring ([`input`]) or a DomU's emulated UART ([`vpl011`],
+//! on the board [`guest_uart`]), whose output comes back here.
 
 pub mod guest_uart;
 pub mod input;
