@@ -230,6 +230,7 @@ fn start_interrupts(tree: &HostTree<'_>, dom0: &'static crate::domain::Domain) {
     if let Some(intid) = uart {
         gic.enable_spi(intid, boot);
         console::enable_input();
+        console::announce_input();
     }
     let owned: alloc::vec::Vec<u32> = gic.filter.owned().iter().collect();
     match &gic.v2 {

@@ -30,10 +30,13 @@ pub mod boot;
 pub mod boot_phases;
 #[cfg(target_os = "none")]
 pub mod console;
-/// On the host, only the console's pure part: the input ring.
+/// On the host, only the console's pure parts: the input ring, the input
+/// switch, and the DomUs' emulated UART.
 #[cfg(not(target_os = "none"))]
 pub mod console {
     pub mod input;
+    pub mod input_switch;
+    pub mod vpl011;
 }
 #[cfg(target_os = "none")]
 pub mod crash;

@@ -89,7 +89,7 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
     out.expect_line("(HV) d1: BANK[0] IPA 0x40000000->0x44000000 (64 MiB)");
     out.expect_line("(HV) d1: kernel IPA 0x40000000->");
     out.expect_line("(HV) d1: VMID 2, stage 2 ");
-    out.expect_line("(HV) WARNING: d1: vpl011 asked for, but no emulated PL011 yet");
+    out.expect_line("(HV) d1: vPL011 (SBSA UART) at IPA 0x22000000->0x22001000, SPI 32");
     out.expect_line("(HV) d0: CPUs [0] (of 2); idle: []");
     out.expect_line("(HV) d1: emulated GICv3: GICD 0x3001000, GICR 0x3020000 (1 vCPU(s)), 32 SPIs");
     // What the DomU saw and did.
@@ -200,6 +200,58 @@ fn a_domu_on_a_gicv2_host_gets_interrupts() {
     out.expect_no_line("domu-probe: FAIL");
     out.expect_line("(HV) d1: shutdown: power off");
     dom0_passed(&out);
+}
+
+/// A DomU with `vpl011` (`check-vpl011=1`): its tree has Xen's
+/// `sbsa-uart` node and `/chosen/stdout-path`; a line it writes through
+/// the UART is a `(d1) ` line on the console; its TX interrupt comes once;
+/// Ctrl-A typed three times gives it the console input (Xen's switch,
+/// from Dom0), and a typed line reaches it through its receive interrupt,
+/// one byte per interrupt, which only a level-triggered delivery (the
+/// line still high after each EOI) brings back each time.
+fn vpl011_takes_typed_input(gic_version: u32, name: &str) {
+    let node = domu_node(
+        "domU1",
+        "memory = <0x0 0x10000>; cpus = <1>; vpl011;",
+        "expect-mem=0x4000000 expect-enhanced=0 check-vpl011=1",
+    );
+    let mut machine = machine_on_gic(gic_version, &[node], "dom0_mem=512M", "console=hvc0 probe=wait-domain-end", name);
+    machine.typed =
+        vec![("domu-probe: vpl011: waiting for a typed line".into(), "\u{1}\u{1}\u{1}hello vpl011\r".into())];
+    let out = machine.run();
+    out.expect_line("(HV) d1: vPL011 (SBSA UART) at IPA 0x22000000->0x22001000, SPI 32");
+    out.expect_line("(HV) *** Serial input to DOM0 (type 'CTRL-a' three times to switch input)");
+    for line in [
+        "(d1) domu-probe: ok: /sbsa-uart@22000000: Some(\"arm,sbsa-uart\")",
+        "(d1) domu-probe: ok: /chosen/stdout-path is Some(\"/sbsa-uart@22000000\")",
+        "(d1) domu-probe: ok: vPL011 FR 0x90 (TXFE, RXFE)",
+        "(d1) domu-probe: this line went through the vPL011",
+        "(d1) domu-probe: ok: after sending, RIS 0x20 has TX",
+        "(d1) domu-probe: ok: the TX interrupt arrives once unmasked, once (1)",
+    ] {
+        out.expect_line(line);
+    }
+    let switched = out.expect_line("(HV) *** Serial input to DOM1 (type 'CTRL-a' three times to switch input)");
+    let received = out.expect_line_after(
+        switched,
+        "(d1) domu-probe: ok: received [hello vpl011] through its interrupt, one byte each: 13 bytes, ",
+    );
+    println!("{received}");
+    out.expect_line("(d1) domu-probe: ok: drained: MIS 0x0");
+    out.expect_no_line("domu-probe: FAIL");
+    out.expect_line("checks, 0 failures");
+    out.expect_line("(HV) d1: shutdown: power off");
+    dom0_passed(&out);
+}
+
+#[test]
+fn a_domus_vpl011_prints_and_takes_typed_input() {
+    vpl011_takes_typed_input(3, "domu-vpl011");
+}
+
+#[test]
+fn a_domus_vpl011_on_a_gicv2_host() {
+    vpl011_takes_typed_input(2, "domu-vpl011-gicv2");
 }
 
 #[test]

@@ -376,6 +376,19 @@ impl Gic {
         }
     }
 
+    /// This CPU's list registers whose interrupt the guest ended and that
+    /// asked for EOI maintenance, one bit each (they stay out of the empty
+    /// ones until rewritten).
+    pub fn ended_list_registers(&self) -> u64 {
+        match self.version {
+            GicVersion::V3 => super::sysregs::ICH_EISR_EL2.get(),
+            GicVersion::V2 => {
+                let base = self.hypervisor_interface();
+                u64::from(read32(base + gich::EISR0)) | u64::from(read32(base + gich::EISR1)) << 32
+            }
+        }
+    }
+
     /// Asks for the maintenance interrupt when the list registers run dry
     /// (underflow), or stops asking.
     pub fn set_underflow_interrupt(&self, on: bool) {

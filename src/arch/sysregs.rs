@@ -59,6 +59,9 @@ sysreg!(
 sysreg!(
     /// Which list registers hold no interrupt.
     IchElrsrEl2, "ich_elrsr_el2", read);
+sysreg!(
+    /// Which list registers the guest ended that asked for EOI maintenance.
+    IchEisrEl2, "ich_eisr_el2", read);
 sysreg!(IccCtlrEl1, "icc_ctlr_el1", read, write);
 
 sysreg!(
@@ -86,4 +89,5 @@ pub const ICC_BPR1_EL1: IccBpr1El1 = IccBpr1El1;
 pub const ICC_IGRPEN1_EL1: IccIgrpen1El1 = IccIgrpen1El1;
 pub const ICC_SGI1R_EL1: IccSgi1rEl1 = IccSgi1rEl1;
 pub const ICH_ELRSR_EL2: IchElrsrEl2 = IchElrsrEl2;
+pub const ICH_EISR_EL2: IchEisrEl2 = IchEisrEl2;
 pub const ICC_CTLR_EL1: IccCtlrEl1 = IccCtlrEl1;

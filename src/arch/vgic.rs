@@ -205,7 +205,56 @@ pub fn take_raised() {
         let intid = take.trailing_zeros();
         take &= take - 1;
         let priority = emulated.priority(vcpu.id, intid);
-        inject(gic, vcpu, ListRegister::virtual_only(intid).with_priority(priority));
+        let mut lr = ListRegister::virtual_only(intid).with_priority(priority);
+        if emulated.line_is_high(intid) {
+            lr = lr.with_eoi_maintenance();
+        }
+        inject(gic, vcpu, lr);
+    }
+}
+
+/// A DomU's level-triggered device (its vPL011) set its line into SPI
+/// `intid` high or low. Level semantics come from two places: the
+/// emulated GIC raises the SPI when the line rises, and the list register
+/// it is delivered in asks for an EOI maintenance interrupt
+/// ([`resample_ended_levels`]), after which a line still high raises it
+/// again. That is the one moment a real GIC would look at the line, and
+/// it needs no device to be asked: re-raising on each device update
+/// instead (as Xen's vPL011 does) misses a guest that ends the interrupt
+/// without touching the device, and raising on every update while high
+/// delivers it again after the guest has already drained the device.
+/// Callers hold their device's lock, so updates reach the GIC in order.
+pub fn set_line(domain: &Domain, intid: u32, high: bool) {
+    let Some(emulated) = domain.emulated_gic.as_ref() else { return };
+    let wake = emulated.lock().set_line(intid, high, domain.vcpus.as_slice());
+    wake_vcpus(domain, wake);
+}
+
+/// The maintenance interrupt's EOI half: the list registers whose
+/// interrupt the guest ended and that asked to be told are emptied, and a
+/// level-triggered SPI whose line is still high is raised again.
+fn resample_ended_levels(gic: &Gic, vcpu: &Vcpu) {
+    let count = this_interface().list_registers.load(Ordering::Acquire);
+    let mut ended = gic.ended_list_registers() & ((1u64 << count) - 1);
+    if ended == 0 {
+        return;
+    }
+    let emulated = emulated_gic_of(vcpu);
+    while ended != 0 {
+        let i = ended.trailing_zeros() as usize;
+        ended &= ended - 1;
+        let lr = gic.read_list_register(i);
+        gic.write_list_register(i, ListRegister::EMPTY);
+        if let Some((domain, emulated)) = emulated {
+            let wake = {
+                let mut emulated = emulated.lock();
+                if !emulated.line_is_high(lr.intid()) {
+                    continue;
+                }
+                emulated.raise(vcpu.id, lr.intid(), domain.vcpus.as_slice())
+            };
+            wake_vcpus(domain, wake);
+        }
     }
 }
 
@@ -223,6 +272,7 @@ pub fn handle_irq(own_device: impl Fn(u32)) {
         gic.priority_drop(acknowledged);
         if gic.filter.owned().contains(intid) {
             if intid == gic.maintenance {
+                resample_ended_levels(gic, vcpu);
                 let count = this_interface().list_registers.load(Ordering::Acquire);
                 refill(gic, &mut vcpu.interrupts.overflow.lock(), count);
             } else if intid == KICK_SGI {

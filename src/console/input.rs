@@ -26,6 +26,21 @@ impl<const N: usize> ByteRing<N> {
         true
     }
 
+    /// Takes the oldest byte, if any.
+    pub fn pop(&mut self) -> Option<u8> {
+        let mut one = [0u8];
+        (self.take(&mut one) == 1).then_some(one[0])
+    }
+
+    /// How many bytes wait.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Fills `buf` with the oldest bytes; how many it took.
     pub fn take(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.len);

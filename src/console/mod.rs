@@ -1,13 +1,20 @@
 //! The hypervisor's console: the PL011 named by `/chosen/stdout-path`, or
 //! semihosting before (or without) one. Logging goes through the `log`
-//! crate, one line per record, prefixed `(HV)` like Xen's `(XEN)`.
+//! crate, one line per record, prefixed `(HV)` like Xen's `(XEN)`. What
+//! is typed on it goes where Xen's Ctrl-A switch says ([`input_switch`]):
+//! Dom0's console ring ([`input`]) or a DomU's emulated UART ([`vpl011`],
+//! on the board [`guest_uart`]), whose output comes back here.
 
+pub mod guest_uart;
 pub mod input;
+pub mod input_switch;
 pub mod pl011;
+pub mod vpl011;
 
 use crate::arch::semihosting;
 use crate::cmdline::LogLevel;
 use core::fmt::{self, Write};
+use input_switch::{Focus, InputSwitch, Typed};
 use pl011::Pl011;
 use spin::Mutex;
 
@@ -76,9 +83,9 @@ pub fn enable_input() {
     }
 }
 
-/// The UART's interrupt: takes the received bytes to Dom0's console input;
-/// how many were queued. More than fit here keep the interrupt asserted,
-/// and it comes back.
+/// The UART's interrupt: takes the received bytes to whoever has the
+/// console input ([`route_input`]); how many were queued for Dom0. More
+/// than fit here keep the interrupt asserted, and it comes back.
 pub fn interrupt() -> usize {
     let mut bytes = arrayvec::ArrayVec::<u8, 64>::new();
     if let Some(uart) = UART.lock().as_ref() {
@@ -90,7 +97,65 @@ pub fn interrupt() -> usize {
             }
         }
     }
-    input::received(&bytes)
+    route_input(&bytes)
+}
+
+/// Where typed input goes: Dom0, a DomU's vPL011 or nowhere (the
+/// hypervisor), switched by Ctrl-A three times ([`input_switch`]).
+static SWITCH: Mutex<InputSwitch> = Mutex::new(InputSwitch::new());
+
+/// Says where console input goes, as Xen does at the end of its boot.
+pub fn announce_input() {
+    let focus = SWITCH.lock().focus();
+    log_switch(focus);
+}
+
+fn log_switch(focus: Focus) {
+    let mut line = alloc::string::String::new();
+    let _ = input_switch::announce(focus, &mut line);
+    log::info!("{line}");
+}
+
+/// Hands typed `bytes` to whoever has the input, through the switch; how
+/// many were queued for Dom0 (the caller announces them with VIRQ_CONSOLE).
+fn route_input(bytes: &[u8]) -> usize {
+    let takers = guest_uart::input_takers();
+    let mut switch = SWITCH.lock();
+    let mut for_dom0 = 0;
+    let mut undelivered = 0;
+    for &byte in bytes {
+        match switch.typed(byte, &takers) {
+            Typed::Held => {}
+            Typed::Switched(focus) => {
+                guest_uart::set_input_domain(match focus {
+                    Focus::Domain(id) => Some(id),
+                    Focus::Hypervisor => None,
+                });
+                log_switch(focus);
+            }
+            Typed::Deliver(typed) => match switch.focus() {
+                // Xen's debug keys are not here: the bytes go nowhere.
+                Focus::Hypervisor => {}
+                Focus::Domain(0) => for_dom0 += input::received(&typed),
+                Focus::Domain(id) => match guest_uart::of_domain(id) {
+                    Some(uart) => undelivered += uart.receive(&typed),
+                    None => undelivered += typed.len(),
+                },
+            },
+        }
+    }
+    if undelivered > 0 {
+        match switch.focus() {
+            Focus::Domain(id) if guest_uart::of_domain(id).is_none() => {
+                log::warn!(
+                    "d{id} takes no input any more: {undelivered} byte(s) dropped (type 'CTRL-a' three times to switch input)"
+                )
+            }
+            Focus::Domain(id) => log::warn!("d{id}: vPL011 input full: {undelivered} byte(s) dropped"),
+            Focus::Hypervisor => {}
+        }
+    }
+    for_dom0
 }
 
 /// A guest's console output, as it comes (new lines get a carriage return,

@@ -22,6 +22,17 @@ pub trait MmioDevice: Send + Sync {
     fn write(&self, vcpu: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused>;
 }
 
+/// A device shared with whoever else reaches it (a DomU's vPL011 is also
+/// fed typed input from the console's interrupt).
+impl<T: MmioDevice + ?Sized> MmioDevice for alloc::sync::Arc<T> {
+    fn read(&self, vcpu: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
+        (**self).read(vcpu, offset, width)
+    }
+    fn write(&self, vcpu: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused> {
+        (**self).write(vcpu, offset, width, value)
+    }
+}
+
 pub struct MmioRegion {
     /// Where the guest sees it.
     pub range: GuestRange,

@@ -3,7 +3,8 @@
 //! addresses, its kernel, initrd and device tree copied in, its own VMID
 //! and stage 2 (RAM only: no host device is given to a DomU), its vCPUs
 //! placed on the physical CPUs the partition gave it, its emulated GIC
-//! (of the host's version, `gic::emulated`) as its MMIO regions. [`start`]
+//! (of the host's version, `gic::emulated`) and, with `vpl011`, its
+//! emulated UART (`console::vpl011`) as its MMIO regions. [`start`]
 //! starts it once the GIC is up.
 
 use super::layout;
@@ -212,7 +213,7 @@ pub fn build(
         GuestRange::new(layout::GRANT_TABLE.start, layout::GRANT_TABLE.start + GRANT_FRAMES * FRAME_SIZE);
     let tables = stage2.tables();
     let enhanced = domu.enhanced != Enhanced::Disabled;
-    let regions = match enhanced && ext_regions {
+    let extended = match enhanced && ext_regions {
         true => layout::extended_regions(&banks, cpus.len(), stage2.geometry().limit()).regions,
         false => Vec::new(),
     };
@@ -245,20 +246,29 @@ pub fn build(
         timer_intids: [layout::TIMER_PHYS_S_PPI, layout::TIMER_PHYS_NS_PPI, layout::TIMER_VIRT_PPI],
         hypervisor: enhanced.then_some(crate::dt::domu::Hypervisor {
             grant_table: layout::GRANT_TABLE,
-            extended_regions: &regions,
+            extended_regions: &extended,
             event_intid: layout::EVTCHN_PPI,
         }),
+        uart: domu.vpl011.then_some((layout::PL011, layout::VPL011_SPI)),
     };
     let dtb = crate::dt::domu::build(&spec);
     // The layout's slot is 2 MiB; Xen's DomU trees stay under 4 KiB.
     assert!(dtb.len() as u64 <= placed.dtb.size(), "a DomU tree of {} bytes", dtb.len());
     backing.copy(placed.dtb.start, &dtb);
     let domain = domain.into_static();
-    if let Some(emulated) = &domain.emulated_gic {
-        let regions =
-            crate::arch::vgic::domu_mmio_regions(&emulated.lock(), layout::GICV3_GICD.start, layout::GICV3_GICR0_BASE);
-        domain.mmio.call_once(|| regions);
+    let mut regions = match &domain.emulated_gic {
+        Some(emulated) => {
+            crate::arch::vgic::domu_mmio_regions(&emulated.lock(), layout::GICV3_GICD.start, layout::GICV3_GICR0_BASE)
+        }
+        None => crate::domain::mmio::MmioRegions::new(),
+    };
+    if domu.vpl011 {
+        let uart = crate::console::guest_uart::create(domain, layout::VPL011_SPI);
+        if regions.add(layout::PL011, alloc::boxed::Box::new(uart)).is_err() {
+            log::error!("d{d}: the vPL011 at {} overlaps another emulated device", layout::PL011);
+        }
     }
+    domain.mmio.call_once(|| regions);
     crate::domain::register(domain);
 
     let on: Vec<String> = cpus.iter().map(|&c| format!("{c} ({:#x})", cpu::mpidr_of(c).unwrap_or(0))).collect();
@@ -289,7 +299,7 @@ pub fn build(
     if enhanced && !ext_regions {
         log::info!("d{d}: extended regions support is disabled");
     }
-    for (i, region) in regions.iter().enumerate() {
+    for (i, region) in extended.iter().enumerate() {
         log::info!("d{d}: extended region {i}: {region}");
     }
     let gicv = if gic_node_is_v2 { " and the host's GICv2 virtual CPU interface" } else { " only" };
@@ -297,7 +307,11 @@ pub fn build(
     log::info!("d{d}: {gic_line}");
     log::info!("d{d}: {ram_frames} frames taken; free frames {free_before_build} before it was built");
     if domu.vpl011 {
-        log::warn!("d{d}: vpl011 asked for, but no emulated PL011 yet: its tree has no UART");
+        log::info!(
+            "d{d}: vPL011 (SBSA UART) at IPA {}, SPI {}: output in `(d{d}) ` lines; type CTRL-a three times on the console to give it the input",
+            layout::PL011,
+            layout::VPL011_SPI
+        );
     }
     Ok(Built { domain, entry: placed.entry, dtb: placed.dtb.start })
 }

@@ -22,7 +22,7 @@ pub const GICV3_GICR_STRIDE: u64 = 0x2_0000;
 /// CPU interface (GICV) mapped here.
 pub const GICV2_GICD: GuestRange = GuestRange::new(0x0300_1000, 0x0300_2000);
 pub const GICV2_GICC: GuestRange = GuestRange::new(0x0300_2000, 0x0300_4000);
-/// GUEST_PL011_BASE/SIZE and GUEST_VPL011_SPI (the vPL011 is not emulated yet).
+/// GUEST_PL011_BASE/SIZE and GUEST_VPL011_SPI: the vPL011 (`console::vpl011`).
 pub const PL011: GuestRange = GuestRange::new(0x2200_0000, 0x2200_1000);
 pub const VPL011_SPI: u32 = 32;
 /// GUEST_TIMER_VIRT_PPI, GUEST_TIMER_PHYS_S_PPI, GUEST_TIMER_PHYS_NS_PPI

@@ -3,9 +3,12 @@
 //! root `compatible` or `interrupt-parent`: each device names its own),
 //! `/chosen` with the command line and initrd, PSCI over HVC, one `/cpus`
 //! entry per vCPU with the host CPUs' `compatible`, its memory, the GIC
-//! and timer at Xen's guest addresses, and `/hypervisor` when
-//! `xen,enhanced` asks for it. No host device appears. The addresses
-//! and interrupts are the caller's (Xen's guest layout, `domu::layout`).
+//! and timer at Xen's guest addresses, `/hypervisor` when `xen,enhanced`
+//! asks for it, and with `vpl011` the emulated UART
+//! (`make_vpl011_uart_node`), which unlike Xen 4.17's tree
+//! `/chosen/stdout-path` names, so a kernel without `console=` writes
+//! there. No host device appears. The addresses and interrupts are the
+//! caller's (Xen's guest layout, `domu::layout`).
 
 use crate::mm::range::GuestRange;
 use alloc::vec::Vec;
@@ -16,6 +19,12 @@ use dtoolkit::model::{DeviceTree, DeviceTreeNode, DeviceTreeProperty};
 const GIC_PHANDLE: u32 = 65000;
 /// A PPI entry's flags: level-triggered, active low, every CPU (Xen's).
 const PPI_FLAGS: u32 = 0xf08;
+/// The vPL011's SPI entry's flags as Xen's `set_interrupt` writes them:
+/// level-triggered, active high, with a CPU mask of 0xf it puts there too.
+const UART_FLAGS: u32 = 0xf04;
+/// The vPL011's `current-speed`: Xen's default, which Linux's
+/// `sbsa-uart` driver needs to probe.
+const UART_SPEED: u32 = 115_200;
 
 /// The GIC node of a DomU's tree, as Xen 4.17 writes it for the host's
 /// GIC version (`make_gicv3_domU_node`, `make_gicv2_domU_node`).
@@ -44,6 +53,8 @@ pub struct DomUTree<'a> {
     pub timer_intids: [u32; 3],
     /// `xen,enhanced`: a `/hypervisor` node.
     pub hypervisor: Option<Hypervisor<'a>>,
+    /// `vpl011`: the emulated SBSA UART's registers and SPI INTID.
+    pub uart: Option<(GuestRange, u32)>,
 }
 
 /// A DomU's `/hypervisor` node: `reg` is the grant-table region, then the
@@ -88,6 +99,10 @@ pub fn build(spec: &DomUTree<'_>) -> Vec<u8> {
     if let Some(initrd) = spec.initrd {
         chosen.add_property(prop("linux,initrd-start", initrd.start));
         chosen.add_property(prop("linux,initrd-end", initrd.end));
+    }
+    let uart_name = spec.uart.map(|(range, _)| format!("sbsa-uart@{:x}", range.start));
+    if let Some(name) = &uart_name {
+        chosen.add_property(prop("stdout-path", format!("/{name}").as_str()));
     }
     root.add_child(chosen);
 
@@ -154,6 +169,16 @@ pub fn build(spec: &DomUTree<'_>) -> Vec<u8> {
         hypervisor.add_property(prop("interrupt-parent", GIC_PHANDLE));
         root.add_child(hypervisor);
     }
+
+    if let (Some((range, intid)), Some(name)) = (spec.uart, &uart_name) {
+        let mut uart = node(name);
+        uart.add_property(prop("compatible", "arm,sbsa-uart"));
+        uart.add_property(prop("reg", reg([range])));
+        uart.add_property(prop("interrupts", vec![0, intid.saturating_sub(32), UART_FLAGS]));
+        uart.add_property(prop("interrupt-parent", GIC_PHANDLE));
+        uart.add_property(prop("current-speed", UART_SPEED));
+        root.add_child(uart);
+    }
     tree.to_dtb()
 }
 
@@ -188,6 +213,7 @@ mod tests {
                 extended_regions: &[],
                 event_intid: 31,
             }),
+            uart: None,
         };
         let blob = build(&spec);
         assert!(blob.len() <= 4096, "Xen's DomU tree fits 4 KiB: {}", blob.len());
@@ -230,6 +256,8 @@ mod tests {
         let blob = build(&DomUTree { hypervisor: None, bootargs: None, initrd: None, ..spec.clone() });
         let fdt = Fdt::new(&blob).unwrap();
         assert!(fdt.find_node("/hypervisor").is_none());
+        assert!(fdt.find_node("/sbsa-uart@22000000").is_none());
+        assert!(fdt.find_node("/chosen").unwrap().property("stdout-path").is_none());
 
         assert!(fdt.find_node("/chosen").unwrap().property("bootargs").is_none());
         // A GICv2 host's DomU: Xen's GICD and GICC.
@@ -247,6 +275,36 @@ mod tests {
         assert_eq!(node.property("compatible").unwrap().value(), b"arm,cortex-a15-gic\0");
         let tree = crate::dt::host::HostTree::parse(&blob).unwrap();
         assert_eq!(tree.gic.as_ref().map(|g| g.version), Some(crate::dt::host::GicVersion::V2));
+    }
+
+    #[test]
+    fn the_vpl011_node_is_xens_and_stdout_path_names_it() {
+        let ram = [GuestRange::new(0x4000_0000, 0x4800_0000)];
+        let spec = DomUTree {
+            ram: &ram,
+            vcpu_mpidrs: &[0],
+            cpu_compatible: None,
+            bootargs: None,
+            initrd: None,
+            gic: GicNode::V3 {
+                gicd: GuestRange::new(0x300_1000, 0x301_1000),
+                gicr: GuestRange::new(0x302_0000, 0x304_0000),
+            },
+            timer_intids: [29, 30, 27],
+            hypervisor: None,
+            uart: Some((GuestRange::new(0x2200_0000, 0x2200_1000), 32)),
+        };
+        let blob = build(&spec);
+        let fdt = Fdt::new(&blob).unwrap();
+        let uart = fdt.find_node("/sbsa-uart@22000000").unwrap();
+        assert_eq!(uart.property("compatible").unwrap().value(), b"arm,sbsa-uart\0");
+        assert_eq!(cells(&fdt, "/sbsa-uart@22000000", "reg"), vec![0, 0x2200_0000, 0, 0x1000]);
+        assert_eq!(cells(&fdt, "/sbsa-uart@22000000", "interrupts"), vec![0, 0, 0xf04]);
+        assert_eq!(cells(&fdt, "/sbsa-uart@22000000", "interrupt-parent"), vec![GIC_PHANDLE]);
+        assert_eq!(cells(&fdt, "/sbsa-uart@22000000", "current-speed"), vec![115_200]);
+        let chosen = fdt.find_node("/chosen").unwrap();
+        assert_eq!(chosen.property("stdout-path").unwrap().value(), b"/sbsa-uart@22000000\0");
+        assert!(uart.property("clocks").is_none(), "Xen writes no clocks");
     }
 
     #[test]
@@ -268,6 +326,7 @@ mod tests {
                 extended_regions: &[GuestRange::new(0x5000_0000, 0x1_0000_0000)],
                 event_intid: 31,
             }),
+            uart: Some((GuestRange::new(0x2200_0000, 0x2200_1000), 32)),
         };
         let path = std::env::temp_dir().join(format!("domu-{}.dtb", std::process::id()));
         std::fs::write(&path, build(&spec)).unwrap();

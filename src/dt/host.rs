@@ -189,7 +189,7 @@ pub struct DomU<'a> {
     pub memory: u64,
     pub cpus: u32,
     pub enhanced: Enhanced,
-    /// `vpl011` was given (recorded; no emulated UART yet).
+    /// `vpl011` was given: the DomU gets an emulated SBSA UART.
     pub vpl011: bool,
     pub kernel: PhysRange,
     /// The kernel module's `bootargs`, else the domain node's.

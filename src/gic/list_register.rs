@@ -8,6 +8,11 @@
 //! - GICv2's GICH_LRn (Arm IHI 0048B, 5.3.11), 32 bits: VirtualID 9:0,
 //!   PhysicalID 19:10 (with HW), priority 27:23 (its top five bits), state
 //!   29:28, Grp1 30, HW 31.
+//!
+//! Either can ask for an EOI maintenance interrupt when the guest ends a
+//! purely virtual interrupt (GICv3 bit 41, GICv2 bit 19, both only with
+//! HW = 0): how a level-triggered emulated interrupt whose line is still
+//! high gets delivered again.
 
 use aarch64_cpu::registers::ICH_LR0_EL2 as LR;
 
@@ -54,27 +59,45 @@ pub struct ListRegister {
     hardware: bool,
     state: State,
     priority: u8,
+    /// A maintenance interrupt when the guest ends it (purely virtual only).
+    eoi_maintenance: bool,
 }
+
+/// ICH_LR<n>_EL2.EOI and GICH_LRn.EOI (with HW = 0).
+const V3_EOI: u64 = 1 << 41;
+const V2_EOI: u64 = 1 << 19;
 
 impl ListRegister {
     /// A pending virtual interrupt that is the physical interrupt `intid`:
     /// Dom0's deactivation deactivates the physical one (HW=1).
     pub fn hardware(intid: u32) -> Self {
-        Self { intid, hardware: true, state: State::Pending, priority: GUEST_PRIORITY }
+        Self { intid, hardware: true, state: State::Pending, priority: GUEST_PRIORITY, eoi_maintenance: false }
     }
 
     /// A pending purely virtual interrupt (event PPI, forwarded SGIs).
     pub fn virtual_only(intid: u32) -> Self {
-        Self { intid, hardware: false, state: State::Pending, priority: GUEST_PRIORITY }
+        Self { intid, hardware: false, state: State::Pending, priority: GUEST_PRIORITY, eoi_maintenance: false }
     }
 
     /// An empty list register.
-    pub const EMPTY: Self = Self { intid: 0, hardware: false, state: State::Invalid, priority: GUEST_PRIORITY };
+    pub const EMPTY: Self =
+        Self { intid: 0, hardware: false, state: State::Invalid, priority: GUEST_PRIORITY, eoi_maintenance: false };
 
     /// The same interrupt at the guest's `priority` (a DomU's, as its
     /// emulated GIC holds it).
     pub fn with_priority(self, priority: u8) -> Self {
         Self { priority, ..self }
+    }
+
+    /// The same purely virtual interrupt, asking for a maintenance
+    /// interrupt when the guest ends it (a level-triggered one, whose line
+    /// is looked at again then). A hardware one has no such bit.
+    pub fn with_eoi_maintenance(self) -> Self {
+        Self { eoi_maintenance: !self.hardware, ..self }
+    }
+
+    pub fn asks_eoi_maintenance(self) -> bool {
+        self.eoi_maintenance
     }
 
     pub fn priority(self) -> u8 {
@@ -93,12 +116,14 @@ impl ListRegister {
         self.state
     }
 
-    /// The same interrupt made pending again while Dom0 still handles it
-    /// (only for purely virtual ones: a hardware one cannot fire again
-    /// until Dom0 deactivates it).
+    /// The same interrupt made pending again while the guest still
+    /// handles it, or after it ended it while the list register waits for
+    /// its EOI maintenance (only for purely virtual ones: a hardware one
+    /// cannot fire again until the guest deactivates it).
     pub fn repended(self) -> Self {
         match self.state {
             State::Active => Self { state: State::PendingActive, ..self },
+            State::Invalid => Self { state: State::Pending, ..self },
             _ => self,
         }
     }
@@ -129,6 +154,9 @@ impl Encoding {
                     // pINTID is 13 bits; INTIDs handed over are below 1020.
                     value += LR::HW::SET + LR::pINTID.val(u64::from(lr.intid) & 0x1fff);
                 }
+                if lr.eoi_maintenance {
+                    return value.value | V3_EOI;
+                }
                 value.value
             }
             Self::V2 => {
@@ -136,6 +164,8 @@ impl Encoding {
                     (lr.state.bits() << 28) | (u64::from(lr.priority >> 3) << 23) | u64::from(lr.intid & 0x3ff);
                 if lr.hardware {
                     value |= (1 << 31) | (u64::from(lr.intid & 0x3ff) << 10);
+                } else if lr.eoi_maintenance {
+                    value |= V2_EOI;
                 }
                 value
             }
@@ -149,12 +179,14 @@ impl Encoding {
                 hardware: LR::HW.is_set(raw),
                 state: State::from_bits(LR::State.read(raw)),
                 priority: LR::Priority.read(raw) as u8,
+                eoi_maintenance: !LR::HW.is_set(raw) && raw & V3_EOI != 0,
             },
             Self::V2 => ListRegister {
                 intid: (raw & 0x3ff) as u32,
                 hardware: raw & (1 << 31) != 0,
                 state: State::from_bits(raw >> 28),
                 priority: (((raw >> 23) & 0x1f) << 3) as u8,
+                eoi_maintenance: raw & (1 << 31) == 0 && raw & V2_EOI != 0,
             },
         }
     }
@@ -199,6 +231,23 @@ mod tests {
         let active = Encoding::V2.decode(0x2a00_0003);
         assert_eq!((active.intid(), active.state(), active.is_hardware()), (3, State::Active, false));
         assert_eq!(Encoding::V2.encode(active.repended()), 0x3a00_0003);
+    }
+
+    #[test]
+    fn eoi_maintenance_is_bit_41_or_19_and_only_without_hw() {
+        let level = ListRegister::virtual_only(32).with_priority(0xa0).with_eoi_maintenance();
+        assert_eq!(Encoding::V3.encode(level), 0x50a0_0200_0000_0020);
+        assert_eq!(Encoding::V2.encode(level), 0x1a08_0020);
+        for encoding in [Encoding::V3, Encoding::V2] {
+            assert_eq!(encoding.decode(encoding.encode(level)), level);
+            let hardware = ListRegister::hardware(40).with_eoi_maintenance();
+            assert!(!hardware.asks_eoi_maintenance());
+            assert!(!encoding.decode(encoding.encode(hardware)).asks_eoi_maintenance());
+        }
+        // Ended, waiting for its maintenance: made pending again in place.
+        let ended = ListRegister { state: State::Invalid, ..level };
+        assert_eq!(ended.repended().state(), State::Pending);
+        assert!(ended.repended().asks_eoi_maintenance());
     }
 
     #[test]

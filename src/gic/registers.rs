@@ -72,6 +72,9 @@ pub mod gich {
     pub const HCR: u64 = 0x0000;
     pub const VTR: u64 = 0x0004;
     pub const MISR: u64 = 0x0010;
+    /// Which list registers were ended with EOI maintenance asked.
+    pub const EISR0: u64 = 0x0020;
+    pub const EISR1: u64 = 0x0024;
     pub const ELRSR0: u64 = 0x0030;
     pub const ELRSR1: u64 = 0x0034;
     /// GICH_LR0; the others follow, 4 bytes each.

@@ -22,6 +22,13 @@
 //!   the architecture does not define for that register does too. No
 //!   offset, width or value makes it panic.
 //!
+//! An SPI may be driven by a level-triggered device of the hypervisor's
+//! (a DomU's vPL011): [`EmulatedGic::set_line`] raises it when its line
+//! rises and takes back what is still only raised when it falls, and
+//! [`EmulatedGic::line_is_high`] tells the list-register side, which asks
+//! for an EOI maintenance interrupt for such an SPI and raises it again
+//! if the line is still high when the guest ends it.
+//!
 //! Pending state lives beside the vCPUs (each vCPU's `raised` bits, which
 //! Dom0's path uses too), reached through [`RaisedBits`]: the model reads
 //! and clears them, and sets them, and a write returns the vCPUs whose
@@ -171,6 +178,8 @@ pub struct EmulatedGic {
     /// SPIs made pending while routed to no vCPU: they wait here until a
     /// routing write names one.
     unrouted: u32,
+    /// The lines of the SPIs driven by a level-triggered device, high or low.
+    lines: u32,
 }
 
 /// The lowest INTID a per-interrupt register word or byte is about.
@@ -198,6 +207,7 @@ impl EmulatedGic {
             spi_route: [0; SPI_COUNT as usize],
             spi_targets: [0; SPI_COUNT as usize],
             unrouted: 0,
+            lines: 0,
         }
     }
 
@@ -294,6 +304,37 @@ impl EmulatedGic {
                 Wake::default()
             }
         }
+    }
+
+    /// A level-triggered device's line into SPI `intid` went `high` or low.
+    /// Rising, the SPI is raised; falling, it is no longer pending where it
+    /// is only raised (what a list register already holds stays there: the
+    /// guest may then take it and find nothing to do, as a real GIC's race
+    /// allows). Unchanged, nothing happens: a line that stays high is raised
+    /// again when the guest ends the interrupt ([`Self::line_is_high`]).
+    /// The vCPUs to look again.
+    pub fn set_line(&mut self, intid: u32, high: bool, raised: &(impl RaisedBits + ?Sized)) -> Wake {
+        let Some(spi) = intid.checked_sub(FIRST_SPI).filter(|&s| s < SPI_COUNT) else { return Wake::default() };
+        let bit = 1u32 << spi;
+        let was_high = self.lines & bit != 0;
+        match (was_high, high) {
+            (false, true) => {
+                self.lines |= bit;
+                self.raise(0, intid, raised)
+            }
+            (true, false) => {
+                self.lines &= !bit;
+                self.clear_spi_pending(bit, raised);
+                Wake::default()
+            }
+            _ => Wake::default(),
+        }
+    }
+
+    /// Whether `intid` is an SPI whose device holds its line high: raised
+    /// again each time the guest ends it, while that lasts.
+    pub fn line_is_high(&self, intid: u32) -> bool {
+        intid.checked_sub(FIRST_SPI).filter(|&s| s < SPI_COUNT).is_some_and(|spi| self.lines & (1 << spi) != 0)
     }
 
     /// Routes the SPIs waiting for a target, now that routing changed.

@@ -154,6 +154,37 @@ fn spis_follow_irouter() {
 }
 
 #[test]
+fn a_level_line_raises_on_rising_and_withdraws_on_falling() {
+    for (mut gic, r) in [v3(2), v2(2)] {
+        if gic.version() == Version::V2 {
+            // ITARGETSR for INTID 32: CPU interface 0 (vCPU 0).
+            gic.write_distributor(0, 0x820, 1, 1, r.as_slice());
+        }
+        assert!(!gic.line_is_high(32));
+        assert_eq!(gic.set_line(32, true, r.as_slice()), Wake(1), "rising: raised on its vCPU");
+        assert_eq!(bits(&r, 0), 1 << 32);
+        assert!(gic.line_is_high(32));
+        // Taken into a list register; the line stays high: nothing new
+        // until the guest ends it (the EOI maintenance looks again).
+        r[0].store(0, Ordering::Relaxed);
+        assert_eq!(gic.set_line(32, true, r.as_slice()), Wake(0));
+        assert_eq!(bits(&r, 0), 0);
+        // Raised, not yet delivered, then the line falls: no longer pending.
+        gic.set_line(32, false, r.as_slice());
+        gic.set_line(32, true, r.as_slice());
+        assert_eq!(bits(&r, 0), 1 << 32);
+        assert_eq!(gic.set_line(32, false, r.as_slice()), Wake(0));
+        assert_eq!(bits(&r, 0), 0);
+        assert!(!gic.line_is_high(32));
+        // Not an SPI: nothing.
+        assert_eq!(gic.set_line(27, true, r.as_slice()), Wake(0));
+        assert_eq!(gic.set_line(64, true, r.as_slice()), Wake(0));
+        assert!(!gic.line_is_high(27) && !gic.line_is_high(64) && !gic.line_is_high(u32::MAX));
+        assert_eq!(bits(&r, 0) | bits(&r, 1), 0);
+    }
+}
+
+#[test]
 fn gicv3_sgis_by_affinity() {
     let mpidrs = [0x0, 0x1, 0x100];
     let gic = EmulatedGic::new(Version::V3, &mpidrs);

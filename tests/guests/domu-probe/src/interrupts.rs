@@ -5,7 +5,8 @@
 //! once enabled, that an SGI to itself arrives, that an event sent on a
 //! loopback event channel raises the upcall PPI with the port's pending
 //! bit in shared_info, and that the identification registers read sane
-//! values. Each is one `check` line; the caller reports them.
+//! values. Each is one `check` line; the caller reports them. The vPL011
+//! checks (`vpl011.rs`) use its GIC bring-up and vectors too.
 
 use core::arch::{asm, global_asm};
 use core::fmt;
@@ -143,6 +144,9 @@ extern "C" fn probe_irq() {
         // SAFETY: the timer off: its interrupt was seen.
         unsafe { asm!("msr cntv_ctl_el0, xzr", "isb", options(nostack)) };
     }
+    if intid == u64::from(crate::vpl011::SPI) {
+        crate::vpl011::interrupt();
+    }
     TAKEN.fetch_or(1 << intid, Ordering::Relaxed);
     if v2 {
         write32(GICC + 0x10, iar as u32);
@@ -152,7 +156,7 @@ extern "C" fn probe_irq() {
     }
 }
 
-fn counter() -> (u64, u64) {
+pub fn counter() -> (u64, u64) {
     let (now, hz): (u64, u64);
     // SAFETY: reading the virtual counter and its frequency.
     unsafe { asm!("isb", "mrs {}, cntvct_el0", "mrs {}, cntfrq_el0", out(reg) now, out(reg) hz, options(nostack)) };
@@ -200,9 +204,7 @@ fn disable(intid: u32) {
 
 /// Runs the checks, each reported through `check`.
 pub fn run(check: &mut dyn FnMut(bool, fmt::Arguments<'_>)) {
-    // GICv2's PIDR2 is at 0xfe8 of its 4 KiB distributor; there a GICv3's reads as zero.
-    let v2 = (read32(GICD + 0xfe8) >> 4) & 0xf == 2;
-    GICV2.store(v2, Ordering::Relaxed);
+    let v2 = detect();
     let typer = read32(GICD + 0x4);
     let iidr = read32(GICD + 0x8);
     if v2 {
@@ -226,37 +228,7 @@ pub fn run(check: &mut dyn FnMut(bool, fmt::Arguments<'_>)) {
         );
     }
 
-    // Bring the GIC up as Linux does.
-    if v2 {
-        write32(GICD, 1);
-        write32(GICC + 0x4, 0xf0);
-        write32(GICC, 1);
-    } else {
-        write32(GICR + 0x14, 0);
-        let (start, hz) = counter();
-        while read32(GICR + 0x14) & 0b100 != 0 && counter().0 - start < hz / 10 {}
-        let waker = read32(GICR + 0x14);
-        check(waker == 0, format_args!("GICR_WAKER {waker:#x}: awake once ProcessorSleep is cleared"));
-        // ARE_NS, EnableGrp1A, EnableGrp1 (Linux's value).
-        write32(GICD, 0x13);
-        // SAFETY: the system-register CPU interface on, every priority let through, group 1 on.
-        unsafe {
-            asm!(
-                "mrs {t}, icc_sre_el1", "orr {t}, {t}, #1", "msr icc_sre_el1, {t}", "isb",
-                "mov {t}, #0xff", "msr icc_pmr_el1, {t}",
-                "msr icc_bpr1_el1, xzr",
-                "mov {t}, #1", "msr icc_igrpen1_el1, {t}", "isb",
-                t = out(reg) _, options(nostack),
-            )
-        };
-    }
-    let mut old_vbar: u64;
-    // SAFETY: these vectors take the IRQs (and record synchronous
-    // exceptions like the probe's own); the old ones come back at the end.
-    unsafe {
-        asm!("mrs {old}, vbar_el1", "msr vbar_el1, {new}", "isb", "msr daifclr, #2",
-             old = out(reg) old_vbar, new = in(reg) &raw const probe_irq_vectors as u64, options(nostack))
-    };
+    let old_vbar = start(check);
 
     // The virtual timer, due in 5 ms, while its PPI is disabled: nothing.
     disable(TIMER_PPI);
@@ -287,8 +259,68 @@ pub fn run(check: &mut dyn FnMut(bool, fmt::Arguments<'_>)) {
 
     event_upcall(check);
 
+    stop(old_vbar);
+}
+
+/// Brings the GIC up as Linux does, installs vectors that take IRQs and
+/// unmasks them; the old vectors, for [`stop`].
+pub fn start(check: &mut dyn FnMut(bool, fmt::Arguments<'_>)) -> u64 {
+    let v2 = GICV2.load(Ordering::Relaxed);
+    if v2 {
+        write32(GICD, 1);
+        write32(GICC + 0x4, 0xf0);
+        write32(GICC, 1);
+    } else {
+        write32(GICR + 0x14, 0);
+        let (start, hz) = counter();
+        while read32(GICR + 0x14) & 0b100 != 0 && counter().0 - start < hz / 10 {}
+        let waker = read32(GICR + 0x14);
+        check(waker == 0, format_args!("GICR_WAKER {waker:#x}: awake once ProcessorSleep is cleared"));
+        // ARE_NS, EnableGrp1A, EnableGrp1 (Linux's value).
+        write32(GICD, 0x13);
+        // SAFETY: the system-register CPU interface on, every priority let through, group 1 on.
+        unsafe {
+            asm!(
+                "mrs {t}, icc_sre_el1", "orr {t}, {t}, #1", "msr icc_sre_el1, {t}", "isb",
+                "mov {t}, #0xff", "msr icc_pmr_el1, {t}",
+                "msr icc_bpr1_el1, xzr",
+                "mov {t}, #1", "msr icc_igrpen1_el1, {t}", "isb",
+                t = out(reg) _, options(nostack),
+            )
+        };
+    }
+    let old_vbar: u64;
+    // SAFETY: these vectors take the IRQs (and record synchronous
+    // exceptions like the probe's own); the old ones come back at the end.
+    unsafe {
+        asm!("mrs {old}, vbar_el1", "msr vbar_el1, {new}", "isb", "msr daifclr, #2",
+             old = out(reg) old_vbar, new = in(reg) &raw const probe_irq_vectors as u64, options(nostack))
+    };
+    old_vbar
+}
+
+/// Masks IRQs again and puts the probe's own vectors back.
+pub fn stop(old_vbar: u64) {
     // SAFETY: IRQs masked again and the probe's vectors back.
     unsafe { asm!("msr daifset, #2", "msr vbar_el1, {}", "isb", in(reg) old_vbar, options(nostack)) };
+}
+
+/// Finds which GIC the guest has (a GICv2's PIDR2 is at 0xfe8 of its
+/// 4 KiB distributor; there a GICv3's reads as zero).
+pub fn detect() -> bool {
+    let v2 = (read32(GICD + 0xfe8) >> 4) & 0xf == 2;
+    GICV2.store(v2, Ordering::Relaxed);
+    v2
+}
+
+/// Enables SPI `intid` at the distributor, routed to vCPU 0.
+pub fn enable_spi(intid: u32) {
+    write8(GICD + 0x400 + u64::from(intid), PRIORITY);
+    if GICV2.load(Ordering::Relaxed) {
+        // ITARGETSR: CPU interface 0.
+        write8(GICD + 0x800 + u64::from(intid), 1);
+    }
+    write32(GICD + 0x100 + u64::from(intid / 32) * 4, 1 << (intid % 32));
 }
 
 /// A loopback event channel: a port bound to another port of its own

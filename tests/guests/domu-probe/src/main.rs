@@ -8,8 +8,10 @@
 //!
 //! Its command line says what to expect: `expect-mem=<bytes>` and
 //! `expect-enhanced=<0|1>`, and `expect-ext=` the extended regions
-//! (`ext_regions.rs`); `check-interrupts=1` adds the interrupt
-//! checks (`interrupts.rs`), after `wait-ms=<n>` if given. With `mode=serve` it serves Dom0's test of the
+//! (`ext_regions.rs`); `check-interrupts=1` adds the interrupt checks
+//! (`interrupts.rs`), after `wait-ms=<n>` if given; `check-vpl011=1` the
+//! emulated UART's (`vpl011.rs`: its node, output through it, its
+//! interrupts, a line typed on the console). With `mode=serve` it serves Dom0's test of the
 //! calls between domains instead, after the memory check (`serve.rs`).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -25,6 +27,8 @@ mod ext_regions;
 mod interrupts;
 #[cfg(target_os = "none")]
 mod serve;
+#[cfg(target_os = "none")]
+mod vpl011;
 
 #[cfg(target_os = "none")]
 mod probe {
@@ -74,7 +78,7 @@ sync_handler:
 "#
     ));
 
-    mod hostile;
+    pub(crate) mod hostile;
 
     #[unsafe(no_mangle)]
     static mut LAST_ESR: u64 = 0;
@@ -280,7 +284,7 @@ sync_handler:
         r.check(method == Some("hvc"), format_args!("PSCI through {method:?}"));
 
         // Nothing of the host's: only the nodes of Xen's DomU tree.
-        let allowed = ["chosen", "psci", "cpus", "memory", "interrupt-controller", "timer", "hypervisor"];
+        let allowed = ["chosen", "psci", "cpus", "memory", "interrupt-controller", "timer", "hypervisor", "sbsa-uart"];
         let foreign = root.children().find(|n| !allowed.iter().any(|a| n.name().split('@').next() == Some(*a)));
         r.check(
             foreign.is_none(),
@@ -377,6 +381,9 @@ sync_handler:
                 r.say(format_args!("waited {ms} ms"));
             }
             crate::interrupts::run(&mut |ok, what| r.check(ok, what));
+        }
+        if arg(bootargs, "check-vpl011") == Some(1) {
+            crate::vpl011::run(&mut r, &fdt);
         }
         if arg(bootargs, "hostile") == Some(1) {
             hostile::run(&mut r, &hostile::Own { ram: (ram_start, ram_end) });

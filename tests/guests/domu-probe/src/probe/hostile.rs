@@ -380,7 +380,7 @@ fn firmware(h: &mut Hostile<'_>, _: &Own) {
 /// Waits (at most a minute) for Dom0 to say it listens for this domain's
 /// end: a port in this domain's table, unbound for Dom0, which Dom0 makes
 /// once it has bound VIRQ_DOM_EXC. The port, if it came.
-fn wait_for_dom0() -> Option<u32> {
+pub(crate) fn wait_for_dom0() -> Option<u32> {
     let counter = || {
         let ticks: u64;
         // SAFETY: reads a register.
