@@ -1,46 +1,32 @@
 //! Debian's Linux as a dom0less DomU: trixie's 6.12 Image, unmodified, with
 //! a busybox initramfs, from a `/chosen/domU1` node (Xen's binding: 256
-//! MiB, `xen,enhanced`, a `multiboot,ramdisk` child, `bootargs` on the
-//! kernel module) beside a Dom0: the bare-metal probe (which waits for the
-//! DomU's end, `probe=wait-domain-end`, then finishes its own checks) or
-//! Debian's 6.12.
+//! MiB, `xen,enhanced`, `vpl011`, a `multiboot,ramdisk` child, `bootargs`
+//! on the kernel module; `qemu_harness::linux_domu`) beside a Dom0: the
+//! bare-metal probe (which waits for the DomU's end,
+//! `probe=wait-domain-end`, then finishes its own checks) or Debian's 6.12.
 //!
-//! The DomU's `/init` reports what it sees as `domu: ` lines written to
-//! `/dev/kmsg`, so they reach the hypervisor's console through the kernel
-//! log whatever console the DomU has (`earlycon=xenboot`, the console
-//! hypercall, under ours; the vPL011 under Xen 4.17, whose release build
-//! refuses a DomU the console hypercall): Xen's `/sys/hypervisor/type`,
-//! its CPUs, a loopback event channel through `/dev/xen/evtchn` (gnttest
-//! `--events`), `/proc/interrupts` while its ports are bound (the virtual
-//! timer, the event-channel PPI `events` and the ports' `xen-dyn`
-//! interrupts, all counting), then it powers off or crashes.
+//! The DomU's console is its vPL011 (`console=ttyAMA0`): under ours its
+//! lines are `(d1) ` lines, under Xen 4.17 `(XEN) DOM1: ` lines. Its
+//! `/init` reports what it sees as `domu: ` lines written to `/dev/kmsg`
+//! (whole records, never cut by a kernel line): Xen's
+//! `/sys/hypervisor/type`, its CPUs, a loopback event channel through
+//! `/dev/xen/evtchn` (gnttest `--events`), `/proc/interrupts` while its
+//! ports are bound (the virtual timer, the event-channel PPI `events` and
+//! the ports' `xen-dyn` interrupts, all counting), then it powers off,
+//! crashes, or runs a shell on its console that takes typed input.
 
-use qemu_harness::dtb::Dts;
-use qemu_harness::initramfs::{dom0_initramfs, init_script};
+use qemu_harness::initramfs::init_script;
+use qemu_harness::interactive::{self, Flags};
 use qemu_harness::linux::{DebianKernel, debian_kernel};
-use qemu_harness::machine::{LINUX_INITRD_ADDR, LINUX_KERNEL_ADDR, Tree};
+use qemu_harness::linux_domu::{Dom0, LinuxDomu};
 use qemu_harness::{Machine, Outcome, image};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 const KERNEL_PANIC: &str = "Kernel panic - not syncing";
-/// Where QEMU's loader puts the bare-metal Dom0 (the probe).
-const PROBE_KERNEL: u64 = 0x4200_0000;
-/// The DomU's kernel and initramfs: clear of QEMU's tree at 0x4800_0000
-/// and of a Linux Dom0's initramfs at 0x4900_0000.
-const DOMU_KERNEL: u64 = 0x4c00_0000;
-const DOMU_INITRD: u64 = 0x4e80_0000;
-/// The DomU's command line: its kernel log through the console hypercall
-/// (ours) and, where there is one, its PL011 (Xen's vPL011).
-const DOMU_BOOTARGS: &str = "console=ttyAMA0 earlycon=xenboot keep_bootcon";
-/// A Linux Dom0's.
-const DOM0_BOOTARGS: &str = "console=hvc0 earlycon=xenboot";
 /// The DomU's last line before it ends.
 const DOMU_DONE: &str = "domu: done";
-
-fn size(file: &Path) -> u64 {
-    std::fs::metadata(file).unwrap_or_else(|e| panic!("{}: {e}", file.display())).len()
-}
+/// What the DomU's shell is asked to echo, and what it prints.
+const TYPED_INTO_DOMU: &str = "echo typed-into-domu $((6*7))\r";
+const DOMU_ECHOED: &str = "typed-into-domu 42";
 
 /// How the DomU ends.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,6 +36,10 @@ enum End {
     /// `echo c > /proc/sysrq-trigger`: a kernel crash (`panic=-1`: it
     /// restarts at once, which under Xen's binding ends the domain).
     Crash,
+    /// A busybox shell on its console (the vPL011, `ttyAMA0`), which
+    /// takes typed input once the input is switched to the DomU; its
+    /// `exit` powers the DomU off.
+    Shell,
 }
 
 /// The DomU's `/init` body: the report, then its end.
@@ -57,6 +47,7 @@ fn domu_init(end: End) -> String {
     let end = match end {
         End::PowerOff => "poweroff -f",
         End::Crash => "echo c > /proc/sysrq-trigger",
+        End::Shell => "say \"shell on $(cat /sys/class/tty/console/active)\"\nsh\nsay \"shell exited\"\npoweroff -f",
     };
     format!(
         r#"say() {{ echo "domu: $*" > /dev/kmsg; }}
@@ -71,14 +62,6 @@ say "{}"
 "#,
         DOMU_DONE.trim_start_matches("domu: ")
     )
-}
-
-/// Who Dom0 is.
-enum Dom0 {
-    /// The bare-metal probe, which waits for the DomU's end.
-    Probe,
-    /// Debian's 6.12 with this `/init` body.
-    Linux(String),
 }
 
 /// One machine: QEMU's tree for `smp` CPUs, 2 GiB and `gic_version`, Dom0
@@ -97,62 +80,17 @@ struct Setup {
 impl Setup {
     fn machine(&self) -> Machine {
         let kernel = debian_kernel(DebianKernel::Trixie6_12);
-        let domu_initrd = dom0_initramfs(kernel, &init_script(kernel, &domu_init(self.end)));
-        assert!(DOMU_KERNEL + size(&kernel.image) <= DOMU_INITRD, "the DomU's kernel runs into its initramfs");
-        let panic = if self.end == End::Crash { " panic=-1" } else { "" };
-        let domu = format!(
-            "domU1 {{ compatible = \"xen,domain\"; #address-cells = <1>; #size-cells = <1>; \
-             memory = <0x0 0x40000>; cpus = <{}>; xen,enhanced = \"enabled\"; vpl011;\n\
-             module@{DOMU_KERNEL:x} {{ compatible = \"multiboot,kernel\", \"multiboot,module\"; reg = <{DOMU_KERNEL:#x} {:#x}>; \
-             bootargs = \"{DOMU_BOOTARGS}{panic}\"; }};\n\
-             module@{DOMU_INITRD:x} {{ compatible = \"multiboot,ramdisk\", \"multiboot,module\"; reg = <{DOMU_INITRD:#x} {:#x}>; }};\n}};",
-            self.cpus,
-            size(&kernel.image),
-            size(&domu_initrd)
-        );
-        let base = Machine {
-            cpu: "cortex-a57".into(),
-            memory: "2G".into(),
+        LinuxDomu {
             gic_version: self.gic_version,
             smp: self.smp,
-            append: Some(self.append.into()),
-            modules: vec![],
-            timeout: Duration::from_secs(120),
-            ..Machine::default()
-        };
-        let mut loaded: Vec<(PathBuf, u64)> = Vec::new();
-        let mut dts = Dts::from_blob(&base.generated_dtb());
-        match &self.dom0 {
-            Dom0::Probe => {
-                dts = dts
-                    .add_to_node("chosen", "xen,dom0-bootargs = \"console=hvc0 probe=wait-domain-end\";")
-                    .with_kernel_module(PROBE_KERNEL, size(image::dom0_probe()));
-                loaded.push((image::dom0_probe().into(), PROBE_KERNEL));
-            }
-            Dom0::Linux(body) => {
-                let initrd = dom0_initramfs(kernel, &init_script(kernel, body));
-                assert!(
-                    LINUX_INITRD_ADDR + size(&initrd) <= DOMU_KERNEL,
-                    "Dom0's initramfs runs into the DomU's kernel"
-                );
-                let ramdisk = format!(
-                    "module@{LINUX_INITRD_ADDR:x} {{ compatible = \"multiboot,ramdisk\", \"multiboot,module\"; reg = <0x0 {LINUX_INITRD_ADDR:#x} 0x0 {:#x}>; }};",
-                    size(&initrd)
-                );
-                dts = dts
-                    .add_to_node("chosen", &format!("xen,dom0-bootargs = \"{DOM0_BOOTARGS}\";"))
-                    .with_kernel_module(LINUX_KERNEL_ADDR, size(&kernel.image))
-                    .add_subnode("chosen", &ramdisk);
-                loaded.extend([(kernel.image.clone(), LINUX_KERNEL_ADDR), (initrd, LINUX_INITRD_ADDR)]);
-            }
+            cpus: self.cpus,
+            init: init_script(kernel, &domu_init(self.end)),
+            bootargs: if self.end == End::Crash { "panic=-1".into() } else { String::new() },
+            dom0: self.dom0.clone(),
+            append: self.append.into(),
+            name: self.name.into(),
         }
-        let dtb = dts.add_subnode("chosen", &domu).write(self.name);
-        loaded.extend([(kernel.image.clone(), DOMU_KERNEL), (domu_initrd, DOMU_INITRD)]);
-        let mut extra = Vec::new();
-        for (file, addr) in loaded {
-            extra.extend(["-device".into(), format!("loader,file={},addr={addr:#x},force-raw=on", file.display())]);
-        }
-        Machine { tree: Tree::Dtb(dtb), extra, ..base }
+        .machine()
     }
 }
 
@@ -285,58 +223,121 @@ poweroff -f
     .into()
 }
 
+/// What is typed at the console beside a Linux Dom0 and a DomU with a
+/// shell: once the DomU's shell runs, Ctrl-A three times (the input to
+/// the DomU), a line for its shell, then `exit` (it powers off); once it
+/// has ended (`ended`), Ctrl-A six times (to the hypervisor, then back to
+/// Dom0) and the line Dom0's `/init` waits for.
+fn typed_for_the_shells(ended: &str) -> Vec<(String, String)> {
+    [
+        ("domu: shell on ttyAMA0", "\x01\x01\x01"),
+        ("*** Serial input to DOM1", TYPED_INTO_DOMU),
+        (DOMU_ECHOED, "exit\r"),
+        (ended, "\x01\x01\x01\x01\x01\x01go\r"),
+    ]
+    .into_iter()
+    .map(|(after, text)| (after.to_string(), text.to_string()))
+    .collect()
+}
+
+/// Panics with the whole output unless lines containing `needles` follow
+/// one another in this order (others between them).
+fn expect_in_order(out: &Outcome, needles: &[&str]) {
+    let mut lines = out.output.lines();
+    for needle in needles {
+        if !lines.any(|l| l.contains(needle)) {
+            panic!("no line contains {needle:?} after the lines of {needles:?} before it; output:\n{}", out.output);
+        }
+    }
+}
+
 /// Debian's 6.12 as Dom0 on CPU 0 and as a 1-vCPU DomU on CPU 1, the same
 /// tree and modules under Xen 4.17 and ours: the DomU's report and the
 /// same device tree (its nodes and properties), Dom0's privcmd maps the
-/// DomU's Image header while it runs, the DomU powers off and Dom0 goes on.
+/// DomU's Image header while it runs. The DomU's console is its vPL011:
+/// each kernel line once, as a `(d1) ` line under ours. Then a person at
+/// the console: Ctrl-A three times moves the input to the DomU, a line
+/// typed reaches its shell (busybox `sh` on `ttyAMA0`), which runs it;
+/// `exit` powers the DomU off; Ctrl-A six times moves the input on to the
+/// hypervisor and back to Dom0, whose `/init` reads the next line typed
+/// and goes on.
 #[test]
 fn under_xen_4_17_and_ours_with_a_linux_dom0() {
     let setup = |append| Setup {
         gic_version: 3,
         smp: 2,
         cpus: 1,
-        end: End::PowerOff,
+        end: End::Shell,
         dom0: Dom0::Linux(dom0_init()),
         append,
         name: "linux-guest-dom0",
     };
-    let typed = |after: &str| vec![(after.to_string(), "go\r".to_string())];
     // One vCPU for Dom0, as ours partitions the CPUs.
-    let xen = Machine { typed: typed(DOMU_DONE), ..setup("dom0_mem=512M dom0_max_vcpus=1").machine() }
-        .run_image(&image::xen_4_17(), Some(KERNEL_PANIC));
+    let xen = Machine {
+        typed: typed_for_the_shells("domu: shell exited"),
+        ..setup("dom0_mem=512M dom0_max_vcpus=1").machine()
+    }
+    .run_image(&image::xen_4_17(), Some(KERNEL_PANIC));
     if std::env::var_os("SHOW_OUTPUT").is_some() {
         println!("{}", xen.output);
     }
-    let ours = run_ours(Machine { typed: typed("(HV) d1: released: "), ..setup("dom0_mem=512M").machine() });
-    for out in [&xen, &ours] {
+    let ours =
+        run_ours(Machine { typed: typed_for_the_shells("(HV) d1: released: "), ..setup("dom0_mem=512M").machine() });
+    // The DomU's vPL011 lines: under Xen `(XEN) DOM1: ` while it has no
+    // input (then `(XEN) ` alone, printed at once), under ours `(d1) `.
+    let xen_facts = (&xen, "(XEN) DOM1: ", "*** Serial input to Xen");
+    for (out, domu_line, to_the_hypervisor) in [xen_facts, (&ours, "(d1) ", "*** Serial input to the hypervisor")] {
         out.expect_line("init: hypervisor type xen");
         out.expect_line("gnttest: peek: d1 gfn 0x40000 holds an arm64 Image header");
         out.expect_line("init: peek exited 0");
         domu_reported(out, 1);
-        out.expect_line_after(DOMU_DONE, "init: Dom0 carries on after the DomU's end (go)");
+        // The DomU's kernel log once, through its vPL011: no boot console beside it.
+        let runs = out.output.lines().filter(|l| l.contains("Run /init as init process")).collect::<Vec<_>>();
+        let domu_runs = runs.iter().filter(|l| l.starts_with(domu_line)).count();
+        assert_eq!((runs.len(), domu_runs), (2, 1), "Dom0's and the DomU's /init, each once: {runs:?}");
+        expect_in_order(
+            out,
+            &[
+                "domu: shell on ttyAMA0",
+                "*** Serial input to DOM1",
+                DOMU_ECHOED,
+                "domu: shell exited",
+                to_the_hypervisor,
+                "*** Serial input to DOM0",
+                "init: Dom0 carries on after the DomU's end (go)",
+            ],
+        );
+    }
+    // Under ours every line of the DomU's is its own, prefixed.
+    for needle in ["domu: hypervisor type xen", "domu: shell on ttyAMA0", DOMU_ECHOED] {
+        let line = ours.expect_line(needle);
+        assert!(line.starts_with("(d1) "), "a (d1) line: {line:?}");
     }
     domu_ended_alone(&ours, "shutdown: power off");
     let tree = |out: &Outcome| -> Vec<String> {
         out.output.lines().filter_map(|l| l.split("domu: tree: ").nth(1)).map(str::to_string).collect()
     };
-    // Node and property names alike, but for what ours lacks yet: the
-    // vPL011 and PSCI 0.1's function numbers (Linux takes PSCI 0.2's from
-    // the compatible), and the DomU's extended regions (Xen's `/hypervisor`
-    // reg has more entries: its values differ, its name does not).
+    // Node and property names alike, but for PSCI 0.1's function numbers,
+    // which ours leaves out (Linux takes PSCI 0.2's from the compatible),
+    // and the DomU's extended regions (Xen's `/hypervisor` reg has more
+    // entries: its values differ, its name does not); ours names the
+    // vPL011 in `stdout-path` (Xen 4.17 does not: `console=ttyAMA0`
+    // names it there) and a GICv3's `#redistributor-regions`.
     let names = |tree: &[String]| -> std::collections::BTreeSet<String> {
         tree.iter().map(|l| l.split(' ').next().unwrap_or("").to_string()).collect()
     };
     let (xen_tree, our_tree) = (tree(&xen), tree(&ours));
     let only_xen: Vec<String> = names(&xen_tree).difference(&names(&our_tree)).cloned().collect();
     let only_ours: Vec<String> = names(&our_tree).difference(&names(&xen_tree)).cloned().collect();
-    let known: Vec<&str> = vec!["psci/cpu_off", "psci/cpu_on", "sbsa-uart@22000000/"];
+    let known: Vec<&str> = vec!["psci/cpu_off", "psci/cpu_on"];
     assert!(
         only_xen.iter().all(|n| known.iter().any(|k| n.starts_with(k))),
         "in Xen's DomU tree only: {only_xen:?}\nXen's:\n{}\nours:\n{}",
         xen_tree.join("\n"),
         our_tree.join("\n")
     );
-    assert_eq!(only_ours, vec!["interrupt-controller@3001000/#redistributor-regions".to_string()], "in ours only");
+    let only_ours_expected = ["chosen/stdout-path", "interrupt-controller@3001000/#redistributor-regions"];
+    assert_eq!(only_ours, only_ours_expected, "in ours only");
     // Values short enough for Xen's console line, alike.
     for name in [
         "#address-cells",
@@ -351,6 +352,10 @@ fn under_xen_4_17_and_ours_with_a_linux_dom0() {
         "interrupt-controller@3001000/phandle",
         "psci/compatible",
         "psci/method",
+        "sbsa-uart@22000000/compatible",
+        "sbsa-uart@22000000/current-speed",
+        "sbsa-uart@22000000/interrupts",
+        "sbsa-uart@22000000/reg",
     ] {
         let value = |tree: &[String]| tree.iter().find(|l| l.split(' ').next() == Some(name)).cloned();
         let ours_value = value(&our_tree);
@@ -392,5 +397,43 @@ fn a_two_vcpu_domu_that_crashes_ends_alone() {
     let at_entry = out.number_after("Free frames at Dom0 entry: ");
     let at_shutdown = out.number_after("Free frames at shutdown: ");
     assert!(at_shutdown >= at_entry, "frames lost: {at_entry} at Dom0 entry, {at_shutdown} at shutdown");
+    out.expect_exit(0);
+}
+
+/// `qemu/run --domu`, the very machine it boots (`qemu_harness::interactive`):
+/// Debian's 6.12 as Dom0 with its shell on `hvc0` and as a DomU with its
+/// shell on its vPL011. A line typed after Ctrl-A three times reaches the
+/// DomU's shell; its `exit` powers the DomU off; Ctrl-A six times brings
+/// the input back to Dom0, whose shell runs the next line and powers off.
+/// (Under `qemu/run` QEMU's own Ctrl-A escape doubles each Ctrl-A.)
+#[test]
+fn qemu_run_domu_gives_each_domain_a_shell() {
+    let (machine, image) = interactive::machine(Flags { domu: true, ..Flags::default() }, &[]).expect("--domu");
+    let typed = [
+        ("DomU: 'exit' powers this DomU off", "\x01\x01\x01"),
+        ("*** Serial input to DOM1", TYPED_INTO_DOMU),
+        (DOMU_ECHOED, "exit\r"),
+        ("(HV) d1: released: ", "\x01\x01\x01\x01\x01\x01echo typed-into-dom0 $((6*7)); poweroff -f\r"),
+    ];
+    let typed = typed.into_iter().map(|(after, text)| (after.to_string(), text.to_string())).collect();
+    let out = Machine { typed, ..machine }.run_image(&image, Some(KERNEL_PANIC));
+    if std::env::var_os("SHOW_OUTPUT").is_some() {
+        println!("{}", out.output);
+    }
+    out.expect_line("(d1) DomU: Linux 6.12");
+    out.expect_line("busybox sh on ttyAMA0.");
+    out.expect_line("(d0) Dom0: Linux 6.12");
+    expect_in_order(
+        &out,
+        &[
+            "*** Serial input to DOM1",
+            &format!("(d1) {DOMU_ECHOED}"),
+            "(HV) d1: shutdown: power off",
+            "*** Serial input to the hypervisor",
+            "*** Serial input to DOM0",
+            "(d0) typed-into-dom0 42",
+            "(HV) d0: shutdown: power off",
+        ],
+    );
     out.expect_exit(0);
 }

@@ -1,4 +1,4 @@
-//! `cargo bench-qemu [-- --runs N --iterations N --only boot,phases,traps,domu,linux,footprint]`:
+//! `cargo bench-qemu [-- --runs N --iterations N --only boot,phases,traps,domu,linux,domu-linux,footprint]`:
 //! the hypervisor measured against Xen 4.17 and against no hypervisor on
 //! the same QEMU, as a table of medians with their minimum and maximum.
 //!
@@ -15,6 +15,10 @@
 //!   with no hypervisor (`virtualization=off`, the kernel booted directly
 //!   with `mem=512M`), under ours (by default, and with `stage2-blocks=no`)
 //!   and under Xen 4.17; runs interleaved.
+//! - domu-linux: QEMU's start to the first line of a Linux DomU's `/init`
+//!   (Debian 6.12, 256 MiB, 1 vCPU, `vpl011`, `console=ttyAMA0`, beside
+//!   the probe as Dom0), under ours and Xen 4.17, and with no hypervisor
+//!   (the kernel booted directly with `mem=256M maxcpus=1`); runs interleaved.
 //! - phases: where the boot's instructions go (`loglvl=debug` logs each
 //!   boot phase in counter ticks; under `-icount shift=0` they count
 //!   instructions), on `-m 1G` and `-m 8G` with the small benchmark Dom0
@@ -30,6 +34,7 @@ use qemu_harness::bench::{
 };
 use qemu_harness::initramfs::dom0_initramfs;
 use qemu_harness::linux::{DebianKernel, debian_kernel};
+use qemu_harness::linux_domu::{Dom0, LinuxDomu};
 use qemu_harness::{Machine, image};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +46,8 @@ const BOOT_LINE: &str = "counter ticks from entry to Dom0";
 const GUEST_DONE: &str = "bench: done";
 /// `/init`'s first line in the Linux runs.
 const INIT_LINE: &str = "bench: /init started";
+/// A Linux DomU's `/init`'s first line, on its vPL011.
+const DOMU_INIT_LINE: &str = "bench: domu /init started";
 
 struct Options {
     runs: usize,
@@ -69,7 +76,7 @@ fn options() -> Options {
 
 fn usage(why: &str) -> ! {
     eprintln!("bench: {why}");
-    eprintln!("usage: cargo bench-qemu [--runs N] [--iterations N] [--only boot,phases,traps,domu,linux,footprint]");
+    eprintln!("usage: cargo bench-qemu [--runs N] [--iterations N] [--only boot,phases,traps,domu,linux,domu-linux,footprint]");
     std::process::exit(2)
 }
 
@@ -100,6 +107,9 @@ fn main() {
     }
     if wanted("linux") {
         linux(&o, &hypervisor);
+    }
+    if wanted("domu-linux") {
+        domu_linux(&o, &hypervisor);
     }
     if wanted("footprint") {
         footprint(&hypervisor);
@@ -425,6 +435,77 @@ fn linux(o: &Options, hypervisor: &Path) {
             show(spread[c], 1.0, 2),
             ratio(spread[c], spread[0]),
             ratio(spread[c], spread[XEN])
+        );
+    }
+}
+
+/// The kernel's own clock (seconds since it started) on its
+/// `Run /init as init process` line, if it printed one.
+fn kernel_clock_at_init(output: &str) -> Option<f64> {
+    let line = output.lines().find(|l| l.contains("Run /init as init process"))?;
+    line.split('[').nth(1)?.split(']').next()?.trim().parse().ok()
+}
+
+/// (c') A Linux DomU's boot to `/init`, under each hypervisor and with none.
+fn domu_linux(o: &Options, hypervisor: &Path) {
+    let kernel = debian_kernel(DebianKernel::Trixie6_12);
+    let init = format!("#!/bin/sh\necho \"{DOMU_INIT_LINE}\"\n/bin/busybox poweroff -f\n");
+    // Beside the probe as Dom0, which waits for the DomU's end.
+    let setup = LinuxDomu::new(Dom0::Probe, init.clone(), "bench-domu-linux");
+    let ours = setup.machine().tuned_for_qemu();
+    // Xen's Dom0 gets one vCPU, as ours partitions the CPUs.
+    let xen_setup = LinuxDomu { append: "dom0_mem=512M dom0_max_vcpus=1".into(), name: "bench-domu-linux-xen".into(), ..setup };
+    let xen = xen_setup.machine();
+    // No EL2: the same kernel and initramfs at EL1 on the same board, told
+    // to use what the DomU gets (256 MiB, one CPU) and the same console.
+    let bare = Machine {
+        virtualization: false,
+        append: Some("console=ttyAMA0 mem=256M maxcpus=1".into()),
+        memory: "2G".into(),
+        extra: vec!["-initrd".into(), qemu_harness::initramfs::dom0_initramfs(kernel, &init).display().to_string()],
+        timeout: Duration::from_secs(120),
+        ..Machine::default()
+    };
+    const XEN: usize = 2;
+    let configs: [(&str, &Machine, PathBuf); 3] = [
+        ("no hypervisor", &bare, kernel.image.clone()),
+        ("ours", &ours, hypervisor.to_path_buf()),
+        ("Xen 4.17", &xen, image::xen_4_17()),
+    ];
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut kernel_clock: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut why: Vec<Option<String>> = vec![None; configs.len()];
+    for run in 0..o.runs {
+        for (c, (name, machine, image)) in configs.iter().enumerate() {
+            progress("domu-linux", run, o.runs, name);
+            let s = time_to_line(machine, image, DOMU_INIT_LINE);
+            match s.after {
+                Some(after) => seconds[c].push(after.as_secs_f64()),
+                None => why[c] = Some(explain(&format!("Linux DomU, {name}"), &s)),
+            }
+            kernel_clock[c].extend(kernel_clock_at_init(&s.output));
+        }
+    }
+    let spread: Vec<Option<Spread>> = seconds.iter().map(|v| Spread::of(v)).collect();
+    println!();
+    println!(
+        "(c') Linux {} as a DomU (256 MiB, 1 vCPU, vpl011, console=ttyAMA0, the probe as Dom0): QEMU start",
+        kernel.release
+    );
+    println!("    to the first line of its /init on its console, seconds; and its kernel's own clock at `Run /init`");
+    println!("    {:<16} {:<28} {:>12} {:>8}   {}", "", "seconds", "/no hyperv.", "/Xen", "kernel's clock");
+    for (c, (name, _, _)) in configs.iter().enumerate() {
+        let note = match (&why[c], spread[c]) {
+            (Some(w), None) => format!("  (never: {w})"),
+            (Some(w), Some(_)) => format!("  (some runs failed: {w})"),
+            _ => String::new(),
+        };
+        println!(
+            "    {name:<16} {:<28} {:>12} {:>8}   {}{note}",
+            show(spread[c], 1.0, 2),
+            ratio(spread[c], spread[0]),
+            ratio(spread[c], spread[XEN]),
+            show(Spread::of(&kernel_clock[c]), 1.0, 2)
         );
     }
 }
