@@ -123,7 +123,8 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     }
     let mut domus = alloc::vec::Vec::new();
     let build_domus = || {
-        domus = build_domus(&tree, &cpus.domus, options.ext_regions != crate::cmdline::ExtRegions::Disabled);
+        let ext_regions = options.ext_regions != crate::cmdline::ExtRegions::Disabled;
+        domus = build_domus(&tree, &cpus.domus, ext_regions, options.stage2_blocks);
         release(&plan, "DomU boot modules, copied", |k| matches!(k, Keep::DomUModule(_)));
     };
     let board_for = |domain| crate::router::xen_board::Hardware { domain };
@@ -161,6 +162,7 @@ fn build_domus(
     tree: &HostTree<'_>,
     cpus: &[Result<alloc::vec::Vec<usize>, crate::domu::cpus::NotEnoughCpus>],
     ext_regions: bool,
+    stage2_blocks: bool,
 ) -> alloc::vec::Vec<crate::domu::build::Built> {
     let mut built = alloc::vec::Vec::new();
     for (domu, cpus) in tree.domus.iter().zip(cpus) {
@@ -173,6 +175,7 @@ fn build_domus(
                 tree.gic.as_ref(),
                 tree.cpus.first().and_then(|c| c.compatible),
                 ext_regions,
+                stage2_blocks,
             ),
             Err(e) => Err(alloc::format!("{e}")),
         };

@@ -162,6 +162,9 @@ fn domu_gic(host: Option<&HostGic>, vcpu_mpidrs: &[u64]) -> Option<DomUGic> {
 /// (`ext-regions=no`, which Xen 4.17 applies to DomUs too).
 /// An error is one line for the log; nothing of it is left allocated.
 /// `cpu_compatible` is the host's first CPU's `compatible`, which its vCPUs get.
+/// `stage2_blocks`: its RAM in the largest stage-2 blocks that fit, or in
+/// 4 KiB pages (`stage2-blocks=no`, as for Dom0: what QEMU's TCG likes).
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     domu: &DomU<'_>,
     id: u16,
@@ -169,6 +172,7 @@ pub fn build(
     host_gic: Option<&HostGic>,
     cpu_compatible: Option<&[u8]>,
     ext_regions: bool,
+    stage2_blocks: bool,
 ) -> Result<Built, String> {
     let d = id;
     let banks = layout::ram_banks(domu.memory).ok_or("memory is more than Xen's guest layout holds")?;
@@ -195,7 +199,11 @@ pub fn build(
     // A GICv2's virtual CPU interface, where the DomU's tree says its CPU interface is.
     let gicc = gic.as_ref().and_then(|g| g.cpu_interface).map(|(ipa, pa)| (ipa, pa, Kind::Device));
     for (ipa, pa, kind) in ram.chain(gicc) {
-        if let Err(e) = stage2.map_at(ipa, pa, kind) {
+        let mapped = match stage2_blocks {
+            true => stage2.map_at(ipa, pa, kind),
+            false => stage2.map_pages_at(ipa, pa, kind),
+        };
+        if let Err(e) = mapped {
             give_back(&blocks);
             return Err(format!("stage 2: {e}"));
         }
@@ -303,7 +311,8 @@ pub fn build(
         log::info!("d{d}: extended region {i}: {region}");
     }
     let gicv = if gic_node_is_v2 { " and the host's GICv2 virtual CPU interface" } else { " only" };
-    log::info!("d{d}: VMID {}, stage 2 {tables} table pages: its RAM{gicv}, no host devices", vmid.0);
+    let granule = if stage2_blocks { "" } else { " (RAM in 4 KiB pages, stage2-blocks=no)" };
+    log::info!("d{d}: VMID {}, stage 2 {tables} table pages{granule}: its RAM{gicv}, no host devices", vmid.0);
     log::info!("d{d}: {gic_line}");
     log::info!("d{d}: {ram_frames} frames taken; free frames {free_before_build} before it was built");
     if domu.vpl011 {

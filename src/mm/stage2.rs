@@ -256,6 +256,14 @@ impl Stage2Map {
         self.map_boot(ipa, pa, kind, Constraints::empty())
     }
 
+    /// As [`map_at`](Self::map_at), in 4 KiB pages only (`stage2-blocks=no`).
+    pub fn map_pages_at(&mut self, ipa: GuestRange, pa: Pa, kind: Kind) -> Result<(), MapError> {
+        if !ipa.start.is_multiple_of(PAGE) || !ipa.end.is_multiple_of(PAGE) || !pa.0.is_multiple_of(PAGE) {
+            return Err(MapError::OutsideIpaSpace(ipa));
+        }
+        self.map_boot(ipa, pa, kind, Constraints::NO_BLOCK_MAPPINGS)
+    }
+
     /// Maps `ipa` (rounded out to pages) to the frames from `pa` rounded
     /// down by the same amount.
     fn map_boot(&mut self, ipa: GuestRange, pa: Pa, kind: Kind, constraints: Constraints) -> Result<(), MapError> {
@@ -534,6 +542,18 @@ mod tests {
         assert_eq!(s2.map_at(misaligned, Pa(0x9000_0000), Kind::Ram), Err(MapError::OutsideIpaSpace(misaligned)));
         let beyond = GuestRange::new(1 << 40, (1 << 40) + 0x1000);
         assert_eq!(s2.map_at(beyond, Pa(0x9000_0000), Kind::Ram), Err(MapError::OutsideIpaSpace(beyond)));
+    }
+
+    #[test]
+    fn a_domu_in_pages_gets_no_block() {
+        let mut s2 = Stage2Map::new(Geometry::for_ipa_bits(40));
+        s2.map_pages_at(GuestRange::new(0x4000_0000, 0x4040_0000), Pa(0x8_8000_0000), Kind::Ram).unwrap();
+        let leaf = s2.translate(Ipa(0x4012_3456)).unwrap();
+        assert_eq!((leaf.pa, leaf.kind, leaf.size), (Pa(0x8_8012_3000), Kind::Ram, PAGE));
+        assert!(s2.leaves().iter().all(|e| e.granule == PAGE && !e.is_one_to_one()));
+        assert_eq!(s2.translate(Ipa(0x4040_0000)), None);
+        let misaligned = GuestRange::new(0x4000_0800, 0x4000_1000);
+        assert_eq!(s2.map_pages_at(misaligned, Pa(0x9000_0000), Kind::Ram), Err(MapError::OutsideIpaSpace(misaligned)));
     }
 
     #[test]
