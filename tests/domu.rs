@@ -36,7 +36,12 @@ fn machine(nodes: &[String], append: &str, name: &str) -> Machine {
 /// As [`machine`], on QEMU's GICv3 or GICv2 (`gic_version`), with
 /// `dom0_args` as Dom0's command line.
 fn machine_on_gic(gic_version: u32, nodes: &[String], append: &str, dom0_args: &str, name: &str) -> Machine {
-    let base = Machine { modules: vec![], gic_version, ..Machine::with_probe_dom0("cortex-a57", "2G", append) };
+    machine_of("2G", gic_version, nodes, append, dom0_args, name)
+}
+
+/// As [`machine_on_gic`], with `memory` of RAM.
+fn machine_of(memory: &str, gic_version: u32, nodes: &[String], append: &str, dom0_args: &str, name: &str) -> Machine {
+    let base = Machine { modules: vec![], gic_version, ..Machine::with_probe_dom0("cortex-a57", memory, append) };
     let mut dts = Dts::from_blob(&base.generated_dtb())
         .add_to_node("chosen", &format!("xen,dom0-bootargs = \"{dom0_args}\";"))
         .with_kernel_module(DOM0_KERNEL, size(image::dom0_probe()));
@@ -259,8 +264,23 @@ fn without_xen_enhanced_there_is_no_hypervisor_node() {
     let out =
         one_domu("memory = <0x0 0x8000>; cpus = <1>;", "expect-mem=0x2000000 expect-enhanced=0", "domu-plain").run();
     out.expect_line("(d1) domu-probe: ok: no /hypervisor (expected: false)");
-    out.expect_line("(d1) domu-probe: 15 checks, 0 failures");
-    out.expect_line("(HV) d1: shutdown: power off");
+    out.expect_line("(d1) domu-probe: ok: memory 0x40000000+0xc0000000: one bank at GUEST_RAM0_BASE");
+    dom0_passed(&out);
+}
+
+/// `stage2-blocks=no` maps a DomU's RAM in 4 KiB stage-2 pages, as
+/// Dom0's (`tests/linux_domu_guest.rs` boots a Linux DomU so and counts
+/// its tables), unless its tables would take over a quarter of the free
+/// heap: a 3 GiB DomU gets blocks, with a warning, and runs (its probe
+/// reads its tree in its RAM; Dom0's does not wait for its end).
+#[test]
+fn stage2_blocks_no_keeps_blocks_for_a_domu_too_large_for_the_heap() {
+    let large = domu_node("domU1", "memory = <0x0 0x300000>; cpus = <1>;", "expect-mem=0xc0000000 expect-enhanced=0");
+    let out = machine_of("6G", 3, &[large], "dom0_mem=512M stage2-blocks=no", "console=hvc0", "domu-large").run();
+    out.expect_line("(HV) WARNING: d1: stage 2: 3072 MiB of RAM in pages would take ");
+    let d1 = out.expect_line("(HV) d1: VMID ");
+    assert!(!d1.contains("4 KiB pages"), "{d1}");
+    out.expect_line("(d1) domu-probe: ok: memory 0x40000000+0xc0000000: one bank at GUEST_RAM0_BASE");
     dom0_passed(&out);
 }
 

@@ -18,7 +18,7 @@ use crate::gic::emulated::{EmulatedGic, Version};
 use crate::mm::FRAMES;
 use crate::mm::frames::{FRAME_SIZE, MAX_ORDER, order_size};
 use crate::mm::range::{GuestRange, Pa, PhysRange};
-use crate::mm::stage2::{Geometry, Kind, Stage2Map};
+use crate::mm::stage2::{Geometry, Kind, Stage2Map, page_tables_for};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -156,6 +156,26 @@ fn domu_gic(host: Option<&HostGic>, vcpu_mpidrs: &[u64]) -> Option<DomUGic> {
     }
 }
 
+/// Whether `bytes` of RAM in 4 KiB stage-2 pages leave the heap, where
+/// the tables are, room enough: at most a quarter of what is free (so
+/// Dom0's tables, made after every DomU's, and the run time's still fit);
+/// if not, blocks, with a warning.
+fn ram_in_pages_fits(d: u16, bytes: u64) -> bool {
+    let (used, total) = crate::mm::heap::usage();
+    let tables = page_tables_for(bytes) as u64 * FRAME_SIZE;
+    let free = total.saturating_sub(used) as u64;
+    let fits = tables <= free / 4;
+    if !fits {
+        log::warn!(
+            "d{d}: stage 2: {} MiB of RAM in pages would take {} KiB of tables, over a quarter of the free heap ({} KiB); blocks used",
+            bytes >> 20,
+            tables >> 10,
+            free >> 10
+        );
+    }
+    fits
+}
+
 /// Builds DomU `id` from its node, its vCPU n on physical CPU `cpus[n]`,
 /// with an emulated GIC of `host_gic`'s version; with `xen,enhanced`, its
 /// `/hypervisor` node lists extended regions unless `ext_regions` is false
@@ -195,13 +215,14 @@ pub fn build(
     let vcpu_mpidrs: Vec<u64> = (0..cpus.len()).map(|n| Placement::for_vcpu(n).mpidr).collect();
     let gic = domu_gic(host_gic, &vcpu_mpidrs);
     let (backing, blocks) = allocate(&banks)?;
+    let in_pages = !stage2_blocks && ram_in_pages_fits(d, domu.memory);
     let ram = backing.pieces.iter().map(|&(ipa, pa)| (ipa, pa, Kind::Ram));
     // A GICv2's virtual CPU interface, where the DomU's tree says its CPU interface is.
     let gicc = gic.as_ref().and_then(|g| g.cpu_interface).map(|(ipa, pa)| (ipa, pa, Kind::Device));
     for (ipa, pa, kind) in ram.chain(gicc) {
-        let mapped = match stage2_blocks {
-            true => stage2.map_at(ipa, pa, kind),
-            false => stage2.map_pages_at(ipa, pa, kind),
+        let mapped = match in_pages {
+            true => stage2.map_pages_at(ipa, pa, kind),
+            false => stage2.map_at(ipa, pa, kind),
         };
         if let Err(e) = mapped {
             give_back(&blocks);
@@ -311,7 +332,7 @@ pub fn build(
         log::info!("d{d}: extended region {i}: {region}");
     }
     let gicv = if gic_node_is_v2 { " and the host's GICv2 virtual CPU interface" } else { " only" };
-    let granule = if stage2_blocks { "" } else { " (RAM in 4 KiB pages, stage2-blocks=no)" };
+    let granule = if in_pages { " (RAM in 4 KiB pages, stage2-blocks=no)" } else { "" };
     log::info!("d{d}: VMID {}, stage 2 {tables} table pages{granule}: its RAM{gicv}, no host devices", vmid.0);
     log::info!("d{d}: {gic_line}");
     log::info!("d{d}: {ram_frames} frames taken; free frames {free_before_build} before it was built");
