@@ -158,8 +158,8 @@ fn domu_gic(host: Option<&HostGic>, vcpu_mpidrs: &[u64]) -> Option<DomUGic> {
 
 /// Whether `bytes` of RAM in 4 KiB stage-2 pages leave the heap, where
 /// the tables are, room enough: at most a quarter of what is free (so
-/// Dom0's tables, made after every DomU's, and the run time's still fit);
-/// if not, blocks, with a warning.
+/// the next DomUs' tables and the run time's still fit); if not, blocks,
+/// with a warning.
 fn ram_in_pages_fits(d: u16, bytes: u64) -> bool {
     let (used, total) = crate::mm::heap::usage();
     let tables = page_tables_for(bytes) as u64 * FRAME_SIZE;
