@@ -176,7 +176,8 @@ fn debian_6_12_boots_as_a_domu_beside_the_probe() {
     // `stage2-blocks=no` (`tuned_for_qemu`) maps the DomU's RAM in 4 KiB
     // pages too: a last-level table per 2 MiB, 128 for its 256 MiB.
     let tables = out.expect_line(" table pages (RAM in 4 KiB pages, stage2-blocks=no): its RAM only");
-    let count: u64 = tables.split(", stage 2 ").nth(1).and_then(|t| t.split(' ').next()?.parse().ok()).expect("a count");
+    let count: u64 =
+        tables.split(", stage 2 ").nth(1).and_then(|t| t.split(' ').next()?.parse().ok()).expect("a count");
     assert!((130..140).contains(&count), "{tables}");
     domu_reported(&out, 1);
     out.expect_line("GICv3: CPU0: found redistributor 0 region 0:0x0000000003020000");

@@ -7,10 +7,10 @@
 //! `domu-linux` benchmark and `qemu/run --domu`.
 
 use crate::dtb::Dts;
+use crate::image;
 use crate::initramfs::{dom0_initramfs, init_script};
 use crate::linux::{DebianKernel, debian_kernel};
 use crate::machine::{LINUX_INITRD_ADDR, LINUX_KERNEL_ADDR, Machine, Tree};
-use crate::image;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

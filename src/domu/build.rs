@@ -184,7 +184,6 @@ fn ram_in_pages_fits(d: u16, bytes: u64) -> bool {
 /// `cpu_compatible` is the host's first CPU's `compatible`, which its vCPUs get.
 /// `stage2_blocks`: its RAM in the largest stage-2 blocks that fit, or in
 /// 4 KiB pages (`stage2-blocks=no`, as for Dom0: what QEMU's TCG likes).
-#[allow(clippy::too_many_arguments)]
 pub fn build(
     domu: &DomU<'_>,
     id: u16,

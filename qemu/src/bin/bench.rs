@@ -77,7 +77,9 @@ fn options() -> Options {
 
 fn usage(why: &str) -> ! {
     eprintln!("bench: {why}");
-    eprintln!("usage: cargo bench-qemu [--runs N] [--iterations N] [--only boot,phases,traps,domu,linux,domu-linux,footprint]");
+    eprintln!(
+        "usage: cargo bench-qemu [--runs N] [--iterations N] [--only boot,phases,traps,domu,linux,domu-linux,footprint]"
+    );
     std::process::exit(2)
 }
 
@@ -458,7 +460,8 @@ fn domu_linux(o: &Options, hypervisor: &Path) {
     let ours_blocks = setup.machine();
     let ours = ours_blocks.clone().tuned_for_qemu();
     // Xen's Dom0 gets one vCPU, as ours partitions the CPUs.
-    let xen_setup = LinuxDomu { append: "dom0_mem=512M dom0_max_vcpus=1".into(), name: "bench-domu-linux-xen".into(), ..setup };
+    let xen_setup =
+        LinuxDomu { append: "dom0_mem=512M dom0_max_vcpus=1".into(), name: "bench-domu-linux-xen".into(), ..setup };
     let xen = xen_setup.machine();
     // No EL2: the same kernel and initramfs at EL1 on the same board, told
     // to use what the DomU gets (256 MiB, one CPU) and the same console.
@@ -498,7 +501,7 @@ fn domu_linux(o: &Options, hypervisor: &Path) {
         kernel.release
     );
     println!("    to the first line of its /init on its console, seconds; and its kernel's own clock at `Run /init`");
-    println!("    {:<16} {:<28} {:>12} {:>8}   {}", "", "seconds", "/no hyperv.", "/Xen", "kernel's clock");
+    println!("    {:<16} {:<28} {:>12} {:>8}   kernel's clock", "", "seconds", "/no hyperv.", "/Xen");
     for (c, (name, _, _)) in configs.iter().enumerate() {
         let note = match (&why[c], spread[c]) {
             (Some(w), None) => format!("  (never: {w})"),
