@@ -3,7 +3,7 @@
 //! (where the host has Dom0's RAM, the hypervisor, devices), Dom0's calls
 //! (console input, foreign maps, other domains' grant tables, event
 //! channels and memory), hypercall buffers that point outside its RAM, and
-//! vCPUs it does not have. Each case states the one answer it expects, as
+//! vCPUs it does not have, and every register of its emulated GIC. Each case states the one answer it expects, as
 //! Xen 4.17 gives a DomU (an errno, a grant status, an injected abort);
 //! after each category `xen_version` must still answer. Failures print as
 //! `domu-probe: FAIL: hostile: ...`; each category ends with
@@ -13,6 +13,7 @@
 //! end (VIRQ_DOM_EXC) and then makes its own calls.
 
 use super::{Report, fetch_faults, hypercall, read_faults, write_faults};
+use core::arch::asm;
 use core::fmt;
 use core::ptr::addr_of_mut;
 
@@ -356,6 +357,97 @@ fn foreign_pointers(h: &mut Hostile<'_>, own: &Own) {
     h.expect(rc, 0, format_args!("decrease_reservation of host RAM and past its RAM: none done"));
 }
 
+/// A store of the low `width` bytes of `value` at `at` (aligned to it).
+fn store_faults(at: u64, value: u64, width: u64) -> Option<u64> {
+    // SAFETY: aimed only at its emulated GIC; an abort is recorded and
+    // skipped by the probe's handler.
+    super::faults(|| unsafe {
+        match width {
+            1 => asm!("strb {v:w}, [{a}]", a = in(reg) at, v = in(reg) value, options(nostack)),
+            2 => asm!("strh {v:w}, [{a}]", a = in(reg) at, v = in(reg) value, options(nostack)),
+            4 => asm!("str {v:w}, [{a}]", a = in(reg) at, v = in(reg) value, options(nostack)),
+            _ => asm!("str {v}, [{a}]", a = in(reg) at, v = in(reg) value, options(nostack)),
+        }
+    })
+}
+
+/// A 4-byte load at `at`.
+fn load_faults(at: u64) -> Option<u64> {
+    // SAFETY: as for `store_faults`; the value read is discarded.
+    super::faults(|| unsafe { asm!("ldr {v:w}, [{a}]", a = in(reg) at, v = out(reg) _, options(nostack)) })
+}
+
+/// An SGI register write: ICC_SGI1R_EL1 on a GICv3, which traps.
+fn sgi1r_faults(value: u64) -> Option<u64> {
+    // SAFETY: a system register write the hypervisor emulates; an
+    // exception would be recorded and skipped.
+    super::faults(|| unsafe { asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) value, options(nostack)) })
+}
+
+/// Its emulated GIC: every word of its distributor and redistributor
+/// frames read, and written with 0, all-ones and a value of its address;
+/// every doubleword, halfword and byte written once; then the SGI register
+/// with every kind of target (its own vCPU, others it does not have,
+/// everyone). The emulation answers every aligned access (what a GIC
+/// lacks reads as zero and ignores writes): none may abort, the
+/// hypervisor must still answer, and once it has set its GIC up again
+/// its timer and an SGI must work as before. Dom0 and the machine going on
+/// is the test's to see.
+fn emulated_gic(h: &mut Hostile<'_>, _: &Own) {
+    const GICD: u64 = 0x0300_1000;
+    const GICR: u64 = 0x0302_0000;
+    let v2 = crate::interrupts::detect();
+    let frames: &[(u64, u64)] = if v2 { &[(GICD, 0x1000)] } else { &[(GICD, 0x1_0000), (GICR, 0x2_0000)] };
+    let scramble = |at: u64| at.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17);
+    for &(base, size) in frames {
+        for at in (base..base + size).step_by(4) {
+            h.case(load_faults(at).is_none(), format_args!("a 4-byte load at {at:#x} aborted"));
+            for value in [0, u64::MAX, scramble(at)] {
+                let esr = store_faults(at, value, 4);
+                h.case(esr.is_none(), format_args!("a 4-byte store of {value:#x} at {at:#x} aborted ({esr:x?})"));
+            }
+        }
+        for at in (base..base + size).step_by(8) {
+            for width in [1, 2, 8] {
+                let esr = store_faults(at, scramble(at + width), width);
+                h.case(esr.is_none(), format_args!("a {width}-byte store at {at:#x} aborted ({esr:x?})"));
+            }
+        }
+    }
+    if v2 {
+        // GICD_SGIR: each target filter with several lists.
+        for filter in 0..4u64 {
+            for targets in [0u64, 1, 2, 0xfe, 0xff] {
+                for intid in 0..16u64 {
+                    let value = filter << 24 | targets << 16 | intid;
+                    let esr = store_faults(GICD + 0xf00, value, 4);
+                    h.case(esr.is_none(), format_args!("GICD_SGIR {value:#x} aborted ({esr:x?})"));
+                }
+            }
+        }
+    } else {
+        // ICC_SGI1R_EL1: Aff3.Aff2.Aff1 of nobody and of itself, target
+        // lists of itself, of vCPUs it lacks and of all, IRM.
+        for irm in [0u64, 1] {
+            for affinity in [0u64, 1, 0xff, 0xff_ffff] {
+                for targets in [0u64, 1, 2, 0xfffe, 0xffff] {
+                    for intid in [0u64, 3, 7, 15] {
+                        let value = (affinity & 0xff) << 16
+                            | (affinity >> 8 & 0xff) << 32
+                            | (affinity >> 16) << 48
+                            | irm << 40
+                            | intid << 24
+                            | targets;
+                        let esr = sgi1r_faults(value);
+                        h.case(esr.is_none(), format_args!("ICC_SGI1R_EL1 {value:#x} trapped badly ({esr:x?})"));
+                    }
+                }
+            }
+        }
+    }
+    crate::interrupts::recheck_after_attack(&mut |ok, what| h.case(ok, what));
+}
+
 /// Firmware calls naming vCPUs it does not have.
 fn firmware(h: &mut Hostile<'_>, _: &Own) {
     const CPU_ON: u64 = 0xc400_0003;
@@ -420,11 +512,12 @@ pub fn run(report: &mut Report, own: &Own) {
     }
     report.say(format_args!("hostile: against this hypervisor, RAM {:#x}->{:#x}", own.ram.0, own.ram.1));
     let mut h = Hostile { report, category: "", cases: 0, passed: 0, total_cases: 0, total_passed: 0, categories: 0 };
-    let categories: [(&str, Cases); 4] = [
+    let categories: [(&str, Cases); 5] = [
         ("memory outside its RAM", memory),
         ("Dom0's calls and other domains' state", dom0s_calls),
         ("buffers outside its RAM", foreign_pointers),
         ("firmware", firmware),
+        ("its emulated GIC", emulated_gic),
     ];
     for (name, cases) in categories {
         h.category(name, own, cases);
