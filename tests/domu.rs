@@ -117,7 +117,7 @@ fn a_domu_boots_beside_dom0_and_shuts_down_alone() {
         "(d1) domu-probe: ok: SGI 3 to itself arrives",
         "(d1) domu-probe: ok: shared_info mapped (0), loopback ports ",
         "(d1) domu-probe: ok: an event sent on port ",
-        "(d1) domu-probe: 26 checks, 0 failures",
+        "(d1) domu-probe: 27 checks, 0 failures",
         "(HV) WARNING: d1: read at IPA 0x44000000 (VA 0x44000000, PC ",
     ] {
         out.expect_line(line);
@@ -193,7 +193,7 @@ fn a_domu_on_a_gicv2_host_gets_interrupts() {
         "(d1) domu-probe: ok: the virtual timer's PPI 27 arrives once enabled",
         "(d1) domu-probe: ok: SGI 3 to itself arrives",
         "(d1) domu-probe: ok: an event sent on port ",
-        "(d1) domu-probe: 21 checks, 0 failures",
+        "(d1) domu-probe: 22 checks, 0 failures",
     ] {
         out.expect_line(line);
     }
@@ -310,7 +310,7 @@ fn dom0_cannot_reach_a_domus_interrupts() {
         "(d1) domu-probe: ok: the virtual timer's PPI 27 is not delivered while disabled",
         "(d1) domu-probe: ok: the virtual timer's PPI 27 arrives once enabled",
         "(d1) domu-probe: ok: SGI 3 to itself arrives",
-        "(d1) domu-probe: 23 checks, 0 failures",
+        "(d1) domu-probe: 24 checks, 0 failures",
     ] {
         out.expect_line(line);
     }

@@ -378,11 +378,24 @@ fn event_upcall(check: &mut dyn FnMut(bool, fmt::Arguments<'_>)) {
         ),
     );
     enable(EVENT_PPI);
+    // Binding raises the upcall once (as Xen does): take it, and clear
+    // what it left as Linux's handler would, so only the send can raise
+    // the one checked below.
+    let bound_upcall = wait_for(EVENT_PPI, 100);
+    let word = page + 48 + u64::from(remote_port / 64) * 8;
+    // SAFETY: the shared_info page, mapped over our own page: vcpu_info[0]
+    // (upcall_pending at 0, the selector at 8), then evtchn_pending.
+    unsafe {
+        write_volatile(page as *mut u8, 0);
+        write_volatile((page + 8) as *mut u64, 0);
+        write_volatile(word as *mut u64, 0);
+    }
+    TAKEN.fetch_and(!(1 << EVENT_PPI), Ordering::Relaxed);
+    check(bound_upcall, format_args!("binding the loopback channel raised PPI {EVENT_PPI} once, as Xen"));
     let mut send = [local_port];
     let sent = hypercall(EVENT_CHANNEL_OP, [EVTCHNOP_SEND, send.as_mut_ptr() as u64]);
     let arrived = wait_for(EVENT_PPI, 100);
     // shared_info on Arm: one legacy vcpu_info of 48 bytes, then evtchn_pending[64] of u64.
-    let word = page + 48 + u64::from(remote_port / 64) * 8;
     // SAFETY: the shared_info page, mapped over our own page.
     let pending = unsafe { read_volatile(word as *const u64) } & (1 << (remote_port % 64)) != 0;
     // SAFETY: as above; vcpu_info[0].evtchn_upcall_pending is its first byte.
