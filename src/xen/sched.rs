@@ -53,11 +53,7 @@ fn remote_shutdown(call: &Call<'_>, b: SchedRemoteShutdown) -> Result<Outcome, E
         return Err(ESRCH);
     }
     let target = call.find_domain(domid)?;
-    if target.id == 0 && call.domain.id == 0 {
-        Ok(Outcome::Shutdown(Reason::from_code(reason)))
-    } else {
-        Err(EPERM)
-    }
+    if target.id == 0 && call.domain.id == 0 { Ok(Outcome::Shutdown(Reason::from_code(reason))) } else { Err(EPERM) }
 }
 
 pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
@@ -68,7 +64,9 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
             wire::read::<SchedShutdown>(call.memory, arg).map(|b| Outcome::Shutdown(Reason::from_code(b.reason)))
         }
         // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
-        op::REMOTE_SHUTDOWN => wire::read::<SchedRemoteShutdown>(call.memory, arg).and_then(|b| remote_shutdown(call, b)),
+        op::REMOTE_SHUTDOWN => {
+            wire::read::<SchedRemoteShutdown>(call.memory, arg).and_then(|b| remote_shutdown(call, b))
+        }
         // The code is for a later suspend, which a hardware domain cannot do.
         op::SHUTDOWN_CODE => wire::read::<SchedShutdown>(call.memory, arg).map(|_| Outcome::Return(0)),
         _ => Err(ENOSYS),

@@ -7,8 +7,9 @@
 //! allocates an unbound event channel for domain 0 and publishes all of it
 //! in the mailbox page at the fixed address [`MAILBOX`] (inside its RAM for
 //! any DomU of 32 MiB or more). Then it loops: it bumps the mailbox's
-//! counter and polls its port's pending bit in shared_info (a DomU of ours
-//! gets no interrupts yet; under Xen its interrupts stay masked). On an
+//! counter and polls its port's pending bit in shared_info, with its
+//! interrupts masked (polling answers fastest, and the same way under
+//! both hypervisors; `interrupts.rs` checks the upcall itself). On an
 //! event it reads Dom0's request from granted page 0, writes the reply
 //! there and into granted page 1, and sends an event back; Dom0's shutdown
 //! word in the mailbox (with an event) ends it with SCHEDOP_shutdown (poweroff).

@@ -3,9 +3,13 @@
 //! (where the host has Dom0's RAM, the hypervisor, devices), Dom0's calls
 //! (console input, foreign maps, other domains' grant tables, event
 //! channels and memory), hypercall buffers that point outside its RAM, and
-//! vCPUs it does not have, and every register of its emulated GIC. Each case states the one answer it expects, as
-//! Xen 4.17 gives a DomU (an errno, a grant status, an injected abort);
-//! after each category `xen_version` must still answer. Failures print as
+//! vCPUs it does not have, and every register of its emulated GIC. Each
+//! case states the one answer it expects: this hypervisor's, which is
+//! Xen 4.17's answer to an unprivileged domain (an errno, a grant status,
+//! an injected abort) except where `docs/xen-differences.md` says (Xen's
+//! release build refuses a DomU's console_io before looking at its
+//! buffer, for one); it runs only under ours. After each category
+//! `xen_version` must still answer. Failures print as
 //! `domu-probe: FAIL: hostile: ...`; each category ends with
 //! `domu-probe: hostile: <category>: N cases, N ok`.
 //!
@@ -92,6 +96,7 @@ const GIC_WINDOW: (u64, u64) = (0x0300_0000, 0x0400_0000);
 /// RAM are host RAM), a PCIe window.
 const HOST_UART: u64 = 0x0900_0000;
 const HOST_GICD: u64 = 0x0800_0000;
+/// Past the RAM of any DomU under 256 MiB, as the tests give it.
 const HOST_RAM: u64 = 0x5000_0000;
 const HOST_PCIE: u64 = 0x1000_0000;
 
