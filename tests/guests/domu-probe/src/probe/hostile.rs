@@ -41,13 +41,6 @@ const DOMID_SELF: u16 = 0x7ff0;
 /// A domain id nothing has.
 const NO_DOMAIN: u16 = 0x7000;
 
-/// The answer a guest sees from the hypervisor's injected abort: a data or
-/// instruction abort from a lower EL... taken at EL1 as a synchronous
-/// external abort (a fault the CPU raised at EL1 by itself, say an address
-/// size fault, would prove nothing about the hypervisor).
-const FAULT_STATUS: u64 = 0x3f;
-const SYNCHRONOUS_EXTERNAL_ABORT: u64 = 0x10;
-
 /// A page of the DomU's own for hypercall arguments.
 #[repr(C, align(4096))]
 struct Page([u64; 512]);
@@ -100,55 +93,18 @@ const HOST_GICD: u64 = 0x0800_0000;
 const HOST_RAM: u64 = 0x5000_0000;
 const HOST_PCIE: u64 = 0x1000_0000;
 
-struct Hostile<'r> {
-    report: &'r mut Report,
-    category: &'static str,
-    cases: u32,
-    passed: u32,
-    total_cases: u32,
-    total_passed: u32,
-    categories: u32,
-}
+#[path = "../../../common/hostile_tally.rs"]
+mod tally;
 
-impl Hostile<'_> {
-    fn category(&mut self, name: &'static str, own: &Own, cases: Cases) {
-        self.category = name;
-        (self.cases, self.passed) = (0, 0);
-        cases(self, own);
-        let (cases, passed) = (self.cases, self.passed);
-        self.report.say(format_args!("hostile: {name}: {cases} cases, {passed} ok"));
-        let version = hypercall(XEN_VERSION, [0, 0, 0]);
-        self.report.check(
-            version == 0x4_0011,
-            format_args!("hostile: {name}: xen_version still answers afterwards ({version:#x})"),
-        );
-        self.total_cases += cases;
-        self.total_passed += passed;
-        self.categories += 1;
+/// The run's tally: the probe's report, categories and cases.
+type Hostile<'r> = tally::Tally<'r, Report>;
+
+impl tally::Reporter for Report {
+    fn check(&mut self, ok: bool, what: fmt::Arguments<'_>) {
+        Report::check(self, ok, what);
     }
-
-    fn case(&mut self, ok: bool, what: fmt::Arguments<'_>) {
-        self.cases += 1;
-        if ok {
-            self.passed += 1;
-        } else {
-            let category = self.category;
-            self.report.check(false, format_args!("hostile: {category}: {what}"));
-        }
-    }
-
-    fn expect(&mut self, got: i64, expected: i64, what: fmt::Arguments<'_>) {
-        self.case(got == expected, format_args!("{what}: expected {expected}, got {got}"));
-    }
-
-    fn aborts(&mut self, esr: Option<u64>, what: fmt::Arguments<'_>) {
-        match esr {
-            Some(esr) => self.case(
-                esr & FAULT_STATUS == SYNCHRONOUS_EXTERNAL_ABORT,
-                format_args!("{what}: expected the hypervisor's external abort, got ESR {esr:#x}"),
-            ),
-            None => self.case(false, format_args!("{what}: expected an abort, none came")),
-        }
+    fn say(&mut self, what: fmt::Arguments<'_>) {
+        Report::say(self, what);
     }
 }
 
@@ -509,6 +465,15 @@ pub(crate) fn wait_for_dom0() -> Option<u32> {
 /// A category's cases.
 type Cases = fn(&mut Hostile<'_>, &Own);
 
+/// The categories in the order they run.
+const CATEGORIES: [(&str, Cases); 5] = [
+    ("memory outside its RAM", memory),
+    ("Dom0's calls and other domains' state", dom0s_calls),
+    ("buffers outside its RAM", foreign_pointers),
+    ("firmware", firmware),
+    ("its emulated GIC", emulated_gic),
+];
+
 /// Runs every category against the hypervisor, then reports the total.
 pub fn run(report: &mut Report, own: &Own) {
     match wait_for_dom0() {
@@ -516,17 +481,9 @@ pub fn run(report: &mut Report, own: &Own) {
         None => report.check(false, format_args!("hostile: Dom0 said it listens within a minute")),
     }
     report.say(format_args!("hostile: against this hypervisor, RAM {:#x}->{:#x}", own.ram.0, own.ram.1));
-    let mut h = Hostile { report, category: "", cases: 0, passed: 0, total_cases: 0, total_passed: 0, categories: 0 };
-    let categories: [(&str, Cases); 5] = [
-        ("memory outside its RAM", memory),
-        ("Dom0's calls and other domains' state", dom0s_calls),
-        ("buffers outside its RAM", foreign_pointers),
-        ("firmware", firmware),
-        ("its emulated GIC", emulated_gic),
-    ];
-    for (name, cases) in categories {
-        h.category(name, own, cases);
+    let mut h = Hostile::new(report, || hypercall(XEN_VERSION, [0, 0, 0]));
+    for (name, cases) in CATEGORIES {
+        h.category(name, |h| cases(h, own));
     }
-    let (cases, passed, categories) = (h.total_cases, h.total_passed, h.categories);
-    h.report.say(format_args!("hostile: total: {categories} categories, {cases} cases, {passed} ok"));
+    h.finish();
 }
