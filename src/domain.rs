@@ -212,13 +212,16 @@ pub fn register(domain: &'static Domain) {
     DOMUS.lock().push(domain);
 }
 
-/// Takes a released DomU out of the machine's domains: no id finds it
-/// again. (Its record stays, small, where its parked vCPUs point.)
+/// Takes a DomU being released out of the machine's domains, before any
+/// of its frames goes back: no id finds it again. (Its record stays,
+/// small, where its parked vCPUs point.)
 pub fn unregister(id: DomainId) {
     DOMUS.lock().retain(|d| d.id != id);
 }
 
-/// The machine's domain with id `id`: Dom0 or a DomU.
+/// The machine's domain with id `id`: Dom0 or a DomU, alive or ended but
+/// not yet being released (`domu::teardown::release` unregisters it
+/// before it frees anything).
 pub fn by_id(id: u16) -> Option<&'static Domain> {
     if id == 0 {
         return dom0();
