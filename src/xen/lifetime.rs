@@ -81,6 +81,15 @@ impl Life {
     }
 }
 
+#[cfg(test)]
+impl Life {
+    /// The domain begins ending (as [`kill`] first does), nothing more:
+    /// for tests of calls racing with that.
+    pub(crate) fn begin_ending(&self) {
+        self.state.store(DYING, Ordering::Release);
+    }
+}
+
 impl Default for Life {
     fn default() -> Self {
         Self::new()
