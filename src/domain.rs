@@ -134,9 +134,14 @@ impl Domain {
         }
     }
 
-    /// Marks the domain ended; true for the caller that ended it.
+    /// Marks the domain ended; true for the caller that ended it. A vCPU
+    /// whose power changes at the same time either sees the end, or is
+    /// seen by the caller's reads of the powers after this (both sides
+    /// order their store before their load with a full fence).
     pub fn end(&self) -> bool {
-        !self.ended.swap(true, core::sync::atomic::Ordering::AcqRel)
+        let first = !self.ended.swap(true, core::sync::atomic::Ordering::AcqRel);
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        first
     }
 
     pub fn has_ended(&self) -> bool {
@@ -144,9 +149,12 @@ impl Domain {
     }
 
     /// Whether the ended domain is now to be torn down by the caller: once
-    /// every vCPU has stopped, and for one caller only.
+    /// every vCPU has stopped, and for one caller only. The caller set its
+    /// own vCPU's power first: of it and another vCPU changing its power
+    /// as the domain ends, one sees the other (the fence).
     pub fn take_teardown(&self) -> bool {
         use crate::domain::vcpu::Power;
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
         self.has_ended()
             && self.vcpus.iter().all(|v| v.power() == Power::Off)
             && !self.killed.swap(true, core::sync::atomic::Ordering::AcqRel)
@@ -212,13 +220,16 @@ pub fn register(domain: &'static Domain) {
     DOMUS.lock().push(domain);
 }
 
-/// Takes a released DomU out of the machine's domains: no id finds it
-/// again. (Its record stays, small, where its parked vCPUs point.)
+/// Takes a DomU being released out of the machine's domains, before any
+/// of its frames goes back: no id finds it again. (Its record stays,
+/// small, where its parked vCPUs point.)
 pub fn unregister(id: DomainId) {
     DOMUS.lock().retain(|d| d.id != id);
 }
 
-/// The machine's domain with id `id`: Dom0 or a DomU.
+/// The machine's domain with id `id`: Dom0 or a DomU, alive or ended but
+/// not yet being released (`domu::teardown::release` unregisters it
+/// before it frees anything).
 pub fn by_id(id: u16) -> Option<&'static Domain> {
     if id == 0 {
         return dom0();

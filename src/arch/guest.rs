@@ -8,7 +8,7 @@ use aarch64_cpu::registers::{
     SPSR_EL2, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 use core::arch::asm;
-use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 /// SPSR for EL1h with D, A, I and F masked: how a kernel is entered.
 pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
@@ -86,6 +86,24 @@ pub fn invalidate_vmid(vmid: u8, root: u64) {
         asm!("dsb ishst", "isb", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags));
     }
     VTTBR_EL2.set(saved);
+    // SAFETY: a barrier only.
+    unsafe { asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// Turns stage-2 translation off on this CPU (HCR_EL2.VM), for a vCPU that
+/// stops: its domain's tables may be freed while the CPU parks at EL2, and
+/// no walk (speculative ones included) may use them. VTTBR_EL2 keeps the
+/// VMID, so TLB maintenance of the domain from here still names it.
+pub fn stop_stage2() {
+    HCR_EL2.modify(HCR_EL2::VM::CLEAR);
+    // SAFETY: a barrier only.
+    unsafe { asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// Turns stage-2 translation back on (the firmware refused CPU_OFF to a
+/// vCPU whose domain goes on).
+pub fn resume_stage2() {
+    HCR_EL2.modify(HCR_EL2::VM::SET);
     // SAFETY: a barrier only.
     unsafe { asm!("isb", options(nostack, preserves_flags)) };
 }

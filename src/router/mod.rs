@@ -72,20 +72,47 @@ pub fn end_this_domu(why: core::fmt::Arguments<'_>) -> ! {
 /// Stops the vCPU running here for good and hands its CPU back to the
 /// firmware (PSCI CPU_OFF), or parks it if the firmware refuses.
 fn park_this_vcpu() -> ! {
+    let vcpu = crate::arch::cpu::this_vcpu();
+    let domain = vcpu.domain().expect("a vCPU runs here");
+    log::info!("d{}: vCPU {} stopped; CPU {:#x} parked", domain.id.0, vcpu.id, crate::arch::cpu::this_mpidr());
+    let refused = power_off_this_vcpu();
+    log::warn!("d{}: firmware CPU_OFF refused ({refused:?}); the CPU waits instead", domain.id.0);
+    wait_forever()
+}
+
+/// Turns the vCPU running here off, as a domain's end and the guest's own
+/// PSCI CPU_OFF both do, in one order: its runstate OFFLINE, its power
+/// Off, stage 2 off on this CPU (`arch::guest::stop_stage2`); then, if its
+/// DomU has ended and this was its last vCPU running, the domain is torn
+/// down here ([`tear_down`]), whatever exit got it here; then the CPU goes
+/// to the firmware. Returns only if the firmware refused CPU_OFF, with its
+/// answer; the domain may be gone by then (check `has_ended` before
+/// touching anything of it).
+fn power_off_this_vcpu() -> Result<(), smccc::psci::Error> {
     use crate::domain::vcpu::Power;
     use crate::xen::vcpu::{runstate, set_runstate};
     let vcpu = crate::arch::cpu::this_vcpu();
     let domain = vcpu.domain().expect("a vCPU runs here");
     set_runstate(&domain.xen, &xen_board::Hardware { domain }, vcpu.id, runstate::OFFLINE);
     vcpu.set_power(Power::Off);
-    log::info!("d{}: vCPU {} stopped; CPU {:#x} parked", domain.id.0, vcpu.id, crate::arch::cpu::this_mpidr());
-    if domain.id.0 != 0 && domain.take_teardown() {
-        tear_down(domain);
-    }
-    let refused = smccc::psci::cpu_off::<smccc::Smc>();
-    log::warn!("d{}: firmware CPU_OFF refused ({refused:?}); the CPU waits instead", domain.id.0);
+    crate::arch::guest::stop_stage2();
+    tear_down_if_last(domain);
+    smccc::psci::cpu_off::<smccc::Smc>()
+}
+
+/// The CPU of a vCPU that stopped for good, once the firmware refused to
+/// power it down: it waits at EL2, stage 2 off, touching nothing.
+fn wait_forever() -> ! {
     loop {
         aarch64_cpu::asm::wfe();
+    }
+}
+
+/// Tears down the ended DomU `domain` if it ended and every vCPU of it has
+/// stopped, for one caller only (as [`power_off_this_vcpu`] does).
+fn tear_down_if_last(domain: &'static crate::domain::Domain) {
+    if domain.id.0 != 0 && domain.take_teardown() {
+        tear_down(domain);
     }
 }
 

@@ -92,19 +92,35 @@ fn cpu_on(target: u64, entry: u64, context: u64) -> i32 {
     }
 }
 
+/// PSCI CPU_OFF of the calling vCPU: the same path as a vCPU that stops
+/// at its domain's end ([`super::power_off_this_vcpu`]), so a vCPU that
+/// turns itself off as its DomU ends still has the domain torn down if it
+/// was the last. If the firmware refuses, the vCPU runs on only if its
+/// domain has not ended (then it is back On before anyone can tear the
+/// domain down); else nothing of the domain, which may be gone, is touched.
 fn cpu_off() -> i32 {
     let vcpu = cpu::this_vcpu();
     let domain = vcpu.domain().expect("a vCPU called");
     log::info!("d{}: vCPU {} off", domain.id.0, vcpu.id);
-    let board = Hardware { domain };
-    set_runstate(&domain.xen, &board, vcpu.id, runstate::OFFLINE);
-    vcpu.set_power(Power::Off);
-    let e = smccc::psci::cpu_off::<smccc::Smc>();
+    let e = super::power_off_this_vcpu();
     // Only reached if the firmware refused.
     log::error!("d{}: firmware CPU_OFF failed: {e:?}", domain.id.0);
-    vcpu.set_power(Power::On);
-    set_runstate(&domain.xen, &board, vcpu.id, runstate::RUNNING);
-    INTERNAL_FAILURE
+    if !domain.has_ended() {
+        vcpu.set_power(Power::On);
+        // Pairs with the fences of `Domain::end` and `take_teardown`: if
+        // the domain ends from now on, whoever ends it sees this vCPU On.
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        if !domain.has_ended() {
+            crate::arch::guest::resume_stage2();
+            set_runstate(&domain.xen, &Hardware { domain }, vcpu.id, runstate::RUNNING);
+            return INTERNAL_FAILURE;
+        }
+        // It ended meanwhile: Off again, and the domain torn down here if
+        // this was its last vCPU running.
+        vcpu.set_power(Power::Off);
+        super::tear_down_if_last(domain);
+    }
+    super::wait_forever()
 }
 
 fn affinity_info(target: u64, lowest_level: u64) -> i32 {

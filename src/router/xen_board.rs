@@ -127,7 +127,7 @@ impl Domains for MachineDomains {
     /// memory, stage 2 and VMID go back (`domu::teardown`).
     fn release(&self, domid: u16) {
         match crate::domain::by_id(domid) {
-            Some(domain) if domid != 0 => crate::domu::teardown::release(domain, &Hardware { domain }),
+            Some(domain) if domid != 0 => crate::domu::teardown::release(domain, &Hardware { domain }, self),
             _ => log::error!("d{domid}: no such DomU to release"),
         }
     }

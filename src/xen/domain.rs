@@ -72,6 +72,13 @@ impl DomainView<'_> {
         self.ram.iter().any(|r| r.contains_range(range))
     }
 
+    /// Whether its RAM is mapped 1:1 (guest-physical == physical): Dom0's,
+    /// built so; a DomU's lies wherever it was free. Only a 1:1 domain
+    /// balloons (its page comes back as the very frame that left).
+    pub fn is_direct_mapped(&self) -> bool {
+        self.id == 0
+    }
+
     /// Whether the page at `gpa` is one of the domain's own RAM pages,
     /// mapped 1:1 right now (not ballooned out): `stage2` is the locked map.
     pub fn has_page(&self, stage2: &Stage2Map, gpa: Ipa) -> bool {
@@ -148,8 +155,7 @@ impl DomainView<'_> {
         owned.extend(grant_frames.iter().map(|&range| Owned { range, what: audit::owned::GRANT_FRAME }));
         owned.extend_from_slice(hypervisor);
         owned.extend(free_ranges().into_iter().map(|range| Owned { range, what: audit::owned::FREE }));
-        // Dom0 is built 1:1; DomUs get their RAM wherever it was free.
-        let direct_mapped = self.id == 0;
+        let direct_mapped = self.is_direct_mapped();
         let allowed = Allowed {
             ram: self.ram,
             direct_mapped,

@@ -356,35 +356,62 @@ fn close(call: &Call<'_>, port: u32) -> Result<(), Errno> {
 /// Closes every port of `domain`, which is ending (Xen's `evtchn_destroy`):
 /// the other end of an interdomain channel goes back to unbound, waiting
 /// for the dead domain (`evtchn_close`), so its owner's sends are dropped
-/// and EVTCHNOP_status says so; its bound VIRQs and IPIs go.
+/// and EVTCHNOP_status says so; its bound VIRQs and IPIs go. Whatever a
+/// port is bound to once its table is locked again is what is closed: a
+/// call that passed its liveness check before the domain began ending
+/// checks again under the lock, so once this walk has passed a port
+/// nothing binds it again.
 pub fn close_all(domain: DomainView<'_>, board: &dyn Board, domains: &dyn super::Domains) {
+    for port in 1..NR_PORTS {
+        close_for_good(domain, board, domains, port);
+    }
+}
+
+/// Closes `port` of the ending `domain`, whatever it is bound to, looking
+/// again each time the binding changed between the two locks.
+fn close_for_good(domain: DomainView<'_>, board: &dyn Board, domains: &dyn super::Domains, port: u32) {
     let own = domain.id;
     let local = |table| Ports { state: domain.xen, board, table };
-    for port in 1..NR_PORTS {
+    loop {
         let binding = domain.xen.events.ports.lock()[port as usize];
         match binding {
-            Binding::Free | Binding::Reserved => {}
+            Binding::Free | Binding::Reserved => return,
             Binding::Interdomain { remote_dom, .. } if remote_dom != own => {
                 let Some(remote) = domains.find(remote_dom) else {
-                    local(domain.xen.events.ports.lock()).free(port);
+                    let mut mine = local(domain.xen.events.ports.lock());
+                    // Still that binding (else look again): the other
+                    // domain is gone, its end with it.
+                    if mine.table[port as usize] == binding {
+                        mine.free(port);
+                        return;
+                    }
                     continue;
                 };
                 let (mine, theirs) = super::lock_two((own, domain.xen), (remote.id, remote.xen), |x: &DomainState| {
                     x.events.ports.lock()
                 });
                 let (mut mine, mut theirs) = (local(mine), theirs.expect("another domain has its own table"));
-                // Its binding cannot change meanwhile: only its own vCPUs,
-                // all stopped, and the other end's close change it, and
-                // that close takes both tables.
-                if let Binding::Interdomain { remote_dom: now, remote_port } = mine.table[port as usize]
-                    && now == remote_dom
-                {
-                    theirs[remote_port as usize] = Binding::Unbound { remote: own };
-                    mine.free(port);
+                match mine.table[port as usize] {
+                    Binding::Interdomain { remote_dom: now, remote_port } if now == remote_dom => {
+                        theirs[remote_port as usize] = Binding::Unbound { remote: own };
+                        mine.free(port);
+                        return;
+                    }
+                    // Changed while unlocked (the other end closed it):
+                    // close what is there now.
+                    _ => continue,
                 }
             }
             _ => {
-                let _ = local(domain.xen.events.ports.lock()).close(port, own);
+                let mut mine = local(domain.xen.events.ports.lock());
+                match mine.table[port as usize] {
+                    Binding::Free | Binding::Reserved => return,
+                    Binding::Interdomain { remote_dom, .. } if remote_dom != own => continue,
+                    _ => {
+                        let _ = mine.close(port, own);
+                        return;
+                    }
+                }
             }
         }
     }
@@ -444,6 +471,11 @@ fn alloc_unbound(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     };
     let port = {
         let mut ports = Ports { state: target.xen, board: call.board, table: target.xen.events.ports.lock() };
+        // Checked again under the lock: a domain that began ending since
+        // (its `close_all` may have walked past the port) takes no new one.
+        if !target.xen.life.is_alive() {
+            return Err(ESRCH);
+        }
         ports.free_port()?;
         may_name(call, &target)?;
         ports.allocate(Binding::Unbound { remote }, 0)?
@@ -477,6 +509,11 @@ fn bind_interdomain(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
     } else {
         let remote_board = RemoteBoard::new(call, remote.id);
         let (mut mine, mut theirs) = lock_both(call, remote, &remote_board);
+        // Checked again under its lock: a domain that began ending since
+        // binds nothing more (its `close_all` may have passed the port).
+        if !remote.xen.life.is_alive() {
+            return Err(ESRCH);
+        }
         mine.free_port()?;
         if theirs.get(remote_port)? != (Binding::Unbound { remote: own }) {
             return Err(EINVAL);

@@ -134,6 +134,10 @@ pub struct GrantTable {
     /// by the guest address they are mapped at: kept here, under the same
     /// lock as the grant mappings, as Xen keeps both in the p2m.
     foreign: BTreeMap<u64, Foreign>,
+    /// A dying domain's mappings of other domains' grants that its stage 2
+    /// refused to unmap: still mapped there, so their granters' pins and
+    /// references stay until that stage 2 is gone ([`release_stranded`]).
+    stranded: Vec<Mapping>,
 }
 
 /// A map request (`struct gnttab_map_grant_ref`, 32 bytes) and its result.
@@ -154,6 +158,7 @@ impl GrantTable {
             maptrack: Vec::new(),
             free_handles: Vec::new(),
             foreign: BTreeMap::new(),
+            stranded: Vec::new(),
         }
     }
 
@@ -715,13 +720,12 @@ pub fn release_mappings(mapper: DomainView<'_>, board: &dyn Board, domains: &dyn
             grants.unmap_foreign(&mut stage2, &granter, &mut theirs, &mut their_stage2, board, m.host_addr, 0, handle);
         if status != status::OKAY {
             // Its own stage 2 refused the unmap: the mapping stays in it
-            // (the domain never runs again), but the granter lets go.
+            // (the domain never runs again), and so does the granter's
+            // hold on the frame (its pin, its entry in use, its reference)
+            // until that stage 2 is gone ([`release_stranded`]): else the
+            // granter could balloon out a frame the dead domain still maps.
             grants.forget_handle(handle);
-            their_stage2.unpin(Ipa(m.frame));
-            theirs.release(board, m);
-            if granter.xen.life.let_go(&their_stage2) {
-                release.push(granter.id);
-            }
+            grants.stranded.push(m);
         } else if last {
             release.push(granter.id);
         }
@@ -731,14 +735,51 @@ pub fn release_mappings(mapper: DomainView<'_>, board: &dyn Board, domains: &dyn
         let mut grants = mapper.xen.grants.lock();
         let mut stage2 = mapper.stage2.lock_after_grants(&grants);
         let pages: Vec<u64> = grants.foreign.keys().copied().collect();
+        // One its stage 2 refuses to unmap stays, held, until that stage 2
+        // is gone ([`release_stranded`]).
         pages
             .into_iter()
-            .filter_map(|page| {
-                let _ = stage2.unmap_page(Ipa(page), board);
-                grants.take_foreign(page)
+            .filter_map(|page| match stage2.unmap_page(Ipa(page), board) {
+                Ok(_) | Err(Stage2Error::NotMapped) => grants.take_foreign(page),
+                Err(_) => None,
             })
             .collect()
     };
+    for f in foreign {
+        if let Some(owner) = domains.find(f.dom) {
+            let mut theirs = owner.stage2.lock_holding_no_xen_lock();
+            theirs.unpin(Ipa(f.page));
+            if owner.xen.life.let_go(&theirs) {
+                release.push(f.dom);
+            }
+        }
+    }
+    release
+}
+
+/// What a released domain still held of other domains' frames because its
+/// stage 2 would not unmap them ([`release_mappings`]), let go now that
+/// that stage 2 is gone: each granter's entry and pin released, each
+/// owner's reference let go. Returns the dead domains whose last mapped
+/// frame went with them, to be released.
+pub fn release_stranded(mapper: DomainView<'_>, board: &dyn Board, domains: &dyn super::Domains) -> Vec<u16> {
+    let (stranded, foreign) = {
+        let mut grants = mapper.xen.grants.lock();
+        let foreign: Vec<Foreign> = core::mem::take(&mut grants.foreign).into_values().collect();
+        (core::mem::take(&mut grants.stranded), foreign)
+    };
+    let mut release = Vec::new();
+    for m in stranded {
+        // Its granter cannot have been released: this mapping holds it.
+        let Some(granter) = domains.find(m.dom) else { continue };
+        let mut theirs = granter.xen.grants.lock();
+        let mut their_stage2 = granter.stage2.lock_after_grants(&theirs);
+        their_stage2.unpin(Ipa(m.frame));
+        theirs.release(board, m);
+        if granter.xen.life.let_go(&their_stage2) {
+            release.push(granter.id);
+        }
+    }
     for f in foreign {
         if let Some(owner) = domains.find(f.dom) {
             let mut theirs = owner.stage2.lock_holding_no_xen_lock();

@@ -81,6 +81,15 @@ impl Life {
     }
 }
 
+#[cfg(test)]
+impl Life {
+    /// The domain begins ending (as [`kill`] first does), nothing more:
+    /// for tests of calls racing with that.
+    pub(crate) fn begin_ending(&self) {
+        self.state.store(DYING, Ordering::Release);
+    }
+}
+
 impl Default for Life {
     fn default() -> Self {
         Self::new()
@@ -114,11 +123,23 @@ pub fn kill(domain: DomainView<'_>, board: &dyn Board, domains: &dyn Domains) ->
 }
 
 /// What the Xen layer gave a released domain of the hypervisor's own
-/// memory, given back: its grant-table frames. Returns their number. Its
-/// RAM, stage 2 and VMID are its owner's to give back.
-pub fn release_state(domain: DomainView<'_>, board: &dyn Board) -> u64 {
+/// memory, given back (its grant-table frames), and what it still held of
+/// other domains' frames, let go; the pages it shared with the hypervisor
+/// (shared_info, each vCPU's vcpu_info and runstate area) are forgotten,
+/// so nothing writes its frames again. Called once its stage 2 is gone
+/// (nothing maps what is let go here any more) and before its RAM goes
+/// back. Returns the number of grant-table frames, and the dead domains
+/// whose last mapped frame went with it, to be released
+/// ([`Domains::release`]). Its RAM, stage 2 and VMID are its owner's to
+/// give back.
+pub fn release_state(domain: DomainView<'_>, board: &dyn Board, domains: &dyn Domains) -> (u64, Vec<u16>) {
     debug_assert!(domain.xen.life.is_released());
-    domain.xen.grants.lock().release_frames(board)
+    domain.xen.shared.forget();
+    for vcpu in &domain.xen.vcpus {
+        vcpu.forget_areas();
+    }
+    let release = super::grant::release_stranded(domain, board, domains);
+    (domain.xen.grants.lock().release_frames(board), release)
 }
 
 #[cfg(test)]

@@ -103,6 +103,12 @@ fn reservation(call: &mut Call<'_>, op: u64, start: u64, arg: u64) -> Progress {
     if order > MAX_EXTENT_ORDER || op == op::INCREASE_RESERVATION || flags & POPULATE_ON_DEMAND != 0 {
         return done(start);
     }
+    // A DomU's memory is fixed at build: the frame blocks it was built
+    // from go back whole when it is released, so none leaves before (as
+    // Xen would let it; `docs/xen-differences.md`).
+    if !call.domain.is_direct_mapped() {
+        return done(start);
+    }
     let mut pages = 0;
     for i in start..count {
         if pages >= PAGES_PER_TRAP {
@@ -126,9 +132,12 @@ fn reservation(call: &mut Call<'_>, op: u64, start: u64, arg: u64) -> Progress {
 
 /// Balloons out `n` pages from `base`: all must be the domain's own mapped,
 /// unpinned RAM; unmapped, and their frames go back to the allocator. The
-/// domain is Dom0, 1:1: each page's frame is at its own address.
+/// domain must be 1:1 (Dom0): each page's frame is at its own address.
 fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
     let domain = call.domain;
+    if !domain.is_direct_mapped() {
+        return false;
+    }
     {
         let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
         let pages = (0..n).map(|i| base + i * PAGE);
@@ -156,9 +165,12 @@ fn decrease(call: &Call<'_>, base: u64, n: u64) -> bool {
 
 /// Balloons back in `n` pages from `base`: the domain's RAM, unmapped now,
 /// and each frame still free to take back. Zeroed before the guest sees it.
-/// The domain is Dom0, 1:1: each page gets the frame of its own address.
+/// The domain must be 1:1 (Dom0): each page gets the frame of its own address.
 fn populate(call: &Call<'_>, base: u64, n: u64) -> bool {
     let domain = call.domain;
+    if !domain.is_direct_mapped() {
+        return false;
+    }
     let board = call.board;
     let mut stage2 = domain.stage2.lock_holding_no_xen_lock();
     let pages = (0..n).map(|i| base + i * PAGE);
@@ -384,6 +396,10 @@ fn remove_from_physmap(call: &mut Call<'_>, arg: u64) -> Result<i64, Errno> {
                 }
                 return Ok(0);
             }
+            // A DomU's RAM stays (its memory is fixed at build): the
+            // answer for a page that cannot be removed now, as for Dom0's
+            // pinned pages.
+            Some(_) if !domain.is_direct_mapped() => return Err(EBUSY),
             Some(_) => domain.has_page(&stage2, Ipa(page)),
         }
     };

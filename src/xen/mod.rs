@@ -140,13 +140,16 @@ pub trait Board: Tlb + Sync {
 pub trait Domains: Sync {
     /// The domain whose id is `domid` (never DOMID_SELF), if there is one:
     /// alive, or ended but not yet released (see [`lifetime`]; the calls
-    /// check which).
+    /// check which). Never one being released: [`Domains::release`] makes
+    /// it unfindable before any of its frames goes back.
     fn find(&self, domid: u16) -> Option<DomainView<'_>>;
     /// Gives back everything of domain `domid`, which has ended and whose
     /// frames no other domain maps any more ([`lifetime::kill`], or the
     /// unmap of its last frame elsewhere, said so): its RAM, its stage 2
     /// and VMID, and through [`lifetime::release_state`] what the Xen layer
-    /// took for it. Called once per domain, holding none of the Xen locks.
+    /// took for it, in this order: unfindable first, then its stage 2
+    /// (after its VMID's TLB entries), then the Xen layer's state, then its
+    /// RAM. Called once per domain, holding none of the Xen locks.
     fn release(&self, domid: u16);
     /// Makes the event-channel interrupt pending on vCPU `vcpu` of domain
     /// `domid` (an event sent from another domain).

@@ -2,6 +2,10 @@
 //! refuses a domain without the toolstack's powers over the target
 //! (-EPERM, or the op's permission-denied status), with -ESRCH (or
 //! bad-domain) when no such domain exists. What the hostile DomU meets.
+//! Dom0 gets the same answers about a DomU, where Xen lets its control
+//! domain act (a deliberate difference: no domain here has a toolstack's
+//! powers over another's memory map, reservations or power; what Dom0
+//! does need, foreign and grant maps and a DomU's event channels, it has).
 
 use super::errno::*;
 use super::testing::{DOMU, DOMU_RAM, Machine, args, le};
@@ -44,11 +48,13 @@ fn naming_another_domains_state_is_eperm_and_an_unknown_one_esrch() {
             let (rc, q) = call_with(&m, caller, nr::GRANT_TABLE_OP, 6, &le(&[domid(0)], 16));
             let want = if expected == -EPERM { -8 } else { -2 };
             assert_eq!((rc, i16::from_le_bytes([q[12], q[13]])), (0, want), "d{caller} query_size");
-            // Shutting it down.
+            // Shutting it down (a DomU naming itself too, as in Xen).
             let shutdown = le(&[domid(0)], 8);
             assert_eq!(call_with(&m, caller, nr::SCHED_OP, 4, &shutdown).0, expected, "d{caller} remote_shutdown");
         }
     }
+    let itself = le(&[(0, u64::from(DOMU), 2)], 8);
+    assert_eq!(call_with(&m, DOMU, nr::SCHED_OP, 4, &itself).0, -EPERM, "a DomU naming itself");
 }
 
 #[test]

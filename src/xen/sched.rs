@@ -6,7 +6,7 @@
 use super::errno::*;
 use super::public::{SchedRemoteShutdown, SchedShutdown};
 use super::wire;
-use super::{Call, Outcome};
+use super::{Call, Errno, Outcome};
 
 pub mod op {
     pub const YIELD: u32 = 0;
@@ -42,6 +42,20 @@ impl Reason {
     }
 }
 
+/// As Xen 4.17 answers it: the domain is named by its id only
+/// (DOMID_SELF names nobody: -ESRCH), and only the control domain may
+/// shut a domain down this way: Dom0 itself; a DomU, even naming itself,
+/// gets -EPERM. Dom0 naming a DomU is refused too (-EPERM), where Xen's
+/// toolstack would shut it down: no domain is offered that power here.
+fn remote_shutdown(call: &Call<'_>, b: SchedRemoteShutdown) -> Result<Outcome, Errno> {
+    let (domid, reason) = (b.domain_id, b.reason);
+    if domid == super::DOMID_SELF {
+        return Err(ESRCH);
+    }
+    let target = call.find_domain(domid)?;
+    if target.id == 0 && call.domain.id == 0 { Ok(Outcome::Shutdown(Reason::from_code(reason))) } else { Err(EPERM) }
+}
+
 pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
     let result = match cmd {
         op::YIELD | op::BLOCK => Ok(Outcome::Return(0)),
@@ -50,9 +64,9 @@ pub fn sched_op(call: &mut Call<'_>, cmd: u32, arg: u64) -> Outcome {
             wire::read::<SchedShutdown>(call.memory, arg).map(|b| Outcome::Shutdown(Reason::from_code(b.reason)))
         }
         // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
-        op::REMOTE_SHUTDOWN => wire::read::<SchedRemoteShutdown>(call.memory, arg).and_then(|b| {
-            super::own_domain(call, b.domain_id).map(|()| Outcome::Shutdown(Reason::from_code(b.reason)))
-        }),
+        op::REMOTE_SHUTDOWN => {
+            wire::read::<SchedRemoteShutdown>(call.memory, arg).and_then(|b| remote_shutdown(call, b))
+        }
         // The code is for a later suspend, which a hardware domain cannot do.
         op::SHUTDOWN_CODE => wire::read::<SchedShutdown>(call.memory, arg).map(|_| Outcome::Return(0)),
         _ => Err(ENOSYS),
@@ -81,7 +95,10 @@ mod tests {
             assert_eq!(m.trap(0, nr::SCHED_OP, args(&[u64::from(op::SHUTDOWN), at])), Outcome::Shutdown(reason));
         }
         assert_eq!(m.trap(0, nr::SCHED_OP, args(&[u64::from(op::SHUTDOWN), RAM.end - 2])), Outcome::Return(-EFAULT));
+        // remote_shutdown names a domain by id only: DOMID_SELF is nobody.
         m.board.put(at, &[DOMID_SELF.to_le_bytes().as_slice(), &[0, 0], &3u32.to_le_bytes()].concat());
+        assert_eq!(m.trap(0, nr::SCHED_OP, args(&[u64::from(op::REMOTE_SHUTDOWN), at])), Outcome::Return(-ESRCH));
+        m.board.put(at, &[0, 0]);
         assert_eq!(
             m.trap(0, nr::SCHED_OP, args(&[u64::from(op::REMOTE_SHUTDOWN), at])),
             Outcome::Shutdown(Reason::Crash)

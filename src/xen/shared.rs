@@ -62,6 +62,12 @@ impl SharedInfo {
         self.address.store(pa, Ordering::Release);
     }
 
+    /// Stops using the page (a released domain's, whose frame goes back):
+    /// nothing is written there again.
+    pub fn forget(&self) {
+        self.address.store(NONE, Ordering::Release);
+    }
+
     /// Records the wall clock and updates the page if there is one.
     pub fn set_wallclock(&self, board: &dyn Board, sec: u64, nsec: u32) {
         let mut wallclock = self.wallclock.lock();

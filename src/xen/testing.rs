@@ -281,17 +281,26 @@ impl Domains for Machine {
     fn raise_event(&self, domid: u16, vcpu: usize) {
         self.remote_raised.lock().unwrap().push((domid, vcpu));
     }
-    /// As the board does: its grant-table frames and its RAM's frames go
-    /// back to the allocator, its stage 2 goes; it is found no more.
+    /// As the board does (`domu::teardown`), in its order: it is found no
+    /// more, its stage 2 goes, then what the Xen layer held for it
+    /// (grant-table frames; other domains' frames it still mapped), then
+    /// its RAM's frames go back to the allocator.
     fn release(&self, domid: u16) {
         assert!(!self.is_released(domid), "d{domid} released twice");
         let domain = self.dom(domid);
         assert_ne!(domid, 0, "Dom0 is never released");
-        let grant_frames = super::lifetime::release_state(domain.view(), &self.board);
+        self.released.lock().unwrap().push((domid, 0));
+        *domain.stage2.lock_holding_no_xen_lock() = Stage2Map::new(Geometry::for_ipa_bits(40));
+        let (grant_frames, others) = super::lifetime::release_state(domain.view(), &self.board, self);
         let ram: u64 = domain.ram.iter().map(|r| r.size()).sum();
         self.board.free_range(PhysRange::new(DOMU_FRAMES, DOMU_FRAMES + ram));
-        *domain.stage2.lock_holding_no_xen_lock() = Stage2Map::new(Geometry::for_ipa_bits(40));
-        self.released.lock().unwrap().push((domid, grant_frames + ram / 4096));
+        let mut released = self.released.lock().unwrap();
+        let entry = released.iter_mut().find(|(d, _)| *d == domid).expect("recorded above");
+        entry.1 = grant_frames + ram / 4096;
+        drop(released);
+        for other in others {
+            super::Domains::release(self, other);
+        }
     }
 }
 

@@ -66,6 +66,14 @@ impl Vcpu {
         let info = self.info.load(Ordering::Acquire);
         (info != NONE).then_some(info)
     }
+
+    /// Stops using its vcpu_info and runstate area (a released domain's,
+    /// whose frames go back): nothing is written there again. Their pins
+    /// went with the domain's stage 2.
+    pub fn forget_areas(&self) {
+        self.info.store(NONE, Ordering::Release);
+        self.runstate.lock().area = None;
+    }
 }
 
 /// `HYPERVISOR_vcpu_op(cmd, vcpuid, arg)`. As on Xen for Arm, only the two

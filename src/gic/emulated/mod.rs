@@ -4,7 +4,10 @@
 //! host-tested; `arch::vgic` puts it behind the domain's MMIO regions and
 //! delivers what it makes pending through the list registers.
 //!
-//! What a guest sees, as Xen's `vgic-v3.c`/`vgic-v2.c` show a DomU:
+//! What a guest sees, in the shape of Xen's `vgic-v3.c`/`vgic-v2.c` for a
+//! DomU (where ours differs: a fixed [`SPI_COUNT`] where Xen sizes the SPIs
+//! from the host or `nr_spis`; one security state where Xen shows the
+//! non-secure view of two; Arm's IIDR on both versions):
 //!
 //! - [`SPI_COUNT`] SPIs (INTIDs 32..64; GICD_TYPER.ITLinesNumber 1), and
 //!   per vCPU 16 SGIs and 16 PPIs: enable, pending, priority (8 bits,
@@ -123,7 +126,7 @@ mod reg {
     pub const CTLR_ENABLE_GRP1: u32 = 1 << 1;
     pub const CTLR_ARE: u32 = 1 << 4;
     pub const CTLR_DS: u32 = 1 << 6;
-    /// Arm's JEP106 code as GICD_IIDR.Implementer, as Xen reports it.
+    /// Arm's JEP106 code as GICD_IIDR.Implementer (Xen's GICv2 value).
     pub const IIDR_ARM: u32 = 0x43b;
     /// GICD_TYPER.IDbits: ten INTID bits (no LPIs).
     pub const TYPER_ID_BITS_10: u32 = 9 << 19;
@@ -585,9 +588,11 @@ impl EmulatedGic {
         let v3 = self.version == Version::V3;
         match (family, first) {
             (reg::ISENABLER, 0) | (reg::ICENABLER, 0) | (reg::ISPENDR, 0) | (reg::ICPENDR, 0) => {
-                // GICv2's banked private words; SGIs' pending state is
-                // set through GICD_SGIR there, so ISPENDR0's SGI bits are read-only.
-                let value = if family == reg::ISPENDR && !v3 { value & 0xffff_0000 } else { value };
+                // GICv2's banked private words; SGIs' pending state is set
+                // and cleared through GICD_SGIR and S/CPENDSGIR there, so
+                // ISPENDR0's and ICPENDR0's SGI bits are read-only.
+                let pending_word = family == reg::ISPENDR || family == reg::ICPENDR;
+                let value = if pending_word && !v3 { value & 0xffff_0000 } else { value };
                 self.write_private_word(vcpu, family, value, raised)
             }
             (reg::ISENABLER, FIRST_SPI) => {

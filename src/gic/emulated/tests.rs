@@ -228,9 +228,12 @@ fn gicv2_distributor() {
     assert_eq!(gic.write_distributor(1, 0xf00, 4, 2 << 24 | 6, r.as_slice()), Wake(0b10));
     assert_eq!((bits(&r, 0), bits(&r, 1)), (1 << 4, 1 << 3 | 1 << 6));
     assert_eq!(read(&gic, 0, 0xf00, 4), 0, "SGIR is write-only");
-    // SGIs' pending bits are set through SGIR, not ISPENDR0.
+    // SGIs' pending bits are set through SGIR, not ISPENDR0, nor
+    // cleared through ICPENDR0.
     gic.write_distributor(0, 0x200, 4, 0xffff_ffff, r.as_slice());
     assert_eq!(bits(&r, 0), 0xffff_0000 | 1 << 4);
+    gic.write_distributor(0, 0x280, 4, 0xffff_ffff, r.as_slice());
+    assert_eq!(bits(&r, 0), 1 << 4, "ICPENDR0 clears the PPIs only");
     // The SGIs are edge, read-only.
     gic.write_distributor(0, 0xc00, 4, 0, r.as_slice());
     assert_eq!(read(&gic, 0, 0xc00, 4), 0xaaaa_aaaa);

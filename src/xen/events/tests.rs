@@ -493,3 +493,89 @@ mod interdomain {
         }
     }
 }
+
+/// Calls racing with a DomU's end: whatever passed the liveness check
+/// before the end began checks again under the DomU's port lock, and the
+/// end's walk closes whatever it finds once it holds that lock.
+mod racing_the_end {
+    use super::*;
+    use crate::xen::testing::DOMU;
+    use std::time::Duration;
+
+    /// Long enough for the other thread to pass its liveness check and
+    /// wait on the lock held here (if it is slower, the test still holds:
+    /// the check itself then refuses).
+    const SETTLE: Duration = Duration::from_millis(100);
+
+    fn domu_ports_all_free(m: &Machine) -> bool {
+        (1..NR_PORTS).all(|p| m.dom(DOMU).xen.events.is_free(p))
+    }
+
+    #[test]
+    fn dom0s_alloc_unbound_in_a_domu_that_began_ending_meanwhile_is_refused() {
+        let m = Machine::with_domu(1);
+        let domu = m.dom(DOMU);
+        let rc = std::thread::scope(|s| {
+            let guard = domu.xen.events.ports.lock();
+            let call = s.spawn(|| alloc_unbound(&m, DOMU, 0));
+            std::thread::sleep(SETTLE);
+            // Its end begins (its walk of the ports would take this lock
+            // next, port by port).
+            domu.xen.life.begin_ending();
+            drop(guard);
+            call.join().unwrap()
+        });
+        assert_eq!(rc, Err(-ESRCH));
+        assert!(domu_ports_all_free(&m), "no port of the ending DomU allocated");
+    }
+
+    #[test]
+    fn dom0s_bind_to_a_domu_that_began_ending_meanwhile_is_refused() {
+        let m = Machine::with_domu(1);
+        let domu = m.dom(DOMU);
+        let offered = alloc_unbound(&m, DOMU, 0).unwrap();
+        let bind = || {
+            let bytes = le(&[(0, DOMU.into(), 2), (4, offered.into(), 4)], 12);
+            let (rc, b) = op(&m, op::BIND_INTERDOMAIN, &bytes);
+            if rc == 0 { Ok(u32_at(&b, 8)) } else { Err(rc) }
+        };
+        let rc = std::thread::scope(|s| {
+            let guard = domu.xen.events.ports.lock();
+            let call = s.spawn(bind);
+            std::thread::sleep(SETTLE);
+            domu.xen.life.begin_ending();
+            drop(guard);
+            call.join().unwrap()
+        });
+        assert_eq!(rc, Err(-ESRCH));
+        assert_eq!(domu.xen.events.ports.lock()[offered as usize], Binding::Unbound { remote: 0 }, "left unbound");
+        assert!((1..NR_PORTS).all(|p| m.domain.xen.events.is_free(p)), "Dom0 got no port to the ending DomU");
+    }
+
+    #[test]
+    fn the_ends_walk_closes_a_port_whose_binding_changed_between_its_locks() {
+        let m = Machine::with_domu(1);
+        let (domu, dom0) = (m.dom(DOMU), &m.domain);
+        let theirs = alloc_unbound(&m, DOMU, 0).unwrap();
+        let bytes = le(&[(0, DOMU.into(), 2), (4, theirs.into(), 4)], 12);
+        let (rc, b) = op(&m, op::BIND_INTERDOMAIN, &bytes);
+        assert_eq!(rc, 0);
+        let ours = u32_at(&b, 8);
+        std::thread::scope(|s| {
+            let dom0_ports = dom0.xen.events.ports.lock();
+            // The walk reads the DomU's port (interdomain, to Dom0), then
+            // waits here for Dom0's table.
+            let end = s.spawn(|| m.end(DOMU));
+            std::thread::sleep(SETTLE);
+            // Meanwhile Dom0 closes its end, as `close` does with both
+            // tables locked: the DomU's goes back to unbound for Dom0.
+            let mut dom0_ports = dom0_ports;
+            let mut domu_ports = domu.xen.events.ports.lock();
+            domu_ports[theirs as usize] = Binding::Unbound { remote: 0 };
+            dom0_ports[ours as usize] = Binding::Free;
+            drop((domu_ports, dom0_ports));
+            end.join().unwrap();
+        });
+        assert!(domu_ports_all_free(&m), "the walk closed what it found after the re-lock");
+    }
+}

@@ -273,6 +273,85 @@ fn a_domus_vcpu_info_and_runstate_live_in_the_frames_behind_its_gfns() {
     m.audit_of(DOMU).unwrap();
 }
 
+#[test]
+fn a_released_domus_shared_pages_are_written_no_more() {
+    let m = machine();
+    // Its vcpu_info and runstate area placed, an event bound.
+    let info_page = DOMU_RAM.start + 0x5_0000;
+    let b = le(&[(0, info_page >> 12, 8), (8, 64, 4)], 16);
+    m.put_in(DOMU, DOMU_ARG, &b);
+    let register = crate::xen::vcpu::op::REGISTER_VCPU_INFO;
+    assert_eq!(m.call_as(DOMU, nr::VCPU_OP, args(&[register.into(), 0, DOMU_ARG])), 0);
+    m.put_in(DOMU, DOMU_ARG, &(DOMU_RAM.start + 0x5_0100).to_le_bytes());
+    let op = crate::xen::vcpu::op::REGISTER_RUNSTATE_MEMORY_AREA;
+    assert_eq!(m.call_as(DOMU, nr::VCPU_OP, args(&[op.into(), 0, DOMU_ARG])), 0);
+    assert_eq!(evtchn(&m, DOMU, ev::BIND_VIRQ, &le(&[(0, virq::CONSOLE.into(), 4)], 12)).0, 0);
+    m.end(DOMU);
+    assert_eq!(released(&m).len(), 1);
+    let state = &m.dom(DOMU).xen;
+    assert_eq!(state.shared.address(), None, "shared_info forgotten");
+    assert_eq!(state.vcpus[0].info(), None, "vcpu_info forgotten");
+    // Its frames are free (and may be anyone's): whatever still reaches
+    // its state (a vCPU's last runstate change, a VIRQ) writes nothing.
+    let frames = [DOMU_FRAMES + 0x7000, DOMU_FRAMES + 0x5_0000];
+    let words = |m: &Machine| -> Vec<u64> {
+        frames.iter().flat_map(|&f| (0..512).map(move |w| f + w * 8)).map(|pa| m.board.u64(pa)).collect()
+    };
+    let before = words(&m);
+    m.board.now.store(5_000, std::sync::atomic::Ordering::Relaxed);
+    crate::xen::vcpu::set_runstate(state, &m.board, 0, crate::xen::vcpu::runstate::OFFLINE);
+    crate::xen::events::raise_virq(state, &m.board, virq::CONSOLE);
+    crate::xen::events::mark_events_pending(state, &m.board, 0);
+    assert_eq!(words(&m), before, "nothing written in its freed frames");
+}
+
+#[test]
+fn a_dom0_frame_the_dead_domus_stage2_keeps_mapped_stays_held_until_that_stage2_goes() {
+    use crate::mm::range::{Ipa, Pa};
+    use crate::mm::stage2::Kind;
+    let m = machine();
+    let b = le(
+        &[
+            (0, DOMID_SELF.into(), 2),
+            (4, space::GRANT_TABLE.into(), 4),
+            (16, crate::xen::testing::GRANT_REGION.start >> 12, 8),
+        ],
+        24,
+    );
+    m.board.put(ARG, &b);
+    assert_eq!(m.call(nr::MEMORY_OP, args(&[mem::ADD_TO_PHYSMAP, ARG])), 0);
+    let dom0_page = RAM.start + 0x40_0000;
+    assert!(m.write_grant(5, gtf::PERMIT_ACCESS, DOMU, dom0_page));
+    let at = DOMU_RAM.end + 0x10_0000;
+    let req = le(&[(0, at, 8), (8, map::HOST_MAP.into(), 4), (12, 5, 4), (16, 0, 2)], 32);
+    m.put_in(DOMU, DOMU_ARG, &req);
+    assert_eq!(m.call_as(DOMU, nr::GRANT_TABLE_OP, args(&[gnt::MAP_GRANT_REF.into(), DOMU_ARG, 1])), 0);
+    assert_eq!(u16_at(&m.get_in(DOMU, DOMU_ARG, 32), 18) as i16, status::OKAY);
+    // Its stage 2 will refuse the unmap at its end: what stands at `at`
+    // is now a pinned page (no guest can make one so today; the teardown
+    // must hold anyway).
+    {
+        let mut s2 = m.dom(DOMU).stage2.lock_holding_no_xen_lock();
+        s2.unmap_page(Ipa(at), &m.board).unwrap();
+        s2.map_page(Ipa(at), Pa(dom0_page), Kind::Ram, &m.board).unwrap();
+        s2.pin(Ipa(at));
+    }
+    let release = crate::xen::lifetime::kill(m.dom(DOMU).view(), &m.board, &m);
+    assert_eq!(release, vec![DOMU], "nothing of the DomU's is mapped elsewhere");
+    // Still mapped in the dead DomU's stage 2: Dom0's frame stays held.
+    let entry = m.grant_entry(5).unwrap();
+    assert_eq!(m.board.u64(entry) as u16 & gtf::READING, gtf::READING, "Dom0's entry still in use");
+    assert!(m.domain.stage2.lock_holding_no_xen_lock().is_pinned(Ipa(dom0_page)));
+    assert_eq!(m.domain.xen.life.held(), 1);
+    assert_eq!(m.balloon(mem::DECREASE_RESERVATION, dom0_page), 0, "Dom0 cannot balloon it out");
+    // Released: its stage 2 goes, then the hold.
+    m.release(DOMU);
+    assert_eq!(m.board.u64(entry) as u16, gtf::PERMIT_ACCESS);
+    assert!(!m.domain.stage2.lock_holding_no_xen_lock().is_pinned(Ipa(dom0_page)));
+    assert_eq!(m.domain.xen.life.held(), 0);
+    assert_eq!(m.balloon(mem::DECREASE_RESERVATION, dom0_page), 1, "Dom0's page is its own again");
+}
+
 mod random {
     use super::*;
     use proptest::prelude::*;

@@ -389,3 +389,80 @@ mod foreign {
         m.audit_of(DOMU).unwrap();
     }
 }
+
+/// A DomU balloons nothing: its memory is fixed at build, and its frames
+/// go back whole, by the blocks it was built from, when it is released.
+mod domu_memory {
+    use super::*;
+    use crate::mm::range::PhysRange;
+    use crate::mm::stage2::{Geometry, Stage2Map};
+    use crate::xen::testing::{DOMU, DOMU_RAM, le};
+
+    const DOMU_ARG: u64 = DOMU_RAM.start + 0x6000;
+    const DOMU_LIST: u64 = DOMU_RAM.start + 0x6100;
+
+    /// The model's DomU, but with its RAM on the frames at its own
+    /// addresses, as a DomU whose block happens to lie at PA == IPA.
+    fn one_to_one_domu() -> Machine {
+        let m = Machine::with_domu(1);
+        let mut stage2 = Stage2Map::new(Geometry::for_ipa_bits(40));
+        stage2.map_at(DOMU_RAM, Pa(DOMU_RAM.start), Kind::Ram).unwrap();
+        *m.dom(DOMU).stage2.lock_holding_no_xen_lock() = stage2;
+        m
+    }
+
+    /// A reservation call of the DomU's on the one page at `page`.
+    fn domu_reservation(m: &Machine, op: u64, page: u64) -> i64 {
+        m.put_in(DOMU, DOMU_LIST, &(page >> 12).to_le_bytes());
+        let b = le(&[(0, DOMU_LIST, 8), (8, 1, 8), (24, DOMID_SELF.into(), 2)], 32);
+        m.put_in(DOMU, DOMU_ARG, &b);
+        m.call_as(DOMU, nr::MEMORY_OP, args(&[op, DOMU_ARG]))
+    }
+
+    fn domu_remove(m: &Machine, page: u64) -> i64 {
+        m.put_in(DOMU, DOMU_ARG, &le(&[(0, DOMID_SELF.into(), 2), (8, page >> 12, 8)], 16));
+        m.call_as(DOMU, nr::MEMORY_OP, args(&[op::REMOVE_FROM_PHYSMAP, DOMU_ARG]))
+    }
+
+    #[test]
+    fn a_domu_at_pa_equal_ipa_balloons_nothing_out() {
+        for remove_it in [false, true] {
+            let m = one_to_one_domu();
+            let page = DOMU_RAM.start + 0x10_0000;
+            let free = m.board.free_frames();
+            if remove_it {
+                assert_eq!(domu_remove(&m, page), -EBUSY, "its RAM cannot be removed");
+            } else {
+                assert_eq!(domu_reservation(&m, op::DECREASE_RESERVATION, page), 0, "no extent done");
+            }
+            assert_eq!(m.board.free_frames(), free, "no frame of its blocks went back");
+            assert!(!m.board.is_free(page));
+            assert!(m.dom(DOMU).stage2.lock_holding_no_xen_lock().translate(Ipa(page)).is_some(), "still mapped");
+            assert_eq!(m.dom(DOMU).xen.ballooned.load(Ordering::Acquire), 0);
+        }
+    }
+
+    #[test]
+    fn a_domu_takes_no_free_frame_at_its_own_address() {
+        let m = one_to_one_domu();
+        // A hole in its physmap over a frame that is free.
+        let page = DOMU_RAM.start + 0x20_0000;
+        m.dom(DOMU).stage2.lock_holding_no_xen_lock().unmap_page(Ipa(page), &m.board).unwrap();
+        m.board.free_range(PhysRange::new(page, page + 0x1000));
+        assert_eq!(domu_reservation(&m, op::POPULATE_PHYSMAP, page), 0, "no extent done");
+        assert!(m.board.is_free(page), "the frame stays free");
+        assert!(m.dom(DOMU).stage2.lock_holding_no_xen_lock().translate(Ipa(page)).is_none());
+    }
+
+    #[test]
+    fn a_domu_anywhere_balloons_nothing_either() {
+        let m = Machine::with_domu(1);
+        let page = DOMU_RAM.start + 0x10_0000;
+        let free = m.board.free_frames();
+        assert_eq!(domu_reservation(&m, op::DECREASE_RESERVATION, page), 0);
+        assert_eq!(domu_remove(&m, page), -EBUSY);
+        assert_eq!(m.board.free_frames(), free);
+        // Dom0 still balloons as before.
+        assert_eq!(m.balloon(op::DECREASE_RESERVATION, RAM.start + 0x30000), 1);
+    }
+}

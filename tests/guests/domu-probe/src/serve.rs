@@ -7,8 +7,9 @@
 //! allocates an unbound event channel for domain 0 and publishes all of it
 //! in the mailbox page at the fixed address [`MAILBOX`] (inside its RAM for
 //! any DomU of 32 MiB or more). Then it loops: it bumps the mailbox's
-//! counter and polls its port's pending bit in shared_info (a DomU of ours
-//! gets no interrupts yet; under Xen its interrupts stay masked). On an
+//! counter and polls its port's pending bit in shared_info, with its
+//! interrupts masked (polling answers fastest, and the same way under
+//! both hypervisors; `interrupts.rs` checks the upcall itself). On an
 //! event it reads Dom0's request from granted page 0, writes the reply
 //! there and into granted page 1, and sends an event back; Dom0's shutdown
 //! word in the mailbox (with an event) ends it with SCHEDOP_shutdown (poweroff).
@@ -24,13 +25,16 @@
 //! memory (QEMU does not model the caches; on hardware the pages shared
 //! with Dom0 and the hypervisor would want the MMU on, as write-back).
 
+#[path = "../../common/mailbox.rs"]
+mod mailbox;
+
 use crate::probe::{Report, hypercall, shutdown};
 use core::fmt::{self, Write};
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU64, Ordering, fence};
+pub use mailbox::{MAGIC, MAILBOX, SHUTDOWN_ASKED};
+use mailbox::{pattern, reply, request, word};
 
-/// The mailbox page, at a guest address Dom0 is told on its command line.
-pub const MAILBOX: u64 = 0x4100_0000;
 /// The pages Dom0 maps with privcmd (foreign maps), after the mailbox.
 const PATTERN: u64 = MAILBOX + 0x1000;
 const PATTERN_PAGES: u64 = 4;
@@ -43,51 +47,6 @@ const SHARED_INFO: u64 = GRANTED + GRANTS * 0x1000;
 const GNTTAB: u64 = 0x3800_0000;
 /// The first grant reference a guest uses (0..7 are the toolstack's).
 const FIRST_REF: u64 = 8;
-
-/// `mailbox.magic`: "xenpeer1".
-pub const MAGIC: u64 = u64::from_le_bytes(*b"xenpeer1");
-/// `mailbox.shutdown` when Dom0 asks it to end: "shutdown".
-pub const SHUTDOWN_ASKED: u64 = u64::from_le_bytes(*b"shutdown");
-
-/// The mailbox's 64-bit words (Dom0's `gnttest --domu` reads the same).
-mod word {
-    pub const MAGIC: u64 = 0;
-    /// Bumped in every turn of the serving loop.
-    pub const COUNTER: u64 = 1;
-    pub const PORT: u64 = 2;
-    pub const GRANTS: u64 = 3;
-    /// `GRANTS` references from here.
-    pub const REFS: u64 = 4;
-    pub const PATTERN_GFN: u64 = 8;
-    pub const PATTERN_PAGES: u64 = 9;
-    pub const CHECKS: u64 = 10;
-    pub const FAILURES: u64 = 11;
-    pub const ANSWERED: u64 = 12;
-    pub const GRANTED_GFN: u64 = 13;
-    /// Dom0 writes `SHUTDOWN_ASKED` here before its last event.
-    pub const SHUTDOWN: u64 = 14;
-    /// Bytes of text at `TEXT`.
-    pub const TEXT_LEN: u64 = 15;
-    /// Dom0 writes a new number here, then sends an event: one event back.
-    pub const PING: u64 = 16;
-    /// The pings answered.
-    pub const PINGS_ANSWERED: u64 = 17;
-    /// The report's lines, from byte 1024 to the end of the page.
-    pub const TEXT: u64 = 128;
-}
-
-/// Granted page 0's words: Dom0's request, then the DomU's reply.
-mod request {
-    /// Dom0 writes a new number for each request (after the rest).
-    pub const SEQ: u64 = 0;
-    pub const COMMAND: u64 = 1;
-    pub const PAYLOAD: u64 = 8;
-    pub const PAYLOAD_WORDS: u64 = 64;
-    /// The DomU's answer: the request's number, then the reply (written before it).
-    pub const REPLY_SEQ: u64 = 256;
-    pub const REPLY: u64 = 264;
-    pub const ECHO: u64 = 1;
-}
 
 const MEMORY_OP: u64 = 12;
 const GRANT_TABLE_OP: u64 = 20;
@@ -124,16 +83,6 @@ fn mailbox(w: u64, value: u64) {
 fn atomic(addr: u64) -> &'static AtomicU64 {
     // SAFETY: 8-byte aligned, mapped for the program's life; only atomics touch it.
     unsafe { AtomicU64::from_ptr(addr as *mut u64) }
-}
-
-/// The pattern Dom0 expects in the pattern pages: word `w` of gfn `gfn`.
-pub fn pattern(gfn: u64, w: u64) -> u64 {
-    (gfn << 20 | w).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x7365_7276_6500_0000
-}
-
-/// The reply to payload word `value` of request `seq`.
-pub fn reply(seq: u64, value: u64) -> u64 {
-    !value ^ seq.rotate_left(32)
 }
 
 /// The report's text, kept in the mailbox as well as sent to the console.

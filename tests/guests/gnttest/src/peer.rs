@@ -27,53 +27,22 @@ use crate::gntabi::*;
 use crate::parse::{self, Range};
 use crate::sys::{File, Mapping, O_RDWR, PAGE_SIZE, say, sleep_ms};
 use core::fmt::Write;
+
+#[path = "../../common/mailbox.rs"]
+mod mailbox;
 use core::sync::atomic::{Ordering, fence};
+pub use mailbox::SHUTDOWN_ASKED;
+use mailbox::{MAGIC, pattern, reply, request, word};
 
-/// The mailbox's words (as `serve.rs` writes them).
-mod word {
-    pub const MAGIC: usize = 0;
-    pub const COUNTER: usize = 1;
-    pub const PORT: usize = 2;
-    pub const GRANTS: usize = 3;
-    pub const REFS: usize = 4;
-    pub const PATTERN_GFN: usize = 8;
-    pub const PATTERN_PAGES: usize = 9;
-    pub const CHECKS: usize = 10;
-    pub const FAILURES: usize = 11;
-    pub const ANSWERED: usize = 12;
-    pub const GRANTED_GFN: usize = 13;
-    /// Dom0 writes `SHUTDOWN_ASKED` here before its last event.
-    pub const SHUTDOWN: usize = 14;
-    pub const TEXT_LEN: usize = 15;
-    pub const TEXT: usize = 128;
-}
-
-/// Granted page 0's words (as `serve.rs` reads and writes them).
-mod request {
-    pub const SEQ: usize = 0;
-    pub const COMMAND: usize = 1;
-    pub const PAYLOAD: usize = 8;
-    pub const PAYLOAD_WORDS: usize = 64;
-    pub const REPLY_SEQ: usize = 256;
-    pub const REPLY: usize = 264;
-    pub const ECHO: u64 = 1;
-}
-
-const MAGIC: u64 = u64::from_le_bytes(*b"xenpeer1");
-pub const SHUTDOWN_ASKED: u64 = u64::from_le_bytes(*b"shutdown");
 const GRANTS: usize = 4;
 const ROUNDS: u64 = 16;
 /// How long the DomU may take to publish, and to answer an event.
 const PUBLISH_MS: u64 = 20_000;
 const ANSWER_MS: u64 = 5_000;
 
-/// The DomU's pattern: word `w` of its frame `gfn` (as `serve.rs`).
-fn pattern(gfn: u64, w: u64) -> u64 {
-    (gfn << 20 | w).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x7365_7276_6500_0000
-}
-
-fn reply(seq: u64, value: u64) -> u64 {
-    !value ^ seq.rotate_left(32)
+/// A mailbox or request word's slot in a mapping of words.
+const fn slot(word: u64) -> usize {
+    word as usize
 }
 
 fn payload(seq: u64, w: usize) -> u64 {
@@ -168,9 +137,9 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
     say(format_args!("domu: the mailbox is mapped at {:#x} (VM_PFNMAP: no frame in pagemap)", mailbox.addr()));
     let found = (|| {
         let mut waited = 0;
-        while mailbox.read(word::MAGIC) != MAGIC {
+        while mailbox.read(slot(word::MAGIC)) != MAGIC {
             if waited >= PUBLISH_MS {
-                fail!("no magic after {PUBLISH_MS} ms: word 0 is {:#x}", mailbox.read(word::MAGIC));
+                fail!("no magic after {PUBLISH_MS} ms: word 0 is {:#x}", mailbox.read(slot(word::MAGIC)));
             }
             sleep_ms(10);
             waited += 10;
@@ -184,9 +153,9 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
     facts.record(
         "the DomU's counter moves between two reads",
         (|| {
-            let before = mailbox.read(word::COUNTER);
+            let before = mailbox.read(slot(word::COUNTER));
             sleep_ms(20);
-            let after = mailbox.read(word::COUNTER);
+            let after = mailbox.read(slot(word::COUNTER));
             say(format_args!("domu: counter {before} then {after}"));
             if after == before {
                 fail!("the counter stays at {before}");
@@ -194,12 +163,13 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
             Ok(())
         })(),
     );
-    let port = mailbox.read(word::PORT) as u32;
-    let grants = mailbox.read(word::GRANTS) as usize;
+    let port = mailbox.read(slot(word::PORT)) as u32;
+    let grants = mailbox.read(slot(word::GRANTS)) as usize;
     let mut refs = [0u32; GRANTS];
-    (0..GRANTS).for_each(|i| refs[i] = mailbox.read(word::REFS + i) as u32);
-    let (pattern_gfn, pattern_pages) = (mailbox.read(word::PATTERN_GFN), mailbox.read(word::PATTERN_PAGES) as usize);
-    let granted_gfn = mailbox.read(word::GRANTED_GFN);
+    (0..GRANTS).for_each(|i| refs[i] = mailbox.read(slot(word::REFS) + i) as u32);
+    let (pattern_gfn, pattern_pages) =
+        (mailbox.read(slot(word::PATTERN_GFN)), mailbox.read(slot(word::PATTERN_PAGES)) as usize);
+    let granted_gfn = mailbox.read(slot(word::GRANTED_GFN));
     say(format_args!(
         "domu: port {port}, grant refs {refs:?} (gfns from {granted_gfn:#x}), pattern gfns {pattern_gfn:#x}+{pattern_pages}"
     ));
@@ -259,8 +229,8 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
             // reply copy change; the rest is the pattern.
             for w in 0..granted.words() {
                 let (page, at) = (w / 512, w % 512);
-                let changing = (page == 0 && at < request::REPLY + request::PAYLOAD_WORDS)
-                    || (page == 1 && at < request::PAYLOAD_WORDS);
+                let changing = (page == 0 && at < slot(request::REPLY + request::PAYLOAD_WORDS))
+                    || (page == 1 && at < slot(request::PAYLOAD_WORDS));
                 let gfn = granted_gfn + page as u64;
                 if !changing && granted.read(w) != pattern(gfn, at as u64) {
                     fail!("granted page {page} word {at}: {:#x}", granted.read(w));
@@ -355,29 +325,29 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
         "round trips: a request in a granted page, an event, the reply and an event back",
         (|| {
             for seq in 1..=ROUNDS {
-                for w in 0..request::PAYLOAD_WORDS {
-                    granted.write(request::PAYLOAD + w, payload(seq, w));
+                for w in 0..slot(request::PAYLOAD_WORDS) {
+                    granted.write(slot(request::PAYLOAD) + w, payload(seq, w));
                 }
-                granted.write(request::COMMAND, request::ECHO);
+                granted.write(slot(request::COMMAND), request::ECHO);
                 fence(Ordering::SeqCst);
-                granted.write(request::SEQ, seq);
+                granted.write(slot(request::SEQ), seq);
                 notify()?;
                 if !next_event(ANSWER_MS)? {
                     fail!(
                         "round {seq}: no event back in {ANSWER_MS} ms (the DomU answered {})",
-                        mailbox.read(word::ANSWERED)
+                        mailbox.read(slot(word::ANSWERED))
                     );
                 }
                 fence(Ordering::SeqCst);
-                if granted.read(request::REPLY_SEQ) != seq {
-                    fail!("round {seq}: the reply is to request {}", granted.read(request::REPLY_SEQ));
+                if granted.read(slot(request::REPLY_SEQ)) != seq {
+                    fail!("round {seq}: the reply is to request {}", granted.read(slot(request::REPLY_SEQ)));
                 }
-                for w in 0..request::PAYLOAD_WORDS {
+                for w in 0..slot(request::PAYLOAD_WORDS) {
                     let want = reply(seq, payload(seq, w));
-                    if granted.read(request::REPLY + w) != want || granted.read(512 + w) != want {
+                    if granted.read(slot(request::REPLY) + w) != want || granted.read(512 + w) != want {
                         fail!(
                             "round {seq}: reply word {w} is {:#x}, page 1 has {:#x}, not {want:#x}",
-                            granted.read(request::REPLY + w),
+                            granted.read(slot(request::REPLY) + w),
                             granted.read(512 + w)
                         );
                     }
@@ -389,22 +359,22 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
     );
     facts.record(
         "the DomU counted every request",
-        match mailbox.read(word::ANSWERED) {
+        match mailbox.read(slot(word::ANSWERED)) {
             ROUNDS => Ok(()),
             n => Err(failure(format_args!("it answered {n} of {ROUNDS}"))),
         },
     );
 
     // What the DomU found itself (under Xen 4.17 its console is refused).
-    let len = (mailbox.read(word::TEXT_LEN) as usize).min(4096 - word::TEXT * 8);
+    let len = (mailbox.read(slot(word::TEXT_LEN)) as usize).min(4096 - slot(word::TEXT) * 8);
     let mut text = [0u8; 4096];
     for (i, byte) in text[..len].iter_mut().enumerate() {
-        *byte = (mailbox.read(word::TEXT + i / 8) >> (i % 8 * 8)) as u8;
+        *byte = (mailbox.read(slot(word::TEXT) + i / 8) >> (i % 8 * 8)) as u8;
     }
     for line in core::str::from_utf8(&text[..len]).unwrap_or("(not UTF-8)").lines() {
         say(format_args!("domu: d{domid} says: {line}"));
     }
-    let (checks, failures) = (mailbox.read(word::CHECKS), mailbox.read(word::FAILURES));
+    let (checks, failures) = (mailbox.read(slot(word::CHECKS)), mailbox.read(slot(word::FAILURES)));
     facts.record(
         "the DomU's own checks passed",
         if checks > 0 && failures == 0 {
@@ -428,7 +398,7 @@ fn run(facts: &mut Facts, domid: u16, mailbox_address: u64, ballooned: bool) {
     if let Some(pages) = patterned {
         facts.record("the pattern pages unmap", pages.unmap().doing("munmap of the privcmd pages"));
     }
-    mailbox.write(word::SHUTDOWN, SHUTDOWN_ASKED);
+    mailbox.write(slot(word::SHUTDOWN), SHUTDOWN_ASKED);
     fence(Ordering::SeqCst);
     facts.record("the mailbox unmaps", mailbox.unmap().doing("munmap of the privcmd mailbox"));
     facts.record("the DomU is asked to shut down", notify().map(|_| ()));

@@ -29,18 +29,12 @@ use core::arch::asm;
 use core::cell::Cell;
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 
+#[path = "../../../common/mailbox.rs"]
+mod mailbox;
+use mailbox::{MAGIC, MAILBOX, word};
+
 /// The DomU's mailbox page (`serve.rs`'s `MAILBOX`), a guest frame number of its.
-const MAILBOX_GFN: u64 = 0x41000;
-/// The mailbox's words (as `serve.rs` writes them).
-mod word {
-    pub const MAGIC: u64 = 0;
-    pub const PORT: u64 = 2;
-    pub const REFS: u64 = 4;
-    pub const PATTERN_GFN: u64 = 8;
-    pub const PING: u64 = 16;
-    pub const PINGS_ANSWERED: u64 = 17;
-}
-const MAGIC: u64 = u64::from_le_bytes(*b"xenpeer1");
+const MAILBOX_GFN: u64 = MAILBOX >> 12;
 /// How long the DomU may take to publish its mailbox, and to answer.
 const PUBLISH_SECONDS: u64 = 30;
 const ANSWER_SECONDS: u64 = 1;

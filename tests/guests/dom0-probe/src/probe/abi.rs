@@ -38,9 +38,6 @@ pub const HVM_OP: u64 = 34;
 pub const DOMID_SELF: u16 = 0x7ff0;
 pub const DOMID_XEN: u16 = 0x7ff2;
 
-/// XENVER_version of Xen 4.17, which both hypervisors answer.
-pub const VERSION_4_17: i64 = 0x4_0011;
-
 /// GNTST_* statuses of grant operations.
 pub mod gntst {
     pub const GENERAL_ERROR: i16 = -1;

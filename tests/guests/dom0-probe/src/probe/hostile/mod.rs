@@ -16,7 +16,7 @@ mod mmu;
 mod physmap;
 
 use super::Report;
-use super::abi::{self, Page, VERSION_4_17};
+use super::abi::{self, Page};
 use core::fmt;
 use core::ptr::addr_of_mut;
 
@@ -89,70 +89,18 @@ fn scratch_page() -> u64 {
     addr_of_mut!(SCRATCH) as u64
 }
 
-/// The run's tally, and the category under way.
-pub struct Hostile<'r> {
-    report: &'r mut Report,
-    category: &'static str,
-    cases: u32,
-    passed: u32,
-    total_cases: u32,
-    total_passed: u32,
-    categories: u32,
-}
+#[path = "../../../../common/hostile_tally.rs"]
+mod tally;
 
-impl Hostile<'_> {
-    /// Runs one category of cases, then the sanity call, and reports both.
-    fn category(&mut self, name: &'static str, cases: impl FnOnce(&mut Self)) {
-        self.category = name;
-        (self.cases, self.passed) = (0, 0);
-        cases(self);
-        let (cases, passed) = (self.cases, self.passed);
-        self.report.say(format_args!("hostile: {name}: {cases} cases, {passed} ok"));
-        let version = abi::version();
-        self.report.check(
-            version == VERSION_4_17,
-            format_args!("hostile: {name}: xen_version still answers afterwards ({version:#x})"),
-        );
-        self.total_cases += cases;
-        self.total_passed += passed;
-        self.categories += 1;
+/// The run's tally: the probe's report, categories and cases.
+pub type Hostile<'r> = tally::Tally<'r, Report>;
+
+impl tally::Reporter for Report {
+    fn check(&mut self, ok: bool, what: fmt::Arguments<'_>) {
+        Report::check(self, ok, what);
     }
-
-    /// One case: `ok` says whether the hypervisor answered as expected.
-    fn case(&mut self, ok: bool, what: fmt::Arguments<'_>) {
-        self.cases += 1;
-        if ok {
-            self.passed += 1;
-        } else {
-            let category = self.category;
-            self.report.check(false, format_args!("hostile: {category}: {what}"));
-        }
-    }
-
-    /// A case whose answer is a number (an errno, a count, a status).
-    fn expect(&mut self, got: i64, expected: i64, what: fmt::Arguments<'_>) {
-        self.case(got == expected, format_args!("{what}: expected {expected}, got {got}"));
-    }
-
-    /// A case whose answer is an abort injected into Dom0: a synchronous
-    /// external abort, which is what the hypervisor injects (a fault the
-    /// CPU raised at EL1 by itself, say a stage-1 address-size fault,
-    /// would prove nothing about the hypervisor).
-    fn aborts(&mut self, esr: Option<u64>, what: fmt::Arguments<'_>) {
-        const FAULT_STATUS: u64 = 0x3f;
-        const SYNCHRONOUS_EXTERNAL_ABORT: u64 = 0x10;
-        match esr {
-            Some(esr) => self.case(
-                esr & FAULT_STATUS == SYNCHRONOUS_EXTERNAL_ABORT,
-                format_args!("{what}: expected the hypervisor's external abort, got ESR {esr:#x}"),
-            ),
-            None => self.case(false, format_args!("{what}: expected an abort, none came")),
-        }
-    }
-
-    /// A case whose access must be emulated, not aborted.
-    fn no_abort(&mut self, esr: Option<u64>, what: fmt::Arguments<'_>) {
-        self.case(esr.is_none(), format_args!("{what}: expected no abort, got ESR {:#x}", esr.unwrap_or(0)));
+    fn say(&mut self, what: fmt::Arguments<'_>) {
+        Report::say(self, what);
     }
 }
 
@@ -189,10 +137,9 @@ pub fn run(report: &mut Report, board: &Board<'_>) {
         return;
     }
     report.say(format_args!("hostile: against this hypervisor"));
-    let mut h = Hostile { report, category: "", cases: 0, passed: 0, total_cases: 0, total_passed: 0, categories: 0 };
+    let mut h = Hostile::new(report, abi::version);
     for (name, cases) in CATEGORIES {
         h.category(name, |h| cases(h, board));
     }
-    let (cases, passed, categories) = (h.total_cases, h.total_passed, h.categories);
-    h.report.say(format_args!("hostile: total: {categories} categories, {cases} cases, {passed} ok"));
+    h.finish();
 }

@@ -8,32 +8,33 @@
 //! vCPU's queue that the maintenance interrupt drains.
 //!
 //! Dom0's accesses to the distributor and redistributors are the emulated
-//! MMIO regions [`GicFrames`]; its SGI register writes the handlers below
+//! MMIO regions of [`dom0_frames`]; its SGI register writes the handlers below
 //! (GICv3's system registers; GICv2's GICD_SGIR, a distributor write).
 //! A GICv2's virtual CPU interface is Dom0's CPU interface, in its stage 2.
 //!
 //! A DomU drives no physical GIC: it sees an emulated one
-//! (`gic::emulated`, [`domu_mmio_regions`]) whose enables and priorities
+//! (`gic::emulated`, behind the regions of [`domu_frames`]) whose enables and priorities
 //! decide what of its raised interrupts goes into the list registers, by
 //! the same [`raise`] and [`take_raised`] Dom0's purely virtual ones take.
 //! Its CPU takes the virtual timer's physical PPI at EL2 and hands it over
 //! as a purely virtual interrupt; its SGIs go to its own vCPUs only.
 
+mod dom0_frames;
+mod domu_frames;
+
+pub use dom0_frames::mmio_regions;
+pub use domu_frames::domu_mmio_regions;
+
 use super::cpu;
 use super::gic::{self, Gic, KICK_SGI};
 use crate::config::MAX_CPUS;
 use crate::domain::Domain;
-use crate::domain::mmio::{MmioDevice, MmioRegions, Refused};
+use crate::domain::mmio::Refused;
 use crate::domain::vcpu::Vcpu;
 use crate::gic::emulated::{self, EmulatedGic, Wake};
-use crate::gic::filter::Write;
 use crate::gic::list_register::ListRegister;
 use crate::gic::overflow::Overflow;
-use crate::gic::partition::{Located, RegionView, view_typer};
-use crate::gic::registers::{gicd_v2, gicr};
-use crate::gic::targets::TargetMap;
 use crate::gic::{FIRST_SPECIAL, PRIVATE_COUNT, SGI_COUNT};
-use crate::mm::range::GuestRange;
 use aarch64_cpu::registers::CNTV_CTL_EL0;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
@@ -314,143 +315,6 @@ pub fn handle_irq(own_device: impl Fn(u32)) {
     }
 }
 
-/// The distributor or a redistributor range as Dom0 sees it: the real
-/// registers at the same address (Dom0 is 1:1), through the filter; of
-/// the redistributors only its own CPUs' (`view`, `gic::partition`). Only
-/// the widths the architecture defines reach the hardware.
-struct GicFrames {
-    gic: &'static Gic,
-    base: u64,
-    /// A redistributor region's view; `None` for the distributor.
-    view: Option<RegionView>,
-}
-
-/// Where a Dom0 access goes on the hardware.
-struct Target {
-    address: u64,
-    frame: crate::gic::filter::Frame,
-    /// The offset within that frame.
-    offset: u64,
-    /// In a redistributor: whether it is the last of Dom0's in its region.
-    last: bool,
-}
-
-impl GicFrames {
-    /// The hardware an access at `offset` reaches: `None` where the view
-    /// reads as zero (a region with none of Dom0's redistributors),
-    /// refused (an abort) past Dom0's redistributors.
-    fn locate(&self, offset: u64) -> Result<Option<Target>, Refused> {
-        let (address, last) = match &self.view {
-            None => (self.base + offset, false),
-            Some(view) => match view.locate(offset) {
-                Located::Frame { address, last, .. } => (address, last),
-                Located::Empty => return Ok(None),
-                Located::Absent => return Err(Refused),
-            },
-        };
-        let (frame, offset) = self.gic.frame_of(address).ok_or(Refused)?;
-        Ok(Some(Target { address, frame, offset, last }))
-    }
-}
-
-impl MmioDevice for GicFrames {
-    fn read(&self, vcpu: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
-        let Some(Target { address, frame: kind, offset, last }) = self.locate(offset)? else { return Ok(0) };
-        let valid = self.gic.filter.is_valid(kind, offset, width);
-        let mut hardware =
-            if valid && !is_write_only(self.gic, kind, offset) { gic::read_register(address, width) } else { 0 };
-        if let Some(first_intid) = v2_targets(self.gic, kind, offset) {
-            hardware = target_map(vcpu).word_to_virtual(hardware, width, first_intid, vcpu.id);
-        }
-        if kind == crate::gic::filter::Frame::RedistributorControl && offset == gicr::TYPER {
-            hardware = view_typer(hardware, last);
-        }
-        Ok(self.gic.filter.read(kind, offset, width, hardware))
-    }
-
-    fn write(&self, vcpu: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused> {
-        let Some(Target { address, frame: kind, offset, .. }) = self.locate(offset)? else { return Ok(()) };
-        let value = match v2_targets(self.gic, kind, offset) {
-            Some(_) => target_map(vcpu).word_to_physical(value, width),
-            None => value,
-        };
-        match self.gic.filter.write(kind, offset, width, value) {
-            Write::Forward(v) => gic::write_register(address, width, v),
-            Write::Merge { keep, value } => {
-                let current = gic::read_register(address, width);
-                gic::write_register(address, width, (current & keep) | value);
-            }
-            Write::Drop => log::debug!(
-                "d{}: GIC write of {value:#x} to {address:#x} dropped",
-                cpu::this_cpu().domain().map_or(0, |d| d.id.0)
-            ),
-            Write::Sgi(value) => send_sgi_v2(self.gic, vcpu, value),
-            Write::Route { value, mask } => {
-                // The whole routing register, kept on Dom0's CPUs.
-                let register = address & !7;
-                let wanted = (gic::read_register(register, 8) & !mask) | value;
-                gic::write_register(register, 8, self.gic.dom0.route(wanted, vcpu.placement.mpidr));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// GICD_SGIR reads as zero: it is write-only, and not read on the hardware.
-fn is_write_only(gic: &Gic, frame: crate::gic::filter::Frame, offset: u64) -> bool {
-    gic.v2.is_some() && frame == crate::gic::filter::Frame::Distributor && offset == gicd_v2::SGIR
-}
-
-/// The offset's first INTID if it is in a GICv2's GICD_ITARGETSR, whose
-/// bytes are CPU interface masks, Dom0's or the hardware's.
-fn v2_targets(gic: &Gic, frame: crate::gic::filter::Frame, offset: u64) -> Option<u64> {
-    use crate::gic::registers::family::ITARGETSR;
-    (gic.v2.is_some()
-        && frame == crate::gic::filter::Frame::Distributor
-        && (ITARGETSR..ITARGETSR + 0x400).contains(&offset))
-    .then(|| offset - ITARGETSR)
-}
-
-/// Dom0's CPU interface numbers (vCPU n, bit n) against the hardware's,
-/// through the placement of `vcpu`'s domain's vCPUs.
-fn target_map(vcpu: &Vcpu) -> TargetMap {
-    let mut map = TargetMap::default();
-    for v in vcpu.domain().into_iter().flat_map(|d| d.vcpus.iter()).take(map.physical.len()) {
-        map.physical[v.id] = gic::cpu_interface_mask(v.placement.cpu);
-    }
-    map
-}
-
-/// A GICv2 SGI Dom0 wrote to GICD_SGIR (not the kick SGI: the filter
-/// dropped that), sent to the CPUs its vCPUs run on
-/// ([`TargetMap::physical_sgir`]).
-fn send_sgi_v2(gic: &Gic, vcpu: &Vcpu, value: u32) {
-    if let Some(physical) = target_map(vcpu).physical_sgir(value, vcpu.id) {
-        gic.write_sgir(physical);
-    }
-}
-
-/// The GIC's emulated regions for Dom0, a 1:1 domain (it sees the GIC at
-/// the host's addresses): the distributor and the redistributors that
-/// exist (a GICv2 has none), each region showing only Dom0's own.
-pub fn mmio_regions(gic: &'static Gic) -> MmioRegions {
-    let mut regions = MmioRegions::new();
-    let distributor = (gic.distributor, None);
-    let redistributors = gic.redistributors.iter().map(|&range| (range, Some(gic.dom0_view(range))));
-    for (range, view) in core::iter::once(distributor).chain(redistributors) {
-        let seen_at = GuestRange::identity_of(range);
-        if let Some(view) = &view {
-            log::info!("GIC: Dom0 sees {} of the redistributors at {range}", view.len());
-        }
-        if range.size() > 0
-            && regions.add(seen_at, alloc::boxed::Box::new(GicFrames { gic, base: range.start, view })).is_err()
-        {
-            log::error!("GIC: {range} overlaps another GIC range; not emulated");
-        }
-    }
-    regions
-}
-
 /// ICC_SGI1R_EL1 written. Dom0 vCPU n is physical CPU n with the same
 /// MPIDR, so the value is forwarded, unless it names the hypervisor's kick
 /// SGI, with only the targets that are Dom0's CPUs, "all but self" as a
@@ -493,58 +357,4 @@ fn ignore_sgi_write(value: u64) {
 /// The SGI registers are write-only: they read as zero.
 pub fn read_sgi_register(_: &Vcpu) -> Result<u64, Refused> {
     Ok(0)
-}
-
-/// A DomU's emulated distributor (`gic::emulated`), at Xen's guest address.
-struct EmulatedDistributor;
-
-/// A DomU's emulated redistributors (GICv3), one per vCPU, from Xen's
-/// GUEST_GICV3_GICR0_BASE.
-struct EmulatedRedistributors;
-
-impl MmioDevice for EmulatedDistributor {
-    fn read(&self, vcpu: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
-        let (domain, emulated) = emulated_gic_of(vcpu).ok_or(Refused)?;
-        Ok(emulated.lock().read_distributor(vcpu.id, offset, width, domain.vcpus.as_slice()))
-    }
-
-    fn write(&self, vcpu: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused> {
-        let (domain, emulated) = emulated_gic_of(vcpu).ok_or(Refused)?;
-        let wake = emulated.lock().write_distributor(vcpu.id, offset, width, value, domain.vcpus.as_slice());
-        wake_vcpus(domain, wake);
-        Ok(())
-    }
-}
-
-impl MmioDevice for EmulatedRedistributors {
-    fn read(&self, vcpu: &Vcpu, offset: u64, width: u8) -> Result<u64, Refused> {
-        let (domain, emulated) = emulated_gic_of(vcpu).ok_or(Refused)?;
-        Ok(emulated.lock().read_redistributor(offset, width, domain.vcpus.as_slice()))
-    }
-
-    fn write(&self, vcpu: &Vcpu, offset: u64, width: u8, value: u64) -> Result<(), Refused> {
-        let (domain, emulated) = emulated_gic_of(vcpu).ok_or(Refused)?;
-        let wake = emulated.lock().write_redistributor(offset, width, value, domain.vcpus.as_slice());
-        wake_vcpus(domain, wake);
-        Ok(())
-    }
-}
-
-/// A DomU's emulated GIC regions: the distributor at `distributor` and,
-/// on GICv3, the redistributors at `redistributors` (its size from the
-/// emulated GIC's vCPU count). A GICv2's CPU interface is the host's
-/// virtual one, in the DomU's stage 2, not emulated.
-pub fn domu_mmio_regions(emulated: &EmulatedGic, distributor: u64, redistributors: u64) -> MmioRegions {
-    let mut regions = MmioRegions::new();
-    let gicd = GuestRange::new(distributor, distributor + emulated.version().distributor_size());
-    if regions.add(gicd, alloc::boxed::Box::new(EmulatedDistributor)).is_err() {
-        log::error!("vGIC: the emulated distributor at {gicd} could not be added");
-    }
-    if emulated.version() == emulated::Version::V3 {
-        let gicr = GuestRange::new(redistributors, redistributors + emulated.redistributors_size());
-        if regions.add(gicr, alloc::boxed::Box::new(EmulatedRedistributors)).is_err() {
-            log::error!("vGIC: the emulated redistributors at {gicr} could not be added");
-        }
-    }
-    regions
 }
