@@ -22,7 +22,7 @@ use qemu_harness::linux_domu::{Dom0, LinuxDomu};
 use qemu_harness::{Machine, Outcome, image};
 
 const KERNEL_PANIC: &str = "Kernel panic - not syncing";
-/// The DomU's last line before it ends.
+/// The DomU's line at the end of its report (then it ends, or runs a shell).
 const DOMU_DONE: &str = "domu: done";
 /// What the DomU's shell is asked to echo, and what it prints.
 const TYPED_INTO_DOMU: &str = "echo typed-into-domu $((6*7))\r";
