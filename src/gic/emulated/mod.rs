@@ -288,7 +288,12 @@ impl EmulatedGic {
     }
 
     /// Makes `intid` pending: a private one on `vcpu`, an SPI on the vCPU
-    /// it is routed to (or held until it is routed). The vCPUs to look again.
+    /// it is routed to (or held until it is routed). The vCPUs to look
+    /// again: the target only if it may take the interrupt now. A disabled
+    /// one just stays pending, as on a real GIC, which signals no CPU for
+    /// it; the write that enables it wakes the target then. (A guest that
+    /// polls its event channel with the event PPI disabled is not
+    /// interrupted for each event.)
     pub fn raise(&mut self, vcpu: usize, intid: u32, raised: &(impl RaisedBits + ?Sized)) -> Wake {
         let target = match intid {
             0..32 => Some(vcpu).filter(|&v| v < self.mpidrs.len()),
@@ -298,7 +303,7 @@ impl EmulatedGic {
         match target.and_then(|t| Some((t, raised.raised(t)?))) {
             Some((t, bits)) => {
                 bits.fetch_or(1 << intid, Ordering::AcqRel);
-                Wake(1 << t)
+                if self.deliverable(t, 1 << intid) != 0 { Wake(1 << t) } else { Wake::default() }
             }
             None => {
                 if intid >= FIRST_SPI {

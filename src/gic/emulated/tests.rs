@@ -82,7 +82,7 @@ fn a_disabled_interrupt_waits_until_enabled() {
     let (mut gic, r) = v3(1);
     gic.write_distributor(0, 0, 4, 0b10, r.as_slice());
     let wake = gic.raise(0, 27, r.as_slice());
-    assert_eq!(wake, Wake(1));
+    assert_eq!(wake, Wake(0), "disabled: pending, and no CPU signalled");
     assert_eq!(gic.deliverable(0, bits(&r, 0)), 0);
     assert_eq!(gic.read_redistributor(GICR_SGI + 0x200, 4, r.as_slice()), 1 << 27, "pending reads back");
     let wake = gic.write_redistributor(GICR_SGI + 0x100, 4, 1 << 27, r.as_slice());
@@ -127,7 +127,7 @@ fn spis_follow_irouter() {
     gic.write_distributor(0, 0x6000 + 40 * 8, 8, 1, r.as_slice());
     assert_eq!(gic.read_distributor(0, 0x6000 + 40 * 8, 8, r.as_slice()), 1);
     assert_eq!(gic.spi_target(40), Some(1));
-    gic.write_distributor(0, 0x104, 4, 1 << 8, r.as_slice());
+    gic.write_distributor(0, 0x104, 4, 1 << 8 | 1 << 9, r.as_slice());
     assert_eq!(gic.write_distributor(0, 0x204, 4, 1 << 8, r.as_slice()), Wake(0b10));
     assert_eq!(bits(&r, 1), 1 << 40);
     assert_eq!(gic.deliverable(1, bits(&r, 1)), 1 << 40);
@@ -160,6 +160,15 @@ fn a_level_line_raises_on_rising_and_withdraws_on_falling() {
             // ITARGETSR for INTID 32: CPU interface 0 (vCPU 0).
             gic.write_distributor(0, 0x820, 1, 1, r.as_slice());
         }
+        // Disabled, rising: pending, nobody woken; falling: withdrawn.
+        assert_eq!(gic.set_line(32, true, r.as_slice()), Wake(0));
+        assert_eq!(bits(&r, 0), 1 << 32);
+        gic.set_line(32, false, r.as_slice());
+        assert_eq!(bits(&r, 0), 0);
+        // Enabled, with its group.
+        let group = if gic.version() == Version::V3 { 0b10 } else { 1 };
+        gic.write_distributor(0, 0, 4, group, r.as_slice());
+        gic.write_distributor(0, 0x104, 4, 1, r.as_slice());
         assert!(!gic.line_is_high(32));
         assert_eq!(gic.set_line(32, true, r.as_slice()), Wake(1), "rising: raised on its vCPU");
         assert_eq!(bits(&r, 0), 1 << 32);
@@ -197,6 +206,11 @@ fn gicv3_sgis_by_affinity() {
     // Range selector 1 (Aff0 16..31): nobody.
     assert_eq!(gic.sgi1r_targets(0, 1 | 1 << 44), 0);
     let (mut gic, r) = v3(2);
+    // Disabled on vCPU 1: pending there, nobody woken; enabled: woken.
+    let wake = gic.send_sgi(0b10, 5, r.as_slice());
+    assert_eq!((wake, bits(&r, 1), bits(&r, 0)), (Wake(0), 1 << 5, 0));
+    gic.write_distributor(0, 0, 4, 0b10, r.as_slice());
+    assert_eq!(gic.write_redistributor(0x2_0000 + GICR_SGI + 0x100, 4, 1 << 5, r.as_slice()), Wake(0b10));
     let wake = gic.send_sgi(0b10, 5, r.as_slice());
     assert_eq!((wake, bits(&r, 1), bits(&r, 0)), (Wake(0b10), 1 << 5, 0));
 }
@@ -221,7 +235,11 @@ fn gicv2_distributor() {
     assert_eq!((gic.enabled(0), gic.enabled(1)), (0, 1 << 27));
     gic.write_distributor(0, 0, 4, 1, r.as_slice());
     assert_eq!(read(&gic, 0, 0, 4), 1);
-    // GICD_SGIR: to the list, to the others, to oneself.
+    // GICD_SGIR: to the list, to the others, to oneself (SGIs 3, 4 and 6
+    // enabled on both: a disabled one would only be pending).
+    for vcpu in 0..2 {
+        gic.write_distributor(vcpu, 0x100, 4, 1 << 3 | 1 << 4 | 1 << 6, r.as_slice());
+    }
     assert_eq!(gic.write_distributor(0, 0xf00, 4, 0x2_0003, r.as_slice()), Wake(0b10));
     assert_eq!(bits(&r, 1), 1 << 3);
     assert_eq!(gic.write_distributor(1, 0xf00, 4, 1 << 24 | 4, r.as_slice()), Wake(0b01));
