@@ -9,11 +9,15 @@
 //!   port's `xen-dyn` interrupt.
 //! - `gnttest --peek ID --gfn G`: privcmd maps frame G of domain ID
 //!   (`IOCTL_PRIVCMD_MMAPBATCH_V2`) and prints its arm64 Image magic (the
-//!   4 bytes at 56); `ok` if they are `ARM\x64`.
+//!   4 bytes at 56); `ok` if they are `ARM\x64` and Linux's `Xen scratch`
+//!   ranges, whence privcmd takes its pages (the mapping is VM_PFNMAP, so
+//!   pagemap cannot show its frame), lie in the extended regions of
+//!   `/hypervisor`. With `--gone`, the domain has ended: `ok` if the map
+//!   fails with -ESRCH, as for a domain that does not exist.
 //!
 //! One line per fact, `gnttest: ` prefixed; the last `ok` or `FAIL ...`.
 
-use crate::check::{Context, Failure, fail};
+use crate::check::{Context, Failure, fail, hypervisor_regions, xen_scratch};
 use crate::gntabi::*;
 use crate::sys::{File, O_RDWR, say};
 use core::fmt::Write;
@@ -89,7 +93,10 @@ pub fn events(rounds: u64) -> i32 {
     })())
 }
 
-pub fn peek(domid: u16, gfn: u64) -> i32 {
+/// Xen's -ESRCH, in the per-frame error array.
+const ESRCH: i32 = -3;
+
+pub fn peek(domid: u16, gfn: u64, gone: bool) -> i32 {
     finish((|| {
         let privcmd = File::open(c"/dev/xen/privcmd", O_RDWR).doing("open /dev/xen/privcmd")?;
         let mapping = privcmd.map_shared(1, 0).doing("mmap of /dev/xen/privcmd")?;
@@ -102,10 +109,29 @@ pub fn peek(domid: u16, gfn: u64) -> i32 {
             arr: gfns.as_ptr(),
             err: errors.as_mut_ptr(),
         };
-        privcmd.ioctl(IOCTL_PRIVCMD_MMAPBATCH_V2, &mut batch).doing("IOCTL_PRIVCMD_MMAPBATCH_V2")?;
+        let mapped = privcmd.ioctl(IOCTL_PRIVCMD_MMAPBATCH_V2, &mut batch);
+        if gone {
+            say(format_args!("peek: d{domid} gfn {gfn:#x}: ioctl {mapped:?}, frame error {}", errors[0]));
+            if errors[0] != ESRCH {
+                fail!("frame {gfn:#x} of the ended d{domid}: error {}, not -ESRCH", errors[0]);
+            }
+            say(format_args!("peek: d{domid} is gone: -ESRCH"));
+            return Ok(());
+        }
+        mapped.doing("IOCTL_PRIVCMD_MMAPBATCH_V2")?;
         if errors[0] != 0 {
             fail!("frame {gfn:#x} of d{domid}: error {}", errors[0]);
         }
+        let regions = hypervisor_regions()?;
+        let extended = &regions.as_slice()[1..];
+        let scratch = xen_scratch()?;
+        if scratch.as_slice().is_empty() {
+            fail!("no Xen scratch range: privcmd's page is not from the extended regions");
+        }
+        if let Some(stray) = scratch.as_slice().iter().find(|s| !extended.iter().any(|r| r.contains(**s))) {
+            fail!("Xen scratch {stray} is in no extended region");
+        }
+        say(format_args!("peek: Linux's Xen scratch ranges lie in extended regions"));
         let magic = (mapping.read(7) as u32).to_le_bytes();
         say(format_args!("peek: d{domid} gfn {gfn:#x} bytes 56..60: {magic:02x?}"));
         if &magic != b"ARM\x64" {

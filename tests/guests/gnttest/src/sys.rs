@@ -36,14 +36,15 @@ extern "C" fn gnttest_entry(stack: *const usize) -> ! {
         exit(crate::probe::events(rounds));
     }
     if let (Some(Some(domid)), Some(Some(gfn))) = (value("--peek"), value("--gfn")) {
-        exit(crate::probe::peek(domid as u16, gfn));
+        let gone = (1..args.len()).any(|i| arg(i) == "--gone");
+        exit(crate::probe::peek(domid as u16, gfn, gone));
     }
     match (value("--domu"), value("--mailbox")) {
         (Some(Some(domid)), Some(Some(mailbox))) => exit(crate::peer::main(domid as u16, mailbox, ballooned)),
         (None, None) => exit(crate::check::main(ballooned)),
         _ => {
             say(format_args!(
-                "FAIL usage: gnttest [--ballooned] [--domu ID --mailbox ADDRESS] [--events N] [--peek ID --gfn G]"
+                "FAIL usage: gnttest [--ballooned] [--domu ID --mailbox ADDRESS] [--events N] [--peek ID --gfn G [--gone]]"
             ));
             exit(2)
         }
