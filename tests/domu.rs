@@ -36,12 +36,20 @@ fn machine(nodes: &[String], append: &str, name: &str) -> Machine {
 /// As [`machine`], on QEMU's GICv3 or GICv2 (`gic_version`), with
 /// `dom0_args` as Dom0's command line.
 fn machine_on_gic(gic_version: u32, nodes: &[String], append: &str, dom0_args: &str, name: &str) -> Machine {
-    machine_of("2G", gic_version, nodes, append, dom0_args, name)
+    machine_of("2G", 2, gic_version, nodes, append, dom0_args, name)
 }
 
-/// As [`machine_on_gic`], with `memory` of RAM.
-fn machine_of(memory: &str, gic_version: u32, nodes: &[String], append: &str, dom0_args: &str, name: &str) -> Machine {
-    let base = Machine { modules: vec![], gic_version, ..Machine::with_probe_dom0("cortex-a57", memory, append) };
+/// As [`machine_on_gic`], with `memory` of RAM and `smp` CPUs.
+fn machine_of(
+    memory: &str,
+    smp: u32,
+    gic_version: u32,
+    nodes: &[String],
+    append: &str,
+    dom0_args: &str,
+    name: &str,
+) -> Machine {
+    let base = Machine { modules: vec![], gic_version, smp, ..Machine::with_probe_dom0("cortex-a57", memory, append) };
     let mut dts = Dts::from_blob(&base.generated_dtb())
         .add_to_node("chosen", &format!("xen,dom0-bootargs = \"{dom0_args}\";"))
         .with_kernel_module(DOM0_KERNEL, size(image::dom0_probe()));
@@ -277,7 +285,7 @@ fn without_xen_enhanced_there_is_no_hypervisor_node() {
 #[test]
 fn stage2_blocks_no_keeps_blocks_for_a_domu_too_large_for_the_heap() {
     let large = domu_node("domU1", "memory = <0x0 0x300000>; cpus = <1>;", "expect-mem=0xc0000000 expect-enhanced=0");
-    let out = machine_of("6G", 3, &[large], "dom0_mem=512M stage2-blocks=no", "console=hvc0", "domu-large").run();
+    let out = machine_of("6G", 2, 3, &[large], "dom0_mem=512M stage2-blocks=no", "console=hvc0", "domu-large").run();
     out.expect_line("(HV) WARNING: d1: stage 2: 3072 MiB of RAM in pages would take ");
     let d1 = out.expect_line("(HV) d1: VMID ");
     assert!(!d1.contains("4 KiB pages"), "{d1}");
@@ -409,4 +417,27 @@ fn a_hostile_domu_is_refused_everything_and_dom0_carries_on() {
 #[test]
 fn a_hostile_domu_on_a_gicv2_host_is_refused_everything_and_dom0_carries_on() {
     hostile_domu_on(2);
+}
+
+/// A DomU ends (vCPU 0 powers it off) while its vCPU 1 spins with every
+/// interrupt masked and none enabled, as a hung or hostile guest's may
+/// (`ending=spinning-vcpu`, `tests/guests/domu-probe/src/probe/ending.rs`):
+/// the hypervisor still stops vCPU 1 (its CPU takes the kick, whatever the
+/// guest enabled) and releases the domain.
+#[test]
+fn a_domu_ending_beside_a_spinning_masked_vcpu_is_still_released() {
+    let node = domu_node(
+        "domU1",
+        "memory = <0x0 0x10000>; cpus = <2>;",
+        "expect-mem=0x4000000 expect-enhanced=0 ending=spinning-vcpu",
+    );
+    let out =
+        machine_of("2G", 3, 3, &[node], "dom0_mem=512M", "console=hvc0 probe=wait-domain-end", "domu-spinning").run();
+    out.expect_line("(HV) d1: DomU from /chosen/domU1: 64 MiB, 2 vCPU(s) on CPU 1 (0x1), 2 (0x2)");
+    out.expect_line("(d1) domu-probe: ok: vCPU 1 runs, spinning with every interrupt masked");
+    let ended = out.expect_line("(HV) d1: shutdown: power off; the domain's vCPUs stop, the machine carries on");
+    out.expect_line_after(ended, "(HV) d1: vCPU 1 stopped");
+    out.expect_line_after(ended, "(HV) d1: released: ");
+    out.expect_no_line("domu-probe: FAIL");
+    dom0_passed(&out);
 }

@@ -57,8 +57,10 @@ pub fn end_this_domu(why: core::fmt::Arguments<'_>) -> ! {
     if domain.end() {
         log::info!("d{}: {why}; the domain's vCPUs stop, the machine carries on", domain.id.0);
         crate::arch::trap_counts::log(domain);
+        // The kick, not an event: a vCPU with its event PPI (or every
+        // interrupt) disabled must stop too, or the domain is never released.
         for other in domain.vcpus.iter().filter(|v| v.id != vcpu.id && v.power() != crate::domain::vcpu::Power::Off) {
-            vgic::raise(other, domain.event_intid);
+            vgic::force_exit(other);
         }
         // As Xen tells its toolstack: Dom0 hears of it if it listens.
         if let Some(dom0) = crate::domain::dom0() {

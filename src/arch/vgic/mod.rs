@@ -119,7 +119,11 @@ fn inject(gic: &Gic, vcpu: &Vcpu, lr: ListRegister) {
         let current = gic.read_list_register(i);
         if current.intid() == lr.intid() {
             if !lr.is_hardware() {
-                gic.write_list_register(i, current.repended());
+                // Pending again; and if this raise is a level line's, its
+                // end must be seen too (the one there may be an edge's).
+                let merged = current.repended();
+                let merged = if lr.asks_eoi_maintenance() { merged.with_eoi_maintenance() } else { merged };
+                gic.write_list_register(i, merged);
             }
             return;
         }
@@ -149,6 +153,20 @@ fn refill(gic: &Gic, overflow: &mut Overflow, count: usize) {
     }
     if overflow.is_empty() {
         gic.set_underflow_interrupt(false);
+    }
+}
+
+/// Makes `vcpu` leave its guest at once, whatever the guest has enabled:
+/// its physical CPU takes the hypervisor's kick SGI (this CPU: at its next
+/// return to the guest, which the caller is about to make). For ending a
+/// domain, whose other vCPUs must stop even with every interrupt of
+/// theirs disabled.
+pub fn force_exit(vcpu: &Vcpu) {
+    let target = vcpu.placement.cpu;
+    if target != cpu::current_index()
+        && let Some(gic) = gic::get()
+    {
+        gic.kick(target);
     }
 }
 
@@ -236,7 +254,7 @@ pub fn set_line(domain: &Domain, intid: u32, high: bool) {
 /// level-triggered SPI whose line is still high is raised again.
 fn resample_ended_levels(gic: &Gic, vcpu: &Vcpu) {
     let count = this_interface().list_registers.load(Ordering::Acquire);
-    let mut ended = gic.ended_list_registers() & ((1u64 << count) - 1);
+    let mut ended = gic.ended_list_registers() & u64::MAX.checked_shr(64 - count as u32).unwrap_or(0);
     if ended == 0 {
         return;
     }

@@ -12,7 +12,9 @@
 //! (`interrupts.rs`), after `wait-ms=<n>` if given; `check-vpl011=1` the
 //! emulated UART's (`vpl011.rs`: its node, output through it, its
 //! interrupts, a line typed on the console). With `mode=serve` it serves Dom0's test of the
-//! calls between domains instead, after the memory check (`serve.rs`).
+//! calls between domains instead, after the memory check (`serve.rs`);
+//! with `ending=spinning-vcpu` it ends beside a vCPU spinning masked
+//! (`probe/ending.rs`).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
@@ -78,6 +80,7 @@ sync_handler:
 "#
     ));
 
+    mod ending;
     pub(crate) mod hostile;
 
     #[unsafe(no_mangle)]
@@ -267,6 +270,9 @@ sync_handler:
             format_args!("memory {ram_start:#x}+{ram_size:#x}: one bank at GUEST_RAM0_BASE of {expect_mem:#x} bytes"),
         );
         let ram_end = ram_start + ram_size;
+        if bootargs.split(' ').any(|t| t == "ending=spinning-vcpu") {
+            ending::run(&mut r);
+        }
         if bootargs.split(' ').any(|t| t == "mode=serve") {
             crate::serve::serve(&mut r, (ram_start, ram_end));
         }
