@@ -220,6 +220,26 @@ impl Gic {
         }
     }
 
+    /// Routes every SPI not the hypervisor's that the firmware left routed
+    /// outside Dom0's CPUs (or 1-of-N) to `boot`, Dom0's first: Dom0's own
+    /// route writes are kept on its CPUs, but one it never writes would
+    /// otherwise let it make an SPI pending on a DomU's CPU (GICv3; a
+    /// GICv2's SPI targets are Dom0's vCPUs' interfaces through
+    /// `gic::targets` from the start).
+    fn route_spis_to_dom0(&self, boot: u64) {
+        let base = self.distributor.start;
+        let lines = (read32(base + gicd::TYPER) & 0x1f) + 1;
+        let spis = (PRIVATE_COUNT..lines * 32).take_while(|&i| i < crate::gic::FIRST_SPECIAL);
+        for intid in spis.filter(|&i| !self.filter.owned().contains(i)) {
+            let router = base + gicd::IROUTER + u64::from(intid) * 8;
+            let route = read_register(router, 8);
+            let kept = self.dom0.route(route, boot);
+            if kept != route {
+                write_register(router, 8, kept);
+            }
+        }
+    }
+
     /// Routes SPI `intid` to the CPU `mpidr` as a level-triggered group 1
     /// interrupt of the hypervisor's, and enables it.
     /// On a GICv2 the SPI targets this CPU's interface.
@@ -448,6 +468,7 @@ pub fn init(
     let ctlr = gic.distributor.start + gicd::CTLR;
     write32(ctlr, read32(ctlr) | gicd::CTLR_ARE | gicd::CTLR_ENABLE_G1);
     gic.wait_for_distributor();
+    gic.route_spis_to_dom0(super::cpu::this_mpidr());
     Ok(gic)
 }
 
