@@ -745,6 +745,14 @@ pub fn release_mappings(mapper: DomainView<'_>, board: &dyn Board, domains: &dyn
             })
             .collect()
     };
+    release.extend(let_go_foreign(foreign, domains));
+    release
+}
+
+/// Each owner's pin and reference of `foreign` frames let go; the dead
+/// owners whose last mapped frame that was, to be released.
+fn let_go_foreign(foreign: Vec<Foreign>, domains: &dyn super::Domains) -> Vec<u16> {
+    let mut release = Vec::new();
     for f in foreign {
         if let Some(owner) = domains.find(f.dom) {
             let mut theirs = owner.stage2.lock_holding_no_xen_lock();
@@ -780,15 +788,7 @@ pub fn release_stranded(mapper: DomainView<'_>, board: &dyn Board, domains: &dyn
             release.push(granter.id);
         }
     }
-    for f in foreign {
-        if let Some(owner) = domains.find(f.dom) {
-            let mut theirs = owner.stage2.lock_holding_no_xen_lock();
-            theirs.unpin(Ipa(f.page));
-            if owner.xen.life.let_go(&theirs) {
-                release.push(f.dom);
-            }
-        }
-    }
+    release.extend(let_go_foreign(foreign, domains));
     release
 }
 

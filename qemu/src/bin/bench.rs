@@ -264,9 +264,7 @@ fn traps(o: &Options, hypervisor: &Path) {
         ("Xen 4.17 GICv2", &xen, "dom0_mem=512M", 2),
     ];
     // Samples per figure per configuration, and why some are missing.
-    let mut samples: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
-    let mut missing: BTreeMap<(String, usize), String> = BTreeMap::new();
-    let mut names: Vec<String> = Vec::new();
+    let mut figures = GuestFigures::default();
     for run in 0..o.runs {
         for (c, &(name, image, append, gic_version)) in configs.iter().enumerate() {
             progress("traps", run, o.runs, name);
@@ -278,43 +276,68 @@ fn traps(o: &Options, hypervisor: &Path) {
             if s.after.is_none() {
                 explain(name, &s);
             }
-            for (figure, value) in guest_figures(&s.output) {
-                if !names.contains(&figure) {
-                    names.push(figure.clone());
-                }
-                match value {
-                    Ok(ns) => samples.entry((figure, c)).or_default().push(ns),
-                    Err(why) => {
-                        missing.insert((figure, c), why);
-                    }
-                }
-            }
+            figures.add(c, &s.output);
         }
     }
     println!();
     println!("(b) Trap costs from a bare-metal Dom0, ns per operation over {} iterations", o.iterations);
     println!("    (-m 2G, dom0_mem=512M; `loop` is the timing loop alone, included in every other figure;");
     println!("    quiet/Xen: ours with loglvl=error over Xen; v2: ours over Xen, both on gic-version=2)");
-    print!("    {:<24}", "operation");
-    for (name, _, _, _) in &configs {
-        print!(" {name:<34}");
-    }
-    println!(" {:>8} {:>9} {:>9}", "ours/Xen", "quiet/Xen", "v2");
-    for figure in &names {
-        let spread = |c: usize| samples.get(&(figure.clone(), c)).and_then(|v| Spread::of(v));
-        print!("    {figure:<24}");
-        for c in 0..configs.len() {
-            print!(" {:<34}", show(spread(c), 1.0, 1));
+    let names: Vec<&str> = configs.iter().map(|c| c.0).collect();
+    figures.print(&names, &[("ours/Xen", 0, 2), ("quiet/Xen", 1, 2), ("v2", 3, 4)]);
+}
+
+/// The figures the benchmark guest prints (`guest_figures`), gathered run
+/// by run for each configuration of a table, in the order first seen.
+#[derive(Default)]
+struct GuestFigures {
+    samples: BTreeMap<(String, usize), Vec<f64>>,
+    missing: BTreeMap<(String, usize), String>,
+    names: Vec<String>,
+}
+
+impl GuestFigures {
+    /// One run's output under configuration `config`.
+    fn add(&mut self, config: usize, output: &str) {
+        for (figure, value) in guest_figures(output) {
+            if !self.names.contains(&figure) {
+                self.names.push(figure.clone());
+            }
+            match value {
+                Ok(ns) => self.samples.entry((figure, config)).or_default().push(ns),
+                Err(why) => {
+                    self.missing.insert((figure, config), why);
+                }
+            }
         }
-        println!(
-            " {:>8} {:>9} {:>9}",
-            ratio(spread(0), spread(2)),
-            ratio(spread(1), spread(2)),
-            ratio(spread(3), spread(4))
-        );
     }
-    for ((figure, c), why) in &missing {
-        println!("    n/a: {figure} under {}: {why}", configs[*c].0);
+
+    /// The table: a row per figure, a column per configuration (`configs`,
+    /// their names), then each ratio (its heading, numerator and
+    /// denominator configurations); then what could not be had.
+    fn print(&self, configs: &[&str], ratios: &[(&str, usize, usize)]) {
+        print!("    {:<24}", "operation");
+        for name in configs {
+            print!(" {name:<34}");
+        }
+        for (heading, _, _) in ratios {
+            print!(" {heading:>9}");
+        }
+        println!();
+        for figure in &self.names {
+            let spread = |c: usize| self.samples.get(&(figure.clone(), c)).and_then(|v| Spread::of(v));
+            print!("    {figure:<24}");
+            for c in 0..configs.len() {
+                print!(" {:<34}", show(spread(c), 1.0, 1));
+            }
+            for &(_, over, under) in ratios {
+                print!(" {:>9}", ratio(spread(over), spread(under)));
+            }
+            println!();
+        }
+        for ((figure, c), why) in &self.missing {
+            println!("    n/a: {figure} under {}: {why}", configs[*c]);
+        }
     }
 }
 
@@ -338,9 +361,7 @@ fn domu(o: &Options, hypervisor: &Path) {
             machine
         })
         .collect();
-    let mut samples: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
-    let mut missing: BTreeMap<(String, usize), String> = BTreeMap::new();
-    let mut names: Vec<String> = Vec::new();
+    let mut figures = GuestFigures::default();
     for run in 0..o.runs {
         for (c, &(name, image, _)) in configs.iter().enumerate() {
             progress("domu", run, o.runs, name);
@@ -348,17 +369,7 @@ fn domu(o: &Options, hypervisor: &Path) {
             if s.after.is_none() {
                 explain(name, &s);
             }
-            for (figure, value) in guest_figures(&s.output) {
-                if !names.contains(&figure) {
-                    names.push(figure.clone());
-                }
-                match value {
-                    Ok(ns) => samples.entry((figure, c)).or_default().push(ns),
-                    Err(why) => {
-                        missing.insert((figure, c), why);
-                    }
-                }
-            }
+            figures.add(c, &s.output);
         }
     }
     println!();
@@ -368,22 +379,8 @@ fn domu(o: &Options, hypervisor: &Path) {
         o.iterations
     );
     println!("    timing loop alone; quiet/Xen: ours with loglvl=error over Xen; the goal is under 0.50)");
-    print!("    {:<24}", "operation");
-    for (name, _, _) in &configs {
-        print!(" {name:<34}");
-    }
-    println!(" {:>8} {:>9}", "ours/Xen", "quiet/Xen");
-    for figure in &names {
-        let spread = |c: usize| samples.get(&(figure.clone(), c)).and_then(|v| Spread::of(v));
-        print!("    {figure:<24}");
-        for c in 0..configs.len() {
-            print!(" {:<34}", show(spread(c), 1.0, 1));
-        }
-        println!(" {:>8} {:>9}", ratio(spread(0), spread(2)), ratio(spread(1), spread(2)));
-    }
-    for ((figure, c), why) in &missing {
-        println!("    n/a: {figure} under {}: {why}", configs[*c].0);
-    }
+    let names: Vec<&str> = configs.iter().map(|c| c.0).collect();
+    figures.print(&names, &[("ours/Xen", 0, 2), ("quiet/Xen", 1, 2)]);
 }
 
 /// (c) Linux's boot to `/init`, with and without a hypervisor.

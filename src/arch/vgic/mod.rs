@@ -206,28 +206,25 @@ pub fn take_raised() {
     if interface.list_registers.load(Ordering::Acquire) == 0 {
         return;
     }
-    let Some((_, emulated)) = emulated_gic_of(vcpu) else {
-        let take = raised & u64::from(gic.private_enabled(rd));
-        let mut take = vcpu.interrupts.raised.fetch_and(!take, Ordering::AcqRel) & take;
-        while take != 0 {
-            let intid = take.trailing_zeros();
-            take &= take - 1;
-            inject(gic, vcpu, ListRegister::virtual_only(intid));
-        }
-        return;
+    let emulated = emulated_gic_of(vcpu).map(|(_, emulated)| emulated.lock());
+    let deliverable = match &emulated {
+        Some(emulated) => emulated.deliverable(vcpu.id, raised),
+        None => raised & u64::from(gic.private_enabled(rd)),
     };
-    let emulated = emulated.lock();
-    let take = emulated.deliverable(vcpu.id, raised);
     // Only what is still raised: another vCPU may have cleared it (ICPENDR).
-    let mut take = vcpu.interrupts.raised.fetch_and(!take, Ordering::AcqRel) & take;
+    let mut take = vcpu.interrupts.raised.fetch_and(!deliverable, Ordering::AcqRel) & deliverable;
     while take != 0 {
         let intid = take.trailing_zeros();
         take &= take - 1;
-        let priority = emulated.priority(vcpu.id, intid);
-        let mut lr = ListRegister::virtual_only(intid).with_priority(priority);
-        if emulated.line_is_high(intid) {
-            lr = lr.with_eoi_maintenance();
-        }
+        let lr = ListRegister::virtual_only(intid);
+        let lr = match &emulated {
+            // A DomU's priority, and a level line's end to be seen.
+            Some(emulated) => {
+                let lr = lr.with_priority(emulated.priority(vcpu.id, intid));
+                if emulated.line_is_high(intid) { lr.with_eoi_maintenance() } else { lr }
+            }
+            None => lr,
+        };
         inject(gic, vcpu, lr);
     }
 }
@@ -300,7 +297,7 @@ pub fn handle_irq(own_device: impl Fn(u32)) {
                 own_device(intid);
             }
             gic.deactivate(acknowledged);
-        } else if let Some((_, _)) = emulated_gic_of(vcpu) {
+        } else if emulated_gic_of(vcpu).is_some() {
             // A DomU's CPU: its virtual timer, handed over as on a GICv2
             // below, through the emulated GIC (whose enable decides).
             // Nothing else physical is the DomU's.

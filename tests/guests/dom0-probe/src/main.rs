@@ -101,6 +101,10 @@ secondary_park:
     #[unsafe(no_mangle)]
     static mut LAST_ESR: u64 = 0;
 
+    #[path = "../../../common/faults.rs"]
+    mod faults;
+    use faults::{faults, fetch_faults, read_faults, write_faults};
+
     unsafe extern "C" {
         static __image_start: u8;
         static __stack_top: u8;
@@ -165,40 +169,6 @@ secondary_park:
         fn say(&mut self, what: fmt::Arguments<'_>) {
             let _ = writeln!(self.out, "probe: {what}");
         }
-    }
-
-    /// Runs `access`; the ESR of the synchronous exception it took, if it
-    /// took one (the handler then skipped the faulting instruction).
-    fn faults(access: impl FnOnce()) -> Option<u64> {
-        // SAFETY: a static only the exception handler also writes.
-        unsafe { write_volatile(&raw mut LAST_ESR, 0) };
-        access();
-        // SAFETY: as above.
-        let esr = unsafe { read_volatile(&raw const LAST_ESR) };
-        (esr != 0).then_some(esr)
-    }
-
-    /// Reads `addr`; `Some(esr)` if that took an exception.
-    fn read_faults(addr: u64) -> Option<u64> {
-        // SAFETY: a faulting load is skipped by the handler; a value read
-        // is discarded.
-        faults(|| unsafe { asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack)) })
-    }
-
-    /// Stores `value` at `addr`; `Some(esr)` if that took an exception.
-    /// Callers aim only at memory that must not be Dom0's.
-    fn write_faults(addr: u64, value: u64) -> Option<u64> {
-        // SAFETY: a faulting store is skipped by the handler.
-        faults(|| unsafe { asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack)) })
-    }
-
-    /// Branches to `addr`; `Some(esr)` if fetching there took an exception
-    /// (the handler returns to the caller). Callers aim only at memory that
-    /// must not be Dom0's.
-    fn fetch_faults(addr: u64) -> Option<u64> {
-        // SAFETY: the fetch aborts and the handler returns through x30;
-        // every caller-saved register is declared clobbered.
-        faults(|| unsafe { asm!("blr {a}", a = in(reg) addr, clobber_abi("C")) })
     }
 
     fn word(address: u64) -> u64 {

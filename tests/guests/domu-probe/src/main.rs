@@ -86,6 +86,10 @@ sync_handler:
     #[unsafe(no_mangle)]
     static mut LAST_ESR: u64 = 0;
 
+    #[path = "../../../common/faults.rs"]
+    mod faults;
+    use faults::{faults, fetch_faults, read_faults, write_faults};
+
     unsafe extern "C" {
         static __image_start: u8;
         static __image_end: u8;
@@ -158,39 +162,6 @@ sync_handler:
         pub(crate) fn say(&mut self, what: fmt::Arguments<'_>) {
             let _ = writeln!(self.out, "domu-probe: {what}");
         }
-    }
-
-    /// Runs `access`; `Some(esr)` if it took an exception (which the
-    /// handler skipped, or returned from through x30).
-    fn faults(access: impl FnOnce()) -> Option<u64> {
-        // SAFETY: a static only the exception handler also writes.
-        unsafe { write_volatile(&raw mut LAST_ESR, 0) };
-        access();
-        // SAFETY: as above.
-        let esr = unsafe { read_volatile(&raw const LAST_ESR) };
-        (esr != 0).then_some(esr)
-    }
-
-    /// Reads `addr`; `Some(esr)` if that took an exception (skipped).
-    fn read_faults(addr: u64) -> Option<u64> {
-        // SAFETY: a faulting load is skipped by the handler; a value read is discarded.
-        faults(|| unsafe { asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack)) })
-    }
-
-    /// Stores `value` at `addr`; `Some(esr)` if that took an exception.
-    /// Callers aim only at memory that must not be the DomU's.
-    fn write_faults(addr: u64, value: u64) -> Option<u64> {
-        // SAFETY: a faulting store is skipped by the handler.
-        faults(|| unsafe { asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack)) })
-    }
-
-    /// Branches to `addr`; `Some(esr)` if fetching there took an exception
-    /// (the handler returns to the caller). Callers aim only at memory that
-    /// must not be the DomU's.
-    fn fetch_faults(addr: u64) -> Option<u64> {
-        // SAFETY: the fetch aborts and the handler returns through x30;
-        // every caller-saved register is declared clobbered.
-        faults(|| unsafe { asm!("blr {a}", a = in(reg) addr, clobber_abi("C")) })
     }
 
     /// An SMCCC call through HVC #0 (PSCI): function in w0, arguments x1..x3.
